@@ -1,0 +1,51 @@
+"""The Bolt app factory: one App per process, listeners registered by kind."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.response import BoltResponse
+
+from bot import metrics
+from bot.bootstrap import Container
+from bot.listeners import actions, commands, views
+from bot.settings import secret
+
+log = logging.getLogger("rollbot.app")
+
+
+def create_app(container: Container) -> App:
+    settings = container.settings
+    app = App(
+        token=secret(settings.slack_bot_token),
+        signing_secret=secret(settings.slack_signing_secret),
+        client=container.slack,
+        # The default executor has 5 threads: a few slow rollbacks would starve every ack.
+        listener_executor=ThreadPoolExecutor(max_workers=settings.rollbot_listener_threads,
+                                             thread_name_prefix="rollbot-listener"),
+        token_verification_enabled=False,
+        raise_error_for_unhandled_request=True,
+        process_before_response=False,
+    )
+
+    @app.middleware
+    def count_requests(body: dict[str, Any], next: Any) -> Any:
+        metrics.inc("rollbot_slack_requests_total", kind=str(body.get("type") or body.get("command") or "other"))
+        return next()
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+        if isinstance(error, BoltUnhandledRequestError):
+            return BoltResponse(status=404, body="")
+        metrics.inc("rollbot_listener_errors_total")
+        log.exception("listener failed", exc_info=error)
+        return None
+
+    commands.register(app, container.services)
+    actions.register(app, container.services)
+    views.register(app, container.services)
+    return app

@@ -1,0 +1,138 @@
+"""The incident's root message: what, where, from -> to, who, why, target, checklist, buttons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.blocks.text import ago, plain, quote, user, when
+from handlers.config import EnvironmentPolicy
+from handlers.durations import format_duration
+from handlers.model import Deployment, Incident, Status, StepRun
+from handlers.runbook import PRE_CHECKLIST, target_for
+
+Block = dict[str, Any]
+
+KIND_TITLE = {"code": "Code rollback", "database": "Database rollback", "env": "Env var rollback",
+              "flag": "Feature flag rollback"}
+STATUS_LINE = {
+    Status.PENDING: ":hourglass_flowing_sand: Waiting for approval",
+    Status.EXECUTING: ":gear: Approved, rolling back",
+    Status.MONITORING: ":eyes: Rolled back, monitoring",
+    Status.RESOLVED: ":white_check_mark: Resolved",
+    Status.DENIED: ":no_entry: Denied",
+    Status.EXPIRED: ":alarm_clock: Expired without approval",
+    Status.CANCELLED: ":heavy_multiplication_x: Cancelled",
+    Status.FAILED: ":x: Failed",
+}
+
+
+def root_blocks(incident: Incident, policy: EnvironmentPolicy, now: datetime) -> list[Block]:
+    plan = incident.plan
+    target, risk = target_for(incident.kind)
+    rule = policy.rule(incident.kind)
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": plain(f"{incident.ref} · {KIND_TITLE[incident.kind]} · {incident.env}")}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _status(incident)}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": "*From (serving now)*\n" + _deployment(plan.from_deployment, plan.from_ref, now)},
+                {"type": "mrkdwn", "text": "*To (last known good)*\n" + _deployment(plan.to_deployment, plan.to_ref, now)},
+                {"type": "mrkdwn", "text": f"*Requested by*\n{user(incident.requester)} at {when(incident.created_at)}"},
+                {"type": "mrkdwn", "text": f"*Target (decision matrix)*\n{format_duration(target)} · risk {risk}"},
+                {"type": "mrkdwn", "text": "*Approval*\n" + _rule(rule.approvers, rule.approvals, policy.self_approval)},
+                {"type": "mrkdwn", "text": f"*Project*\n`{quote(plan.target, 100)}`"},
+            ],
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*Reason*\n" + (quote(incident.reason) or "_none given_")}},
+    ]
+    blocks.append(_checklist(incident))
+    if incident.status is Status.PENDING:
+        value = f"{incident.id}:{incident.plan_hash}"
+        blocks.append({
+            "type": "actions",
+            "block_id": "decision",
+            "elements": [
+                {"type": "button", "action_id": "approve", "style": "primary", "value": value,
+                 "text": {"type": "plain_text", "text": "Approve"}},
+                {"type": "button", "action_id": "deny", "style": "danger", "value": value,
+                 "text": {"type": "plain_text", "text": "Deny"}},
+            ],
+        })
+    elif incident.status is Status.MONITORING or (incident.status is Status.FAILED and incident.resolution is None):
+        blocks.append(resolve_actions(incident))
+    context = [f"Plan `{incident.plan_hash}` — approvals are bound to exactly this plan."]
+    context += [f":heavy_check_mark: Approved by {user(a.approver)} at {when(a.at)}" for a in incident.valid_approvals()]
+    if incident.status is Status.DENIED and incident.decided_by:
+        context.append(f":no_entry: Denied by {user(incident.decided_by)}: {quote(incident.decision_note or '', 500)}")
+    if incident.status is Status.CANCELLED and incident.decided_by:
+        context.append(f"Cancelled by {user(incident.decided_by)}")
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in context[:10]]})
+    return blocks
+
+
+def root_text(incident: Incident) -> str:
+    """Notification fallback text (no mentions, no user text)."""
+    return f"{incident.ref}: {KIND_TITLE[incident.kind]} on {incident.env} — {incident.status.value}"
+
+
+def resolve_actions(incident: Incident) -> Block:
+    return {
+        "type": "actions",
+        "block_id": "resolution",
+        "elements": [{"type": "button", "action_id": "resolve", "value": str(incident.id), "style": "primary",
+                      "text": {"type": "plain_text", "text": f"Resolve {incident.ref}"}}],
+    }
+
+
+def _status(incident: Incident) -> str:
+    line = f"*Status:* {STATUS_LINE[incident.status]}"
+    if incident.status is Status.PENDING:
+        line += f" ({len(incident.valid_approvals())} of {incident.approvals_needed}) · expires {when(incident.expires_at)}"
+    if incident.status is Status.FAILED and incident.failure:
+        line += f" — {quote(incident.failure, 500)}"
+    return line
+
+
+def _deployment(d: Deployment | None, fallback: str, now: datetime) -> str:
+    if d is None:
+        return f"`{quote(fallback, 100)}`"
+    message = quote((d.commit_message or "").splitlines()[0] if d.commit_message else "", 80)
+    parts = [f"`{quote(d.uid, 60)}` · `{quote(d.short_sha, 12)}`"]
+    if message:
+        parts.append(f"“{message}”")
+    parts.append(f"by {quote(d.author or 'unknown', 60)} · {ago(d.created_at, now)}")
+    return "\n".join(parts)
+
+
+def _rule(approvers: tuple[str, ...], count: int, self_approval: bool) -> str:
+    roles = " or ".join(f"`{r}`" for r in approvers)
+    return f"{count} × {roles}" + ("" if self_approval else ", not the requester")
+
+
+def _checklist(incident: Incident) -> Block:
+    labels = dict(PRE_CHECKLIST)
+    options = [
+        {"text": {"type": "mrkdwn", "text": labels[key]}, "value": key}
+        for key in incident.checklist if key in labels
+    ]
+    checked = [o for o in options if incident.checklist.get(o["value"])]
+    element: dict[str, Any] = {"type": "checkboxes", "action_id": "checklist", "options": options}
+    if checked:
+        element["initial_options"] = checked
+    done = len(checked)
+    return {
+        "type": "section",
+        "block_id": f"checklist-{incident.id}",
+        "text": {"type": "mrkdwn", "text": f"*Pre-rollback checklist* ({done}/{len(options)})"},
+        "accessory": element,
+    }
+
+
+def step_lines(steps: list[StepRun]) -> list[str]:
+    icons = {"running": ":hourglass_flowing_sand:", "ok": ":white_check_mark:", "failed": ":x:", "skipped": ":fast_forward:"}
+    names = {"vercel.rollback": "Ask Vercel to roll back", "vercel.alias": "Production alias moves",
+             "verify": "Verify (read-back + health checks)"}
+    return [f"{icons.get(s.status, '•')} {names.get(s.name, s.name)}" + (f" — {quote(s.detail, 300)}" if s.detail else "")
+            for s in steps]

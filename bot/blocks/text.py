@@ -1,0 +1,46 @@
+"""Slack text helpers: escaping user input, mentions, dates. Pure functions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from handlers.durations import format_duration
+
+
+def escape(text: str) -> str:
+    """Escape user-typed text for mrkdwn: ``<!channel>``, ``<@U…>`` and links become inert."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def quote(text: str, limit: int = 1500) -> str:
+    """Escaped user text, cut to ``limit`` characters so a block never overflows."""
+    clean = escape(text.strip())
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+
+
+def user(user_id: str) -> str:
+    return f"<@{user_id}>"
+
+
+def mention(group_or_user: str) -> str:
+    if group_or_user.startswith("S"):
+        return f"<!subteam^{group_or_user}>"
+    if group_or_user.startswith(("U", "W")):
+        return f"<@{group_or_user}>"
+    return escape(group_or_user)
+
+
+def when(at: datetime) -> str:
+    """A time every reader sees in their own time zone (with a UTC fallback)."""
+    epoch = int(at.timestamp())
+    fallback = at.astimezone(UTC).strftime("%H:%M UTC")
+    return f"<!date^{epoch}^{{time}}|{fallback}>"
+
+
+def ago(at: datetime, now: datetime) -> str:
+    return format_duration(now - at) + " ago"
+
+
+def plain(text: str, limit: int = 150) -> str:
+    """Plain-text fields (headers, buttons) have hard limits."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,84 @@
+"""Messages in the incident thread: team notification, progress, verification, reminders, failure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from bot.blocks.incident import resolve_actions, step_lines
+from bot.blocks.text import mention, quote, user
+from handlers.durations import format_duration
+from handlers.model import HealthResult, Incident, StepRun
+from handlers.ports import AliasState
+from handlers.runbook import POST_CHECKLIST
+
+Block = dict[str, Any]
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+def notify_blocks(incident: Incident, mentions: Sequence[str], approvers: Sequence[str]) -> tuple[str, list[Block]]:
+    who = " ".join(mention(m) for m in mentions) or "Team"
+    roles = " or ".join(f"`{r}`" for r in approvers)
+    text = (
+        f":mega: {who}: {incident.ref} — {incident.kind} rollback on *{incident.env}* requested by "
+        f"{user(incident.requester)}. Needs {incident.approvals_needed} approval(s) from {roles}."
+    )
+    return f"{incident.ref} needs approval", [_section(text)]
+
+
+def progress_blocks(incident: Incident, steps: Sequence[StepRun]) -> tuple[str, list[Block]]:
+    lines = step_lines(list(steps)) or [":hourglass_flowing_sand: Starting"]
+    who = f"approved by {user(incident.decided_by)}" if incident.decided_by else ""
+    return (
+        f"{incident.ref} progress",
+        [_section(f"*Progress* · {incident.ref} {who}\n" + "\n".join(lines))],
+    )
+
+
+def health_lines(health: Sequence[HealthResult]) -> str:
+    if not health:
+        return "_No health checks configured for this environment._"
+    lines = []
+    for h in health:
+        icon = ":large_green_circle:" if h.ok else ":red_circle:"
+        status = f"HTTP {h.status}" if h.status is not None else (h.error or "no answer")
+        lines.append(f"{icon} {quote(h.url, 200)} — {status} in {h.latency_ms} ms")
+    return "\n".join(lines)
+
+
+def verification_blocks(incident: Incident, alias: AliasState, health: Sequence[HealthResult], ok: bool,
+                        monitor: Sequence[timedelta]) -> tuple[str, list[Block]]:
+    head = (":white_check_mark: *Verified.*" if ok else ":warning: *Rolled back, but health checks fail.*")
+    to = incident.plan.to_deployment
+    served = f"`{alias.production_id}`" + (f" (`{to.short_sha}`)" if to else "")
+    offsets = ", ".join("+" + format_duration(m) for m in monitor) or "none configured"
+    text = f"{head} Production now serves {served}.\n{health_lines(health)}\nMonitoring reminders at {offsets}."
+    if not ok:
+        text += "\nEscalate now: check the error rates and consider a further rollback (runbook: *Monitor for issues*)."
+    return (f"{incident.ref} verified" if ok else f"{incident.ref}: health checks failing"), [_section(text)]
+
+
+def reminder_blocks(incident: Incident, index: int, total: int, health: Sequence[HealthResult]) -> tuple[str, list[Block]]:
+    healthy = all(h.ok for h in health)
+    head = f":stopwatch: *Monitoring {index}/{total}* for {incident.ref} — " + (
+        "all health checks pass." if healthy else "*health checks failing!*"
+    )
+    checklist = "\n".join(f"☐ {item}" for item in POST_CHECKLIST)
+    blocks = [_section(head + "\n" + health_lines(health)), _section("*Post-rollback checklist*\n" + checklist)]
+    if index == total:
+        blocks.append(_section("Monitoring window complete. Resolve the incident to write the post-incident summary."))
+        blocks.append(resolve_actions(incident))
+    return f"{incident.ref} monitoring {index}/{total}", blocks
+
+
+def failure_blocks(incident: Incident, error: str, next_step: str) -> tuple[str, list[Block]]:
+    text = f":x: *{incident.ref} failed:* {quote(error, 1500)}\n*Next step:* {next_step}"
+    return f"{incident.ref} failed", [_section(text), resolve_actions(incident)]
+
+
+def denied_text(incident: Incident) -> str:
+    return f":no_entry: {incident.ref} denied by {user(incident.decided_by or '')}: {quote(incident.decision_note or '', 1000)}"

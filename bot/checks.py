@@ -1,0 +1,78 @@
+"""`rollbot check-config`: validate env + policy, then ping every dependency. Clear, actionable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import psycopg
+import redis
+from slack_sdk.errors import SlackApiError
+
+from bot.bootstrap import REQUIRED, slack_client
+from bot.config_file import ConfigError, load_policy
+from bot.settings import Settings, secret
+from integrations.schema import current_version, migration_files
+from integrations.vercel import VercelClient
+
+
+def check_config(settings: Settings) -> int:
+    failures = 0
+
+    def report(name: str, check: Callable[[], str]) -> None:
+        nonlocal failures
+        try:
+            detail = check()
+            print(f"ok    {name}: {detail}")
+        except Exception as error:  # every failure is printed, none raised
+            failures += 1
+            print(f"FAIL  {name}: {_explain(error)}")
+
+    missing = settings.missing(*REQUIRED)
+    report("environment", lambda: "all required variables set" if not missing else _raise(
+        ConfigError("missing " + ", ".join(missing) + " (see .env.example)")))
+    policy_holder = {}
+
+    def policy() -> str:
+        policy_holder["p"] = load_policy(settings.rollbot_config)
+        envs = policy_holder["p"].environments
+        return f"{settings.rollbot_config}: {len(envs)} environment(s): {', '.join(envs)}"
+
+    report("policy", policy)
+    if settings.database_url:
+        def database() -> str:
+            version = current_version(secret(settings.database_url))
+            latest = migration_files()[-1][0]
+            if version != latest:
+                raise ConfigError(f"schema version {version}, expected {latest}: run `rollbot migrate`")
+            return f"reachable, schema version {version}"
+        report("postgres", database)
+    if settings.redis_url:
+        report("redis", lambda: "PONG" if redis.Redis.from_url(secret(settings.redis_url), socket_timeout=3).ping() else "no answer")
+    if settings.slack_bot_token:
+        report("slack", lambda: "authenticated as " + str(slack_client(settings).auth_test().get("user")))
+    if settings.vercel_token and "p" in policy_holder:
+        vercel = VercelClient(secret(settings.vercel_token), base_url=settings.vercel_api_url,
+                              team_id=settings.vercel_team_id, max_attempts=1)
+        for name, env in policy_holder["p"].environments.items():
+            if env.vercel_project:
+                project = env.vercel_project
+                report(f"vercel ({name})", lambda p=project: f"project {p} serves {vercel.alias_state(p).production_id}")
+    print("configuration OK" if not failures else f"{failures} problem(s) found")
+    return 0 if not failures else 1
+
+
+def _raise(error: Exception) -> str:
+    raise error
+
+
+def _explain(error: Exception) -> str:
+    if isinstance(error, SlackApiError):
+        return f"Slack refused: {error.response.get('error')} (check SLACK_BOT_TOKEN / SLACK_API_URL)"
+    if isinstance(error, psycopg.OperationalError):
+        return "cannot connect to DATABASE_URL (" + str(error).splitlines()[0][:200] + ")"
+    if isinstance(error, redis.RedisError):
+        return f"cannot reach REDIS_URL ({type(error).__name__})"
+    if isinstance(error, httpx.HTTPError):
+        return f"cannot reach the service ({type(error).__name__})"
+    return str(error)

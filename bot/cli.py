@@ -1,0 +1,105 @@
+"""`rollbot …`: the console script (SPEC §2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from bot.config_file import ConfigError
+from bot.settings import Settings, secret
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rollbot", description="Guided, approved, audited rollbacks from Slack.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    web = sub.add_parser("web", help="production HTTP server (gunicorn + Bolt)")
+    web.add_argument("--port", type=int, default=None, help="port (default: $PORT or 3000)")
+    web.add_argument("--host", default=os.environ.get("ROLLBOT_HOST", "0.0.0.0"), help="bind address")
+    web.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")))
+    sub.add_parser("socket", help="the same app over Socket Mode (SLACK_APP_TOKEN)")
+    sub.add_parser("worker", help="scheduler: reminders, approval expiry, monitoring checks")
+    sub.add_parser("migrate", help="apply the database schema (idempotent)")
+    dev = sub.add_parser("dev", help="everything local, no credentials")
+    dev.add_argument("--demo", action="store_true", help="play the whole story non-interactively and exit")
+    dev.add_argument("--port", type=int, default=None)
+    sub.add_parser("check-config", help="validate env + rollbot.toml and ping every dependency")
+    manifest = sub.add_parser("manifest", help="print the Slack app manifest")
+    manifest.add_argument("--url", default=None, help="public base URL (HTTP mode); omit for Socket Mode")
+    report = sub.add_parser("report", help="print one incident")
+    report.add_argument("incident", help="RB-N")
+    report.add_argument("--format", choices=("md", "json"), default="md")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings()
+    except Exception as error:  # pydantic's message names the variable
+        print(f"rollbot: bad environment: {error}", file=sys.stderr)
+        return 2
+    from bot import logs
+
+    logs.configure(settings.rollbot_log_level, secrets=_secrets(settings))
+    try:
+        return _dispatch(args, settings)
+    except ConfigError as error:
+        print(f"rollbot: {error}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "migrate":
+        from integrations.schema import migrate
+
+        if not settings.database_url:
+            raise ConfigError("DATABASE_URL is not set")
+        applied = migrate(secret(settings.database_url))
+        print("applied: " + ", ".join(applied) if applied else "schema is up to date")
+        return 0
+    if args.command == "web":
+        from bot.server import serve
+
+        return serve(settings, host=args.host, port=args.port or settings.port, workers=args.workers)
+    if args.command == "worker":
+        from bot.bootstrap import build
+        from bot.worker import Worker
+
+        Worker(build(settings, pool_size=4)).run_forever()
+        return 0
+    if args.command == "socket":
+        from bot.server import serve_socket_mode
+
+        return serve_socket_mode(settings)
+    if args.command == "dev":
+        from bot.dev import run_dev
+
+        return run_dev(demo=args.demo, port=args.port)
+    if args.command == "check-config":
+        from bot.checks import check_config
+
+        return check_config(settings)
+    if args.command == "manifest":
+        from bot.manifest import manifest
+
+        print(json.dumps(manifest(args.url), indent=2))
+        return 0
+    if args.command == "report":
+        from bot.report import print_report
+
+        return print_report(settings, args.incident, args.format)
+    raise AssertionError(args.command)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token,
+              settings.vercel_token, settings.rollbot_secret_key]
+    found = [secret(v) for v in values if v is not None]
+    for url in (settings.database_url, settings.redis_url):
+        if url is not None and "@" in secret(url) and ":" in secret(url).split("@")[0].split("//")[-1]:
+            found.append(secret(url).split("@")[0].split("//")[-1].split(":", 1)[1])  # the password
+    return found
+
+
+if __name__ == "__main__":
+    sys.exit(main())

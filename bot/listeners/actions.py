@@ -1,0 +1,98 @@
+"""Buttons and checkboxes: Approve, Deny, Resolve, the pre-rollback checklist."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.blocks.modals import deny_modal, resolve_modal
+from handlers import approvals, resolution
+from handlers.execution import execute
+from handlers.services import Refused, Services
+
+log = logging.getLogger("rollbot.actions")
+
+
+def _where(body: dict[str, Any]) -> tuple[str, str, str | None]:
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
+    message = body.get("message") or {}
+    return body["user"]["id"], channel, message.get("thread_ts") or message.get("ts")
+
+
+def _incident_ref(value: str) -> tuple[int, str]:
+    incident, _, plan_hash = value.partition(":")
+    return int(incident), plan_hash
+
+
+def register(app: App, svc: Services) -> None:
+    def first_delivery(body: dict[str, Any]) -> bool:
+        action = body["actions"][0]
+        key = f"action:{body['user']['id']}:{action.get('action_id')}:{action.get('action_ts')}"
+        return svc.live.first_delivery(key)
+
+    @app.action("approve")
+    def on_approve(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        if not first_delivery(body):
+            return
+        user, channel, thread = _where(body)
+        incident_id, plan_hash = _incident_ref(body["actions"][0]["value"])
+        try:
+            outcome = approvals.approve(svc, user, incident_id, plan_hash)
+        except Refused as refused:
+            svc.notifier.tell(channel, user, f":no_entry: Your approval does not count: {refused.message}")
+            return
+        if outcome.decided:
+            execute(svc, incident_id)
+        else:
+            have, need = len(outcome.incident.valid_approvals()), outcome.incident.approvals_needed
+            svc.notifier.tell(channel, user, f"Approval recorded ({have} of {need}) for {outcome.incident.ref}.")
+
+    @app.action("deny")
+    def on_deny(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        user, channel, _ = _where(body)
+        incident_id, _ = _incident_ref(body["actions"][0]["value"])
+        incident = svc.store.get(incident_id)
+        refusal = svc.roles.deny_refusal(user, incident) if incident else f"RB-{incident_id} does not exist."
+        if refusal or incident is None:
+            svc.audit(incident_id, user, "deny", "refused", reason=refusal)
+            svc.notifier.tell(channel, user, f":no_entry: You cannot deny it: {refusal}")
+            return
+        client.views_open(trigger_id=body["trigger_id"], view=deny_modal(incident))
+
+    @app.action("resolve")
+    def on_resolve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        user, channel, _ = _where(body)
+        try:
+            incident = resolution.resolvable(svc, user, int(body["actions"][0]["value"]))
+        except Refused as refused:
+            svc.notifier.tell(channel, user, f":no_entry: {refused.message}")
+            return
+        client.views_open(trigger_id=body["trigger_id"], view=resolve_modal(incident))
+
+    @app.action("checklist")
+    def on_checklist(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        user, channel, _ = _where(body)
+        action = body["actions"][0]
+        incident_id = int(str(action.get("block_id", "")).rpartition("-")[2] or 0)
+        incident = svc.store.get(incident_id)
+        if incident is None:
+            return
+        if svc.roles.resolve_refusal(user, incident):
+            svc.audit(incident_id, user, "checklist", "refused", reason="not a requester or approver")
+            svc.notifier.tell(channel, user, ":no_entry: Only requesters and approvers of this environment tick the checklist.")
+            svc.notifier.refresh_root(incident, [])  # redraw: undo the click on their screen
+            return
+        selected = {o["value"] for o in action.get("selected_options") or []}
+        updated = incident
+        for key, done in incident.checklist.items():
+            if (key in selected) != done:
+                updated = svc.store.set_checklist(incident_id, key, key in selected) or updated
+                svc.audit(incident_id, user, "checklist", "ok", item=key, checked=key in selected)
+        svc.notifier.refresh_root(updated, svc.store.steps(incident_id))

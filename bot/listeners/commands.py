@@ -1,0 +1,74 @@
+"""The `/rollback` slash command: parse, ack within Slack's 3 s, then do slow work."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from bot.blocks.modals import decide_modal, resolve_modal
+from bot.blocks.status import history_blocks, status_blocks
+from bot.blocks.text import escape
+from handlers import approvals, commands, resolution
+from handlers.commands import CommandError
+from handlers.requests import request_rollback
+from handlers.services import Refused, Services
+
+log = logging.getLogger("rollbot.commands")
+
+
+def register(app: App, svc: Services) -> None:
+    @app.command("/rollback")
+    def rollback_command(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        user, text = body.get("user_id", ""), body.get("text", "")
+        try:
+            cmd = commands.parse(text, svc.policy)
+        except CommandError as error:
+            ack(response_type="ephemeral", text=str(error))
+            svc.audit(None, user, "command", "refused", text=text[:200], reason=str(error))
+            return
+        match cmd:
+            case commands.Help():
+                ack(response_type="ephemeral", text=f"*Rollbot* — guided, approved, audited rollbacks.\n```{commands.USAGE}```")
+            case commands.Rollback():
+                what = f"{cmd.kind} rollback on *{cmd.env}*"
+                ack(response_type="ephemeral", text=f":mag: Planning a {what}…")
+                try:
+                    incident = request_rollback(svc, user, cmd)
+                except Refused as refused:
+                    respond(response_type="ephemeral", replace_original=False, text=f":no_entry: Not started: {refused.message}")
+                    return
+                respond(response_type="ephemeral", replace_original=False,
+                        text=f":rewind: {incident.ref} is waiting for approval in <#{incident.channel}>.")
+            case commands.StatusQuery():
+                ack(response_type="ephemeral", blocks=status_blocks(svc.store.open_incidents(),
+                                                                    svc.store.last_rolled_back(), svc.clock.now()),
+                    text="Rollbot status")
+            case commands.History(limit=limit):
+                ack(response_type="ephemeral", blocks=history_blocks(svc.store.recent(limit)), text="Rollback history")
+            case commands.Resolve(incident_id=incident_id):
+                try:
+                    incident = resolution.resolvable(svc, user, incident_id)
+                except Refused as refused:
+                    ack(response_type="ephemeral", text=f":no_entry: {refused.message}")
+                    return
+                ack()
+                client.views_open(trigger_id=body["trigger_id"], view=resolve_modal(incident))
+            case commands.Cancel(incident_id=incident_id):
+                try:
+                    incident = approvals.cancel(svc, user, incident_id)
+                except Refused as refused:
+                    ack(response_type="ephemeral", text=f":no_entry: {refused.message}")
+                    return
+                ack(response_type="ephemeral", text=f"{incident.ref} cancelled.")
+            case commands.Decide():
+                ack()
+                client.views_open(trigger_id=body["trigger_id"], view=decide_modal())
+            case _:
+                name = type(cmd).__name__.lower()
+                svc.audit(None, user, f"command.{name}", "refused", reason="not available yet")
+                ack(response_type="ephemeral",
+                    text=f"`{escape(text.split()[0])}` is not available in this version of Rollbot yet. "
+                         "Code rollbacks are: `/rollback code <env> [reason]`.")

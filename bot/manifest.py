@@ -1,0 +1,41 @@
+"""The Slack app manifest (HTTP or Socket Mode variant)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def manifest(url: str | None) -> dict[str, Any]:
+    events_url = f"{url.rstrip('/')}/slack/events" if url else None
+    command: dict[str, Any] = {
+        "command": "/rollback",
+        "description": "Guided, approved, audited rollbacks",
+        "usage_hint": "code prod [reason] | status | help",
+        "should_escape": False,
+    }
+    interactivity: dict[str, Any] = {"is_enabled": True}
+    if events_url:
+        command["url"] = events_url
+        interactivity["request_url"] = events_url
+    return {
+        "display_information": {
+            "name": "Rollbot",
+            "description": "Turns the rollback runbook into guided, approved, audited actions.",
+            "background_color": "#1d3557",
+        },
+        "features": {
+            "bot_user": {"display_name": "rollbot", "always_online": True},
+            "slash_commands": [command],
+        },
+        "oauth_config": {
+            "scopes": {
+                "bot": ["chat:write", "chat:write.public", "commands", "users:read", "usergroups:read"],
+            }
+        },
+        "settings": {
+            "interactivity": interactivity,
+            "org_deploy_enabled": False,
+            "socket_mode_enabled": events_url is None,
+            "token_rotation_enabled": False,
+        },
+    }

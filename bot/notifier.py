@@ -1,0 +1,118 @@
+"""Slack implementation of ``handlers.ports.Notifier``: post once, ``chat.update`` after.
+
+``chat.postMessage`` is never blindly retried: the client only retries when Slack refused the
+call outright (HTTP 429 with Retry-After), which cannot have posted anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.blocks.incident import root_blocks, root_text
+from bot.blocks.summary import summary_blocks
+from bot.blocks.thread import (
+    failure_blocks,
+    notify_blocks,
+    progress_blocks,
+    reminder_blocks,
+    verification_blocks,
+)
+from handlers.clock import Clock
+from handlers.config import Policy
+from handlers.model import HealthResult, Incident, StepRun
+from handlers.ports import AliasState
+
+log = logging.getLogger("rollbot.slack")
+
+
+class SlackNotifier:
+    def __init__(self, client: WebClient, policy: Policy, clock: Clock) -> None:
+        self._client = client
+        self._policy = policy
+        self._clock = clock
+        self._workspace_url: str | None = None
+
+    def post_root(self, incident: Incident, steps: Sequence[StepRun]) -> tuple[str, str]:
+        channel = self._policy.environments[incident.env].channel
+        blocks = root_blocks(incident, self._policy.environments[incident.env].policy, self._clock.now())
+        response = self._client.chat_postMessage(channel=channel, text=root_text(incident), blocks=blocks,
+                                                 unfurl_links=False, unfurl_media=False)
+        return str(response["channel"]), str(response["ts"])
+
+    def refresh_root(self, incident: Incident, steps: Sequence[StepRun]) -> None:
+        if not (incident.channel and incident.root_ts):
+            return
+        blocks = root_blocks(incident, self._policy.environments[incident.env].policy, self._clock.now())
+        self._safe(self._client.chat_update, channel=incident.channel, ts=incident.root_ts,
+                   text=root_text(incident), blocks=blocks)
+
+    def notify_team(self, incident: Incident, mentions: Sequence[str]) -> None:
+        approvers = self._policy.environments[incident.env].policy.rule(incident.kind).approvers
+        text, blocks = notify_blocks(incident, mentions, approvers)
+        self._thread(incident, text, blocks)
+
+    def progress(self, incident: Incident, steps: Sequence[StepRun]) -> str | None:
+        text, blocks = progress_blocks(incident, steps)
+        if incident.progress_ts and incident.channel:
+            self._safe(self._client.chat_update, channel=incident.channel, ts=incident.progress_ts, text=text,
+                       blocks=blocks)
+            return incident.progress_ts
+        return self._thread(incident, text, blocks)
+
+    def verification(self, incident: Incident, alias: AliasState, health: Sequence[HealthResult], ok: bool) -> None:
+        monitor = self._policy.environments[incident.env].monitor
+        text, blocks = verification_blocks(incident, alias, health, ok, monitor)
+        self._thread(incident, text, blocks)
+
+    def reminder(self, incident: Incident, index: int, total: int, health: Sequence[HealthResult]) -> None:
+        text, blocks = reminder_blocks(incident, index, total, health)
+        self._thread(incident, text, blocks)
+
+    def failure(self, incident: Incident, error: str, next_step: str) -> None:
+        text, blocks = failure_blocks(incident, error, next_step)
+        self._thread(incident, text, blocks, broadcast=True)
+
+    def summary(self, incident: Incident, summary: dict[str, Any]) -> str | None:
+        channel = incident.channel or self._policy.environments[incident.env].channel
+        text, blocks = summary_blocks(summary)
+        response = self._client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
+        ts = str(response["ts"])
+        link = self._permalink(channel, ts)
+        self._thread(incident, f"Post-incident summary posted: {link}",
+                     [{"type": "section", "text": {"type": "mrkdwn",
+                                                   "text": f":memo: Post-incident summary posted: <{link}|{incident.ref} summary>"}}])
+        return ts
+
+    def tell(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
+        self._safe(self._client.chat_postEphemeral, channel=channel, user=user, text=text,
+                   **({"thread_ts": thread_ts} if thread_ts else {}))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _thread(self, incident: Incident, text: str, blocks: list[dict[str, Any]], broadcast: bool = False) -> str | None:
+        if not (incident.channel and incident.root_ts):
+            log.warning("incident has no thread yet", extra={"incident": incident.id})
+            return None
+        response = self._client.chat_postMessage(channel=incident.channel, thread_ts=incident.root_ts, text=text,
+                                                 blocks=blocks, reply_broadcast=broadcast, unfurl_links=False)
+        return str(response["ts"])
+
+    def _safe(self, method: Any, **kwargs: Any) -> None:
+        """Updates and ephemerals are best effort: a failure is logged, never fatal to the flow."""
+        try:
+            method(**kwargs)
+        except SlackApiError as error:
+            log.warning("slack %s failed: %s", getattr(method, "__name__", "call"), error.response.get("error"))
+
+    def _permalink(self, channel: str, ts: str) -> str:
+        if self._workspace_url is None:
+            try:
+                self._workspace_url = str(self._client.auth_test().get("url") or "https://slack.com/")
+            except SlackApiError:
+                self._workspace_url = "https://slack.com/"
+        return f"{self._workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"

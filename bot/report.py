@@ -1,0 +1,41 @@
+"""`rollbot report RB-N`: one incident as Markdown or JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+from bot.config_file import ConfigError
+from bot.settings import Settings, secret
+from handlers.summary import build_summary, render_markdown
+from integrations.pg_store import PostgresStore
+
+
+def print_report(settings: Settings, ref: str, fmt: str) -> int:
+    match = re.fullmatch(r"(?:RB-)?(\d+)", ref.strip(), re.IGNORECASE)
+    if not match:
+        print(f"rollbot: {ref!r} is not an incident reference; write it like RB-12", file=sys.stderr)
+        return 2
+    if not settings.database_url:
+        raise ConfigError("DATABASE_URL is not set")
+    store = PostgresStore(secret(settings.database_url), max_size=1)
+    try:
+        incident = store.get(int(match.group(1)))
+        if incident is None:
+            print(f"rollbot: RB-{match.group(1)} does not exist", file=sys.stderr)
+            return 1
+        summary = store.summary(incident.id) or build_summary(
+            incident, store.steps(incident.id), store.audit_log(incident.id)
+        )
+        if fmt == "json":
+            audit = [
+                {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "outcome": e.outcome, "detail": e.detail}
+                for e in store.audit_log(incident.id)
+            ]
+            print(json.dumps({**summary, "audit_log": audit}, indent=2, default=str))
+        else:
+            print(render_markdown(summary), end="")
+        return 0
+    finally:
+        store.close()

@@ -1,0 +1,54 @@
+"""Running the app: gunicorn (HTTP) or Socket Mode."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.settings import Settings, secret
+
+log = logging.getLogger("rollbot.web")
+
+
+def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            options = {
+                "bind": f"{host}:{port}",
+                "workers": max(1, workers),
+                "worker_class": "gthread",
+                "threads": settings.rollbot_web_threads,
+                "timeout": 60,
+                "graceful_timeout": 20,
+                "keepalive": 5,
+                "accesslog": None,
+                "loglevel": "warning",
+                "proc_name": "rollbot-web",
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from bot.bootstrap import build
+            from bot.wsgi import RollbotWSGI
+
+            return RollbotWSGI(build(settings))
+
+    log.info("rollbot web on %s:%s with %s worker(s)", host, port, workers)
+    _Gunicorn().run()
+    return 0
+
+
+def serve_socket_mode(settings: Settings) -> int:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import create_app
+    from bot.bootstrap import build
+    from bot.config_file import ConfigError
+
+    if not settings.slack_app_token:
+        raise ConfigError("SLACK_APP_TOKEN (xapp-…) is required for Socket Mode")
+    SocketModeHandler(create_app(build(settings)), secret(settings.slack_app_token)).start()
+    return 0

@@ -1,0 +1,37 @@
+"""Process environment (SPEC §3), read with pydantic-settings; secrets are SecretStr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    database_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+    vercel_token: SecretStr | None = None
+    vercel_team_id: str | None = None
+    vercel_api_url: str = "https://api.vercel.com"
+    rollbot_config: Path = Path("rollbot.toml")
+    rollbot_secret_key: SecretStr | None = None
+    port: int = Field(default=3000, ge=1, le=65535)
+    # Operational knobs (documented in docs/operations.md).
+    rollbot_web_threads: int = Field(default=16, ge=2, le=256)
+    rollbot_listener_threads: int = Field(default=32, ge=2, le=512)
+    rollbot_log_level: str = "INFO"
+
+    def missing(self, *names: str) -> list[str]:
+        """Names (as environment variables) of required settings that are unset."""
+        return [name.upper() for name in names if getattr(self, name) in (None, "")]
+
+
+def secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""

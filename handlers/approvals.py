@@ -1,0 +1,92 @@
+"""Step 2 of the flow: approve (N distinct approvers bound to the plan hash), deny, cancel,
+expire. Every decision is an atomic write in the store; the first winner executes."""
+
+from __future__ import annotations
+
+from handlers.model import Incident, Status
+from handlers.ports import ApprovalOutcome
+from handlers.services import Services
+
+
+def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> ApprovalOutcome:
+    """Record ``user``'s approval. ``decided`` is True for exactly one call: the one whose
+    approval completed the quorum and moved the incident to EXECUTING; its caller executes.
+    """
+    incident = _load(svc, user, "approve", incident_id)
+    refusal = svc.roles.approval_refusal(user, incident, plan_hash)
+    if refusal:
+        raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash)
+    outcome = svc.store.approve(incident_id, user, plan_hash, svc.clock.now())
+    if not outcome.recorded:
+        # Lost a race: another click changed the incident between our read and our write.
+        refusal = svc.roles.approval_refusal(user, outcome.incident, plan_hash) or (
+            f"your approval of {incident.ref} was already recorded."
+        )
+        raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash, race=True)
+    svc.audit(
+        incident_id, user, "approve", "ok", plan_hash=plan_hash,
+        count=len(outcome.incident.valid_approvals()), needed=incident.approvals_needed,
+    )
+    if outcome.decided:
+        svc.store.cancel_jobs(incident_id, "expire")
+        svc.audit(incident_id, "rollbot", "approved", "ok", approvers=[a.approver for a in outcome.incident.valid_approvals()])
+    svc.notifier.refresh_root(outcome.incident, svc.store.steps(incident_id))
+    return outcome
+
+
+def deny(svc: Services, user: str, incident_id: int, reason: str) -> Incident:
+    incident = _load(svc, user, "deny", incident_id)
+    refusal = svc.roles.deny_refusal(user, incident)
+    if refusal:
+        raise svc.refuse(incident_id, user, "deny", refusal)
+    if not reason.strip():
+        raise svc.refuse(incident_id, user, "deny", "a denial needs a reason, so the requester knows what to do next.")
+    now = svc.clock.now()
+    denied = svc.store.transition(
+        incident_id, [Status.PENDING], Status.DENIED,
+        decided_by=user, decided_at=now, decision_note=reason.strip(), finished_at=now,
+    )
+    if denied is None:
+        current = svc.store.get(incident_id)
+        state = current.status.value if current else "gone"
+        raise svc.refuse(incident_id, user, "deny", f"{incident.ref} is already {state}.")
+    svc.store.cancel_jobs(incident_id, "expire")
+    svc.audit(incident_id, user, "deny", "ok", reason=reason.strip())
+    svc.notifier.refresh_root(denied, [])
+    return denied
+
+
+def cancel(svc: Services, user: str, incident_id: int) -> Incident:
+    incident = _load(svc, user, "cancel", incident_id)
+    refusal = svc.roles.deny_refusal(user, incident)
+    if refusal:
+        raise svc.refuse(incident_id, user, "cancel", refusal)
+    now = svc.clock.now()
+    cancelled = svc.store.transition(
+        incident_id, [Status.PENDING], Status.CANCELLED, decided_by=user, decided_at=now, finished_at=now,
+        decision_note="cancelled",
+    )
+    if cancelled is None:
+        raise svc.refuse(incident_id, user, "cancel", f"{incident.ref} is no longer pending; it cannot be cancelled.")
+    svc.store.cancel_jobs(incident_id, "expire")
+    svc.audit(incident_id, user, "cancel", "ok")
+    svc.notifier.refresh_root(cancelled, [])
+    return cancelled
+
+
+def expire(svc: Services, incident_id: int) -> Incident | None:
+    """Worker job: an unapproved request times out. No-op when it was decided meanwhile."""
+    now = svc.clock.now()
+    expired = svc.store.transition(incident_id, [Status.PENDING], Status.EXPIRED, decided_at=now, finished_at=now)
+    if expired is None:
+        return None
+    svc.audit(incident_id, "rollbot", "expire", "ok")
+    svc.notifier.refresh_root(expired, [])
+    return expired
+
+
+def _load(svc: Services, user: str, action: str, incident_id: int) -> Incident:
+    incident = svc.store.get(incident_id)
+    if incident is None:
+        raise svc.refuse(incident_id, user, action, f"RB-{incident_id} does not exist.")
+    return incident

@@ -1,0 +1,101 @@
+"""Code rollback on Vercel: plan (current -> last known good), execute, verify by read-back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from handlers.model import Deployment, Plan
+from handlers.ports import AliasState, CodeProvider, ProviderError
+from handlers.services import Refused
+
+
+def plan_code_rollback(code: CodeProvider, env: str, project: str, explicit: str | None) -> Plan:
+    """Resolve the concrete plan: what production serves now and what it goes back to.
+
+    The last known good deployment is the newest READY production deployment older than the
+    current one; an explicit ``dpl_…`` must be a former production deployment of the project.
+    """
+    current_id = code.alias_state(project).production_id
+    history = code.production_deployments(project, limit=20)
+    if not current_id:
+        raise Refused(f"Vercel reports no production deployment for project `{project}`; nothing to roll back.")
+    current = next((d for d in history if d.uid == current_id), None) or code.deployment(current_id)
+    if explicit:
+        if explicit == current.uid:
+            raise Refused(f"`{explicit}` is already serving production; pick an earlier deployment.")
+        target = next((d for d in history if d.uid == explicit), None)
+        if target is None:
+            raise Refused(
+                f"`{explicit}` is not one of the recent READY production deployments of `{project}`. "
+                "Leave it out to roll back to the last known good one."
+            )
+    else:
+        older = [d for d in history if d.created_at < current.created_at and d.uid != current.uid]
+        if not older:
+            raise Refused(f"`{project}` has no earlier READY production deployment to roll back to.")
+        target = max(older, key=lambda d: d.created_at)
+    return Plan(
+        kind="code",
+        env=env,
+        target=project,
+        from_ref=current.uid,
+        to_ref=target.uid,
+        from_deployment=current,
+        to_deployment=target,
+    )
+
+
+def wait_for_alias(
+    code: CodeProvider,
+    project: str,
+    target: str,
+    *,
+    timeout: float = 120.0,
+    interval: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> AliasState:
+    """Poll the project until its alias job for ``target`` succeeds or fails (bounded)."""
+    deadline = monotonic() + timeout
+    state = code.alias_state(project)
+    while True:
+        if state.job_to == target and state.job_status in ("succeeded", "failed"):
+            return state
+        if state.job_to is None and state.production_id == target:
+            return AliasState(state.production_id, "succeeded", target)
+        if monotonic() >= deadline:
+            raise ProviderError(
+                f"Vercel did not finish moving production to `{target}` within {int(timeout)}s "
+                f"(last job status: {state.job_status or 'none'})."
+            )
+        sleep(interval)
+        interval = min(interval * 1.5, 5.0)
+        state = code.alias_state(project)
+
+
+def already_applied(state: AliasState, target: str) -> bool:
+    """Read-back before any retry: production already serves the target, or a job to it runs."""
+    return state.production_id == target or (state.job_to == target and state.job_status != "failed")
+
+
+def describe(d: Deployment | None) -> str:
+    if d is None:
+        return "unknown"
+    return f"{d.uid} ({d.short_sha})"
+
+
+def rollback_once(code: CodeProvider, project: str, target: str, description: str, attempts: int = 3) -> str:
+    """Ask Vercel to roll back, never blindly twice: after an uncertain failure (5xx, timeout)
+    read the project back and only call again when the rollback visibly did not take effect.
+    Returns "requested" or "already applied"."""
+    for attempt in range(1, attempts + 1):
+        try:
+            code.rollback(project, target, description)
+            return "requested"
+        except ProviderError as error:
+            if not error.uncertain or attempt == attempts:
+                raise
+            if already_applied(code.alias_state(project), target):
+                return "already applied"
+    raise AssertionError("unreachable")

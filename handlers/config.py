@@ -1,0 +1,146 @@
+"""The policy file (``rollbot.toml``) as validated models.
+
+Loaded by ``bot.config_file``; the core only reads these objects. Every error names the key.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from handlers.durations import parse_duration
+
+RollbackType = Literal["code", "database", "env", "flag"]
+ROLLBACK_TYPES: tuple[RollbackType, ...] = ("code", "database", "env", "flag")
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("durations are strings such as '90s', '5m' or '1h'")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoleMembers(_Strict):
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _ids(self) -> RoleMembers:
+        for user in self.users:
+            if not (user[:1] in ("U", "W") and user.isalnum()):
+                raise ValueError(f"{user!r} is not a Slack user ID (U… or W…)")
+        for group in self.groups:
+            if not (group.startswith("S") and group.isalnum()):
+                raise ValueError(f"{group!r} is not a Slack user-group ID (S…)")
+        return self
+
+
+class ApprovalRule(_Strict):
+    approvers: tuple[str, ...]
+    approvals: int = Field(default=1, ge=1, le=10)
+
+
+class EnvironmentPolicy(_Strict):
+    requesters: tuple[str, ...] = ("engineer", "lead")
+    self_approval: bool = False
+    code: ApprovalRule = ApprovalRule(approvers=("lead",))
+    database: ApprovalRule = ApprovalRule(approvers=("dba", "lead"), approvals=2)
+    env: ApprovalRule = ApprovalRule(approvers=("lead",))
+    flag: ApprovalRule = ApprovalRule(approvers=("engineer", "lead"))
+
+    def rule(self, kind: RollbackType) -> ApprovalRule:
+        rule: ApprovalRule = getattr(self, kind)
+        return rule
+
+
+class Environment(_Strict):
+    aliases: tuple[str, ...] = ()
+    channel: str
+    notify: tuple[str, ...] = ()
+    vercel_project: str | None = None
+    edge_config: str | None = None
+    database_url_env: str | None = None
+    migrations_dir: str | None = None
+    backup_dir: str | None = None
+    health_checks: tuple[str, ...] = ()
+    monitor: tuple[Duration, ...] = (timedelta(minutes=5), timedelta(minutes=10), timedelta(minutes=15))
+    approval_timeout: Duration = timedelta(minutes=30)
+    production: bool | None = None
+    policy: EnvironmentPolicy = EnvironmentPolicy()
+
+    @model_validator(mode="after")
+    def _checks(self) -> Environment:
+        if not (self.channel[:1] in ("C", "G") and self.channel.isalnum()):
+            raise ValueError(f"channel {self.channel!r} is not a Slack channel ID (C…)")
+        for url in self.health_checks:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"health check {url!r} must be an http(s) URL")
+        if list(self.monitor) != sorted(self.monitor):
+            raise ValueError("monitor offsets must be in increasing order")
+        return self
+
+
+class Scheduler(_Strict):
+    tick: Duration = timedelta(seconds=15)
+
+
+class Drills(_Strict):
+    every: Duration = timedelta(days=91)
+    channel: str | None = None
+    procedure_reviewed: str | None = None
+    review_every: Duration = timedelta(days=90)
+
+
+class Policy(_Strict):
+    """The whole policy file."""
+
+    roles: dict[str, RoleMembers]
+    scheduler: Scheduler = Scheduler()
+    drills: Drills = Drills()
+    environments: dict[str, Environment]
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Policy:
+        if not self.environments:
+            raise ValueError("at least one [environments.<name>] table is needed")
+        seen: dict[str, str] = {}
+        for name, env in self.environments.items():
+            for alias in (name, *env.aliases):
+                if alias in seen and seen[alias] != name:
+                    raise ValueError(f"environments.{name}.aliases: {alias!r} already names {seen[alias]!r}")
+                seen[alias] = name
+            roles = [("requesters", r) for r in env.policy.requesters]
+            for kind in ROLLBACK_TYPES:
+                roles += [(f"{kind}.approvers", r) for r in env.policy.rule(kind).approvers]
+            for where, role in roles:
+                if role not in self.roles:
+                    raise ValueError(
+                        f"environments.{name}.policy.{where}: role {role!r} is not defined in [roles]"
+                        f" (defined: {', '.join(sorted(self.roles)) or 'none'})"
+                    )
+        return self
+
+    def resolve_environment(self, word: str) -> str | None:
+        """The canonical environment name for ``word`` (a name or an alias), or None."""
+        lowered = word.lower()
+        for name, env in self.environments.items():
+            if lowered == name.lower() or lowered in (a.lower() for a in env.aliases):
+                return name
+        return None
+
+    def is_production(self, env_name: str) -> bool:
+        env = self.environments[env_name]
+        if env.production is not None:
+            return env.production
+        return env_name.lower() in ("prod", "production") or "production" in env.aliases

@@ -1,0 +1,163 @@
+"""Ports: what the core needs from the outside world, as typing.Protocols.
+
+Adapters in ``integrations/`` and ``bot/`` implement them; tests use hand-written fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from handlers.model import Deployment, HealthResult, Incident, Plan, Resolution, Status, StepRun
+
+
+class ProviderError(Exception):
+    """A provider call failed; ``message`` is safe to show (no secrets)."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 uncertain: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+        self.uncertain = uncertain  # the call may have taken effect: read back before retrying
+
+
+@dataclass(frozen=True)
+class AliasState:
+    """Where a project's production alias points, and the last alias job's state."""
+
+    production_id: str | None
+    job_status: str | None  # pending | in-progress | succeeded | failed | None
+    job_to: str | None
+
+
+class CodeProvider(Protocol):
+    def production_deployments(self, project: str, limit: int = 20) -> list[Deployment]: ...
+    def deployment(self, uid: str) -> Deployment: ...
+    def alias_state(self, project: str) -> AliasState: ...
+    def rollback(self, project: str, deployment_uid: str, description: str) -> None: ...
+
+
+class HealthChecker(Protocol):
+    def check(self, urls: Sequence[str]) -> list[HealthResult]: ...
+
+
+class Directory(Protocol):
+    def group_members(self, group_id: str) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True)
+class NewIncident:
+    kind: str
+    env: str
+    requester: str
+    reason: str
+    plan: Plan
+    approvals_needed: int
+    checklist: dict[str, bool]
+    created_at: datetime
+    expires_at: datetime
+
+
+class LockHeld(Exception):
+    """Another rollback of the same type runs on that environment."""
+
+    def __init__(self, incident: Incident) -> None:
+        super().__init__(f"{incident.ref} holds the lock")
+        self.incident = incident
+
+
+@dataclass(frozen=True)
+class ApprovalOutcome:
+    incident: Incident
+    recorded: bool  # False when this approver had already approved this plan
+    decided: bool  # True only for the one call whose approval completed the quorum
+
+
+@dataclass(frozen=True)
+class DueJob:
+    id: int
+    incident_id: int | None
+    kind: str
+    due_at: datetime
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    incident_id: int | None
+    actor: str
+    action: str
+    outcome: str
+    detail: dict[str, Any]
+
+
+class IncidentStore(Protocol):
+    def create_incident(self, new: NewIncident) -> Incident:
+        """Insert atomically; raise LockHeld if a locking incident of that kind+env exists."""
+
+    def get(self, incident_id: int) -> Incident | None: ...
+    def recent(self, limit: int, env: str | None = None) -> list[Incident]: ...
+    def open_incidents(self) -> list[Incident]: ...
+    def last_rolled_back(self) -> Incident | None: ...
+    def set_refs(self, incident_id: int, **refs: str) -> None: ...
+    def set_checklist(self, incident_id: int, key: str, checked: bool) -> Incident | None: ...
+
+    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime) -> ApprovalOutcome:
+        """Record an approval and, when it completes the quorum, move pending -> executing,
+        all in one transaction. Exactly one caller ever sees ``decided=True``."""
+
+    def transition(
+        self, incident_id: int, from_status: Sequence[Status], to_status: Status, **fields: Any
+    ) -> Incident | None:
+        """Conditional update; None when the incident was not in ``from_status``."""
+
+    def start_step(self, incident_id: int, name: str, at: datetime) -> bool:
+        """True for the first caller only (unique key)."""
+
+    def finish_step(self, incident_id: int, name: str, status: str, detail: str, at: datetime) -> None: ...
+    def steps(self, incident_id: int) -> list[StepRun]: ...
+    def resolve(self, incident_id: int, resolution: Resolution, summary: dict[str, Any], status: Status,
+                finished_at: datetime) -> Incident | None:
+        """Store resolution + summary and set ``status``, only if not resolved before."""
+    def summary(self, incident_id: int) -> dict[str, Any] | None: ...
+
+    def audit(self, incident_id: int | None, actor: str, action: str, outcome: str, detail: dict[str, Any],
+              at: datetime) -> None: ...
+    def audit_log(self, incident_id: int) -> list[AuditEntry]: ...
+
+    def schedule(self, incident_id: int | None, kind: str, due_at: datetime, payload: dict[str, Any]) -> None: ...
+    def claim_due(self, now: datetime, worker: str, limit: int = 20) -> list[DueJob]: ...
+    def finish_job(self, job_id: int, outcome: str) -> None: ...
+    def cancel_jobs(self, incident_id: int, kind: str) -> None: ...
+
+
+class LiveState(Protocol):
+    """Fast, rebuildable state (Redis). Never the only guard of a decision."""
+
+    def first_delivery(self, key: str, ttl_seconds: int = 600) -> bool: ...
+    def thread_refs(self, incident_id: int) -> dict[str, str] | None: ...
+    def remember_thread(self, incident_id: int, refs: dict[str, str]) -> None: ...
+    def forget_thread(self, incident_id: int) -> None: ...
+
+
+class Notifier(Protocol):
+    """Speaks to the humans (Slack). Renders domain objects; decides nothing."""
+
+    def post_root(self, incident: Incident, steps: Sequence[StepRun]) -> tuple[str, str]:
+        """Post the root message; returns (channel, ts)."""
+
+    def refresh_root(self, incident: Incident, steps: Sequence[StepRun]) -> None: ...
+    def notify_team(self, incident: Incident, mentions: Sequence[str]) -> None: ...
+    def progress(self, incident: Incident, steps: Sequence[StepRun]) -> str | None:
+        """Post the progress message the first time, update it in place after; returns its ts."""
+
+    def verification(self, incident: Incident, alias: AliasState, health: Sequence[HealthResult], ok: bool) -> None: ...
+    def reminder(self, incident: Incident, index: int, total: int, health: Sequence[HealthResult]) -> None: ...
+    def failure(self, incident: Incident, error: str, next_step: str) -> None: ...
+    def summary(self, incident: Incident, summary: dict[str, Any]) -> str | None: ...
+    def tell(self, channel: str, user: str, text: str) -> None: ...

@@ -1,0 +1,92 @@
+"""Step 1 of the flow: a rollback request becomes incident RB-N with a concrete plan."""
+
+from __future__ import annotations
+
+from handlers.code import plan_code_rollback
+from handlers.commands import Rollback
+from handlers.model import Incident, Status
+from handlers.ports import LockHeld, NewIncident, ProviderError
+from handlers.runbook import initial_checklist
+from handlers.services import Refused, Services, log
+
+
+def request_rollback(svc: Services, user: str, cmd: Rollback) -> Incident:
+    """Check the role, resolve the plan, take the lock, post the root message, notify the team."""
+    action = f"request.{cmd.kind}"
+    refusal = svc.roles.request_refusal(user, cmd.env)
+    if refusal:
+        raise svc.refuse(None, user, action, refusal, env=cmd.env)
+    env = svc.policy.environments[cmd.env]
+    if cmd.kind != "code":
+        raise svc.refuse(
+            None, user, action,
+            f"{cmd.kind} rollbacks are not available in this version of Rollbot yet; "
+            "follow the runbook by hand for now.",
+            env=cmd.env,
+        )
+    if not env.vercel_project:
+        raise svc.refuse(
+            None, user, action, f"*{cmd.env}* has no `vercel_project` configured, so code rollbacks are off.",
+            env=cmd.env,
+        )
+    try:
+        plan = plan_code_rollback(svc.code, cmd.env, env.vercel_project, cmd.deployment)
+    except Refused as refused:
+        raise svc.refuse(None, user, action, refused.message, env=cmd.env) from None
+    except ProviderError as error:
+        raise svc.refuse(None, user, action, f"could not read Vercel: {error.message}", env=cmd.env) from None
+
+    now = svc.clock.now()
+    rule = env.policy.rule(cmd.kind)
+    try:
+        incident = svc.store.create_incident(
+            NewIncident(
+                kind=cmd.kind,
+                env=cmd.env,
+                requester=user,
+                reason=cmd.reason,
+                plan=plan,
+                approvals_needed=rule.approvals,
+                checklist=initial_checklist(cmd.kind),
+                created_at=now,
+                expires_at=now + env.approval_timeout,
+            )
+        )
+    except LockHeld as held:
+        other = held.incident
+        raise svc.refuse(
+            None, user, action,
+            f"{other.ref} (a {other.kind} rollback on *{other.env}*, requested by <@{other.requester}>) "
+            f"is still {other.status.value}. Finish, deny or cancel it first (`/rollback cancel {other.ref}`).",
+            env=cmd.env, blocking=other.id,
+        ) from None
+    svc.audit(incident.id, user, action, "ok", plan=plan.to_json(), plan_hash=plan.hash, reason=cmd.reason)
+    svc.store.schedule(incident.id, "expire", incident.expires_at, {"plan_hash": plan.hash})
+
+    try:
+        channel, ts = svc.notifier.post_root(incident, [])
+    except Exception as error:  # the incident must not stay open without its message
+        log.exception("posting the root message failed", extra={"incident": incident.id})
+        svc.store.transition(incident.id, [Status.PENDING], Status.FAILED, failure="could not post to Slack")
+        svc.audit(incident.id, "rollbot", "slack.post_root", "failed", error=type(error).__name__)
+        raise Refused(f"{incident.ref} could not be posted in <#{env.channel}>; it was closed. Try again.") from None
+    svc.store.set_refs(incident.id, channel=channel, root_ts=ts)
+    svc.live.remember_thread(incident.id, {"channel": channel, "root_ts": ts})
+    svc.audit(incident.id, "rollbot", "slack.post_root", "ok", channel=channel, ts=ts)
+
+    notify_team(svc, incident.id)
+    refreshed = svc.store.get(incident.id)
+    assert refreshed is not None
+    return refreshed
+
+
+def notify_team(svc: Services, incident_id: int) -> None:
+    """The checklist's "Notify team": mention the environment's on-call groups in the thread."""
+    incident = svc.store.get(incident_id)
+    assert incident is not None
+    mentions = svc.policy.environments[incident.env].notify
+    svc.notifier.notify_team(incident, mentions)
+    updated = svc.store.set_checklist(incident_id, "notify", True)
+    svc.audit(incident_id, "rollbot", "notify_team", "ok", mentions=list(mentions))
+    if updated:
+        svc.notifier.refresh_root(updated, svc.store.steps(incident_id))

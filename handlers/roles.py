@@ -1,0 +1,84 @@
+"""Who may request and who may approve: roles from the policy file, resolved through Slack
+user groups, and the four-eyes rules."""
+
+from __future__ import annotations
+
+from handlers.config import Policy, RollbackType
+from handlers.model import Incident, Status
+from handlers.ports import Directory
+
+
+class Roles:
+    def __init__(self, policy: Policy, directory: Directory) -> None:
+        self._policy = policy
+        self._directory = directory
+
+    def of(self, user: str) -> set[str]:
+        """Every role the user holds, directly or through a user group."""
+        held: set[str] = set()
+        for name, members in self._policy.roles.items():
+            if user in members.users:
+                held.add(name)
+                continue
+            for group in members.groups:
+                if user in self._directory.group_members(group):
+                    held.add(name)
+                    break
+        return held
+
+    def request_refusal(self, user: str, env: str) -> str | None:
+        """Why ``user`` may not request a rollback on ``env``, or None when allowed."""
+        allowed = self._policy.environments[env].policy.requesters
+        if self.of(user) & set(allowed):
+            return None
+        return (
+            f"you cannot request rollbacks on *{env}*: that needs the role "
+            f"{_roles(allowed)}, and you hold {_roles(sorted(self.of(user))) or 'no role'}."
+        )
+
+    def approval_refusal(self, user: str, incident: Incident, plan_hash: str) -> str | None:
+        """Why ``user``'s approval would not count, or None when it counts."""
+        env_policy = self._policy.environments[incident.env].policy
+        rule = env_policy.rule(incident.kind)
+        if incident.status is not Status.PENDING:
+            return f"{incident.ref} is already {incident.status.value}; there is nothing left to approve."
+        if plan_hash != incident.plan_hash:
+            return (
+                f"the plan of {incident.ref} changed after this button was drawn; "
+                "approvals are bound to the exact plan. Review the updated message and approve again."
+            )
+        if user == incident.requester and not env_policy.self_approval:
+            return f"you requested {incident.ref}, and *{incident.env}* needs a second person to approve (four eyes)."
+        if not self.of(user) & set(rule.approvers):
+            return (
+                f"{_kind_label(incident.kind)} rollbacks on *{incident.env}* are approved by "
+                f"{_roles(rule.approvers)}; you hold {_roles(sorted(self.of(user))) or 'no role'}."
+            )
+        if any(a.approver == user for a in incident.valid_approvals()):
+            return f"you already approved {incident.ref}; it needs {rule.approvals} distinct approvers."
+        return None
+
+    def deny_refusal(self, user: str, incident: Incident) -> str | None:
+        """Deny is open to the requester (withdraw) and to anyone who could approve."""
+        if incident.status is not Status.PENDING:
+            return f"{incident.ref} is already {incident.status.value}."
+        rule = self._policy.environments[incident.env].policy.rule(incident.kind)
+        if user == incident.requester or self.of(user) & set(rule.approvers):
+            return None
+        return f"only the requester or {_roles(rule.approvers)} can deny {incident.ref}."
+
+    def resolve_refusal(self, user: str, incident: Incident) -> str | None:
+        env_policy = self._policy.environments[incident.env].policy
+        if user == incident.requester:
+            return None
+        if self.of(user) & (set(env_policy.requesters) | set(env_policy.rule(incident.kind).approvers)):
+            return None
+        return f"only the requester, requesters or approvers of *{incident.env}* can resolve {incident.ref}."
+
+
+def _roles(names: tuple[str, ...] | list[str]) -> str:
+    return " or ".join(f"`{n}`" for n in names)
+
+
+def _kind_label(kind: RollbackType) -> str:
+    return {"code": "Code", "database": "Database", "env": "Environment-variable", "flag": "Feature-flag"}[kind]

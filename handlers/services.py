@@ -1,0 +1,47 @@
+"""The bundle of ports the core works with, wired once by ``bot.bootstrap``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from handlers.clock import Clock
+from handlers.config import Policy
+from handlers.ports import CodeProvider, Directory, HealthChecker, IncidentStore, LiveState, Notifier
+from handlers.roles import Roles
+
+log = logging.getLogger("rollbot.core")
+
+
+class Refused(Exception):
+    """A user's request was refused; ``message`` says why and is shown to that user only."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class Services:
+    policy: Policy
+    store: IncidentStore
+    live: LiveState
+    notifier: Notifier
+    code: CodeProvider
+    health: HealthChecker
+    directory: Directory
+    clock: Clock
+    roles: Roles = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.roles = Roles(self.policy, self.directory)
+
+    def audit(self, incident_id: int | None, actor: str, action: str, outcome: str, **detail: Any) -> None:
+        """Append to the audit log; a refused attempt is recorded like any other."""
+        self.store.audit(incident_id, actor, action, outcome, detail, self.clock.now())
+        log.info("audit %s %s %s", action, outcome, actor, extra={"incident": incident_id})
+
+    def refuse(self, incident_id: int | None, actor: str, action: str, message: str, **detail: Any) -> Refused:
+        self.audit(incident_id, actor, action, "refused", reason=message, **detail)
+        return Refused(message)

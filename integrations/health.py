@@ -1,0 +1,39 @@
+"""Health checks over HTTP: each URL must answer 2xx within the timeout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from handlers.model import HealthResult
+
+
+class HttpHealthChecker:
+    def __init__(self, *, timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
+        self._client = httpx.Client(timeout=timeout, follow_redirects=True, trust_env=False, transport=transport,
+                                    headers={"User-Agent": "rollbot-health-check"})
+
+    def check(self, urls: Sequence[str]) -> list[HealthResult]:
+        if not urls:
+            return []
+        with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
+            return list(pool.map(self._one, urls))
+
+    def _one(self, url: str) -> HealthResult:
+        started = time.monotonic()
+        try:
+            response = self._client.get(url)
+        except httpx.HTTPError as error:
+            return HealthResult(url, False, None, _ms(started), type(error).__name__)
+        ok = 200 <= response.status_code < 300
+        return HealthResult(url, ok, response.status_code, _ms(started), None if ok else f"HTTP {response.status_code}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

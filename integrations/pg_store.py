@@ -1,0 +1,275 @@
+"""The bot's own Postgres: the source of truth. Every decision is one atomic, conditional write."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg import Connection
+from psycopg.errors import UniqueViolation
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from handlers.model import Incident, Resolution, Status, StepRun
+from handlers.ports import ApprovalOutcome, AuditEntry, DueJob, LockHeld, NewIncident
+from integrations.pg_rows import INCIDENT_FIELDS, audit_from_row, incident_from_row, job_from_row, step_from_row
+
+JOB_LEASE = timedelta(minutes=5)
+MAX_JOB_ATTEMPTS = 5
+
+
+class PostgresStore:
+    """Implements ``handlers.ports.IncidentStore`` on a psycopg connection pool."""
+
+    def __init__(self, database_url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.pool = ConnectionPool(
+            database_url, min_size=min_size, max_size=max_size, open=True,
+            kwargs={"row_factory": dict_row, "autocommit": True}, name="rollbot",
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def ping(self) -> bool:
+        with self.pool.connection(timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+
+    # -- incidents ---------------------------------------------------------------------------
+
+    def create_incident(self, new: NewIncident) -> Incident:
+        with self.pool.connection() as conn:
+            try:
+                with conn.transaction():
+                    row = conn.execute(
+                        """INSERT INTO incidents (kind, env, status, requester, reason, plan, plan_hash,
+                               approvals_needed, checklist, created_at, expires_at)
+                           VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                        (new.kind, new.env, new.requester, new.reason, Jsonb(new.plan.to_json()), new.plan.hash,
+                         new.approvals_needed, Jsonb(new.checklist), new.created_at, new.expires_at),
+                    ).fetchone()
+            except UniqueViolation:
+                holder = conn.execute(
+                    "SELECT id FROM incidents WHERE env = %s AND kind = %s AND status IN ('pending', 'executing')",
+                    (new.env, new.kind),
+                ).fetchone()
+                found = self._get(conn, holder["id"]) if holder else None
+                if found is None:  # released between the two statements: let the caller retry
+                    raise
+                raise LockHeld(found) from None
+            assert row is not None
+            incident = self._get(conn, row["id"])
+        assert incident is not None
+        return incident
+
+    def get(self, incident_id: int) -> Incident | None:
+        with self.pool.connection() as conn:
+            return self._get(conn, incident_id)
+
+    def recent(self, limit: int, env: str | None = None) -> list[Incident]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id FROM incidents WHERE %s::text IS NULL OR env = %s ORDER BY id DESC LIMIT %s",
+                (env, env, limit),
+            ).fetchall()
+            return [i for r in rows if (i := self._get(conn, r["id"])) is not None]
+
+    def open_incidents(self) -> list[Incident]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id FROM incidents WHERE status IN ('pending', 'executing', 'monitoring') ORDER BY id"
+            ).fetchall()
+            return [i for r in rows if (i := self._get(conn, r["id"])) is not None]
+
+    def last_rolled_back(self) -> Incident | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT id FROM incidents WHERE rolled_back_at IS NOT NULL ORDER BY rolled_back_at DESC LIMIT 1"
+            ).fetchone()
+            return self._get(conn, row["id"]) if row else None
+
+    def set_refs(self, incident_id: int, **refs: str) -> None:
+        self._update(incident_id, refs, None)
+
+    def set_checklist(self, incident_id: int, key: str, checked: bool) -> Incident | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                """UPDATE incidents SET checklist = jsonb_set(checklist, ARRAY[%s], to_jsonb(%s::boolean))
+                   WHERE id = %s AND checklist ? %s RETURNING id""",
+                (key, checked, incident_id, key),
+            ).fetchone()
+            return self._get(conn, incident_id) if row else None
+
+    def transition(
+        self, incident_id: int, from_status: Sequence[Status], to_status: Status, **fields: Any
+    ) -> Incident | None:
+        return self._update(incident_id, {"status": to_status.value, **fields}, [s.value for s in from_status])
+
+    def _update(self, incident_id: int, fields: dict[str, Any], from_status: list[str] | None) -> Incident | None:
+        unknown = set(fields) - INCIDENT_FIELDS - {"status"}
+        if unknown:
+            raise ValueError(f"not incident fields: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = %s" for name in fields)
+        params: list[Any] = list(fields.values()) + [incident_id]
+        where = "id = %s"
+        if from_status is not None:
+            where += " AND status = ANY(%s)"
+            params.append(from_status)
+        with self.pool.connection() as conn:
+            row = conn.execute(f"UPDATE incidents SET {assignments} WHERE {where} RETURNING id", params).fetchone()
+            return self._get(conn, incident_id) if row else None
+
+    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime) -> ApprovalOutcome:
+        with self.pool.connection() as conn, conn.transaction():
+            row = conn.execute("SELECT * FROM incidents WHERE id = %s FOR UPDATE", (incident_id,)).fetchone()
+            if row is None:
+                raise KeyError(incident_id)
+            recorded = decided = False
+            if row["status"] == "pending" and row["plan_hash"] == plan_hash:
+                recorded = conn.execute(
+                    """INSERT INTO approvals (incident_id, approver, plan_hash, at) VALUES (%s, %s, %s, %s)
+                       ON CONFLICT DO NOTHING RETURNING 1""",
+                    (incident_id, approver, plan_hash, at),
+                ).fetchone() is not None
+                count = conn.execute(
+                    "SELECT count(*) AS n FROM approvals WHERE incident_id = %s AND plan_hash = %s",
+                    (incident_id, plan_hash),
+                ).fetchone()
+                if recorded and count and count["n"] >= row["approvals_needed"]:
+                    conn.execute(
+                        """UPDATE incidents SET status = 'executing', decided_by = %s, decided_at = %s
+                           WHERE id = %s AND status = 'pending'""",
+                        (approver, at, incident_id),
+                    )
+                    decided = True
+            incident = self._get(conn, incident_id)
+        assert incident is not None
+        return ApprovalOutcome(incident, recorded, decided)
+
+    def resolve(self, incident_id: int, resolution: Resolution, summary: dict[str, Any], status: Status,
+                finished_at: datetime) -> Incident | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                """UPDATE incidents SET status = %s, resolved_by = %s, resolved_at = %s, root_cause = %s,
+                       lessons = %s, summary = %s, finished_at = %s
+                   WHERE id = %s AND resolved_at IS NULL AND status IN ('monitoring', 'failed') RETURNING id""",
+                (status.value, resolution.resolved_by, resolution.at, resolution.root_cause, resolution.lessons,
+                 Jsonb(summary), finished_at, incident_id),
+            ).fetchone()
+            return self._get(conn, incident_id) if row else None
+
+    def summary(self, incident_id: int) -> dict[str, Any] | None:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT summary FROM incidents WHERE id = %s", (incident_id,)).fetchone()
+            return row["summary"] if row else None
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def start_step(self, incident_id: int, name: str, at: datetime) -> bool:
+        with self.pool.connection() as conn:
+            return conn.execute(
+                """INSERT INTO step_runs (incident_id, name, status, started_at) VALUES (%s, %s, 'running', %s)
+                   ON CONFLICT DO NOTHING RETURNING 1""",
+                (incident_id, name, at),
+            ).fetchone() is not None
+
+    def finish_step(self, incident_id: int, name: str, status: str, detail: str, at: datetime) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE step_runs SET status = %s, detail = %s, finished_at = %s WHERE incident_id = %s AND name = %s",
+                (status, detail, at, incident_id, name),
+            )
+
+    def steps(self, incident_id: int) -> list[StepRun]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT * FROM step_runs WHERE incident_id = %s ORDER BY started_at, name", (incident_id,)
+            ).fetchall()
+            return [step_from_row(r) for r in rows]
+
+    # -- audit -------------------------------------------------------------------------------
+
+    def audit(self, incident_id: int | None, actor: str, action: str, outcome: str, detail: dict[str, Any],
+              at: datetime) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO audit_log (at, incident_id, actor, action, outcome, detail) VALUES (%s, %s, %s, %s, %s, %s)",
+                (at, incident_id, actor, action, outcome, Jsonb(detail)),
+            )
+
+    def audit_log(self, incident_id: int) -> list[AuditEntry]:
+        with self.pool.connection() as conn:
+            rows = conn.execute("SELECT * FROM audit_log WHERE incident_id = %s ORDER BY id", (incident_id,)).fetchall()
+            return [audit_from_row(r) for r in rows]
+
+    # -- due work ----------------------------------------------------------------------------
+
+    def schedule(self, incident_id: int | None, kind: str, due_at: datetime, payload: dict[str, Any]) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO due_jobs (incident_id, kind, due_at, payload) VALUES (%s, %s, %s, %s)",
+                (incident_id, kind, due_at, Jsonb(payload)),
+            )
+
+    def claim_due(self, now: datetime, worker: str, limit: int = 20) -> list[DueJob]:
+        """Claim due rows (and rows whose lease ran out after a crash) without blocking other workers."""
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "UPDATE due_jobs SET status = 'dead', outcome = 'too many attempts' "
+                "WHERE status = 'running' AND lease_until < %s AND attempts >= %s",
+                (now, MAX_JOB_ATTEMPTS),
+            )
+            rows = conn.execute(
+                """WITH ready AS (
+                       SELECT id FROM due_jobs
+                       WHERE (status = 'due' AND due_at <= %(now)s) OR (status = 'running' AND lease_until < %(now)s)
+                       ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+                   UPDATE due_jobs j SET status = 'running', claimed_by = %(worker)s, attempts = j.attempts + 1,
+                       lease_until = %(lease)s
+                   FROM ready WHERE j.id = ready.id RETURNING j.*""",
+                {"now": now, "limit": limit, "worker": worker, "lease": now + JOB_LEASE},
+            ).fetchall()
+        return sorted((job_from_row(r) for r in rows), key=lambda j: j.due_at)
+
+    def finish_job(self, job_id: int, outcome: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE due_jobs SET status = 'done', outcome = %s, finished_at = now() WHERE id = %s",
+                (outcome, job_id),
+            )
+
+    def cancel_jobs(self, incident_id: int, kind: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE due_jobs SET status = 'cancelled' WHERE incident_id = %s AND kind = %s AND status = 'due'",
+                (incident_id, kind),
+            )
+
+    def pending_jobs(self, incident_id: int) -> list[DueJob]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT * FROM due_jobs WHERE incident_id = %s AND status = 'due' ORDER BY due_at", (incident_id,)
+            ).fetchall()
+            return [job_from_row(r) for r in rows]
+
+    @staticmethod
+    def _get(conn: Connection[Any], incident_id: int) -> Incident | None:
+        row = conn.execute("SELECT * FROM incidents WHERE id = %s", (incident_id,)).fetchone()
+        if row is None:
+            return None
+        approvals = conn.execute(
+            "SELECT approver, plan_hash, at FROM approvals WHERE incident_id = %s ORDER BY at, approver",
+            (incident_id,),
+        ).fetchall()
+        return incident_from_row(row, approvals)
+
+
+def thread_refs_from(store: PostgresStore, incident_id: int) -> dict[str, str] | None:
+    """Rebuild an incident's live Slack refs from Postgres (used when Redis has nothing)."""
+    incident = store.get(incident_id)
+    if incident is None or not incident.channel:
+        return None
+    refs = {"channel": incident.channel, "root_ts": incident.root_ts or "", "progress_ts": incident.progress_ts or ""}
+    return {k: v for k, v in refs.items() if v}

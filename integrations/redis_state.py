@@ -1,0 +1,109 @@
+"""Redis: live thread tracking, inbound de-duplication, the leader lock, a small cache.
+
+Everything here is rebuildable: when Redis is flushed or down, callers fall back to Postgres
+(the source of truth) and the guarantees hold, only slower.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+
+import redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("rollbot.redis")
+PREFIX = "rollbot:"
+
+# Release/extend only a lock we still own (compare-and-delete / compare-and-expire).
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+_EXTEND = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+)
+
+
+class RedisState:
+    """Implements ``handlers.ports.LiveState`` plus the worker's leader lock."""
+
+    def __init__(self, url: str, *, rebuild: Callable[[int], dict[str, str] | None] | None = None) -> None:
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
+        self._rebuild = rebuild
+        self._token = uuid.uuid4().hex
+
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
+    def first_delivery(self, key: str, ttl_seconds: int = 600) -> bool:
+        """True the first time ``key`` is seen within the TTL (a fast filter, never the only guard)."""
+        try:
+            return bool(self.client.set(PREFIX + "seen:" + key, "1", nx=True, ex=ttl_seconds))
+        except RedisError:
+            log.warning("redis unavailable for de-duplication; relying on Postgres")
+            return True
+
+    def thread_refs(self, incident_id: int) -> dict[str, str] | None:
+        """Where incident ``incident_id`` lives in Slack; rebuilt from Postgres on a miss."""
+        key = f"{PREFIX}thread:{incident_id}"
+        try:
+            cached = self.client.hgetall(key)
+        except RedisError:
+            cached = {}
+        if cached:
+            return dict(cached)
+        refs = self._rebuild(incident_id) if self._rebuild else None
+        if refs:
+            self.remember_thread(incident_id, refs)
+        return refs
+
+    def remember_thread(self, incident_id: int, refs: dict[str, str]) -> None:
+        clean = {k: v for k, v in refs.items() if v}
+        if not clean:
+            return
+        try:
+            self.client.hset(f"{PREFIX}thread:{incident_id}", mapping=clean)
+            self.client.expire(f"{PREFIX}thread:{incident_id}", 7 * 86400)
+        except RedisError:
+            log.warning("redis unavailable; thread refs stay in Postgres only")
+
+    def forget_thread(self, incident_id: int) -> None:
+        try:
+            self.client.delete(f"{PREFIX}thread:{incident_id}")
+        except RedisError:
+            pass
+
+    def cache_get(self, key: str) -> object | None:
+        try:
+            raw = self.client.get(PREFIX + "cache:" + key)
+        except RedisError:
+            return None
+        return json.loads(raw) if raw else None
+
+    def cache_set(self, key: str, value: object, ttl_seconds: int) -> None:
+        try:
+            self.client.set(PREFIX + "cache:" + key, json.dumps(value), ex=ttl_seconds)
+        except RedisError:
+            pass
+
+    # -- leader lock -------------------------------------------------------------------------
+
+    def acquire_leader(self, name: str, ttl_ms: int) -> bool:
+        """Become (or stay) the leader for ``name``. Only the holder's token can extend it."""
+        key = f"{PREFIX}leader:{name}"
+        try:
+            if self.client.set(key, self._token, nx=True, px=ttl_ms):
+                return True
+            return bool(self.client.eval(_EXTEND, 1, key, self._token, ttl_ms))
+        except RedisError:
+            log.warning("redis unavailable; not leading")
+            return False
+
+    def release_leader(self, name: str) -> None:
+        try:
+            self.client.eval(_RELEASE, 1, f"{PREFIX}leader:{name}", self._token)
+        except RedisError:
+            pass
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,531 @@
+"""A stateful emulator of the parts of the Vercel REST API that Rollbot uses, served over real HTTP.
+
+It runs a stdlib ``ThreadingHTTPServer`` on a free loopback port in a daemon thread, so the real
+HTTP client code can talk to it unchanged. Tests seed projects and deployments, script faults
+(429s, 5xx, failed alias jobs) and inspect every call afterwards.
+
+Alias jobs (rollback / promote) are settled lazily from the clock: every request and every
+inspection method first advances jobs whose time has come, so no timer threads are needed.
+A job is ``pending`` for the first half of ``alias_delay``, ``in-progress`` for the second half,
+then ``succeeded`` (production moves) or ``failed`` (production stays). With ``alias_delay == 0``
+the job settles before the POST returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qs, unquote, urlsplit
+
+logger = logging.getLogger("rollbot.sandbox.vercel")
+
+JSON = dict[str, Any]
+_BASE62 = string.ascii_letters + string.digits
+_HOUR_MS = 3_600_000
+_ERROR_CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 409: "conflict",
+                500: "internal_server_error", 502: "bad_gateway", 503: "service_unavailable",
+                504: "gateway_timeout"}
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _error(code: str, message: str, **extra: Any) -> JSON:
+    """A Vercel-shaped error body."""
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+class _ApiError(Exception):
+    """Raised inside a route to answer with a Vercel error body."""
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+        self.code = code or _ERROR_CODES.get(status, "error")
+
+
+@dataclass
+class _Deployment:
+    uid: str
+    project_id: str
+    name: str
+    url: str
+    created_at: int
+    ready: int | None
+    state: str
+    target: str | None
+    healthy: bool
+    commit_sha: str
+    commit_message: str
+    author: str
+    seq: int
+
+    def public(self) -> JSON:
+        """The deployment as Vercel's list endpoint shows it."""
+        login = "-".join(self.author.lower().split()) or "unknown"
+        return {
+            "uid": self.uid, "name": self.name, "url": self.url,
+            "created": self.created_at, "createdAt": self.created_at,
+            "buildingAt": self.created_at + 1_000, "ready": self.ready,
+            "state": self.state, "readyState": self.state, "type": "LAMBDAS", "source": "git",
+            "target": self.target, "projectId": self.project_id,
+            "creator": {"uid": "usr_" + hashlib.sha1(login.encode()).hexdigest()[:20],
+                        "username": login},
+            "meta": {"githubCommitSha": self.commit_sha,
+                     "githubCommitMessage": self.commit_message,
+                     "githubCommitAuthorName": self.author,
+                     "githubCommitAuthorLogin": login, "githubCommitRef": "main"},
+            "inspectorUrl": f"https://vercel.com/sandbox/{self.name}/{self.uid[4:]}",
+            "isRollbackCandidate": self.state == "READY" and self.target == "production",
+        }
+
+
+@dataclass
+class _AliasJob:
+    request: JSON  # the very dict exposed as lastAliasRequest; settling mutates it
+    started: float
+    due: float
+    failure: str | None
+
+
+@dataclass
+class _Project:
+    id: str
+    name: str
+    created_at: int
+    production: str | None = None
+    last_alias_request: JSON | None = None
+    last_rollback_target: JSON | None = None
+    job: _AliasJob | None = None
+    fail_next: list[str] = field(default_factory=list)
+
+
+class VercelEmulator:
+    """In-memory Vercel API over real HTTP; see the module docstring."""
+
+    def __init__(self, token: str = "vercel-sandbox-token", *, host: str = "127.0.0.1",
+                 port: int = 0, team_id: str | None = None, alias_delay: float = 0.2) -> None:
+        self.token = token
+        self.team_id = team_id
+        self.alias_delay = alias_delay
+        self.calls: list[JSON] = []
+        self._host, self._port = host, port
+        self._lock = threading.RLock()
+        self._projects: dict[str, _Project] = {}
+        self._deployments: dict[str, _Deployment] = {}
+        self._faults: list[JSON] = []
+        self._seq = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> VercelEmulator:
+        """Start serving in a daemon thread (idempotent); returns self."""
+        if self._server is None:
+            handler = type("_BoundHandler", (_Handler,), {"emulator": self})
+            self._server = ThreadingHTTPServer((self._host, self._port), handler)
+            self._server.daemon_threads = True
+            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                            name="vercel-emulator", daemon=True)
+            self._thread.start()
+            logger.debug("vercel emulator listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket (idempotent)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server, self._thread = None, None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:PORT`` (no trailing slash)."""
+        if self._server is None:
+            raise RuntimeError("VercelEmulator is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def health_url(self, project_id: str) -> str:
+        """URL of the health endpoint of the project's production site."""
+        return f"{self.url}/site/{project_id}/api/health"
+
+    # ------------------------------------------------------------------- seeding
+    def add_project(self, project_id: str, name: str) -> JSON:
+        """Create a project; returns its ``GET /v9/projects`` view."""
+        with self._lock:
+            if project_id in self._projects:
+                raise ValueError(f"project {project_id!r} already exists")
+            self._projects[project_id] = _Project(project_id, name, _now_ms() - 30 * 24 * _HOUR_MS)
+            return self._project_view(self._projects[project_id])
+
+    def add_deployment(self, project_id: str, uid: str | None = None, *, commit_sha: str,
+                       commit_message: str, author: str, created_at_ms: int | None = None,
+                       target: str | None = "production", state: str = "READY",
+                       healthy: bool = True) -> JSON:
+        """Add a deployment. A READY production deployment newer than the current production one
+        also takes the production alias (as Vercel's auto-assignment does) unless the project is
+        in a rolled-back state; use :meth:`set_production` to override."""
+        with self._lock:
+            project, state = self._project(project_id), state.upper()
+            uid = uid or "dpl_" + "".join(secrets.choice(_BASE62) for _ in range(28))
+            if uid in self._deployments:
+                raise ValueError(f"deployment {uid!r} already exists")
+            build_ms = 30_000 + (int(hashlib.sha1(uid.encode()).hexdigest(), 16) % 60_000)
+            created = created_at_ms if created_at_ms is not None else _now_ms() - build_ms
+            digest = "".join(secrets.choice(string.ascii_lowercase + string.digits)
+                             for _ in range(9))
+            self._seq += 1
+            dep = _Deployment(uid, project.id, project.name, f"{project.name}-{digest}.vercel.app",
+                              created, created + build_ms if state == "READY" else None,
+                              state, target, healthy, commit_sha, commit_message,
+                              author, self._seq)
+            self._deployments[uid] = dep
+            current = self._deployments.get(project.production or "")
+            if (dep.state == "READY" and dep.target == "production"
+                    and project.last_rollback_target is None
+                    and (current is None or dep.created_at >= current.created_at)):
+                project.production = uid
+            return dep.public()
+
+    def set_production(self, project_id: str, uid: str) -> None:
+        """Make the production alias of ``project_id`` serve deployment ``uid``."""
+        with self._lock:
+            project = self._project(project_id)
+            dep = self._deployments.get(uid)
+            if dep is None or dep.project_id != project.id:
+                raise KeyError(f"deployment {uid!r} is not in project {project_id!r}")
+            project.production = uid
+
+    def set_healthy(self, uid: str, healthy: bool) -> None:
+        """Change whether a deployment's health endpoint answers 200 or 500."""
+        with self._lock:
+            self._deployments[uid].healthy = healthy
+
+    def seed_demo(self, project_id: str = "prj_demo") -> str:
+        """Seed ``demo-shop``: two good deployments and a broken current production one."""
+        now = _now_ms()
+        commits = [
+            ("feat(cart): persist cart across sessions", "Maya Chen", now - 3 * 24 * _HOUR_MS, True),
+            ("fix(checkout): round tax to cents before summing", "Jonas Weber",
+             now - 26 * _HOUR_MS, True),
+            ("perf(catalog): cache product listing responses", "Priya Raman",
+             now - 2 * _HOUR_MS, False),
+        ]
+        with self._lock:
+            self.add_project(project_id, "demo-shop")
+            uid = ""
+            for message, author, created, healthy in commits:
+                sha = hashlib.sha1(f"{project_id}:{message}".encode()).hexdigest()
+                uid = self.add_deployment(project_id, commit_sha=sha, commit_message=message,
+                                          author=author, created_at_ms=created,
+                                          healthy=healthy)["uid"]
+            self.set_production(project_id, uid)
+        return project_id
+
+    # ------------------------------------------------------------ scripted faults
+    def script_rate_limit(self, path_prefix: str, times: int = 1, retry_after: int = 1, *,
+                          method: str | None = None) -> None:
+        """The next ``times`` requests whose path starts with ``path_prefix`` get a 429."""
+        with self._lock:
+            self._faults.append({"kind": "rate_limit", "prefix": path_prefix, "left": times,
+                                 "retry_after": retry_after, "method": method})
+
+    def script_error(self, path_prefix: str, status: int = 500, times: int = 1, *,
+                     method: str | None = None) -> None:
+        """The next ``times`` matching requests get ``status`` with a Vercel error body."""
+        with self._lock:
+            self._faults.append({"kind": "error", "prefix": path_prefix, "left": times,
+                                 "status": status, "method": method})
+
+    def fail_next_alias(self, project_id: str, message: str = "Alias assignment failed") -> None:
+        """The next rollback/promote of ``project_id`` ends ``failed``; production stays."""
+        with self._lock:
+            self._project(project_id).fail_next.append(message)
+
+    # ---------------------------------------------------------------- inspection
+    def calls_to(self, method: str, path_prefix: str) -> list[JSON]:
+        """Recorded calls with this method whose path starts with ``path_prefix``."""
+        with self._lock:
+            return [dict(c) for c in self.calls
+                    if c["method"] == method.upper() and c["path"].startswith(path_prefix)]
+
+    def production(self, project_id: str) -> str:
+        """The uid the production alias serves now (KeyError if none)."""
+        with self._lock:
+            self._settle()
+            uid = self._project(project_id).production
+            if uid is None:
+                raise KeyError(f"project {project_id!r} has no production deployment")
+            return uid
+
+    def deployments(self, project_id: str) -> list[JSON]:
+        """The project's deployments, newest first, as the API shows them."""
+        with self._lock:
+            return [d.public() for d in self._sorted(self._project(project_id).id)]
+
+    def state(self) -> JSON:
+        """Everything, as served by ``GET /_emulator/state``."""
+        with self._lock:
+            self._settle()
+            return json.loads(json.dumps({
+                "projects": [self._project_view(p) for p in self._projects.values()],
+                "deployments": [{**d.public(), "healthy": d.healthy}
+                                for d in self._sorted(None)],
+                "faults": self._faults, "calls": self.calls}))
+
+    def reset(self) -> None:
+        """Forget all projects, deployments, scripted faults and recorded calls."""
+        with self._lock:
+            self._projects.clear()
+            self._deployments.clear()
+            self._faults.clear()
+            self.calls.clear()
+
+    # ------------------------------------------------------------------ internals
+    def _project(self, id_or_name: str) -> _Project:
+        project = self._projects.get(id_or_name)
+        if project is None:
+            project = next((p for p in self._projects.values() if p.name == id_or_name), None)
+        if project is None:
+            raise KeyError(f"unknown project {id_or_name!r}")
+        return project
+
+    def _known(self, id_or_name: str) -> bool:
+        return any(id_or_name in (p.id, p.name) for p in self._projects.values())
+
+    def _sorted(self, project_id: str | None) -> list[_Deployment]:
+        deps = [d for d in self._deployments.values()
+                if project_id is None or d.project_id == project_id]
+        return sorted(deps, key=lambda d: (d.created_at, d.seq), reverse=True)
+
+    def _project_view(self, project: _Project) -> JSON:
+        targets: JSON = {}
+        if project.production in self._deployments:
+            dep = self._deployments[project.production]
+            targets["production"] = {"id": dep.uid, **dep.public()}
+        return {"id": project.id, "name": project.name, "accountId": self.team_id or "team_sandbox",
+                "createdAt": project.created_at, "framework": "nextjs", "targets": targets,
+                "lastAliasRequest": _copy(project.last_alias_request),
+                "lastRollbackTarget": _copy(project.last_rollback_target)}
+
+    def _settle(self) -> None:
+        """Advance alias jobs whose time has come."""
+        now = time.monotonic()
+        for project in self._projects.values():
+            job = project.job
+            if job is None:
+                continue
+            if now >= job.due:
+                if job.failure is not None:
+                    job.request.update(jobStatus="failed", failureReason=job.failure)
+                else:
+                    job.request["jobStatus"] = "succeeded"
+                    project.production = job.request["toDeploymentId"]
+                    if job.request["type"] == "promote":
+                        project.last_rollback_target = None
+                project.job = None
+            elif now >= job.started + (job.due - job.started) / 2:
+                job.request["jobStatus"] = "in-progress"
+
+    def _fault(self, method: str, path: str) -> tuple[int, JSON, dict[str, str]] | None:
+        for fault in self._faults:
+            if fault["left"] <= 0 or not path.startswith(fault["prefix"]):
+                continue
+            if fault["method"] and fault["method"].upper() != method:
+                continue
+            fault["left"] -= 1
+            if fault["kind"] == "error":
+                status = fault["status"]
+                return status, _error(_ERROR_CODES.get(status, "error"),
+                                      "An unexpected error occurred (scripted)"), {}
+            retry = int(fault["retry_after"])
+            reset = int(time.time()) + retry
+            headers = {"Retry-After": str(retry), "X-RateLimit-Limit": "100",
+                       "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
+            limit = {"remaining": 0, "reset": reset, "resetMs": reset * 1000, "total": 100}
+            return 429, _error("rate_limited", "Rate limit exceeded", limit=limit), headers
+        return None
+
+    def _handle(self, method: str, target: str, authorization: str | None,
+                raw_body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        """Answer one HTTP request: (status, encoded body, extra headers)."""
+        split = urlsplit(target)
+        path = unquote(split.path)
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        try:
+            body: Any = json.loads(raw_body) if raw_body else None
+        except ValueError:
+            body = raw_body.decode("utf-8", "replace")
+        with self._lock:
+            self._settle()
+            try:
+                status, payload, headers = self._route(method, path, query, authorization)
+            except _ApiError as exc:
+                status, payload, headers = exc.status, _error(exc.code, exc.message), {}
+            except Exception as exc:
+                logger.exception("vercel emulator failed on %s %s", method, path)
+                status, payload, headers = 500, _error("internal_server_error", repr(exc)), {}
+            self.calls.append({"method": method, "path": path, "query": query, "body": body,
+                               "status": status, "at": time.time()})
+            return status, json.dumps(payload).encode(), headers
+
+    def _route(self, method: str, path: str, query: dict[str, str],
+               authorization: str | None) -> tuple[int, JSON, dict[str, str]]:
+        parts = [p for p in path.split("/") if p]
+        if parts == ["_emulator", "state"] and method == "GET":
+            return 200, self.state(), {}
+        site = parts[:1] == ["site"]
+        if not site:
+            if authorization != f"Bearer {self.token}":
+                raise _ApiError(403, "Not authorized")
+            if self.team_id is not None and query.get("teamId", self.team_id) != self.team_id:
+                raise _ApiError(403, "Not authorized")
+        fault = self._fault(method, path)
+        if fault is not None:
+            return fault
+        if site and len(parts) == 4 and parts[2:] == ["api", "health"] and method == "GET":
+            return self._health(parts[1])
+        if method == "GET" and parts[:2] in (["v6", "deployments"], ["v7", "deployments"]) \
+                and len(parts) == 2:
+            return 200, self._list(query), {}
+        if method == "GET" and parts[:2] == ["v13", "deployments"] and len(parts) == 3:
+            dep = self._find_deployment(parts[2])
+            return 200, {"id": dep.uid, **dep.public()}, {}
+        if method == "GET" and parts[:2] == ["v9", "projects"] and len(parts) == 3:
+            return 200, self._project_view(self._api_project(parts[2])), {}
+        if method == "POST" and len(parts) == 5 and parts[:2] == ["v1", "projects"] \
+                and parts[3] == "rollback":
+            self._alias(parts[2], parts[4], "rollback")
+            return 201, {}, {}
+        if method == "POST" and len(parts) == 5 and parts[:2] == ["v10", "projects"] \
+                and parts[3] == "promote":
+            self._alias(parts[2], parts[4], "promote")
+            return 202, {}, {}
+        raise _ApiError(404, f"The requested path {path} was not found")
+
+    def _api_project(self, id_or_name: str) -> _Project:
+        try:
+            return self._project(id_or_name)
+        except KeyError:
+            raise _ApiError(404, "Project not found") from None
+
+    def _find_deployment(self, id_or_url: str) -> _Deployment:
+        key = id_or_url.removeprefix("https://").removeprefix("http://").rstrip("/")
+        dep = self._deployments.get(key) or next(
+            (d for d in self._deployments.values() if d.url == key), None)
+        if dep is None:
+            raise _ApiError(404, "Deployment not found")
+        return dep
+
+    def _list(self, query: dict[str, str]) -> JSON:
+        def number(name: str, default: int | None) -> int | None:
+            try:
+                return int(query[name]) if query.get(name) else default
+            except ValueError:
+                raise _ApiError(400, f"Invalid request: `{name}` should be a number") from None
+
+        limit = number("limit", 20)
+        if limit is None or not 1 <= limit <= 100:
+            raise _ApiError(400, "Invalid request: `limit` should be between 1 and 100")
+        until, since = number("until", None), number("since", None)
+        project_ref = query.get("projectId") or query.get("app")
+        project_id = None
+        if project_ref:
+            project_id = self._project(project_ref).id if self._known(project_ref) else "\0none"
+        states = {s.strip().upper() for s in query.get("state", "").split(",") if s.strip()}
+        deps = [d for d in self._sorted(project_id)
+                if (not query.get("target") or d.target == query["target"])
+                and (not states or d.state in states)
+                and (until is None or d.created_at < until)
+                and (since is None or d.created_at > since)]
+        page = deps[:limit]
+        return {"deployments": [d.public() for d in page],
+                "pagination": {"count": len(page),
+                               "next": page[-1].created_at if len(deps) > limit else None,
+                               "prev": page[0].created_at if page else None}}
+
+    def _alias(self, project_ref: str, uid: str, kind: str) -> None:
+        project = self._api_project(project_ref)
+        dep = self._find_deployment(uid)
+        if dep.project_id != project.id:
+            raise _ApiError(400, f"Deployment {uid} does not belong to project {project.name}")
+        if dep.state != "READY":
+            raise _ApiError(400, f"Deployment {uid} is not READY (state {dep.state})")
+        if kind == "rollback" and dep.target != "production":
+            raise _ApiError(400, f"Deployment {uid} was never a production deployment")
+        if project.job is not None:
+            raise _ApiError(409, "An alias request is already in progress for this project")
+        request: JSON = {"fromDeploymentId": project.production, "toDeploymentId": dep.uid,
+                         "jobStatus": "pending", "requestedAt": _now_ms(), "type": kind}
+        started = time.monotonic()
+        failure = project.fail_next.pop(0) if project.fail_next else None
+        project.job = _AliasJob(request, started, started + max(self.alias_delay, 0.0), failure)
+        project.last_alias_request = request
+        if kind == "rollback":
+            project.last_rollback_target = request
+        if self.alias_delay <= 0:
+            self._settle()
+
+    def _health(self, project_ref: str) -> tuple[int, JSON, dict[str, str]]:
+        try:
+            project = self._project(project_ref)
+        except KeyError:
+            return 404, {"status": "error", "message": "DEPLOYMENT_NOT_FOUND"}, {}
+        dep = self._deployments.get(project.production or "")
+        if dep is None:
+            return 500, {"status": "error", "deployment": None,
+                         "message": "no production deployment"}, {}
+        if not dep.healthy:
+            return 500, {"status": "error", "deployment": dep.uid,
+                         "message": "health check failed"}, {}
+        return 200, {"status": "ok", "deployment": dep.uid}, {}
+
+
+def _copy(value: JSON | None) -> JSON | None:
+    return dict(value) if value is not None else None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Hands every request to the bound :class:`VercelEmulator`."""
+
+    emulator: VercelEmulator
+    protocol_version = "HTTP/1.1"
+    server_version = "VercelEmulator/1.0"
+    timeout = 30
+    disable_nagle_algorithm = True
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        status, body, headers = self.emulator._handle(
+            self.command, self.path, self.headers.get("Authorization"), raw)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s - %s", self.address_string(), format % args)
