@@ -1,0 +1,235 @@
+"""The emulated Slack Web API methods.
+
+:class:`SlackWebApi` is transport-free: the HTTP layer in
+:mod:`sandbox.slack_emulator` decodes a request into ``(method, args, token)``
+and this module answers with an :class:`ApiResponse`.  Every call runs under
+:attr:`SlackState.lock`, is recorded in the call log (refused calls too) and
+either mutates the state or changes nothing at all.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import secrets
+import time
+from collections.abc import Callable
+
+from sandbox.slack_messages import ApiMethodError, ApiResponse, MessageWriter
+from sandbox.slack_state import Record, SlackState
+
+log = logging.getLogger("rollbot.sandbox.slack")
+
+Handler = Callable[[Record], Record]
+
+__all__ = ["ApiMethodError", "ApiResponse", "SlackWebApi"]
+
+
+class SlackWebApi(MessageWriter):
+    """Implements the Web API methods Rollbot uses on top of a :class:`SlackState`."""
+
+    def __init__(self, state: SlackState) -> None:
+        super().__init__(state)
+        self._handlers: dict[str, Handler] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
+            "views.push": self._views_push,
+            "users.info": self._users_info,
+            "usergroups.users.list": self._usergroups_users_list,
+            "conversations.replies": self._conversations_replies,
+        }
+
+    @property
+    def methods(self) -> list[str]:
+        """Names of the implemented Web API methods."""
+        return sorted(self._handlers)
+
+    def call(self, method: str, args: Record, token: str | None) -> ApiResponse:
+        """Run one Web API call and record it (whatever the outcome)."""
+        with self.state.lock:
+            retry_after = self.state.take_rate_limit(method)
+            if retry_after is not None:
+                self.state.record_call(method, args, 429, "ratelimited")
+                log.info("%s -> 429 ratelimited (Retry-After %s)", method, retry_after)
+                return ApiResponse(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+            try:
+                handler = self._handlers.get(method)
+                if handler is None:
+                    raise ApiMethodError("unknown_method")
+                if not token:
+                    raise ApiMethodError("not_authed")
+                if token != self.state.bot_token:
+                    raise ApiMethodError("invalid_auth")
+                body: Record = {"ok": True, **handler(args)}
+                error = None
+            except ApiMethodError as failure:
+                body = {"ok": False, "error": failure.error, **failure.extra}
+                error = failure.error
+            self.state.record_call(method, args, 200, error)
+        log.debug("%s(%s) -> %s", method, sorted(args), error or "ok")
+        return ApiResponse(200, body)
+
+    def _auth_test(self, args: Record) -> Record:
+        return {
+            "url": f"https://{self.state.team_domain}.slack.com/",
+            "team": "Rollbot Sandbox",
+            "team_id": self.state.team_id,
+            "user": "rollbot",
+            "user_id": self.state.bot_user_id,
+            "bot_id": self.state.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: Record) -> Record:
+        channel = self._channel(args)
+        text, blocks = self._content("chat.postMessage", args)
+        message = self._new_message(channel, text, blocks, args)
+        return {"channel": channel, "ts": message["ts"], "message": copy.deepcopy(message)}
+
+    def _chat_update(self, args: Record) -> Record:
+        channel = self._channel(args)
+        message = self.state.find_message(channel, str(args.get("ts", "")))
+        if message is None:
+            raise ApiMethodError("message_not_found")
+        if message.get("bot_id") != self.state.bot_id:
+            raise ApiMethodError("cant_update_message")
+        text, blocks = self._content("chat.update", args)
+        if "text" in args:
+            message["text"] = text
+        if "blocks" in args:
+            message["blocks"] = blocks
+        if "attachments" in args:
+            message["attachments"] = copy.deepcopy(args["attachments"])
+        message["edited"] = {"user": self.state.bot_user_id, "ts": self.state.next_ts()}
+        return {"channel": channel, "ts": message["ts"], "text": message["text"], "message": copy.deepcopy(message)}
+
+    def _chat_delete(self, args: Record) -> Record:
+        channel = self._channel(args, posting=False)
+        message = self.state.find_message(channel, str(args.get("ts", "")))
+        if message is None:
+            raise ApiMethodError("message_not_found")
+        self.state.remove_message(message)
+        return {"channel": channel, "ts": message["ts"]}
+
+    def _chat_post_ephemeral(self, args: Record) -> Record:
+        channel = self._channel(args)
+        user = args.get("user")
+        if not isinstance(user, str) or not user:
+            raise ApiMethodError("user_not_found")
+        text, blocks = self._content("chat.postEphemeral", args)
+        ephemeral = self._ephemeral(channel, user, text, blocks, args.get("thread_ts"), "chat.postEphemeral")
+        return {"message_ts": ephemeral["ts"]}
+
+    def _use_trigger(self, args: Record) -> str:
+        """Check (without consuming) the ``trigger_id`` argument; returns its user."""
+        grant = self.state.trigger(str(args.get("trigger_id") or ""))
+        if grant is None or grant.used:
+            raise ApiMethodError("invalid_trigger_id")
+        if time.monotonic() - grant.issued_at > self.state.trigger_expiry:
+            raise ApiMethodError("expired_trigger_id")
+        return grant.user_id
+
+    def _consume_trigger(self, args: Record) -> None:
+        grant = self.state.trigger(str(args.get("trigger_id")))
+        if grant is not None:
+            grant.used = True
+
+    def _new_view(self, view: Record, user: str, previous: Record | None) -> Record:
+        view_id = self.state.new_id("V")
+        record: Record = {
+            "callback_id": "",
+            "external_id": "",
+            "private_metadata": "",
+            "clear_on_close": False,
+            "notify_on_close": False,
+            **view,
+            "id": view_id,
+            "team_id": self.state.team_id,
+            "app_id": self.state.app_id,
+            "bot_id": self.state.bot_id,
+            "app_installed_team_id": self.state.team_id,
+            "hash": _view_hash(),
+            "user": user,
+            "state": {"values": {}},
+            "root_view_id": previous["root_view_id"] if previous else view_id,
+            "previous_view_id": previous["id"] if previous else None,
+        }
+        self.state.store_view(record)
+        return record
+
+    def _views_open(self, args: Record) -> Record:
+        user = self._use_trigger(args)
+        view = self._check_view("views.open", args.get("view"))
+        self._consume_trigger(args)
+        return {"view": copy.deepcopy(self._new_view(view, user, None))}
+
+    def _views_push(self, args: Record) -> Record:
+        user = self._use_trigger(args)
+        view = self._check_view("views.push", args.get("view"))
+        self._consume_trigger(args)
+        previous = self.state.latest_view_of(user)
+        return {"view": copy.deepcopy(self._new_view(view, user, previous))}
+
+    def _views_update(self, args: Record) -> Record:
+        current = self.state.find_view(args.get("view_id"), args.get("external_id"))
+        if current is None:
+            raise ApiMethodError("not_found")
+        expected_hash = args.get("hash")
+        if expected_hash and expected_hash != current["hash"]:
+            raise ApiMethodError("hash_conflict")
+        view = self._check_view("views.update", args.get("view"))
+        keep = {
+            k: current[k]
+            for k in (
+                "id",
+                "team_id",
+                "app_id",
+                "bot_id",
+                "app_installed_team_id",
+                "user",
+                "state",
+                "root_view_id",
+                "previous_view_id",
+            )
+        }
+        record: Record = {
+            "callback_id": "",
+            "external_id": current.get("external_id", ""),
+            "private_metadata": "",
+            **view,
+            **keep,
+            "hash": _view_hash(),
+        }
+        self.state.store_view(record)
+        return {"view": copy.deepcopy(record)}
+
+    def _users_info(self, args: Record) -> Record:
+        user = self.state.lookup_user(str(args.get("user", "")))
+        if user is None:
+            raise ApiMethodError("user_not_found")
+        return {"user": copy.deepcopy(user)}
+
+    def _usergroups_users_list(self, args: Record) -> Record:
+        group = self.state.lookup_usergroup(str(args.get("usergroup", "")))
+        if group is None:
+            raise ApiMethodError("no_such_subteam")
+        return {"users": list(group["users"])}
+
+    def _conversations_replies(self, args: Record) -> Record:
+        channel = self._channel(args, posting=False)
+        ts = str(args.get("ts", ""))
+        message = self.state.find_message(channel, ts)
+        if message is None:
+            raise ApiMethodError("thread_not_found")
+        if message.get("thread_ts") not in (None, ts):
+            return {"messages": [copy.deepcopy(message)], "has_more": False}
+        return {"messages": [copy.deepcopy(message), *self.state.thread(channel, ts)], "has_more": False}
+
+
+def _view_hash() -> str:
+    return f"{int(time.time())}.{secrets.token_hex(4)}"

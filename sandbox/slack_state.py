@@ -1,0 +1,384 @@
+"""In-memory state of the Slack emulator and its inspection API.
+
+:class:`SlackState` owns everything the emulated workspace remembers:
+messages, ephemeral messages, views, issued trigger ids and response URLs,
+the user directory, scripted rate limits and a log of every API call.  One
+re-entrant lock guards all of it; every public inspection method takes the
+lock and returns deep copies, so tests may freely mutate what they get back.
+
+The methods under "mutation helpers" are used by the Web API implementation
+(:mod:`sandbox.slack_api`) while it holds :attr:`SlackState.lock`.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+Record = dict[str, Any]
+"""A Slack-shaped JSON object as stored by the emulator."""
+
+RESPONSE_URL_MAX_USES: Final = 5
+"""Slack accepts at most five posts to one response_url."""
+
+
+@dataclass
+class TriggerGrant:
+    """A trigger id handed out by :meth:`SlackState.new_trigger_id`."""
+
+    user_id: str
+    issued_at: float
+    used: bool = False
+
+
+@dataclass
+class ResponseUrlGrant:
+    """What a response URL token is bound to and how often it was used."""
+
+    token: str
+    channel: str | None
+    user: str | None
+    message_ts: str | None
+    uses: int = 0
+    last_posted_ts: str | None = None
+
+
+class SlackState:
+    """Thread-safe store behind :class:`sandbox.slack_emulator.SlackEmulator`.
+
+    Args:
+        bot_token: The only token the emulated Web API accepts.
+        bot_user_id: User id of the bot (author of every posted message).
+        bot_id: Bot id (``B...``) reported on messages and by ``auth.test``.
+        team_id: Workspace id.
+    """
+
+    def __init__(self, *, bot_token: str, bot_user_id: str, bot_id: str, team_id: str) -> None:
+        self.bot_token = bot_token
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.team_id = team_id
+        self.app_id = "A0ROLLBOT"
+        """App id reported on views and in interaction payloads."""
+        self.team_domain = "rollbot-sandbox"
+        """Workspace domain used in URLs and payloads."""
+        self.trigger_expiry: float = 3.0
+        """Seconds a trigger id stays valid for ``views.open``/``views.push``."""
+        self.lock = threading.RLock()
+        """Guards all state; held by the Web API for the duration of a call."""
+        self.validation_errors: list[Record] = []
+        """Every refused Block Kit / view payload: ``{"method", "errors", "payload"}``."""
+        self.response_posts: dict[str, list[Record]] = {}
+        """Accepted response_url posts, keyed by the URL's token."""
+        self._users: dict[str, Record] = {}
+        self._usergroups: dict[str, Record] = {}
+        self._archived: set[str] = set()
+        self._ids = itertools.count(1)
+        self._last_ts_micros = 0
+        self._clear_activity()
+
+    def _clear_activity(self) -> None:
+        """Forget messages, views, calls and grants (not the directory)."""
+        self._messages: list[Record] = []
+        self._ephemerals: list[Record] = []
+        self._views: dict[str, Record] = {}
+        self._calls: list[Record] = []
+        self._triggers: dict[str, TriggerGrant] = {}
+        self._response_urls: dict[str, ResponseUrlGrant] = {}
+        self._rate_limits: dict[str, list[int]] = {}
+        self.validation_errors.clear()
+        self.response_posts.clear()
+
+    # ------------------------------------------------------------------
+    # Directory and scripting (test setup)
+
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        real_name: str | None = None,
+        tz: str = "UTC",
+        is_bot: bool = False,
+    ) -> Record:
+        """Register a workspace user for ``users.info``; returns the user object."""
+        real = real_name if real_name is not None else name
+        user: Record = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "real_name": real,
+            "deleted": False,
+            "tz": tz,
+            "tz_offset": _tz_offset(tz),
+            "is_bot": is_bot,
+            "profile": {"display_name": name, "real_name": real},
+        }
+        with self.lock:
+            self._users[user_id] = user
+            return copy.deepcopy(user)
+
+    def add_usergroup(self, group_id: str, handle: str, user_ids: list[str]) -> None:
+        """Register a user group (``S...``) for ``usergroups.users.list``."""
+        with self.lock:
+            self._usergroups[group_id] = {"id": group_id, "handle": handle, "users": list(user_ids)}
+
+    def archive_channel(self, channel_id: str) -> None:
+        """Mark a channel archived: posting to it then fails with ``is_archived``."""
+        with self.lock:
+            self._archived.add(channel_id)
+
+    def script_rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """Make the next ``times`` calls of ``method`` answer HTTP 429 with ``Retry-After``."""
+        with self.lock:
+            self._rate_limits[method] = [times, retry_after]
+
+    def new_trigger_id(self, user_id: str) -> str:
+        """Issue a single-use trigger id for ``user_id`` (valid :attr:`trigger_expiry` seconds)."""
+        with self.lock:
+            trigger_id = f"{next(self._ids)}.{int(time.time())}.{secrets.token_hex(16)}"
+            self._triggers[trigger_id] = TriggerGrant(user_id=user_id, issued_at=time.monotonic())
+        return trigger_id
+
+    def inject_message(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str,
+        blocks: list[Record] | None = None,
+        thread_ts: str | None = None,
+    ) -> str:
+        """Store a message as if a human ``user`` had posted it; returns its ts."""
+        with self.lock:
+            message: Record = {
+                "type": "message",
+                "ts": self.next_ts(),
+                "channel": channel,
+                "user": user,
+                "team": self.team_id,
+                "text": text,
+                "blocks": copy.deepcopy(blocks) if blocks else [],
+            }
+            if thread_ts is not None:
+                message["thread_ts"] = thread_ts
+            self.append_message(message)
+            return str(message["ts"])
+
+    def reset(self) -> None:
+        """Forget all activity (messages, views, calls, errors, grants, scripts).
+
+        Registered users, user groups and archived channels are kept.
+        """
+        with self.lock:
+            self._clear_activity()
+
+    # ------------------------------------------------------------------
+    # Inspection (copies)
+
+    def messages(self, channel: str | None = None) -> list[Record]:
+        """Channel messages (top level and thread replies) in posting order."""
+        with self.lock:
+            found = [m for m in self._messages if channel is None or m["channel"] == channel]
+            return copy.deepcopy(found)
+
+    def thread(self, channel: str, ts: str) -> list[Record]:
+        """Replies (without the parent) in the thread started by ``ts``."""
+        with self.lock:
+            return copy.deepcopy(self._replies(channel, ts))
+
+    def message(self, channel: str, ts: str) -> Record:
+        """One channel message; raises ``KeyError`` if there is none."""
+        with self.lock:
+            found = self.find_message(channel, ts)
+            if found is None:
+                known = [m["ts"] for m in self._messages if m["channel"] == channel]
+                raise KeyError(f"no message {ts!r} in channel {channel!r}; known ts: {known}")
+            return copy.deepcopy(found)
+
+    def ephemerals(self, user: str | None = None, channel: str | None = None) -> list[Record]:
+        """Ephemeral messages, optionally only those shown to ``user`` / in ``channel``.
+
+        The ``user`` key of an ephemeral record is its recipient.
+        """
+        with self.lock:
+            found = [
+                e
+                for e in self._ephemerals
+                if (user is None or e["user"] == user) and (channel is None or e["channel"] == channel)
+            ]
+            return copy.deepcopy(found)
+
+    @property
+    def views(self) -> dict[str, Record]:
+        """All opened/pushed views by id (copies)."""
+        with self.lock:
+            return copy.deepcopy(self._views)
+
+    @property
+    def calls(self) -> list[Record]:
+        """Every Web API call, including refused ones: ``{"method", "args", "at", "status", "error"}``."""
+        with self.lock:
+            return copy.deepcopy(self._calls)
+
+    def calls_to(self, method: str) -> list[Record]:
+        """The recorded calls of one Web API method."""
+        with self.lock:
+            return copy.deepcopy([c for c in self._calls if c["method"] == method])
+
+    def snapshot(self) -> Record:
+        """JSON-serialisable dump used by ``GET /_emulator/state``."""
+        with self.lock:
+            return copy.deepcopy(
+                {
+                    "messages": self._messages,
+                    "ephemerals": self._ephemerals,
+                    "views": self._views,
+                    "validation_errors": self.validation_errors,
+                    "calls": len(self._calls),
+                }
+            )
+
+    # ------------------------------------------------------------------
+    # Mutation helpers (callers hold ``lock``)
+
+    def next_ts(self) -> str:
+        """A message timestamp strictly greater than every earlier one."""
+        with self.lock:
+            micros = max(time.time_ns() // 1000, self._last_ts_micros + 1)
+            self._last_ts_micros = micros
+        seconds, fraction = divmod(micros, 1_000_000)
+        return f"{seconds}.{fraction:06d}"
+
+    def new_id(self, prefix: str) -> str:
+        """A fresh Slack-looking id such as ``V0SBX000007``."""
+        with self.lock:
+            return f"{prefix}0SBX{next(self._ids):06d}"
+
+    def is_archived(self, channel: str) -> bool:
+        """Whether ``archive_channel`` was called for ``channel``."""
+        return channel in self._archived
+
+    def find_message(self, channel: str, ts: str) -> Record | None:
+        """The live (uncopied) channel message, or ``None``."""
+        for message in self._messages:
+            if message["ts"] == ts and message["channel"] == channel:
+                return message
+        return None
+
+    def find_ephemeral(self, ts: str) -> Record | None:
+        """The live ephemeral record with ``ts``, or ``None``."""
+        for ephemeral in self._ephemerals:
+            if ephemeral["ts"] == ts:
+                return ephemeral
+        return None
+
+    def append_message(self, message: Record) -> None:
+        """Store a channel message and maintain its thread parent's reply metadata."""
+        self._messages.append(message)
+        thread_ts = message.get("thread_ts")
+        if thread_ts is None or thread_ts == message["ts"]:
+            return
+        parent = self.find_message(message["channel"], thread_ts)
+        if parent is None:
+            return
+        replies = self._replies(message["channel"], thread_ts)
+        parent["thread_ts"] = thread_ts
+        parent["reply_count"] = len(replies)
+        parent["latest_reply"] = message["ts"]
+        users = sorted({str(r.get("user")) for r in replies})
+        parent["reply_users"] = users
+        parent["reply_users_count"] = len(users)
+
+    def remove_message(self, message: Record) -> None:
+        """Delete a channel message (and fix its parent's ``reply_count``)."""
+        self._messages.remove(message)
+        thread_ts = message.get("thread_ts")
+        parent = self.find_message(message["channel"], thread_ts) if thread_ts else None
+        if parent is not None and parent is not message:
+            parent["reply_count"] = len(self._replies(message["channel"], thread_ts or ""))
+
+    def append_ephemeral(self, ephemeral: Record) -> None:
+        """Store an ephemeral message record."""
+        self._ephemerals.append(ephemeral)
+
+    def remove_ephemeral(self, ephemeral: Record) -> None:
+        """Delete an ephemeral message record."""
+        self._ephemerals.remove(ephemeral)
+
+    def store_view(self, view: Record) -> None:
+        """Insert or replace a view record by its ``id``."""
+        self._views[view["id"]] = view
+
+    def find_view(self, view_id: str | None, external_id: str | None) -> Record | None:
+        """The live view with ``view_id`` or else ``external_id``."""
+        if view_id:
+            return self._views.get(view_id)
+        if external_id:
+            for view in self._views.values():
+                if view.get("external_id") == external_id:
+                    return view
+        return None
+
+    def latest_view_of(self, user_id: str) -> Record | None:
+        """The most recently stored view opened for ``user_id``."""
+        mine = [v for v in self._views.values() if v.get("user") == user_id]
+        return mine[-1] if mine else None
+
+    def trigger(self, trigger_id: str) -> TriggerGrant | None:
+        """The grant behind a trigger id, or ``None`` if it was never issued."""
+        return self._triggers.get(trigger_id)
+
+    def lookup_user(self, user_id: str) -> Record | None:
+        """A registered user object (live), or ``None``."""
+        return self._users.get(user_id)
+
+    def lookup_usergroup(self, group_id: str) -> Record | None:
+        """A registered user group (live), or ``None``."""
+        return self._usergroups.get(group_id)
+
+    def take_rate_limit(self, method: str) -> int | None:
+        """Consume one scripted 429 for ``method``; returns its Retry-After or ``None``."""
+        script = self._rate_limits.get(method)
+        if not script or script[0] <= 0:
+            return None
+        script[0] -= 1
+        if script[0] == 0:
+            del self._rate_limits[method]
+        return script[1]
+
+    def register_response_url(self, channel: str | None, user: str | None, message_ts: str | None) -> str:
+        """Create a response URL grant and return its token."""
+        token = secrets.token_urlsafe(18)
+        with self.lock:
+            self._response_urls[token] = ResponseUrlGrant(token, channel, user, message_ts)
+        return token
+
+    def response_url(self, token: str) -> ResponseUrlGrant | None:
+        """The grant behind a response URL token, or ``None``."""
+        return self._response_urls.get(token)
+
+    def record_call(self, method: str, args: Record, status: int, error: str | None) -> None:
+        """Append one entry to the call log."""
+        self._calls.append(
+            {"method": method, "args": copy.deepcopy(args), "at": time.time(), "status": status, "error": error}
+        )
+
+    def _replies(self, channel: str, ts: str) -> list[Record]:
+        """Live replies to ``ts`` in ``channel`` (parent excluded)."""
+        return [m for m in self._messages if m["channel"] == channel and m.get("thread_ts") == ts and m["ts"] != ts]
+
+
+def _tz_offset(tz: str) -> int:
+    """Current UTC offset of an IANA zone in seconds (0 if unknown)."""
+    try:
+        offset = datetime.now(ZoneInfo(tz)).utcoffset()
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return 0
+    return int(offset.total_seconds()) if offset is not None else 0

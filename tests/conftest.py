@@ -1,0 +1,105 @@
+"""Test session: real Postgres and Redis (a URL if given, else started here on free loopback
+ports), the Slack and Vercel emulators over real HTTP, and the bot's own processes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from integrations.schema import migrate
+from sandbox.embedded import create_database, start_postgres, start_redis
+from tests.world import BotServer, World, make_world
+
+# slack-sdk ignores NO_PROXY: make sure nothing in the environment routes loopback traffic away.
+for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+    os.environ[_name] = ""
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    server = start_postgres()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server_url() -> Iterator[str]:
+    given = os.environ.get("TEST_REDIS_URL")
+    if given:
+        yield given
+        return
+    server = start_redis()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_server_url: str) -> str:
+    """A database migrated once; each test gets a fresh copy of it."""
+    name = f"rollbot_template_{os.getpid()}"
+    url = create_database(postgres_server_url, name, exist_ok=True)
+    migrate(url)
+    return name
+
+
+@pytest.fixture
+def database_url(postgres_server_url: str, template_database: str) -> Iterator[str]:
+    name = f"rollbot_test_{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    base = postgres_server_url.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url(redis_server_url: str) -> Iterator[str]:
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushdb()
+    yield redis_server_url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def tmp_dir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def world(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[World]:
+    w = make_world(database_url, redis_url, tmp_path)
+    try:
+        yield w
+    finally:
+        w.close()
+        w.slack.stop()
+        w.vercel.stop()
+
+
+@pytest.fixture
+def bot(world: World) -> Iterator[BotServer]:
+    server = BotServer(world)
+    try:
+        yield server
+    finally:
+        output = server.stop()
+        if "Traceback" in output:
+            print(output[-6000:])

@@ -1,0 +1,173 @@
+"""The outside world of a test: emulators seeded with a team and a project, a policy file,
+the bot's web server as a real subprocess, and an in-process worker with a movable clock."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot.bootstrap import Container, build
+from bot.settings import Settings
+from bot.worker import Worker
+from handlers.clock import ShiftedClock
+from sandbox.slack_client import SignedSlackClient
+from sandbox.slack_emulator import SlackEmulator
+from sandbox.vercel_emulator import VercelEmulator
+
+SIGNING_SECRET = "test-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-test-bot-token"
+VERCEL_TOKEN = "vercel-test-token"
+CHANNEL = "C01INCIDENTS"
+PROJECT = "prj_demo"
+
+ALICE, BOB, CAROL, DAN = "U01ALICE", "U01BOB", "U01CAROL", "U01DAN"
+LEADS = [f"U02LEAD{n:02d}" for n in range(1, 21)]
+
+POLICY = """
+[roles]
+engineer = {{ users = ["U01ALICE", "U01BOB"], groups = ["S01ENG"] }}
+lead = {{ users = ["U01CAROL"], groups = ["S01LEADS"] }}
+dba = {{ users = ["U01DAN"] }}
+
+[scheduler]
+tick = "1s"
+
+[environments.prod]
+aliases = ["production"]
+channel = "C01INCIDENTS"
+notify = ["S01ONCALL"]
+vercel_project = "prj_demo"
+health_checks = ["{health}"]
+monitor = ["5m", "10m", "15m"]
+approval_timeout = "30m"
+
+[environments.prod.policy]
+requesters = ["engineer", "lead"]
+self_approval = false
+code = {{ approvers = ["lead"], approvals = {approvals} }}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(0.05)
+
+
+@dataclass
+class World:
+    slack: SlackEmulator
+    vercel: VercelEmulator
+    database_url: str
+    redis_url: str
+    config_path: Path
+    clock: ShiftedClock = field(default_factory=ShiftedClock)
+    containers: list[Container] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": self.slack.url,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "VERCEL_TOKEN": VERCEL_TOKEN,
+            "VERCEL_API_URL": self.vercel.url,
+            "ROLLBOT_CONFIG": str(self.config_path),
+            "ROLLBOT_LOG_LEVEL": "WARNING",
+        }
+
+    def settings(self) -> Settings:
+        return Settings(_env_file=None, **{k.lower(): v for k, v in self.env().items()})  # type: ignore[arg-type]
+
+    def container(self) -> Container:
+        container = build(self.settings(), clock=self.clock, pool_size=4)
+        self.containers.append(container)
+        return container
+
+    def worker(self, worker_id: str = "test-worker") -> Worker:
+        return Worker(self.container(), worker_id)
+
+    def advance(self, delta: timedelta) -> None:
+        self.clock.advance(delta)
+
+    def close(self) -> None:
+        for container in self.containers:
+            container.close()
+
+
+def make_world(database_url: str, redis_url: str, tmp: Path, approvals: int = 1) -> World:
+    slack = SlackEmulator(BOT_TOKEN).start()
+    vercel = VercelEmulator(VERCEL_TOKEN, alias_delay=0.3).start()
+    for user_id, name in ((ALICE, "alice"), (BOB, "bob"), (CAROL, "carol"), (DAN, "dan")):
+        slack.add_user(user_id, name)
+    for n, lead in enumerate(LEADS, start=1):
+        slack.add_user(lead, f"lead{n}")
+    slack.add_usergroup("S01LEADS", "leads", LEADS)
+    slack.add_usergroup("S01ENG", "engineers", [])
+    slack.add_usergroup("S01ONCALL", "oncall", [CAROL])
+    vercel.seed_demo(PROJECT)
+    config = tmp / "rollbot.toml"
+    config.write_text(POLICY.format(health=vercel.health_url(PROJECT), approvals=approvals))
+    return World(slack, vercel, database_url, redis_url, config)
+
+
+class BotServer:
+    """`rollbot web` as a real subprocess (gunicorn, 2 workers) on a free loopback port."""
+
+    def __init__(self, world: World, workers: int = 2) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, **world.env(), "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "web", "--host", "127.0.0.1", "--port", str(self.port),
+             "--workers", str(workers)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode() if self.process.stdout else ""
+                raise RuntimeError(f"rollbot web exited with {self.process.returncode}:\n{output[-4000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1, trust_env=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("rollbot web did not become healthy in 30s")
+            time.sleep(0.1)
+
+    def client(self, world: World) -> SignedSlackClient:
+        return SignedSlackClient(self.url + "/slack/events", SIGNING_SECRET, world.slack)
+
+    def stop(self) -> str:
+        self.process.terminate()
+        try:
+            out, _ = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, _ = self.process.communicate()
+        return (out or b"").decode(errors="replace")
