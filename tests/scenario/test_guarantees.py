@@ -1,0 +1,135 @@
+"""Guarantees of SPEC §8 through the real HTTP server: exactly once, signed only, escaped."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.world import ALICE, CHANNEL, LEADS, PROJECT, SIGNING_SECRET, BotServer, World, make_world, wait_until
+
+
+def _text(message: dict) -> str:
+    return json.dumps(message.get("blocks") or []) + (message.get("text") or "")
+
+
+def _request(world: World, bot: BotServer, reason: str = "broken") -> dict:
+    client = bot.client(world)
+    assert client.command(ALICE, f"code prod {reason}", channel_id=CHANNEL).status_code == 200
+    return wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
+
+
+def test_twenty_simultaneous_approvals_and_a_replay_roll_back_once(world: World, bot: BotServer) -> None:
+    root = _request(world, bot)
+    client = bot.client(world)
+    button = client.find_action(root, "approve")
+
+    def click(user: str) -> int:
+        return client.click(user, channel=CHANNEL, message_ts=root["ts"], action_id="approve").status_code
+
+    with ThreadPoolExecutor(max_workers=21) as pool:
+        statuses = list(pool.map(click, LEADS))
+    assert statuses == [200] * 20
+    # Slack re-delivers one of the clicks (same payload, same action_ts): it must change nothing.
+    replay = {
+        "type": "block_actions", "user": {"id": LEADS[0], "username": "lead1", "team_id": "T0SANDBOX"},
+        "api_app_id": "A0ROLLBOT", "token": "x", "trigger_id": "1.2.3",
+        "container": {"type": "message", "message_ts": root["ts"], "channel_id": CHANNEL},
+        "channel": {"id": CHANNEL}, "message": root, "team": {"id": "T0SANDBOX"},
+        "actions": [{"action_id": "approve", "block_id": button["block_id"], "type": "button",
+                     "value": button["value"], "action_ts": "1700000000.000001"}],
+    }
+    body = ("payload=" + urllib.parse.quote(json.dumps(replay))).encode()
+    for _ in range(2):
+        assert client.post_raw(body, "application/x-www-form-urlencoded").status_code == 200
+
+    wait_until(lambda: any("Verified" in _text(m) for m in world.slack.thread(CHANNEL, root["ts"])),
+               message="verification")
+    time.sleep(1.0)  # give any duplicate execution the chance to show itself
+    assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1
+    with psycopg.connect(world.database_url) as conn:
+        approvals = conn.execute("SELECT count(*) FROM approvals").fetchone()[0]
+        decided = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'approved'").fetchone()[0]
+        refused = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'approve' AND outcome = 'refused'").fetchone()[0]
+    assert approvals == 1 and decided == 1
+    # 19 late clicks + the replayed click are refused and audited once each; its re-delivery is dropped.
+    assert refused == 20
+    progress = [m for m in world.slack.thread(CHANNEL, root["ts"]) if "Progress" in _text(m)]
+    assert len(progress) == 1
+
+
+@pytest.mark.parametrize("case", ["forged", "garbage", "stale", "unsigned"])
+def test_forged_and_stale_signatures_get_401(world: World, bot: BotServer, case: str) -> None:
+    client = bot.client(world)
+    body = urllib.parse.urlencode({"command": "/rollback", "text": "code prod", "user_id": ALICE,
+                                   "channel_id": CHANNEL, "team_id": "T0SANDBOX"}).encode()
+    kwargs: dict = {
+        "forged": {"secret": "not-the-signing-secret"},
+        "garbage": {"signature": "v0=deadbeef"},
+        "stale": {"timestamp": int(time.time()) - 6 * 60},
+        "unsigned": {"signature": ""},
+    }[case]
+    response = client.post_raw(body, "application/x-www-form-urlencoded", **kwargs)
+    assert response.status_code == 401
+    assert world.slack.messages() == []
+    assert world.vercel.calls == [] or all(c["path"].startswith("/_emulator") for c in world.vercel.calls)
+
+
+def test_a_correctly_signed_request_is_accepted(world: World, bot: BotServer) -> None:
+    # The counterpart of the 401 tests: the same path with the right secret works.
+    assert SIGNING_SECRET
+    response = bot.client(world).command(ALICE, "help", channel_id=CHANNEL)
+    assert response.status_code == 200 and "/rollback code" in response.text
+
+
+def test_mentions_and_links_in_a_reason_are_escaped(world: World, bot: BotServer) -> None:
+    root = _request(world, bot, "<!channel> ping <@U01CAROL> see <https://evil.example|here> & <!here>")
+    body = _text(root)
+    assert "&lt;!channel&gt;" in body and "&lt;@U01CAROL&gt;" in body and "&amp;" in body
+    assert "<!channel>" not in body and "<!here>" not in body and "<https://evil" not in body
+
+
+def test_nonsense_gets_a_helpful_ephemeral_reply(world: World, bot: BotServer) -> None:
+    client = bot.client(world)
+    response = client.command(ALICE, "nonsense", channel_id=CHANNEL)
+    assert response.status_code == 200
+    reply = response.json()
+    assert reply["response_type"] == "ephemeral"
+    assert "`nonsense` is not a /rollback command" in reply["text"]
+    assert "/rollback code" in reply["text"]
+    typo = client.command(ALICE, "cod prod", channel_id=CHANNEL).json()
+    assert "Did you mean `code`?" in typo["text"]
+    unknown_env = client.command(ALICE, "code moon", channel_id=CHANNEL).json()
+    assert "`moon` is not a configured environment" in unknown_env["text"] and "`prod`" in unknown_env["text"]
+    assert world.slack.messages(CHANNEL) == []
+    with psycopg.connect(world.database_url) as conn:
+        refused = conn.execute("SELECT count(*) FROM audit_log WHERE outcome = 'refused'").fetchone()[0]
+    assert refused == 3
+
+
+def test_two_approvers_needed_and_plan_binding(database_url: str, redis_url: str, tmp_path: Path) -> None:
+    world = make_world(database_url, redis_url, tmp_path, approvals=2)
+    bot = BotServer(world)
+    try:
+        root = _request(world, bot)
+        client = bot.client(world)
+        client.click(LEADS[0], channel=CHANNEL, message_ts=root["ts"], action_id="approve")
+        wait_until(lambda: any("1 of 2" in _text(e) for e in world.slack.ephemerals(user=LEADS[0])), message="1 of 2")
+        # A button drawn for another plan does not count.
+        stale = client.find_action(root, "approve")["value"].split(":")[0] + ":0000000000000000"
+        client.click(LEADS[1], channel=CHANNEL, message_ts=root["ts"], action_id="approve", value=stale)
+        wait_until(lambda: any("plan" in _text(e) for e in world.slack.ephemerals(user=LEADS[1])), message="plan refusal")
+        assert world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback") == []
+        client.click(LEADS[1], channel=CHANNEL, message_ts=root["ts"], action_id="approve")
+        wait_until(lambda: len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1,
+                   message="the rollback after the second approval")
+    finally:
+        bot.stop()
+        world.slack.stop()
+        world.vercel.stop()
+        world.close()
