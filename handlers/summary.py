@@ -45,12 +45,13 @@ def build_summary(incident: Incident, steps: list[StepRun], audit: list[AuditEnt
             "what": "Resolved",
             "actor": incident.resolution.resolved_by,
         })
+    timeline.sort(key=lambda t: t["at"])
     health = [
         {"phase": e.detail.get("phase"), "at": e.at.isoformat(), "results": e.detail.get("results", [])}
         for e in audit if e.action == "health_check"
     ]
-    labels = dict(PRE_CHECKLIST)
-    checklist = [{"item": labels[key], "done": done} for key, done in incident.checklist.items() if key in labels]
+    checklist = [{"item": label, "done": incident.checklist[key]} for key, label in PRE_CHECKLIST
+                 if key in incident.checklist]
     refused = [
         {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "reason": e.detail.get("reason")}
         for e in audit if e.outcome == "refused"

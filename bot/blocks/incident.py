@@ -112,10 +112,9 @@ def _rule(approvers: tuple[str, ...], count: int, self_approval: bool) -> str:
 
 
 def _checklist(incident: Incident) -> Block:
-    labels = dict(PRE_CHECKLIST)
     options = [
-        {"text": {"type": "mrkdwn", "text": labels[key]}, "value": key}
-        for key in incident.checklist if key in labels
+        {"text": {"type": "mrkdwn", "text": label}, "value": key}
+        for key, label in PRE_CHECKLIST if key in incident.checklist
     ]
     checked = [o for o in options if incident.checklist.get(o["value"])]
     element: dict[str, Any] = {"type": "checkboxes", "action_id": "checklist", "options": options}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from handlers.durations import format_duration
-
 
 def escape(text: str) -> str:
     """Escape user-typed text for mrkdwn: ``<!channel>``, ``<@U…>`` and links become inert."""
@@ -38,7 +36,17 @@ def when(at: datetime) -> str:
 
 
 def ago(at: datetime, now: datetime) -> str:
-    return format_duration(now - at) + " ago"
+    """Coarse age, the two most significant units: "45s ago", "12m ago", "2h 5m ago", "3d 4h ago"."""
+    seconds = max(0, int((now - at).total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m ago"
+    if seconds < 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{hours}h {minutes}m ago" if minutes else f"{hours}h ago"
+    days, hours = divmod(seconds // 3600, 24)
+    return f"{days}d {hours}h ago" if hours else f"{days}d ago"
 
 
 def plain(text: str, limit: int = 150) -> str:

@@ -1,0 +1,176 @@
+"""The `rollbot dev` console, in the tradition of Hubot's shell adapter and Errbot's text
+backend: type `/rollback …` as a chosen user, see what the bot posts, click by number, switch
+user, move time forward. `--demo` plays the whole story and exits."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from handlers.durations import parse_duration
+from sandbox.devenv import CHANNEL, USERS, DevEnvironment
+from sandbox.render import Renderer
+
+HELP = """Commands:
+  /rollback …          run the slash command as the current user (try `/rollback code prod checkout 500`)
+  as <name>            switch user: alice (engineer), bob (engineer), carol (lead), dan (dba)
+  click <N>            click button or checkbox number N
+  time +<duration>     move the clock forward (e.g. `time +5m`) and let the worker run
+  show                 redraw the channel and its threads
+  help | quit"""
+
+
+class Console:
+    def __init__(self, dev: DevEnvironment, out: Callable[[str], None] = print) -> None:
+        self.dev = dev
+        self.out = out
+        self.client = dev.client()
+        self.user = "alice"
+        names = {uid: name for name, (uid, _) in USERS.items()} | {"S01ONCALL": "oncall"}
+        self.renderer = Renderer(names)
+        self._seen: dict[str, str] = {}  # ts -> rendered text already printed
+        self._seen_ephemeral = 0
+        self._seen_views: set[str] = set()
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def run_line(self, line: str, prompt: Callable[[str], str] = input) -> bool:
+        line = line.strip()
+        if not line:
+            return True
+        if line in ("quit", "exit"):
+            return False
+        if line == "help":
+            self.out(HELP)
+        elif line.startswith("/rollback"):
+            response = self.client.command(USERS[self.user][0], line[len("/rollback"):].strip(), channel_id=CHANNEL)
+            if response.status_code != 200:
+                self.out(f"! the bot answered HTTP {response.status_code}")
+            self.settle(prompt)
+        elif line.startswith("as "):
+            name = line[3:].strip().lower()
+            if name not in USERS:
+                self.out(f"! no user {name!r}; choose from {', '.join(USERS)}")
+            else:
+                self.user = name
+                self.out(f"(you are now {name}: {USERS[name][1]})")
+        elif line.startswith("click "):
+            self.click(line[6:].strip(), prompt)
+        elif line.startswith("time "):
+            try:
+                delta = parse_duration(line[5:].strip().lstrip("+"))
+            except ValueError as error:
+                self.out(f"! {error}")
+                return True
+            self.advance(delta, prompt)
+        elif line == "show":
+            self._seen.clear()
+            self.renderer.clickables.clear()
+            self.settle(prompt, wait=0.2)
+        else:
+            self.out("! unknown input; type `help`")
+        return True
+
+    def click(self, number: str, prompt: Callable[[str], str] = input) -> None:
+        target = next((c for c in self.renderer.clickables if str(c.number) == number), None)
+        if target is None:
+            self.out(f"! nothing numbered {number}")
+            return
+        user_id = USERS[self.user][0]
+        if target.kind == "checkbox":
+            message = self.dev.slack.message(target.channel, target.ts)
+            chosen = self._checked(message, target.action_id)
+            chosen ^= {target.value or ""}
+            options = [{"value": v, "text": {"type": "mrkdwn", "text": v}} for v in sorted(chosen)]
+            self.client.click(user_id, channel=target.channel, message_ts=target.ts, action_id=target.action_id,
+                              action_type="checkboxes", selected_options=options)
+        else:
+            self.client.click(user_id, channel=target.channel, message_ts=target.ts, action_id=target.action_id)
+        self.settle(prompt)
+
+    def advance(self, delta: timedelta, prompt: Callable[[str], str] = input) -> None:
+        self.dev.clock.advance(delta)
+        self.out(f"(time moves forward {line_duration(delta)})")
+        self.dev.tick()
+        self.settle(prompt)
+
+    # -- output ------------------------------------------------------------------------------
+
+    def settle(self, prompt: Callable[[str], str] = input, wait: float = 2.5) -> None:
+        """Wait until the bot goes quiet, then print what changed."""
+        deadline, last = time.monotonic() + wait, None
+        while time.monotonic() < deadline:
+            state = json.dumps(self.dev.slack.snapshot(), sort_keys=True, default=str)
+            if state == last:
+                break
+            last = state
+            time.sleep(0.4)
+        self.print_changes(prompt)
+
+    def print_changes(self, prompt: Callable[[str], str] = input) -> None:
+        for message in self.dev.slack.messages(CHANNEL):
+            thread = message.get("thread_ts")
+            is_reply = bool(thread and thread != message["ts"])
+            rendered = self.renderer.message(message, CHANNEL, indent="    │ " if is_reply else "")
+            if self._seen.get(message["ts"]) == rendered:
+                continue
+            updated = message["ts"] in self._seen
+            self._seen[message["ts"]] = rendered
+            where = "thread" if is_reply else "#incidents"
+            self.out(f"\n{'(updated) ' if updated else ''}[{where}] rollbot:\n{rendered}")
+        ephemerals = self.dev.slack.ephemerals()
+        for ephemeral in ephemerals[self._seen_ephemeral:]:
+            name = next((n for n, (uid, _) in USERS.items() if uid == ephemeral.get("user")), "?")
+            self.out(f"\n[only {name} sees] {self.renderer.message(ephemeral, CHANNEL)}")
+        self._seen_ephemeral = len(ephemerals)
+        for view_id, view in self.dev.slack.views.items():
+            if view_id not in self._seen_views and view.get("type") == "modal":
+                self._seen_views.add(view_id)
+                self.fill_modal(view, prompt)
+
+    def fill_modal(self, view: dict[str, Any], prompt: Callable[[str], str]) -> None:
+        self.out(f"\n┌ modal: {view['title']['text']}")
+        values: dict[str, Any] = {}
+        for block in view.get("blocks", []):
+            if block.get("type") == "section":
+                self.out("│ " + self.renderer.mrkdwn(block["text"]["text"]))
+            if block.get("type") == "input":
+                answer = prompt(f"│ {block['label']['text']}: ")
+                values[block["block_id"]] = {"value": {"type": "plain_text_input", "value": answer}}
+        if not view.get("submit"):
+            self.out("└ (closed)")
+            return
+        self.out("└ submitted")
+        user = view.get("user") or USERS[self.user][0]
+        self.client.submit_view(user, view["id"], values)
+        self.settle(prompt)
+
+    @staticmethod
+    def _checked(message: dict[str, Any], action_id: str) -> set[str]:
+        for block in message.get("blocks", []):
+            accessory = block.get("accessory") or {}
+            if accessory.get("action_id") == action_id:
+                return {o["value"] for o in accessory.get("initial_options") or []}
+        return set()
+
+
+def line_duration(delta: timedelta) -> str:
+    from handlers.durations import format_duration
+
+    return format_duration(delta)
+
+
+def interactive(dev: DevEnvironment) -> int:
+    console = Console(dev)
+    console.out("\nRollbot sandbox. You are alice (engineer) in #incidents. Type `help` for commands.\n")
+    while True:
+        try:
+            line = input(f"{console.user}> ")
+        except (EOFError, KeyboardInterrupt):
+            console.out("")
+            return 0
+        if not console.run_line(line):
+            return 0

@@ -1,0 +1,144 @@
+"""Everything `rollbot dev` runs, with no credentials: embedded Postgres and Redis (unless
+DATABASE_URL / REDIS_URL are set), the Slack and Vercel emulators with a demo team and project,
+the web app (the same WSGI app `rollbot web` serves, on a threaded server) and the worker, both
+in this process on one clock that the console can move forward."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from bot.bootstrap import Container, build
+from bot.settings import Settings
+from bot.worker import Worker
+from bot.wsgi import RollbotWSGI
+from handlers.clock import ShiftedClock
+from integrations.schema import migrate
+from sandbox.embedded import EmbeddedServer, services_from_env
+from sandbox.slack_client import SignedSlackClient
+from sandbox.slack_emulator import SlackEmulator
+from sandbox.vercel_emulator import VercelEmulator
+
+SIGNING_SECRET = "sandbox-signing-secret"
+BOT_TOKEN = "xoxb-sandbox"
+VERCEL_TOKEN = "vercel-sandbox-token"
+CHANNEL = "C01INCIDENTS"
+PROJECT = "prj_demo"
+USERS = {  # name -> (user id, what they are in the demo policy)
+    "alice": ("U01ALICE", "engineer"),
+    "bob": ("U01BOB", "engineer, not an approver for prod"),
+    "carol": ("U01CAROL", "lead, approves prod code rollbacks"),
+    "dan": ("U01DAN", "dba"),
+}
+
+POLICY = """# Written by `rollbot dev`: the sandbox's policy.
+[roles]
+engineer = {{ users = ["U01ALICE", "U01BOB"] }}
+lead     = {{ users = ["U01CAROL"] }}
+dba      = {{ users = ["U01DAN"] }}
+
+[scheduler]
+tick = "1s"
+
+[environments.prod]
+aliases = ["production"]
+channel = "C01INCIDENTS"
+notify = ["S01ONCALL"]
+vercel_project = "prj_demo"
+health_checks = ["{health}"]
+monitor = ["5m", "10m", "15m"]
+approval_timeout = "30m"
+
+[environments.prod.policy]
+requesters = ["engineer", "lead"]
+self_approval = false
+code = {{ approvers = ["lead"], approvals = 1 }}
+"""
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DevEnvironment:
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or _free_port()
+        self.clock = ShiftedClock()
+        self.servers: list[EmbeddedServer] = []
+        self.web: WSGIServer | None = None
+        self.container: Container | None = None
+        self.worker: Worker | None = None
+        self._stop = threading.Event()
+        self.slack = SlackEmulator(BOT_TOKEN)
+        self.vercel = VercelEmulator(VERCEL_TOKEN, alias_delay=1.0)
+
+    def start(self, say: Callable[[str], None] = print) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        say("• starting Postgres and Redis (embedded unless DATABASE_URL / REDIS_URL are set)")
+        database_url, redis_url, self.servers = services_from_env(os.environ)
+        migrate(database_url)
+        say("• starting the Slack and Vercel emulators")
+        self.slack.start()
+        self.vercel.start()
+        for name, (user_id, _) in USERS.items():
+            self.slack.add_user(user_id, name, real_name=name.title())
+        self.slack.add_usergroup("S01ONCALL", "oncall", ["U01CAROL", "U01DAN"])
+        self.vercel.seed_demo(PROJECT)
+        config = self.workdir / "rollbot.toml"
+        config.write_text(POLICY.format(health=self.vercel.health_url(PROJECT)))
+        self.env = {
+            "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": self.slack.url,
+            "DATABASE_URL": database_url, "REDIS_URL": redis_url, "VERCEL_TOKEN": VERCEL_TOKEN,
+            "VERCEL_API_URL": self.vercel.url, "ROLLBOT_CONFIG": str(config),
+            "ROLLBOT_LOG_LEVEL": os.environ.get("ROLLBOT_LOG_LEVEL", "WARNING"),
+            "HTTP_PROXY": "", "HTTPS_PROXY": "", "http_proxy": "", "https_proxy": "",
+        }
+        settings = Settings(_env_file=None, **{k.lower(): v for k, v in self.env.items() if "proxy" not in k.lower()})  # type: ignore[arg-type]
+        say(f"• starting the web app on http://127.0.0.1:{self.port} and the worker (one clock for both)")
+        self.container = build(settings, clock=self.clock, pool_size=8)
+        self.web = make_server("127.0.0.1", self.port, RollbotWSGI(self.container), server_class=_ThreadingServer,
+                               handler_class=_QuietHandler)
+        threading.Thread(target=self.web.serve_forever, name="rollbot-dev-web", daemon=True).start()
+        self.worker = Worker(build(settings, clock=self.clock, pool_size=4), "dev-worker")
+        threading.Thread(target=self._tick_forever, name="rollbot-dev-worker", daemon=True).start()
+
+    def client(self) -> SignedSlackClient:
+        return SignedSlackClient(f"http://127.0.0.1:{self.port}/slack/events", SIGNING_SECRET, self.slack)
+
+    def tick(self) -> int:
+        return self.worker.run_once() if self.worker else 0
+
+    def _tick_forever(self) -> None:
+        while not self._stop.wait(0.5):
+            self.tick()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.web:
+            self.web.shutdown()
+            self.web.server_close()
+        for container in (self.container, self.worker.container if self.worker else None):
+            if container:
+                container.close()
+        self.slack.stop()
+        self.vercel.stop()
+        for server in self.servers:
+            server.stop()
