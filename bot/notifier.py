@@ -18,21 +18,23 @@ from bot.blocks.summary import summary_blocks
 from bot.blocks.thread import (
     failure_blocks,
     notify_blocks,
+    plan_changed_blocks,
     progress_blocks,
     reminder_blocks,
     verification_blocks,
 )
 from handlers.clock import Clock
 from handlers.config import Policy
-from handlers.model import HealthResult, Incident, StepRun
-from handlers.ports import AliasState
+from handlers.model import HealthResult, Incident, Plan, StepRun
+from handlers.ports import AliasState, LiveState
 
 log = logging.getLogger("rollbot.slack")
 
 
 class SlackNotifier:
-    def __init__(self, client: WebClient, policy: Policy, clock: Clock) -> None:
+    def __init__(self, client: WebClient, policy: Policy, clock: Clock, live: LiveState) -> None:
         self._client = client
+        self._live = live
         self._policy = policy
         self._clock = clock
         self._workspace_url: str | None = None
@@ -45,10 +47,11 @@ class SlackNotifier:
         return str(response["channel"]), str(response["ts"])
 
     def refresh_root(self, incident: Incident, steps: Sequence[StepRun]) -> None:
-        if not (incident.channel and incident.root_ts):
+        refs = self._refs(incident)
+        if not ("channel" in refs and "root_ts" in refs):
             return
         blocks = root_blocks(incident, self._policy.environments[incident.env].policy, self._clock.now())
-        self._safe(self._client.chat_update, channel=incident.channel, ts=incident.root_ts,
+        self._safe(self._client.chat_update, channel=refs["channel"], ts=refs["root_ts"],
                    text=root_text(incident), blocks=blocks)
 
     def notify_team(self, incident: Incident, mentions: Sequence[str]) -> None:
@@ -58,11 +61,15 @@ class SlackNotifier:
 
     def progress(self, incident: Incident, steps: Sequence[StepRun]) -> str | None:
         text, blocks = progress_blocks(incident, steps)
-        if incident.progress_ts and incident.channel:
-            self._safe(self._client.chat_update, channel=incident.channel, ts=incident.progress_ts, text=text,
+        refs = self._refs(incident)
+        if "progress_ts" in refs and "channel" in refs:
+            self._safe(self._client.chat_update, channel=refs["channel"], ts=refs["progress_ts"], text=text,
                        blocks=blocks)
-            return incident.progress_ts
-        return self._thread(incident, text, blocks)
+            return refs["progress_ts"]
+        ts = self._thread(incident, text, blocks)
+        if ts:
+            self._live.remember_thread(incident.id, {"progress_ts": ts})
+        return ts
 
     def verification(self, incident: Incident, alias: AliasState, health: Sequence[HealthResult], ok: bool) -> None:
         monitor = self._policy.environments[incident.env].monitor
@@ -78,7 +85,7 @@ class SlackNotifier:
         self._thread(incident, text, blocks, broadcast=True)
 
     def summary(self, incident: Incident, summary: dict[str, Any]) -> str | None:
-        channel = incident.channel or self._policy.environments[incident.env].channel
+        channel = self._refs(incident).get("channel") or self._policy.environments[incident.env].channel
         text, blocks = summary_blocks(summary)
         response = self._client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
         ts = str(response["ts"])
@@ -88,17 +95,31 @@ class SlackNotifier:
                                                    "text": f":memo: Post-incident summary posted: <{link}|{incident.ref} summary>"}}])
         return ts
 
+    def plan_changed(self, incident: Incident, old: Plan) -> None:
+        text, blocks = plan_changed_blocks(incident, old)
+        self._thread(incident, text, blocks)
+
     def tell(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
         self._safe(self._client.chat_postEphemeral, channel=channel, user=user, text=text,
                    **({"thread_ts": thread_ts} if thread_ts else {}))
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _refs(self, incident: Incident) -> dict[str, str]:
+        """Where the incident lives in Slack: Redis first (rebuilt from Postgres when empty)."""
+        refs = dict(self._live.thread_refs(incident.id) or {})
+        for key, value in (("channel", incident.channel), ("root_ts", incident.root_ts),
+                           ("progress_ts", incident.progress_ts)):
+            if value and key not in refs:
+                refs[key] = value
+        return refs
+
     def _thread(self, incident: Incident, text: str, blocks: list[dict[str, Any]], broadcast: bool = False) -> str | None:
-        if not (incident.channel and incident.root_ts):
+        refs = self._refs(incident)
+        if not ("channel" in refs and "root_ts" in refs):
             log.warning("incident has no thread yet", extra={"incident": incident.id})
             return None
-        response = self._client.chat_postMessage(channel=incident.channel, thread_ts=incident.root_ts, text=text,
+        response = self._client.chat_postMessage(channel=refs["channel"], thread_ts=refs["root_ts"], text=text,
                                                  blocks=blocks, reply_broadcast=broadcast, unfurl_links=False)
         return str(response["ts"])
 

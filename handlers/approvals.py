@@ -3,9 +3,10 @@ expire. Every decision is an atomic write in the store; the first winner execute
 
 from __future__ import annotations
 
+from handlers.code import replan
 from handlers.model import Incident, Status
-from handlers.ports import ApprovalOutcome
-from handlers.services import Services
+from handlers.ports import ApprovalOutcome, ProviderError
+from handlers.services import Refused, Services
 
 
 def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> ApprovalOutcome:
@@ -16,6 +17,7 @@ def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> Appro
     refusal = svc.roles.approval_refusal(user, incident, plan_hash)
     if refusal:
         raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash)
+    _ensure_plan_current(svc, user, incident)
     outcome = svc.store.approve(incident_id, user, plan_hash, svc.clock.now())
     if not outcome.recorded:
         # Lost a race: another click changed the incident between our read and our write.
@@ -32,6 +34,29 @@ def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> Appro
         svc.audit(incident_id, "rollbot", "approved", "ok", approvers=[a.approver for a in outcome.incident.valid_approvals()])
     svc.notifier.refresh_root(outcome.incident, svc.store.steps(incident_id))
     return outcome
+
+
+def _ensure_plan_current(svc: Services, user: str, incident: Incident) -> None:
+    """Approvals are bound to the exact plan. If production moved since the request, the plan is
+    re-resolved, every approval given so far becomes void, and this click does not count."""
+    try:
+        fresh = replan(svc.code, incident.plan)
+    except Refused as refused:
+        raise svc.refuse(incident.id, user, "approve", f"the plan of {incident.ref} no longer holds: "
+                         f"{refused.message} Deny or cancel it.") from None
+    except ProviderError as error:
+        raise svc.refuse(incident.id, user, "approve", f"cannot confirm that the plan of {incident.ref} is "
+                         f"still current ({error.message}); try again in a moment.") from None
+    if fresh.hash == incident.plan_hash:
+        return
+    changed = svc.store.replace_plan(incident.id, incident.plan_hash, fresh)
+    if changed is not None:
+        svc.audit(incident.id, "rollbot", "plan_changed", "ok", old=incident.plan.to_json(), new=fresh.to_json(),
+                  old_hash=incident.plan_hash, new_hash=fresh.hash)
+        svc.notifier.plan_changed(changed, incident.plan)
+        svc.notifier.refresh_root(changed, [])
+    raise svc.refuse(incident.id, user, "approve", f"production changed since {incident.ref} was requested, so "
+                     "its plan was updated and earlier approvals are void. Review the new plan and approve again.")
 
 
 def deny(svc: Services, user: str, incident_id: int, reason: str) -> Incident:

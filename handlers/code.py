@@ -41,9 +41,15 @@ def plan_code_rollback(code: CodeProvider, env: str, project: str, explicit: str
         target=project,
         from_ref=current.uid,
         to_ref=target.uid,
+        params={"requested": explicit} if explicit else {},
         from_deployment=current,
         to_deployment=target,
     )
+
+
+def replan(code: CodeProvider, plan: Plan) -> Plan:
+    """The plan as it would be resolved now (same environment, project and explicit target)."""
+    return plan_code_rollback(code, plan.env, plan.target, plan.params.get("requested"))
 
 
 def wait_for_alias(

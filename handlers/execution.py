@@ -35,6 +35,12 @@ def execute(svc: Services, incident_id: int, *, resume: bool = False) -> Inciden
         state = svc.code.alias_state(project)
         svc.audit(incident_id, "rollbot", "vercel.read_alias", "ok", production=state.production_id,
                   job_status=state.job_status)
+        if state.production_id not in (incident.plan.from_ref, target) and not already_applied(state, target):
+            raise ProviderError(
+                f"production moved to `{state.production_id}` after {incident.ref} was approved "
+                f"(the approved plan was `{incident.plan.from_ref}` → `{target}`); nothing was changed. "
+                "Request the rollback again."
+            )
         if already_applied(state, target):
             svc.audit(incident_id, "rollbot", STEP_ROLLBACK, "skipped", why="production already serves the target")
         else:

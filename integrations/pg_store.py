@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from handlers.model import Incident, Resolution, Status, StepRun
+from handlers.model import Incident, Plan, Resolution, Status, StepRun
 from handlers.ports import ApprovalOutcome, AuditEntry, DueJob, LockHeld, NewIncident
 from integrations.pg_rows import INCIDENT_FIELDS, audit_from_row, incident_from_row, job_from_row, step_from_row
 
@@ -99,6 +99,15 @@ class PostgresStore:
                 """UPDATE incidents SET checklist = jsonb_set(checklist, ARRAY[%s], to_jsonb(%s::boolean))
                    WHERE id = %s AND checklist ? %s RETURNING id""",
                 (key, checked, incident_id, key),
+            ).fetchone()
+            return self._get(conn, incident_id) if row else None
+
+    def replace_plan(self, incident_id: int, old_hash: str, plan: Plan) -> Incident | None:
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                """UPDATE incidents SET plan = %s, plan_hash = %s
+                   WHERE id = %s AND status = 'pending' AND plan_hash = %s RETURNING id""",
+                (Jsonb(plan.to_json()), plan.hash, incident_id, old_hash),
             ).fetchone()
             return self._get(conn, incident_id) if row else None
 

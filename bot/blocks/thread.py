@@ -9,7 +9,7 @@ from typing import Any
 from bot.blocks.incident import resolve_actions, step_lines
 from bot.blocks.text import mention, quote, user
 from handlers.durations import format_duration
-from handlers.model import HealthResult, Incident, StepRun
+from handlers.model import HealthResult, Incident, Plan, StepRun
 from handlers.ports import AliasState
 from handlers.runbook import POST_CHECKLIST
 
@@ -82,3 +82,13 @@ def failure_blocks(incident: Incident, error: str, next_step: str) -> tuple[str,
 
 def denied_text(incident: Incident) -> str:
     return f":no_entry: {incident.ref} denied by {user(incident.decided_by or '')}: {quote(incident.decision_note or '', 1000)}"
+
+
+def plan_changed_blocks(incident: Incident, old: Plan) -> tuple[str, list[Block]]:
+    new = incident.plan
+    text = (
+        f":warning: *Production changed since {incident.ref} was requested.* The plan is now "
+        f"`{quote(new.from_ref, 60)}` → `{quote(new.to_ref, 60)}` (was `{quote(old.from_ref, 60)}` → "
+        f"`{quote(old.to_ref, 60)}`). Earlier approvals are void: approve the new plan above."
+    )
+    return f"{incident.ref}: plan changed, approve again", [_section(text)]
