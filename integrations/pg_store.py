@@ -40,9 +40,21 @@ class PostgresStore:
     # -- incidents ---------------------------------------------------------------------------
 
     def create_incident(self, new: NewIncident) -> Incident:
+        """Check the lock and insert in one transaction, serialised per environment and type by
+        an advisory lock (so refused requests burn no RB number); the partial unique index
+        stays the final guard."""
         with self.pool.connection() as conn:
             try:
                 with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"incident:{new.env}:{new.kind}",))
+                    holder = conn.execute(
+                        "SELECT id FROM incidents WHERE env = %s AND kind = %s AND status IN ('pending', 'executing')",
+                        (new.env, new.kind),
+                    ).fetchone()
+                    if holder is not None:
+                        found = self._get(conn, holder["id"])
+                        assert found is not None
+                        raise LockHeld(found)
                     row = conn.execute(
                         """INSERT INTO incidents (kind, env, status, requester, reason, plan, plan_hash,
                                approvals_needed, checklist, created_at, expires_at)
@@ -50,13 +62,13 @@ class PostgresStore:
                         (new.kind, new.env, new.requester, new.reason, Jsonb(new.plan.to_json()), new.plan.hash,
                          new.approvals_needed, Jsonb(new.checklist), new.created_at, new.expires_at),
                     ).fetchone()
-            except UniqueViolation:
+            except UniqueViolation:  # only reachable if something bypassed the advisory lock
                 holder = conn.execute(
                     "SELECT id FROM incidents WHERE env = %s AND kind = %s AND status IN ('pending', 'executing')",
                     (new.env, new.kind),
                 ).fetchone()
                 found = self._get(conn, holder["id"]) if holder else None
-                if found is None:  # released between the two statements: let the caller retry
+                if found is None:
                     raise
                 raise LockHeld(found) from None
             assert row is not None

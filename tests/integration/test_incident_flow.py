@@ -1,0 +1,234 @@
+"""The incident lifecycle on real Postgres, Redis and the emulators, driven in-process."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import psycopg
+import pytest
+import redis
+
+from handlers import approvals, resolution
+from handlers.commands import Rollback
+from handlers.execution import execute
+from handlers.model import Status
+from handlers.requests import request_rollback
+from handlers.services import Refused, Services
+from tests.world import ALICE, BOB, CAROL, CHANNEL, DAN, LEADS, PROJECT, World
+
+
+def _svc(world: World) -> Services:
+    return world.container().services
+
+
+def _text(message: dict) -> str:
+    return json.dumps(message.get("blocks") or []) + (message.get("text") or "")
+
+
+def _request(svc: Services, user: str = ALICE, reason: str = "checkout 500"):
+    return request_rollback(svc, user, Rollback("code", "prod", reason))
+
+
+def test_request_posts_root_and_notifies_the_team(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    assert incident.ref == "RB-1" and incident.status is Status.PENDING
+    assert incident.plan.from_ref == world.vercel.production(PROJECT)
+    assert incident.checklist["notify"] is True and incident.checklist["root_cause"] is False
+    root = world.slack.message(CHANNEL, incident.root_ts)
+    assert "Notify team" in _text(root)
+    thread = world.slack.thread(CHANNEL, incident.root_ts)
+    assert len(thread) == 1 and "<!subteam^S01ONCALL>" in _text(thread[0])
+
+
+def test_requester_role_is_checked_and_refusals_are_audited(world: World) -> None:
+    svc = _svc(world)
+    with pytest.raises(Refused, match="needs the role `engineer` or `lead`, and you hold `dba`"):
+        _request(svc, DAN)
+    assert world.slack.messages() == []
+    log = _audit(world)
+    assert log == [("U01DAN", "request.code", "refused")]
+
+
+def test_one_rollback_per_environment_and_type(world: World) -> None:
+    svc = _svc(world)
+    first = _request(svc)
+    with pytest.raises(Refused, match="RB-1 .* is still pending"):
+        _request(svc, BOB, "me too")
+    approvals.deny(svc, CAROL, first.id, "fixed forward instead")
+    second = _request(svc, BOB, "again")  # the lock went with the denial
+    assert second.ref == "RB-2"
+
+
+def test_the_lock_holds_under_concurrent_requests(world: World) -> None:
+    svc = _svc(world)
+
+    def attempt(user: str) -> str:
+        try:
+            return _request(svc, user).ref
+        except Refused:
+            return "refused"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(attempt, [ALICE, BOB, CAROL] + LEADS[:5]))
+    assert sorted(results).count("refused") == 7
+    assert len([m for m in world.slack.messages(CHANNEL) if "Pre-rollback checklist" in _text(m)]) == 1
+
+
+def test_deny_needs_a_reason_and_the_right_person(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    with pytest.raises(Refused, match="only the requester or `lead`"):
+        approvals.deny(svc, BOB, incident.id, "nope")
+    with pytest.raises(Refused, match="needs a reason"):
+        approvals.deny(svc, CAROL, incident.id, "  ")
+    denied = approvals.deny(svc, CAROL, incident.id, "the fix is already deploying <!here>")
+    assert denied.status is Status.DENIED
+    root = world.slack.message(CHANNEL, incident.root_ts)
+    assert "Denied by <@U01CAROL>" in _text(root) and "&lt;!here&gt;" in _text(root)
+    assert all(b.get("block_id") != "decision" for b in root["blocks"])
+    with pytest.raises(Refused, match="already denied"):
+        approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    assert world.vercel.calls_to("POST", "/v1/") == []
+
+
+def test_unapproved_requests_expire_by_the_worker(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    worker = world.worker()
+    assert worker.run_once() == 0
+    world.advance(timedelta(minutes=31))
+    assert worker.run_once() == 1
+    assert svc.store.get(incident.id).status is Status.EXPIRED
+    root = world.slack.message(CHANNEL, incident.root_ts)
+    assert "Expired without approval" in _text(root)
+    assert all(b.get("block_id") != "decision" for b in root["blocks"])
+    with pytest.raises(Refused, match="already expired"):
+        approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+
+
+def test_approval_before_expiry_cancels_it(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    assert outcome.decided
+    execute(svc, incident.id)
+    world.advance(timedelta(minutes=31))
+    world.worker().run_once()
+    assert svc.store.get(incident.id).status is Status.MONITORING
+
+
+def test_a_second_worker_stays_idle_while_the_first_leads(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    first, second = world.worker("worker-a"), world.worker("worker-b")
+    assert first.run_once() == 0  # leads; nothing due yet
+    world.advance(timedelta(minutes=31))
+    assert second.run_once() == 0 and not second.leading  # idle: the expiry is due, but not its job
+    assert svc.store.get(incident.id).status is Status.PENDING
+    assert first.run_once() == 1 and first.leading
+    assert svc.store.get(incident.id).status is Status.EXPIRED
+
+
+def test_vercel_alias_failure_fails_the_incident_and_releases_the_lock(world: World) -> None:
+    svc = _svc(world)
+    world.vercel.fail_next_alias(PROJECT, "Deployment is not eligible")
+    incident = _request(svc)
+    bad = world.vercel.production(PROJECT)
+    assert approvals.approve(svc, CAROL, incident.id, incident.plan_hash).decided
+    failed = execute(svc, incident.id)
+    assert failed is not None and failed.status is Status.FAILED
+    assert world.vercel.production(PROJECT) == bad
+    thread = [_text(m) for m in world.slack.thread(CHANNEL, incident.root_ts)]
+    assert any("RB-1 failed" in t and "Promote to Production" in t for t in thread)
+    assert _request(svc, BOB, "retry").ref == "RB-2"  # lock released
+    actions = [a for _, a, o in _audit(world) if o == "failed"]
+    assert "execute" in actions
+
+
+def test_vercel_server_errors_do_not_duplicate_the_rollback(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    world.vercel.script_error(f"/v1/projects/{PROJECT}/rollback", status=502, times=1)
+    assert approvals.approve(svc, CAROL, incident.id, incident.plan_hash).decided
+    done = execute(svc, incident.id)
+    assert done is not None and done.status is Status.MONITORING
+    posts = world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")
+    assert [c["status"] for c in posts] == [502, 201]  # retried only after reading back
+
+
+def test_plan_change_voids_approvals(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    # Someone ships a new deployment while the request waits.
+    newest = world.vercel.add_deployment(PROJECT, commit_sha="f" * 40, commit_message="hotfix", author="Eve")
+    world.vercel.set_production(PROJECT, newest["uid"])
+    with pytest.raises(Refused, match="earlier approvals are void"):
+        approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    changed = svc.store.get(incident.id)
+    assert changed.plan.from_ref == newest["uid"] and changed.plan_hash != incident.plan_hash
+    assert any("Production changed" in _text(m) for m in world.slack.thread(CHANNEL, incident.root_ts))
+    with pytest.raises(Refused, match="plan .* changed after this button was drawn"):
+        approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    assert approvals.approve(svc, CAROL, incident.id, changed.plan_hash).decided
+
+
+def test_two_threads_approving_at_once_decide_exactly_once(world: World, database_url: str) -> None:
+    world.config_path.write_text(world.config_path.read_text().replace("approvals = 1", "approvals = 2"))
+    svc = _svc(world)
+    incident = _request(svc)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(lambda u: approvals.approve(svc, u, incident.id, incident.plan_hash), LEADS[:2]))
+    assert sorted(o.decided for o in outcomes) == [False, True]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT status FROM incidents").fetchone()[0] == "executing"
+
+
+def test_redis_flush_loses_nothing(world: World, redis_url: str) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    redis.Redis.from_url(redis_url).flushall()
+    assert svc.live.thread_refs(incident.id) == {"channel": CHANNEL, "root_ts": incident.root_ts}
+    assert approvals.approve(svc, CAROL, incident.id, incident.plan_hash).decided
+    execute(svc, incident.id)
+    thread = world.slack.thread(CHANNEL, incident.root_ts)
+    assert any("Verified" in _text(m) for m in thread)
+    redis.Redis.from_url(redis_url).flushall()
+    world.advance(timedelta(minutes=5))
+    world.worker().run_once()
+    assert any("Monitoring 1/3" in _text(m) for m in world.slack.thread(CHANNEL, incident.root_ts))
+    assert len([m for m in world.slack.thread(CHANNEL, incident.root_ts) if "Progress" in _text(m)]) == 1
+
+
+def test_slack_rate_limit_is_honoured_without_duplicates(world: World) -> None:
+    svc = _svc(world)
+    world.slack.script_rate_limit("chat.postMessage", times=1, retry_after=1)
+    incident = _request(svc)
+    roots = [m for m in world.slack.messages(CHANNEL) if "Pre-rollback checklist" in _text(m)]
+    assert len(roots) == 1 and roots[0]["ts"] == incident.root_ts
+    statuses = [c["status"] for c in world.slack.calls_to("chat.postMessage")]
+    assert statuses[:2] == [429, 200]
+
+
+def test_resolve_rules_and_summary(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    with pytest.raises(Refused, match="only a monitored or failed rollback can be resolved"):
+        resolution.resolvable(svc, CAROL, incident.id)
+    approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    execute(svc, incident.id)
+    with pytest.raises(Refused, match="only the requester, requesters or approvers"):
+        resolution.resolvable(svc, DAN, incident.id)
+    closed, summary = resolution.resolve(svc, ALICE, incident.id, "bad cache", "canary")
+    assert closed.status is Status.RESOLVED and summary["root_cause"] == "bad cache"
+    assert summary["time_to_rollback_seconds"] is not None and summary["within_target"] is True
+    with pytest.raises(Refused):
+        resolution.resolve(svc, ALICE, incident.id, "again", "again")
+    assert svc.store.pending_jobs(incident.id) == []  # remaining reminders cancelled
+
+
+def _audit(world: World) -> list[tuple[str, str, str]]:
+    with psycopg.connect(world.database_url) as conn:
+        return [tuple(r) for r in conn.execute("SELECT actor, action, outcome FROM audit_log ORDER BY id")]

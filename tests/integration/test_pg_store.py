@@ -1,0 +1,86 @@
+"""The Postgres store's guarantees, on a real server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from integrations.pg_store import PostgresStore
+from integrations.schema import migrate
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(database_url: str):
+    s = PostgresStore(database_url, max_size=8)
+    yield s
+    s.close()
+
+
+def test_migrate_is_idempotent_and_safe_to_run_concurrently(database_url: str, postgres_server_url: str) -> None:
+    assert migrate(database_url) == []  # the test database is a migrated copy already
+    fresh = postgres_server_url.rsplit("/", 1)[0] + "/rollbot_migrate_race"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS rollbot_migrate_race")
+        conn.execute("CREATE DATABASE rollbot_migrate_race")
+    results: list[list[str]] = []
+    threads = [threading.Thread(target=lambda: results.append(migrate(fresh))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(len(r) for r in results) == [0, 0, 1]
+    cli = subprocess.run([sys.executable, "-m", "bot.cli", "migrate"], env={"DATABASE_URL": fresh, "PATH": ""},
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0 and "schema is up to date" in cli.stdout, cli.stderr
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE rollbot_migrate_race WITH (FORCE)")
+
+
+def test_audit_log_is_append_only(store: PostgresStore, database_url: str) -> None:
+    store.audit(None, "U1", "command", "refused", {"reason": "nope"}, T0)
+    with psycopg.connect(database_url) as conn:
+        for statement in ("UPDATE audit_log SET outcome = 'ok'", "DELETE FROM audit_log", "TRUNCATE audit_log"):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute(statement)
+            conn.rollback()
+        assert conn.execute("SELECT outcome FROM audit_log").fetchall() == [("refused",)]
+
+
+def test_due_jobs_are_claimed_once_across_concurrent_workers(store: PostgresStore) -> None:
+    for n in range(40):
+        store.schedule(None, "monitor", T0 + timedelta(seconds=n), {"n": n})
+    store.schedule(None, "monitor", T0 + timedelta(hours=1), {"n": "later"})
+    claimed: list[list[int]] = []
+    barrier = threading.Barrier(4)
+
+    def claim(worker: str) -> None:
+        barrier.wait()
+        mine: list[int] = []
+        while jobs := store.claim_due(T0 + timedelta(minutes=1), worker, limit=3):
+            mine += [j.id for j in jobs]
+        claimed.append(mine)
+
+    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [job for mine in claimed for job in mine]
+    assert len(every) == 40 and len(set(every)) == 40  # each due job exactly once, the later one not yet
+
+
+def test_a_crashed_workers_job_is_reclaimed_after_its_lease(store: PostgresStore) -> None:
+    store.schedule(None, "monitor", T0, {})
+    [job] = store.claim_due(T0, "crashed")
+    assert store.claim_due(T0 + timedelta(minutes=1), "other") == []  # leased
+    [again] = store.claim_due(T0 + timedelta(minutes=6), "other")
+    assert again.id == job.id
+    store.finish_job(again.id, "reminded")
+    assert store.claim_due(T0 + timedelta(hours=1), "other") == []

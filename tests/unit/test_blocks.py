@@ -1,0 +1,112 @@
+"""Every Block Kit payload the bot builds is valid per slack-sdk's models, in every state."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+
+from bot.blocks.incident import root_blocks
+from bot.blocks.modals import decide_modal, deny_modal, resolve_modal
+from bot.blocks.status import history_blocks, status_blocks
+from bot.blocks.summary import summary_blocks
+from bot.blocks.text import ago, escape
+from bot.blocks.thread import (
+    failure_blocks,
+    notify_blocks,
+    plan_changed_blocks,
+    progress_blocks,
+    reminder_blocks,
+    verification_blocks,
+)
+from handlers.config import EnvironmentPolicy
+from handlers.model import Approval, Deployment, HealthResult, Incident, Plan, Resolution, Status, StepRun
+from handlers.ports import AliasState
+from handlers.runbook import initial_checklist
+from handlers.summary import build_summary, render_markdown
+
+NOW = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
+LONG = "<!channel> " + "x" * 5000
+
+
+def _incident(status: Status, reason: str = "checkout 500") -> Incident:
+    good = Deployment("dpl_good", "shop-good.vercel.app", NOW - timedelta(days=1), "9dea3e8aa", "fix: tax\nbody", "Jonas")
+    bad = Deployment("dpl_bad", "shop-bad.vercel.app", NOW - timedelta(hours=2), "cfe8d5d11", "perf: cache", "Priya")
+    plan = Plan("code", "prod", "prj", "dpl_bad", "dpl_good", {}, bad, good)
+    return Incident(
+        id=7, kind="code", env="prod", status=status, requester="U01ALICE", reason=reason, plan=plan,
+        created_at=NOW - timedelta(minutes=20), approvals_needed=1, expires_at=NOW + timedelta(minutes=10),
+        checklist=initial_checklist("code"), approvals=(Approval("U01CAROL", plan.hash, NOW - timedelta(minutes=19)),),
+        channel="C1", root_ts="1.1", decided_by="U01CAROL", decided_at=NOW - timedelta(minutes=19),
+        decision_note=LONG, rolled_back_at=NOW - timedelta(minutes=17), verified_at=NOW - timedelta(minutes=17),
+        failure=LONG if status is Status.FAILED else None,
+        resolution=Resolution("U01CAROL", LONG, LONG, NOW) if status is Status.RESOLVED else None,
+    )
+
+
+def _valid(blocks: list[dict]) -> None:
+    assert 0 < len(blocks) <= 50
+    for block in Block.parse_all(blocks):
+        assert block is not None
+        block.validate_json()
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_root_message_is_valid_in_every_status(status: Status) -> None:
+    blocks = root_blocks(_incident(status, reason=LONG), EnvironmentPolicy(), NOW)
+    _valid(blocks)
+    actions = [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    assert ("approve" in actions) == (status is Status.PENDING)
+    assert ("resolve" in actions) == (status in (Status.MONITORING, Status.FAILED))
+
+
+def test_thread_messages_are_valid() -> None:
+    incident = _incident(Status.MONITORING)
+    health = [HealthResult("https://x.test/health", True, 200, 12), HealthResult("https://y.test/" + "a" * 300, False, None, 5000, "ConnectTimeout")]
+    steps = [StepRun("vercel.rollback", "ok", NOW, NOW, LONG), StepRun("verify", "running", NOW)]
+    for _, blocks in (
+        notify_blocks(incident, ["S01ONCALL", "U01CAROL"], ["lead"]),
+        progress_blocks(incident, steps),
+        verification_blocks(incident, AliasState("dpl_good", "succeeded", "dpl_good"), health, False, [timedelta(minutes=5)]),
+        reminder_blocks(incident, 3, 3, health),
+        failure_blocks(incident, LONG, "Runbook: promote by hand."),
+        plan_changed_blocks(incident, incident.plan),
+    ):
+        _valid(blocks)
+    _valid(status_blocks([incident], incident, NOW))
+    _valid(history_blocks([incident] * 40))
+
+
+def test_summary_is_valid_and_complete() -> None:
+    incident = _incident(Status.RESOLVED, reason=LONG)
+    summary = build_summary(incident, [StepRun("vercel.rollback", "ok", NOW, NOW)], [])
+    _, blocks = summary_blocks(summary)
+    _valid(blocks)
+    assert summary["within_target"] is True and summary["time_to_rollback"] == "3m"
+    assert render_markdown(summary).startswith("# RB-7: code rollback on prod (resolved)")
+
+
+@pytest.mark.parametrize("view", [deny_modal(_incident(Status.PENDING)), resolve_modal(_incident(Status.MONITORING)),
+                                  decide_modal()])
+def test_modals_are_valid(view: dict) -> None:
+    View(**view).validate_json()
+
+
+def test_escape_neutralises_mentions_and_links() -> None:
+    assert escape("<!channel> <@U1> <https://x|y> a&b") == "&lt;!channel&gt; &lt;@U1&gt; &lt;https://x|y&gt; a&amp;b"
+
+
+def test_ages_read_like_a_human_wrote_them() -> None:
+    assert ago(NOW - timedelta(seconds=42), NOW) == "42s ago"
+    assert ago(NOW - timedelta(minutes=12, seconds=5), NOW) == "12m ago"
+    assert ago(NOW - timedelta(hours=2, seconds=6), NOW) == "2h ago"
+    assert ago(NOW - timedelta(days=1, hours=2, minutes=3), NOW) == "1d 2h ago"
+
+
+def test_reason_is_escaped_in_the_root_message() -> None:
+    blocks = root_blocks(replace(_incident(Status.PENDING), reason="<!channel> <@U01BOB>"), EnvironmentPolicy(), NOW)
+    text = str(blocks)
+    assert "&lt;!channel&gt;" in text and "<!channel>" not in text and "<@U01BOB>" not in text

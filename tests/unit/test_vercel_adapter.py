@@ -1,0 +1,90 @@
+"""The Vercel adapter's retry rules, with httpx.MockTransport as the seam."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from handlers.ports import ProviderError
+from integrations.vercel import VercelClient
+
+TOKEN = "secret-vercel-token-123"
+
+
+def _client(handler, **kwargs) -> tuple[VercelClient, list[float]]:
+    sleeps: list[float] = []
+    client = VercelClient(TOKEN, base_url="https://vercel.test", transport=httpx.MockTransport(handler),
+                          sleep=sleeps.append, **kwargs)
+    return client, sleeps
+
+
+def _project(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"id": "prj", "targets": {"production": {"id": "dpl_b"}},
+                                     "lastAliasRequest": {"jobStatus": "succeeded", "toDeploymentId": "dpl_b"}})
+
+
+def test_reads_send_the_token_and_team_and_parse_the_project() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return _project(request)
+
+    client, _ = _client(handler, team_id="team_1")
+    state = client.alias_state("prj")
+    assert (state.production_id, state.job_status, state.job_to) == ("dpl_b", "succeeded", "dpl_b")
+    assert seen[0].headers["authorization"] == f"Bearer {TOKEN}"
+    assert seen[0].url.params["teamId"] == "team_1" and seen[0].url.path == "/v9/projects/prj"
+
+
+def test_429_waits_for_retry_after_then_succeeds() -> None:
+    calls = iter([httpx.Response(429, headers={"Retry-After": "3"}, json={"error": {"code": "rate_limited"}})])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(calls, None) or _project(request)
+
+    client, sleeps = _client(handler)
+    assert client.alias_state("prj").production_id == "dpl_b"
+    assert sleeps == [3.0]
+
+
+def test_reads_retry_5xx_with_bounded_backoff_then_give_up() -> None:
+    client, sleeps = _client(lambda r: httpx.Response(503, json={"error": {"code": "down", "message": "maintenance"}}))
+    with pytest.raises(ProviderError) as error:
+        client.alias_state("prj")
+    assert len(sleeps) == 3 and sleeps == sorted(sleeps)
+    assert "503" in error.value.message and "maintenance" in error.value.message
+    assert not error.value.uncertain
+
+
+def test_the_rollback_call_is_never_blindly_retried_after_a_5xx() -> None:
+    posts: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        posts.append(request)
+        return httpx.Response(500, json={"error": {"code": "internal", "message": "oops"}})
+
+    client, _ = _client(handler)
+    with pytest.raises(ProviderError) as error:
+        client.rollback("prj", "dpl_a", "RB-1")
+    assert len(posts) == 1 and error.value.uncertain
+    assert posts[0].url.path == "/v1/projects/prj/rollback/dpl_a"
+
+
+def test_vercel_errors_are_clear_and_never_carry_the_token() -> None:
+    client, _ = _client(lambda r: httpx.Response(403, json={"error": {"code": "forbidden", "message": "Not authorized"}}))
+    with pytest.raises(ProviderError) as error:
+        client.production_deployments("prj")
+    assert error.value.message == "Vercel answered 403 forbidden: Not authorized"
+    assert TOKEN not in repr(error.value) and TOKEN not in str(error.value)
+
+
+def test_deployments_are_parsed() -> None:
+    body = {"deployments": [{"uid": "dpl_a", "url": "shop-a.vercel.app", "createdAt": 1_700_000_000_000,
+                             "readyState": "READY", "meta": {"githubCommitSha": "abc1234def",
+                                                             "githubCommitMessage": "fix: tax",
+                                                             "githubCommitAuthorName": "Jonas"}}]}
+    client, _ = _client(lambda r: httpx.Response(200, json=body))
+    [d] = client.production_deployments("prj")
+    assert (d.uid, d.short_sha, d.author, d.commit_message) == ("dpl_a", "abc1234", "Jonas", "fix: tax")
+    assert d.created_at.year == 2023
