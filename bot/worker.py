@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 
@@ -50,6 +51,12 @@ class Worker:
         scheduler.add_job(self.run_once, "interval", seconds=self.tick_seconds, id="tick", max_instances=1,
                           coalesce=True, misfire_grace_time=None)
         log.info("worker %s ticking every %.1fs", self.id, self.tick_seconds)
+
+        def stop(signum: int, _frame: object) -> None:
+            log.info("worker %s stopping (signal %s)", self.id, signum)
+            scheduler.shutdown(wait=False)
+
+        signal.signal(signal.SIGTERM, stop)
         try:
             self.run_once()
             scheduler.start()
@@ -57,3 +64,4 @@ class Worker:
             pass
         finally:
             self.container.redis.release_leader(LEADER)
+            self.container.close()

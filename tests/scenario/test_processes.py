@@ -1,0 +1,97 @@
+"""The entry points as an operator runs them: `rollbot web` endpoints, `rollbot worker`,
+`rollbot check-config`, `rollbot manifest`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import httpx
+
+from handlers import approvals
+from handlers.commands import Rollback
+from handlers.execution import execute
+from handlers.requests import request_rollback
+from tests.world import ALICE, CAROL, CHANNEL, BotServer, World, wait_until
+
+
+def test_health_readiness_and_metrics(world: World, bot: BotServer) -> None:
+    with httpx.Client(base_url=bot.url, trust_env=False, timeout=5) as http:
+        assert http.get("/healthz").json() == {"status": "ok"}
+        ready = http.get("/readyz")
+        assert ready.status_code == 200 and ready.json() == {"status": "ready", "postgres": "ok", "redis": "ok"}
+        bot.client(world).command(ALICE, "help", channel_id=CHANNEL)
+        metrics = http.get("/metrics").text
+        assert "rollbot_open_incidents 0" in metrics
+        assert http.get("/nope").status_code == 404
+
+
+def test_worker_process_sends_due_reminders(world: World) -> None:
+    svc = world.container().services
+    incident = request_rollback(svc, ALICE, Rollback("code", "prod", "slow pages"))
+    approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    execute(svc, incident.id)
+    # Make the first reminder due now, then let a real `rollbot worker` process find it.
+    svc.store.cancel_jobs(incident.id, "monitor")
+    svc.store.schedule(incident.id, "monitor", svc.clock.now() - timedelta(seconds=1), {"index": 1, "total": 3})
+    env = {**os.environ, **world.env(), "ROLLBOT_LOG_LEVEL": "INFO"}
+    worker = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    second = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: any("Monitoring 1/3" in json.dumps(m.get("blocks"))
+                               for m in world.slack.thread(CHANNEL, incident.root_ts)), timeout=20,
+                   message="the reminder from the worker process")
+        time.sleep(2.5)  # two more ticks: an accidental second worker must not send it again
+        reminders = [m for m in world.slack.thread(CHANNEL, incident.root_ts) if "Monitoring 1/3" in json.dumps(m.get("blocks"))]
+        assert len(reminders) == 1
+    finally:
+        for process in (worker, second):
+            process.send_signal(signal.SIGTERM)
+        outputs = [p.communicate(timeout=20)[0].decode() for p in (worker, second)]
+    assert sum("is the leader" in out for out in outputs) == 1, outputs
+    assert sum("is standing by" in out for out in outputs) <= 1 and all("stopping" in out for out in outputs)
+    assert not any("Traceback" in out for out in outputs), outputs
+
+
+def test_check_config_pings_everything(world: World) -> None:
+    env = {**os.environ, **world.env()}
+    ok = subprocess.run([sys.executable, "-m", "bot.cli", "check-config"], env=env, capture_output=True, text=True,
+                        timeout=60)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    for name in ("environment", "policy", "postgres", "redis", "slack", "vercel (prod)"):
+        assert f"ok    {name}" in ok.stdout
+    bad = {**env, "SLACK_BOT_TOKEN": "xoxb-wrong", "REDIS_URL": "redis://127.0.0.1:1/0"}
+    bad.pop("VERCEL_TOKEN")
+    failed = subprocess.run([sys.executable, "-m", "bot.cli", "check-config"], env=bad, capture_output=True,
+                            text=True, timeout=60)
+    assert failed.returncode == 1
+    assert "FAIL  environment: missing VERCEL_TOKEN" in failed.stdout
+    assert "FAIL  slack: Slack refused: invalid_auth" in failed.stdout
+    assert "FAIL  redis: cannot reach REDIS_URL" in failed.stdout
+    assert "xoxb-wrong" not in failed.stdout + failed.stderr
+
+
+def test_bad_policy_file_stops_the_web_server_with_a_clear_message(world: World) -> None:
+    world.config_path.write_text(world.config_path.read_text().replace('monitor = ["5m"', 'monitor = ["5x"'))
+    env = {**os.environ, **world.env()}
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "check-config"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert "environments.prod.monitor.0: '5x' is not a duration" in result.stdout
+
+
+def test_manifest_variants() -> None:
+    http = json.loads(subprocess.run([sys.executable, "-m", "bot.cli", "manifest", "--url", "https://rb.example.com"],
+                                     capture_output=True, text=True, timeout=60, check=True).stdout)
+    assert http["features"]["slash_commands"][0]["url"] == "https://rb.example.com/slack/events"
+    assert http["settings"]["socket_mode_enabled"] is False
+    socket = json.loads(subprocess.run([sys.executable, "-m", "bot.cli", "manifest"], capture_output=True, text=True,
+                                       timeout=60, check=True).stdout)
+    assert socket["settings"]["socket_mode_enabled"] is True and "url" not in socket["features"]["slash_commands"][0]
