@@ -35,7 +35,9 @@ def ensure_venv() -> None:
         return
     print("• installing Rollbot and its test tools into .venv", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "install", "-e", f"{ROOT}[dev]"], check=True, cwd=ROOT)
+    result = subprocess.run([*pip, "install", "-e", f"{ROOT}[dev]"], cwd=ROOT, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"installing failed:\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
     STAMP.write_text(wanted)
 
 

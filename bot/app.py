@@ -20,13 +20,13 @@ log = logging.getLogger("rollbot.app")
 
 def create_app(container: Container) -> App:
     settings = container.settings
+    # The default executor has 5 threads: a few slow rollbacks would starve every ack.
+    container.executor = ThreadPoolExecutor(max_workers=settings.rollbot_listener_threads,
+                                            thread_name_prefix="rollbot-listener")
     app = App(
-        token=secret(settings.slack_bot_token),
         signing_secret=secret(settings.slack_signing_secret),
         client=container.slack,
-        # The default executor has 5 threads: a few slow rollbacks would starve every ack.
-        listener_executor=ThreadPoolExecutor(max_workers=settings.rollbot_listener_threads,
-                                             thread_name_prefix="rollbot-listener"),
+        listener_executor=container.executor,
         token_verification_enabled=False,
         raise_error_for_unhandled_request=True,
         process_before_response=False,

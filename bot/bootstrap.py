@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -36,12 +37,16 @@ class Container:
     vercel: VercelClient
     health: HttpHealthChecker
     services: Services
+    executor: ThreadPoolExecutor | None = None  # Bolt's listener executor, once an app is created
     closed: bool = field(default=False)
 
     def close(self) -> None:
+        """Let in-flight listener work (a rollback after its ack) finish, then close adapters."""
         if self.closed:
             return
         self.closed = True
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
         self.store.close()
         self.redis.close()
         self.vercel.close()

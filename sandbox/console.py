@@ -29,7 +29,7 @@ class Console:
         self.out = out
         self.client = dev.client()
         self.user = "alice"
-        names = {uid: name for name, (uid, _) in USERS.items()} | {"S01ONCALL": "oncall"}
+        names = {uid: name for name, (uid, _) in USERS.items()} | {"S01ONCALL": "oncall", CHANNEL: "incidents"}
         self.renderer = Renderer(names)
         self._seen: dict[str, str] = {}  # ts -> rendered text already printed
         self._seen_ephemeral = 0
@@ -68,7 +68,6 @@ class Console:
             self.advance(delta, prompt)
         elif line == "show":
             self._seen.clear()
-            self.renderer.clickables.clear()
             self.settle(prompt, wait=0.2)
         else:
             self.out("! unknown input; type `help`")
@@ -114,11 +113,12 @@ class Console:
         for message in self.dev.slack.messages(CHANNEL):
             thread = message.get("thread_ts")
             is_reply = bool(thread and thread != message["ts"])
-            rendered = self.renderer.message(message, CHANNEL, indent="    │ " if is_reply else "")
-            if self._seen.get(message["ts"]) == rendered:
+            content = json.dumps([message.get("text"), message.get("blocks")], sort_keys=True)
+            if self._seen.get(message["ts"]) == content:
                 continue
             updated = message["ts"] in self._seen
-            self._seen[message["ts"]] = rendered
+            self._seen[message["ts"]] = content
+            rendered = self.renderer.message(message, CHANNEL, indent="    │ " if is_reply else "")
             where = "thread" if is_reply else "#incidents"
             self.out(f"\n{'(updated) ' if updated else ''}[{where}] rollbot:\n{rendered}")
         ephemerals = self.dev.slack.ephemerals()
@@ -133,19 +133,26 @@ class Console:
 
     def fill_modal(self, view: dict[str, Any], prompt: Callable[[str], str]) -> None:
         self.out(f"\n┌ modal: {view['title']['text']}")
-        values: dict[str, Any] = {}
         for block in view.get("blocks", []):
             if block.get("type") == "section":
                 self.out("│ " + self.renderer.mrkdwn(block["text"]["text"]))
-            if block.get("type") == "input":
-                answer = prompt(f"│ {block['label']['text']}: ")
-                values[block["block_id"]] = {"value": {"type": "plain_text_input", "value": answer}}
         if not view.get("submit"):
             self.out("└ (closed)")
             return
-        self.out("└ submitted")
         user = view.get("user") or USERS[self.user][0]
-        self.client.submit_view(user, view["id"], values)
+        for _attempt in range(3):
+            values: dict[str, Any] = {}
+            for block in view.get("blocks", []):
+                if block.get("type") == "input":
+                    answer = prompt(f"│ {block['label']['text']}: ")
+                    values[block["block_id"]] = {"value": {"type": "plain_text_input", "value": answer}}
+            response = self.client.submit_view(user, view["id"], values)
+            errors = response.json().get("errors") if response.content else None
+            if not errors:
+                break
+            for field, message in errors.items():
+                self.out(f"│ ! {field}: {message}")
+        self.out("└ submitted")
         self.settle(prompt)
 
     @staticmethod

@@ -23,16 +23,28 @@ class Clickable:
     value: str | None = None
 
 
+EMOJI = {
+    ":hourglass_flowing_sand:": "⏳", ":gear:": "⚙️", ":eyes:": "👀", ":white_check_mark:": "✅",
+    ":no_entry:": "⛔", ":alarm_clock:": "⏰", ":heavy_multiplication_x:": "✖️", ":x:": "❌", ":mega:": "📣",
+    ":mag:": "🔍", ":rewind:": "⏪", ":warning:": "⚠️", ":stopwatch:": "⏱️", ":large_green_circle:": "🟢",
+    ":red_circle:": "🔴", ":memo:": "📝", ":heavy_check_mark:": "✔️", ":fast_forward:": "⏩",
+}
+_EMOJI = re.compile(r":[a-z_]+:")
+
+
 class Renderer:
     def __init__(self, names: dict[str, str]) -> None:
         self.names = names  # user/group id -> display name
         self.clickables: list[Clickable] = []
+        self._numbers: dict[tuple[str, str, str | None], int] = {}  # stable numbers per element
 
     def mrkdwn(self, text: str) -> str:
         text = _DATE.sub(r"\1", text)
         text = _LINK.sub(r"\2 (\1)", text)
         text = _USER.sub(lambda m: "@" + self.names.get(m.group(1), m.group(1)), text)
         text = _GROUP.sub(lambda m: "@" + self.names.get(m.group(1), m.group(1)), text)
+        text = re.sub(r"<#([A-Z0-9]+)(?:\|[^>]*)?>", lambda m: "#" + self.names.get(m.group(1), m.group(1)), text)
+        text = _EMOJI.sub(lambda m: EMOJI.get(m.group(0), m.group(0)), text)
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
     def message(self, message: dict[str, Any], channel: str, indent: str = "") -> str:
@@ -76,6 +88,8 @@ class Renderer:
         return []
 
     def _add(self, channel: str, ts: str, action_id: str, kind: str, label: str, value: str | None) -> int:
-        number = len(self.clickables) + 1
+        key = (ts, action_id, value if kind == "checkbox" else None)
+        number = self._numbers.setdefault(key, len(self._numbers) + 1)
+        self.clickables = [c for c in self.clickables if c.number != number]
         self.clickables.append(Clickable(number, channel, ts, action_id, kind, label, value))
         return number
