@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks.incident import root_blocks, root_text
 from bot.blocks.summary import summary_blocks
 from bot.blocks.thread import (
+    closed_blocks,
     failure_blocks,
     notify_blocks,
     plan_changed_blocks,
@@ -94,6 +95,10 @@ class SlackNotifier:
                      [{"type": "section", "text": {"type": "mrkdwn",
                                                    "text": f":memo: Post-incident summary posted: <{link}|{incident.ref} summary>"}}])
         return ts
+
+    def closed(self, incident: Incident) -> None:
+        text, blocks = closed_blocks(incident)
+        self._thread(incident, text, blocks)
 
     def plan_changed(self, incident: Incident, old: Plan) -> None:
         text, blocks = plan_changed_blocks(incident, old)

@@ -78,6 +78,7 @@ def deny(svc: Services, user: str, incident_id: int, reason: str) -> Incident:
     svc.store.cancel_jobs(incident_id, "expire")
     svc.audit(incident_id, user, "deny", "ok", reason=reason.strip())
     svc.notifier.refresh_root(denied, [])
+    svc.notifier.closed(denied)
     return denied
 
 
@@ -96,6 +97,7 @@ def cancel(svc: Services, user: str, incident_id: int) -> Incident:
     svc.store.cancel_jobs(incident_id, "expire")
     svc.audit(incident_id, user, "cancel", "ok")
     svc.notifier.refresh_root(cancelled, [])
+    svc.notifier.closed(cancelled)
     return cancelled
 
 
@@ -107,6 +109,7 @@ def expire(svc: Services, incident_id: int) -> Incident | None:
         return None
     svc.audit(incident_id, "rollbot", "expire", "ok")
     svc.notifier.refresh_root(expired, [])
+    svc.notifier.closed(expired)
     return expired
 
 

@@ -80,8 +80,18 @@ def failure_blocks(incident: Incident, error: str, next_step: str) -> tuple[str,
     return f"{incident.ref} failed", [_section(text), resolve_actions(incident)]
 
 
-def denied_text(incident: Incident) -> str:
-    return f":no_entry: {incident.ref} denied by {user(incident.decided_by or '')}: {quote(incident.decision_note or '', 1000)}"
+def closed_blocks(incident: Incident) -> tuple[str, list[Block]]:
+    """The thread note when a request ends without a rollback: denied, cancelled or expired."""
+    who = user(incident.requester)
+    if incident.status.value == "denied":
+        text = (f":no_entry: {who}, {incident.ref} was denied by {user(incident.decided_by or '')}: "
+                f"{quote(incident.decision_note or '', 1000)}")
+    elif incident.status.value == "cancelled":
+        text = f":heavy_multiplication_x: {incident.ref} was cancelled by {user(incident.decided_by or '')}."
+    else:
+        text = (f":alarm_clock: {who}, {incident.ref} expired without enough approvals. Nothing was changed; "
+                "request it again if it is still needed.")
+    return f"{incident.ref} {incident.status.value}", [_section(text)]
 
 
 def plan_changed_blocks(incident: Incident, old: Plan) -> tuple[str, list[Block]]:

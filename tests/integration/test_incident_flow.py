@@ -89,6 +89,8 @@ def test_deny_needs_a_reason_and_the_right_person(world: World) -> None:
     root = world.slack.message(CHANNEL, incident.root_ts)
     assert "Denied by <@U01CAROL>" in _text(root) and "&lt;!here&gt;" in _text(root)
     assert all(b.get("block_id") != "decision" for b in root["blocks"])
+    note = world.slack.thread(CHANNEL, incident.root_ts)[-1]
+    assert "<@U01ALICE>, RB-1 was denied by <@U01CAROL>" in _text(note)
     with pytest.raises(Refused, match="already denied"):
         approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
     assert world.vercel.calls_to("POST", "/v1/") == []
@@ -104,6 +106,7 @@ def test_unapproved_requests_expire_by_the_worker(world: World) -> None:
     assert svc.store.get(incident.id).status is Status.EXPIRED
     root = world.slack.message(CHANNEL, incident.root_ts)
     assert "Expired without approval" in _text(root)
+    assert "expired without enough approvals" in _text(world.slack.thread(CHANNEL, incident.root_ts)[-1])
     assert all(b.get("block_id") != "decision" for b in root["blocks"])
     with pytest.raises(Refused, match="already expired"):
         approvals.approve(svc, CAROL, incident.id, incident.plan_hash)

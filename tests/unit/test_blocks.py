@@ -15,6 +15,7 @@ from bot.blocks.status import history_blocks, status_blocks
 from bot.blocks.summary import summary_blocks
 from bot.blocks.text import ago, escape
 from bot.blocks.thread import (
+    closed_blocks,
     failure_blocks,
     notify_blocks,
     plan_changed_blocks,
@@ -74,6 +75,9 @@ def test_thread_messages_are_valid() -> None:
         reminder_blocks(incident, 3, 3, health),
         failure_blocks(incident, LONG, "Runbook: promote by hand."),
         plan_changed_blocks(incident, incident.plan),
+        closed_blocks(replace(incident, status=Status.DENIED)),
+        closed_blocks(replace(incident, status=Status.EXPIRED)),
+        closed_blocks(replace(incident, status=Status.CANCELLED)),
     ):
         _valid(blocks)
     _valid(status_blocks([incident], incident, NOW))

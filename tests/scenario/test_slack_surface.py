@@ -1,0 +1,55 @@
+"""Deny with a reason, the checklist, status and history: through the real HTTP server."""
+
+from __future__ import annotations
+
+import json
+
+from tests.world import ALICE, BOB, CAROL, CHANNEL, PROJECT, BotServer, World, wait_until
+
+
+def _text(message: dict) -> str:
+    return json.dumps(message.get("blocks") or []) + (message.get("text") or "")
+
+
+def test_deny_asks_for_a_reason_in_a_modal(world: World, bot: BotServer) -> None:
+    client = bot.client(world)
+    client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
+    root = wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="root")
+    client.click(BOB, channel=CHANNEL, message_ts=root["ts"], action_id="deny")
+    wait_until(lambda: any("cannot deny" in _text(e) for e in world.slack.ephemerals(user=BOB)), message="refusal")
+    assert not world.slack.views
+    client.click(CAROL, channel=CHANNEL, message_ts=root["ts"], action_id="deny")
+    view = wait_until(lambda: next(iter(world.slack.views.values()), None), message="the deny modal")
+    empty = client.submit_view(CAROL, view["id"], {"reason": {"value": {"type": "plain_text_input", "value": " "}}})
+    assert empty.json()["response_action"] == "errors" and "reason" in empty.json()["errors"]
+    client.submit_view(CAROL, view["id"], {"reason": {"value": {"type": "plain_text_input", "value": "fixing forward"}}})
+    wait_until(lambda: "Denied by <@U01CAROL>" in _text(world.slack.message(CHANNEL, root["ts"])), message="denied root")
+    note = wait_until(lambda: [m for m in world.slack.thread(CHANNEL, root["ts"]) if "was denied" in _text(m)],
+                      message="the denial in the thread")
+    assert "fixing forward" in _text(note[0]) and "<@U01ALICE>" in _text(note[0])
+    assert world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback") == []
+
+
+def test_checklist_ticks_update_the_root_message(world: World, bot: BotServer) -> None:
+    client = bot.client(world)
+    client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
+    root = wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="root")
+    wait_until(lambda: "(3/5)" in _text(world.slack.message(CHANNEL, root["ts"])), message="notify ticked")
+    current = world.slack.message(CHANNEL, root["ts"])
+    accessory = next(b["accessory"] for b in current["blocks"] if b.get("accessory", {}).get("action_id") == "checklist")
+    chosen = accessory["initial_options"] + [o for o in accessory["options"] if o["value"] == "root_cause"]
+    client.click(ALICE, channel=CHANNEL, message_ts=root["ts"], action_id="checklist", action_type="checkboxes",
+                 selected_options=chosen)
+    wait_until(lambda: "(4/5)" in _text(world.slack.message(CHANNEL, root["ts"])), message="root cause ticked")
+
+
+def test_status_and_history(world: World, bot: BotServer) -> None:
+    client = bot.client(world)
+    quiet = client.command(BOB, "status", channel_id=CHANNEL).json()
+    assert "None. All quiet." in json.dumps(quiet) and "Last rollback:* never" in json.dumps(quiet)
+    client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
+    wait_until(lambda: world.slack.messages(CHANNEL), message="root")
+    busy = json.dumps(client.command(BOB, "status", channel_id=CHANNEL).json())
+    assert "RB-1" in busy and "Waiting for approval" in busy
+    history = json.dumps(client.command(BOB, "history 5", channel_id=CHANNEL).json())
+    assert "RB-1" in history and "checkout 500" in history
