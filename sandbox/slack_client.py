@@ -218,6 +218,34 @@ class SignedSlackClient:
             payload["message"] = message
         return self._post_payload(payload)
 
+    def click_in_view(self, user_id: str, view_id: str, action_id: str, value: str) -> httpx.Response:
+        """Pick ``value`` in a select (or click a button) of an open modal: a ``block_actions``
+        payload with a ``view`` container, as Slack sends it."""
+        views = self.emulator.views
+        if view_id not in views:
+            raise AssertionError(f"no view {view_id!r} in the emulator; known views: {sorted(views)}")
+        view = views[view_id]
+        view.pop("user", None)
+        element = find_action(view, action_id)
+        action: Record = {"action_id": action_id, "block_id": element["block_id"], "type": element.get("type"),
+                          "action_ts": f"{time.time():.6f}"}
+        if element.get("type") in _SINGLE_SELECTS:
+            action["selected_option"] = _option(element, value)
+        else:
+            action["value"] = value
+        payload: Record = {
+            "type": "block_actions",
+            "user": self._user(user_id),
+            "api_app_id": self.emulator.app_id,
+            "token": VERIFICATION_TOKEN,
+            "container": {"type": "view", "view_id": view_id},
+            "trigger_id": self.emulator.new_trigger_id(user_id),
+            "team": {"id": self.team_id, "domain": self.emulator.team_domain},
+            "view": view,
+            "actions": [action],
+        }
+        return self._post_payload(payload)
+
     def submit_view(self, user_id: str, view_id: str, values: dict[str, Any]) -> httpx.Response:
         """Submit a modal the bot opened, with ``state.values`` = ``values``.
 

@@ -94,7 +94,7 @@ def test_summary_is_valid_and_complete() -> None:
 
 
 @pytest.mark.parametrize("view", [deny_modal(_incident(Status.PENDING)), resolve_modal(_incident(Status.MONITORING)),
-                                  decide_modal()])
+                                  decide_modal(), decide_modal("Security"), decide_modal("Feature broken")])
 def test_modals_are_valid(view: dict) -> None:
     View(**view).validate_json()
 
