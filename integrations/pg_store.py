@@ -27,6 +27,8 @@ class PostgresStore:
         self.pool = ConnectionPool(
             database_url, min_size=min_size, max_size=max_size, open=True,
             kwargs={"row_factory": dict_row, "autocommit": True}, name="rollbot",
+            # A connection broken by a Postgres restart is replaced instead of failing a request.
+            check=ConnectionPool.check_connection,
         )
 
     def close(self) -> None:
