@@ -27,7 +27,7 @@ from bot.blocks.thread import (
 from handlers.clock import Clock
 from handlers.config import Policy
 from handlers.model import HealthResult, Incident, Plan, StepRun
-from handlers.ports import AliasState, LiveState
+from handlers.ports import AliasState, DeliveryFailed, LiveState
 
 log = logging.getLogger("rollbot.slack")
 
@@ -43,8 +43,11 @@ class SlackNotifier:
     def post_root(self, incident: Incident, steps: Sequence[StepRun]) -> tuple[str, str]:
         channel = self._policy.environments[incident.env].channel
         blocks = root_blocks(incident, self._policy.environments[incident.env].policy, self._clock.now())
-        response = self._client.chat_postMessage(channel=channel, text=root_text(incident), blocks=blocks,
-                                                 unfurl_links=False, unfurl_media=False)
+        try:
+            response = self._client.chat_postMessage(channel=channel, text=root_text(incident), blocks=blocks,
+                                                     unfurl_links=False, unfurl_media=False)
+        except Exception as error:
+            raise _delivery_failed(error) from None
         return str(response["channel"]), str(response["ts"])
 
     def refresh_root(self, incident: Incident, steps: Sequence[StepRun]) -> None:
@@ -79,16 +82,19 @@ class SlackNotifier:
 
     def reminder(self, incident: Incident, index: int, total: int, health: Sequence[HealthResult]) -> None:
         text, blocks = reminder_blocks(incident, index, total, health)
-        self._thread(incident, text, blocks)
+        self._post_thread(incident, text, blocks)
 
     def failure(self, incident: Incident, error: str, next_step: str) -> None:
         text, blocks = failure_blocks(incident, error, next_step)
         self._thread(incident, text, blocks, broadcast=True)
 
-    def summary(self, incident: Incident, summary: dict[str, Any]) -> str | None:
+    def summary(self, incident: Incident, summary: dict[str, Any]) -> str:
         channel = self._refs(incident).get("channel") or self._policy.environments[incident.env].channel
         text, blocks = summary_blocks(summary)
-        response = self._client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
+        try:
+            response = self._client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
+        except Exception as error:
+            raise _delivery_failed(error) from None
         ts = str(response["ts"])
         link = self._permalink(channel, ts)
         self._thread(incident, f"Post-incident summary posted: {link}",
@@ -119,26 +125,49 @@ class SlackNotifier:
                 refs[key] = value
         return refs
 
-    def _thread(self, incident: Incident, text: str, blocks: list[dict[str, Any]], broadcast: bool = False) -> str | None:
+    def _post_thread(self, incident: Incident, text: str, blocks: list[dict[str, Any]],
+                     broadcast: bool = False) -> str:
         refs = self._refs(incident)
         if not ("channel" in refs and "root_ts" in refs):
-            log.warning("incident has no thread yet", extra={"incident": incident.id})
-            return None
-        response = self._client.chat_postMessage(channel=refs["channel"], thread_ts=refs["root_ts"], text=text,
-                                                 blocks=blocks, reply_broadcast=broadcast, unfurl_links=False)
+            raise DeliveryFailed(f"{incident.ref} has no Slack thread yet", definite=True)
+        try:
+            response = self._client.chat_postMessage(channel=refs["channel"], thread_ts=refs["root_ts"], text=text,
+                                                     blocks=blocks, reply_broadcast=broadcast, unfurl_links=False)
+        except Exception as error:
+            raise _delivery_failed(error) from None
         return str(response["ts"])
+
+    def _thread(self, incident: Incident, text: str, blocks: list[dict[str, Any]], broadcast: bool = False) -> str | None:
+        """A best-effort thread note: a Slack failure is logged, never fatal to the flow."""
+        try:
+            return self._post_thread(incident, text, blocks, broadcast)
+        except DeliveryFailed as error:
+            log.warning("thread message not delivered: %s", error, extra={"incident": incident.id})
+            return None
 
     def _safe(self, method: Any, **kwargs: Any) -> None:
         """Updates and ephemerals are best effort: a failure is logged, never fatal to the flow."""
         try:
             method(**kwargs)
-        except SlackApiError as error:
-            log.warning("slack %s failed: %s", getattr(method, "__name__", "call"), error.response.get("error"))
+        except Exception as error:
+            log.warning("slack %s failed: %s", getattr(method, "__name__", "call"), _delivery_failed(error))
 
     def _permalink(self, channel: str, ts: str) -> str:
         if self._workspace_url is None:
             try:
                 self._workspace_url = str(self._client.auth_test().get("url") or "https://slack.com/")
-            except SlackApiError:
+            except Exception:
                 self._workspace_url = "https://slack.com/"
         return f"{self._workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+
+
+def _delivery_failed(error: Exception) -> DeliveryFailed:
+    """Classify a Slack call's failure: did the message certainly not get posted?"""
+    if isinstance(error, SlackApiError):
+        status = getattr(error.response, "status_code", 200)
+        return DeliveryFailed(f"Slack answered {error.response.get('error')}", definite=status < 500)
+    reason = getattr(error, "reason", None)
+    if isinstance(error, ConnectionRefusedError) or isinstance(reason, ConnectionRefusedError):
+        return DeliveryFailed("Slack refused the connection", definite=True)
+    return DeliveryFailed(f"Slack call failed ({type(error).__name__}); it may or may not have been posted",
+                          definite=False)

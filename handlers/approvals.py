@@ -4,6 +4,7 @@ expire. Every decision is an atomic write in the store; the first winner execute
 from __future__ import annotations
 
 from handlers.code import replan
+from handlers.execution import LEASE, new_owner
 from handlers.model import Incident, Status
 from handlers.ports import ApprovalOutcome, ProviderError
 from handlers.services import Refused, Services
@@ -14,11 +15,15 @@ def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> Appro
     approval completed the quorum and moved the incident to EXECUTING; its caller executes.
     """
     incident = _load(svc, user, "approve", incident_id)
+    if incident.status is Status.PENDING and svc.clock.now() >= incident.expires_at:
+        expire(svc, incident_id)  # the worker has not got to it yet
+        incident = svc.store.get(incident_id) or incident
     refusal = svc.roles.approval_refusal(user, incident, plan_hash)
     if refusal:
         raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash)
     _ensure_plan_current(svc, user, incident)
-    outcome = svc.store.approve(incident_id, user, plan_hash, svc.clock.now())
+    now = svc.clock.now()
+    outcome = svc.store.approve(incident_id, user, plan_hash, now, new_owner(), now + LEASE)
     if not outcome.recorded:
         # Lost a race: another click changed the incident between our read and our write.
         refusal = svc.roles.approval_refusal(user, outcome.incident, plan_hash) or (

@@ -61,9 +61,12 @@ def wait_for_alias(
     interval: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
+    on_poll: Callable[[], None] = lambda: None,
 ) -> AliasState:
-    """Poll the project until its alias job for ``target`` succeeds or fails (bounded)."""
+    """Poll the project until its alias job for ``target`` succeeds or fails (bounded).
+    ``on_poll`` runs before each poll (the executor renews its lease there)."""
     deadline = monotonic() + timeout
+    on_poll()
     state = code.alias_state(project)
     while True:
         if state.job_to == target and state.job_status in ("succeeded", "failed"):
@@ -77,6 +80,7 @@ def wait_for_alias(
             )
         sleep(interval)
         interval = min(interval * 1.5, 5.0)
+        on_poll()
         state = code.alias_state(project)
 
 

@@ -1,8 +1,15 @@
 """Steps 3-4 of the flow: execute an approved rollback exactly once, then verify it by reading
-the provider back and running the health checks."""
+the provider back and running the health checks.
+
+Exactly once rests on an execution lease in Postgres: the approval that completes the quorum
+takes it in the same transaction that moves the incident to EXECUTING; the executor renews it
+before every side effect and while it waits; only when it has run out (the process died) may
+the worker take it over, and a takeover reads Vercel back before it calls anything.
+"""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from handlers.code import already_applied, describe, rollback_once, wait_for_alias
@@ -14,56 +21,109 @@ from handlers.services import Services, log
 STEP_ROLLBACK = "vercel.rollback"
 STEP_ALIAS = "vercel.alias"
 STEP_VERIFY = "verify"
-STALE_EXECUTION = timedelta(minutes=5)
+EXECUTION_STEPS = (STEP_ROLLBACK, STEP_ALIAS, STEP_VERIFY)
+# Longer than the slowest single Vercel call can block (bounded retries in the adapter).
+LEASE = timedelta(minutes=2)
 
 
-def execute(svc: Services, incident_id: int, *, resume: bool = False) -> Incident | None:
-    """Run the rollback of an EXECUTING incident.
+class LeaseLost(Exception):
+    """Another executor took over (this one stalled past its lease): stop without acting."""
 
-    The provider call is guarded by a unique step row: only the first caller makes it. A
-    resumed execution (after a crash) reads Vercel back before it calls anything again.
+
+class RollbackFailed(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def new_owner() -> str:
+    return uuid.uuid4().hex
+
+
+def execute(svc: Services, incident_id: int, owner: str, *, resume: bool = False) -> Incident | None:
+    """Run the rollback of an EXECUTING incident while holding its lease.
+
+    ``owner`` is the lease token: the one the deciding approval took, or (``resume=True``) a new
+    token with which the worker takes over an expired lease.
     """
+    now = svc.clock.now()
+    if resume:
+        if not svc.store.claim_execution(incident_id, owner, now, now + LEASE):
+            return None
+        svc.audit(incident_id, "rollbot", "execute.resume", "ok")
+    elif not svc.store.renew_execution(incident_id, owner, now + LEASE):
+        return None
     incident = svc.store.get(incident_id)
     if incident is None or incident.status is not Status.EXECUTING:
         return None
-    project, target = incident.plan.target, incident.plan.to_ref
     try:
-        first = svc.store.start_step(incident_id, STEP_ROLLBACK, svc.clock.now())
-        if not first and not resume:
-            return None  # someone else is executing it
-        _progress(svc, incident_id)
+        _roll_back(svc, incident, owner)
+    except LeaseLost:
+        svc.audit(incident_id, "rollbot", "execute", "lease_lost")
+        return None
+    except RollbackFailed as failure:
+        return fail(svc, incident_id, failure.message)
+    except Exception as error:  # unexpected: fail loudly, keep the record
+        log.exception("execution crashed", extra={"incident": incident_id})
+        if not _took_effect(svc, incident):
+            return fail(svc, incident_id, f"unexpected error ({type(error).__name__}); see the bot's logs.")
+    svc.store.transition(incident_id, [Status.EXECUTING], Status.EXECUTING, rolled_back_at=svc.clock.now())
+    return verify(svc, incident_id)
+
+
+def _roll_back(svc: Services, incident: Incident, owner: str) -> None:
+    project, target = incident.plan.target, incident.plan.to_ref
+
+    def hold() -> None:
+        if not svc.store.renew_execution(incident.id, owner, svc.clock.now() + LEASE):
+            raise LeaseLost()
+
+    svc.store.start_step(incident.id, STEP_ROLLBACK, svc.clock.now())  # no-op on a resumed run
+    _progress(svc, incident.id)
+    try:
         state = svc.code.alias_state(project)
-        svc.audit(incident_id, "rollbot", "vercel.read_alias", "ok", production=state.production_id,
-                  job_status=state.job_status)
-        if state.production_id not in (incident.plan.from_ref, target) and not already_applied(state, target):
-            raise ProviderError(
+        svc.audit(incident.id, "rollbot", "vercel.read_alias", "ok", production=state.production_id,
+                  job_status=state.job_status, job_to=state.job_to)
+        if already_applied(state, target):
+            svc.audit(incident.id, "rollbot", STEP_ROLLBACK, "skipped", why="production already serves the target")
+        elif state.production_id != incident.plan.from_ref:
+            raise RollbackFailed(
                 f"production moved to `{state.production_id}` after {incident.ref} was approved "
                 f"(the approved plan was `{incident.plan.from_ref}` → `{target}`); nothing was changed. "
                 "Request the rollback again."
             )
-        if already_applied(state, target):
-            svc.audit(incident_id, "rollbot", STEP_ROLLBACK, "skipped", why="production already serves the target")
         else:
+            hold()  # a fresh lease covers the whole (bounded) call
             result = rollback_once(svc.code, project, target, f"{incident.ref}: {incident.reason or 'rollback'}"[:200])
-            svc.audit(incident_id, "rollbot", STEP_ROLLBACK, "ok", project=project, to=target, result=result)
-        svc.store.finish_step(incident_id, STEP_ROLLBACK, "ok", f"requested rollback to {describe(incident.plan.to_deployment)}", svc.clock.now())
-
-        svc.store.start_step(incident_id, STEP_ALIAS, svc.clock.now())
-        _progress(svc, incident_id)
-        state = wait_for_alias(svc.code, project, target)
-        svc.audit(incident_id, "rollbot", STEP_ALIAS, state.job_status or "unknown", production=state.production_id)
+            svc.audit(incident.id, "rollbot", STEP_ROLLBACK, "ok", project=project, to=target, result=result)
+        svc.store.finish_step(incident.id, STEP_ROLLBACK, "ok",
+                              f"requested rollback to {describe(incident.plan.to_deployment)}", svc.clock.now())
+        svc.store.start_step(incident.id, STEP_ALIAS, svc.clock.now())
+        _progress(svc, incident.id)
+        state = wait_for_alias(svc.code, project, target, on_poll=hold)
+        svc.audit(incident.id, "rollbot", STEP_ALIAS, state.job_status or "unknown", production=state.production_id)
         if state.job_status == "failed":
-            raise ProviderError("Vercel reported the alias job as failed; production did not move.")
-        svc.store.finish_step(incident_id, STEP_ALIAS, "ok", "production alias moved", svc.clock.now())
+            raise RollbackFailed("Vercel reported the alias job as failed; production did not move.")
     except ProviderError as error:
-        return fail(svc, incident_id, error.message)
-    except Exception as error:  # unexpected: still fail loudly and keep the record
-        log.exception("execution crashed", extra={"incident": incident_id})
-        return fail(svc, incident_id, f"unexpected error ({type(error).__name__}); see the bot's logs.")
-    rolled_back = svc.store.transition(incident_id, [Status.EXECUTING], Status.EXECUTING,
-                                       rolled_back_at=svc.clock.now())
-    assert rolled_back is not None
-    return verify(svc, incident_id)
+        svc.audit(incident.id, "rollbot", "vercel", "error", error=error.message, uncertain=error.uncertain)
+        if not _took_effect(svc, incident):
+            raise RollbackFailed(error.message) from None
+        svc.audit(incident.id, "rollbot", STEP_ROLLBACK, "ok", why="took effect despite the error (read back)")
+        svc.store.finish_step(incident.id, STEP_ROLLBACK, "ok", "took effect (read back after an error)",
+                              svc.clock.now())
+    svc.store.start_step(incident.id, STEP_ALIAS, svc.clock.now())
+    svc.store.finish_step(incident.id, STEP_ALIAS, "ok", "production alias moved", svc.clock.now())
+
+
+def _took_effect(svc: Services, incident: Incident) -> bool:
+    """After an error, read Vercel back: does production serve the target after all?"""
+    try:
+        state = svc.code.alias_state(incident.plan.target)
+        if state.job_to == incident.plan.to_ref and state.job_status in ("pending", "in-progress"):
+            state = wait_for_alias(svc.code, incident.plan.target, incident.plan.to_ref, timeout=60)
+    except ProviderError:
+        return False
+    return state.production_id == incident.plan.to_ref
 
 
 def verify(svc: Services, incident_id: int) -> Incident | None:
@@ -90,12 +150,10 @@ def verify(svc: Services, incident_id: int) -> Incident | None:
     detail = "production serves the target; " + (
         f"{sum(h.ok for h in health)}/{len(health)} health checks pass" if health else "no health checks configured"
     )
-    svc.store.finish_step(incident_id, STEP_VERIFY, "ok" if healthy else "failed", detail, now)
-    monitoring = svc.store.transition(
-        incident_id, [Status.EXECUTING], Status.MONITORING, verified_at=now
-    )
-    if monitoring is None:
+    monitoring = svc.store.transition(incident_id, [Status.EXECUTING], Status.MONITORING, verified_at=now)
+    if monitoring is None:  # another executor verified it
         return svc.store.get(incident_id)
+    svc.store.finish_step(incident_id, STEP_VERIFY, "ok" if healthy else "failed", detail, now)
     total = len(env.monitor)
     for index, offset in enumerate(env.monitor, start=1):
         svc.store.schedule(incident_id, "monitor", now + offset, {"index": index, "total": total})
@@ -108,17 +166,18 @@ def verify(svc: Services, incident_id: int) -> Incident | None:
 
 def fail(svc: Services, incident_id: int, error: str) -> Incident | None:
     """Mark the incident failed, tell the thread what went wrong and the runbook's next step.
-    The lock is released by the status change; nothing in the audit log is lost."""
+    The lock is released by the status change; nothing in the audit log is lost. Never raises
+    for Slack: the failure is recorded first."""
     now = svc.clock.now()
-    for step in svc.store.steps(incident_id):
-        if step.status == "running":
-            svc.store.finish_step(incident_id, step.name, "failed", error, now)
     failed = svc.store.transition(
         incident_id, [Status.EXECUTING, Status.PENDING], Status.FAILED, failure=error, finished_at=now
     )
     svc.audit(incident_id, "rollbot", "execute", "failed", error=error)
     if failed is None:
         return svc.store.get(incident_id)
+    for step in svc.store.steps(incident_id):
+        if step.status == "running":
+            svc.store.finish_step(incident_id, step.name, "failed", error, now)
     svc.store.cancel_jobs(incident_id, "monitor")
     _progress(svc, incident_id)
     svc.notifier.failure(failed, error, NEXT_STEP_ON_FAILURE[failed.kind])
@@ -127,20 +186,18 @@ def fail(svc: Services, incident_id: int, error: str) -> Incident | None:
 
 
 def resume_stale(svc: Services) -> list[int]:
-    """Worker: executions left EXECUTING by a crashed process are resumed (read back first)."""
+    """Worker: executions whose lease ran out (the executing process died) are taken over."""
     resumed = []
-    cutoff = svc.clock.now() - STALE_EXECUTION
-    for incident in svc.store.open_incidents():
-        if incident.status is Status.EXECUTING and incident.decided_at and incident.decided_at < cutoff:
-            svc.audit(incident.id, "rollbot", "execute.resume", "ok")
-            execute(svc, incident.id, resume=True)
-            resumed.append(incident.id)
+    for incident_id in svc.store.stale_executions(svc.clock.now()):
+        if execute(svc, incident_id, new_owner(), resume=True) is not None:
+            resumed.append(incident_id)
     return resumed
 
 
 def _progress(svc: Services, incident_id: int) -> None:
     incident = svc.store.get(incident_id)
     assert incident is not None
-    ts = svc.notifier.progress(incident, svc.store.steps(incident_id))
+    steps = [s for s in svc.store.steps(incident_id) if s.name in EXECUTION_STEPS]
+    ts = svc.notifier.progress(incident, steps)
     if ts and ts != incident.progress_ts:
         svc.store.set_refs(incident_id, progress_ts=ts)

@@ -1,27 +1,48 @@
-"""Step 5 and the worker's due work: monitoring reminders, approval expiry, stale executions."""
+"""Step 5 and the worker's due work: monitoring reminders, approval expiry, summary delivery,
+stale executions. A job that fails for a passing reason is retried with backoff; a message
+that may already have been posted is never posted twice."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from handlers.approvals import expire
 from handlers.execution import resume_stale
 from handlers.model import Status
-from handlers.ports import DueJob
+from handlers.ports import DeliveryFailed, DueJob
+from handlers.resolution import deliver_summary
 from handlers.services import Services, log
 
 
-def remind(svc: Services, incident_id: int, index: int, total: int) -> bool:
-    """Post the monitoring reminder with fresh health results; False if no longer monitoring."""
+class RetryLater(Exception):
+    """The job could not run now (Slack refused, say); run it again later."""
+
+
+def remind(svc: Services, incident_id: int, index: int, total: int) -> str:
+    """Post the monitoring reminder with fresh health results, at most once."""
     incident = svc.store.get(incident_id)
     if incident is None or incident.status is not Status.MONITORING:
-        return False
+        return "noop"
+    step = f"monitor.{index}"
+    now = svc.clock.now()
+    if not (svc.store.start_step(incident_id, step, now) or svc.store.restart_step(incident_id, step, now)):
+        return "already sent"  # posted before, or a crash left it uncertain: never post twice
     env = svc.policy.environments[incident.env]
     health = svc.health.check(env.health_checks)
     healthy = all(h.ok for h in health)
+    try:
+        svc.notifier.reminder(incident, index, total, health)
+    except DeliveryFailed as error:
+        svc.store.finish_step(incident_id, step, "failed" if error.definite else "uncertain", str(error), now)
+        svc.audit(incident_id, "rollbot", "remind", "failed", index=index, error=str(error), definite=error.definite)
+        if error.definite:
+            raise RetryLater(str(error)) from None
+        return "uncertain"
+    svc.store.finish_step(incident_id, step, "ok", f"{sum(h.ok for h in health)}/{len(health)} healthy", now)
     svc.audit(incident_id, "rollbot", "health_check", "ok" if healthy else "failed",
               phase=f"monitor {index}/{total}", results=[h.__dict__ for h in health])
-    svc.notifier.reminder(incident, index, total, health)
     svc.audit(incident_id, "rollbot", "remind", "ok", index=index, total=total)
-    return True
+    return "reminded"
 
 
 def run_job(svc: Services, job: DueJob) -> str:
@@ -31,8 +52,12 @@ def run_job(svc: Services, job: DueJob) -> str:
     if job.kind == "expire":
         return "expired" if expire(svc, job.incident_id) else "noop"
     if job.kind == "monitor":
-        done = remind(svc, job.incident_id, int(job.payload["index"]), int(job.payload["total"]))
-        return "reminded" if done else "noop"
+        return remind(svc, job.incident_id, int(job.payload["index"]), int(job.payload["total"]))
+    if job.kind == "post_summary":
+        outcome = deliver_summary(svc, job.incident_id)
+        if outcome == "retry":
+            raise RetryLater("Slack did not take the summary")
+        return outcome
     log.warning("unknown job kind %s", job.kind)
     return "unknown"
 
@@ -42,11 +67,12 @@ def tick(svc: Services, worker: str) -> int:
     ran = 0
     for job in svc.store.claim_due(svc.clock.now(), worker):
         try:
-            outcome = run_job(svc, job)
-        except Exception:
-            log.exception("job %s failed", job.id, extra={"incident": job.incident_id})
-            outcome = "error"
-        svc.store.finish_job(job.id, outcome)
+            svc.store.finish_job(job.id, run_job(svc, job))
+        except Exception as error:
+            if not isinstance(error, RetryLater):
+                log.exception("job %s failed", job.id, extra={"incident": job.incident_id})
+            backoff = timedelta(seconds=min(30 * 2 ** (job.attempts - 1), 600))
+            svc.store.retry_job(job.id, svc.clock.now() + backoff, f"retry: {type(error).__name__}")
         ran += 1
     resume_stale(svc)
     return ran

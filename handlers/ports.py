@@ -25,6 +25,15 @@ class ProviderError(Exception):
         self.uncertain = uncertain  # the call may have taken effect: read back before retrying
 
 
+class DeliveryFailed(Exception):
+    """A message could not be delivered. ``definite``: certainly not posted (safe to retry);
+    otherwise it may have been posted (retrying could duplicate it)."""
+
+    def __init__(self, message: str, *, definite: bool) -> None:
+        super().__init__(message)
+        self.definite = definite
+
+
 @dataclass(frozen=True)
 class AliasState:
     """Where a project's production alias points, and the last alias job's state."""
@@ -75,6 +84,7 @@ class ApprovalOutcome:
     incident: Incident
     recorded: bool  # False when this approver had already approved this plan
     decided: bool  # True only for the one call whose approval completed the quorum
+    owner: str | None = None  # the execution lease token the deciding call holds
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,7 @@ class DueJob:
     kind: str
     due_at: datetime
     payload: dict[str, Any]
+    attempts: int = 1
 
 
 @dataclass(frozen=True)
@@ -107,9 +118,20 @@ class IncidentStore(Protocol):
     def set_refs(self, incident_id: int, **refs: str) -> None: ...
     def set_checklist(self, incident_id: int, key: str, checked: bool) -> Incident | None: ...
 
-    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime) -> ApprovalOutcome:
-        """Record an approval and, when it completes the quorum, move pending -> executing,
-        all in one transaction. Exactly one caller ever sees ``decided=True``."""
+    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime, owner: str,
+                lease_until: datetime) -> ApprovalOutcome:
+        """Record an approval (refused once ``expires_at`` has passed) and, when it completes the
+        quorum, move pending -> executing and take the execution lease for ``owner``, all in one
+        transaction. Exactly one caller ever sees ``decided=True``."""
+
+    def claim_execution(self, incident_id: int, owner: str, now: datetime, lease_until: datetime) -> bool:
+        """Take over an EXECUTING incident whose lease has run out."""
+
+    def renew_execution(self, incident_id: int, owner: str, lease_until: datetime) -> bool:
+        """Extend ``owner``'s lease; False when someone else holds it now."""
+
+    def stale_executions(self, now: datetime) -> list[int]:
+        """EXECUTING incidents whose lease has run out."""
 
     def replace_plan(self, incident_id: int, old_hash: str, plan: Plan) -> Incident | None:
         """Swap the plan of a PENDING incident still on ``old_hash``; None otherwise."""
@@ -121,6 +143,9 @@ class IncidentStore(Protocol):
 
     def start_step(self, incident_id: int, name: str, at: datetime) -> bool:
         """True for the first caller only (unique key)."""
+
+    def restart_step(self, incident_id: int, name: str, at: datetime) -> bool:
+        """Set a FAILED step running again; True when it was failed (a retry may proceed)."""
 
     def finish_step(self, incident_id: int, name: str, status: str, detail: str, at: datetime) -> None: ...
     def steps(self, incident_id: int) -> list[StepRun]: ...
@@ -136,6 +161,7 @@ class IncidentStore(Protocol):
     def schedule(self, incident_id: int | None, kind: str, due_at: datetime, payload: dict[str, Any]) -> None: ...
     def claim_due(self, now: datetime, worker: str, limit: int = 20) -> list[DueJob]: ...
     def finish_job(self, job_id: int, outcome: str) -> None: ...
+    def retry_job(self, job_id: int, due_at: datetime, outcome: str) -> None: ...
     def cancel_jobs(self, incident_id: int, kind: str) -> None: ...
 
 
@@ -149,7 +175,11 @@ class LiveState(Protocol):
 
 
 class Notifier(Protocol):
-    """Speaks to the humans (Slack). Renders domain objects; decides nothing."""
+    """Speaks to the humans (Slack). Renders domain objects; decides nothing.
+
+    Updates and thread notes are best effort (a failure is logged, never raised), so a Slack
+    outage cannot fail a rollback. ``post_root``, ``reminder`` and ``summary`` raise
+    DeliveryFailed, because their callers retry or undo."""
 
     def post_root(self, incident: Incident, steps: Sequence[StepRun]) -> tuple[str, str]:
         """Post the root message; returns (channel, ts)."""
@@ -160,9 +190,11 @@ class Notifier(Protocol):
         """Post the progress message the first time, update it in place after; returns its ts."""
 
     def verification(self, incident: Incident, alias: AliasState, health: Sequence[HealthResult], ok: bool) -> None: ...
-    def reminder(self, incident: Incident, index: int, total: int, health: Sequence[HealthResult]) -> None: ...
+    def reminder(self, incident: Incident, index: int, total: int, health: Sequence[HealthResult]) -> None:
+        """Post the monitoring reminder; raises DeliveryFailed."""
     def failure(self, incident: Incident, error: str, next_step: str) -> None: ...
-    def summary(self, incident: Incident, summary: dict[str, Any]) -> str | None: ...
+    def summary(self, incident: Incident, summary: dict[str, Any]) -> str:
+        """Post the summary in the channel (and link it in the thread); raises DeliveryFailed."""
     def plan_changed(self, incident: Incident, old: Plan) -> None: ...
     def closed(self, incident: Incident) -> None:
         """A request ended without a rollback (denied, cancelled, expired): tell the thread."""

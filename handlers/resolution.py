@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from handlers.model import Incident, Resolution, Status
+from handlers.ports import DeliveryFailed
 from handlers.services import Services
 from handlers.summary import build_summary
 
@@ -46,8 +48,28 @@ def resolve(svc: Services, user: str, incident_id: int, root_cause: str, lessons
         raise svc.refuse(incident_id, user, "resolve", f"{incident.ref} was resolved meanwhile.")
     svc.audit(incident_id, user, "resolve", "ok", status=final.value)
     svc.store.cancel_jobs(incident_id, "monitor")
-    ts = svc.notifier.summary(stored, summary)
-    if ts:
-        svc.store.set_refs(incident_id, summary_ts=ts)
     svc.notifier.refresh_root(stored, svc.store.steps(incident_id))
+    if deliver_summary(svc, incident_id) == "retry":
+        svc.store.schedule(incident_id, "post_summary", svc.clock.now() + timedelta(seconds=30), {})
     return stored, summary
+
+
+def deliver_summary(svc: Services, incident_id: int) -> str:
+    """Post the stored summary once. "retry" when Slack certainly did not take it."""
+    incident = svc.store.get(incident_id)
+    summary = svc.store.summary(incident_id)
+    if incident is None or summary is None:
+        return "noop"
+    now = svc.clock.now()
+    if not (svc.store.start_step(incident_id, "summary", now) or svc.store.restart_step(incident_id, "summary", now)):
+        return "already sent"
+    try:
+        ts = svc.notifier.summary(incident, summary)
+    except DeliveryFailed as error:
+        svc.store.finish_step(incident_id, "summary", "failed" if error.definite else "uncertain", str(error), now)
+        svc.audit(incident_id, "rollbot", "summary", "failed", error=str(error), definite=error.definite)
+        return "retry" if error.definite else "uncertain"
+    svc.store.finish_step(incident_id, "summary", "ok", "posted", now)
+    svc.store.set_refs(incident_id, summary_ts=ts)
+    svc.audit(incident_id, "rollbot", "summary", "ok", ts=ts)
+    return "posted"

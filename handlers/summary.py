@@ -79,7 +79,7 @@ def build_summary(incident: Incident, steps: list[StepRun], audit: list[AuditEnt
         "risk": risk,
         "executed": [
             {"step": s.name, "status": s.status, "detail": s.detail, "at": _iso(s.finished_at or s.started_at)}
-            for s in steps
+            for s in steps if s.name in ("vercel.rollback", "vercel.alias", "verify")
         ],
         "health": health,
         "checklist": checklist,

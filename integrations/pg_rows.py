@@ -58,4 +58,4 @@ def audit_from_row(row: dict[str, Any]) -> AuditEntry:
 
 
 def job_from_row(row: dict[str, Any]) -> DueJob:
-    return DueJob(row["id"], row["incident_id"], row["kind"], row["due_at"], row["payload"])
+    return DueJob(row["id"], row["incident_id"], row["kind"], row["due_at"], row["payload"], row["attempts"])

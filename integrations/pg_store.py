@@ -144,13 +144,14 @@ class PostgresStore:
             row = conn.execute(f"UPDATE incidents SET {assignments} WHERE {where} RETURNING id", params).fetchone()
             return self._get(conn, incident_id) if row else None
 
-    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime) -> ApprovalOutcome:
+    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime, owner: str,
+                lease_until: datetime) -> ApprovalOutcome:
         with self.pool.connection() as conn, conn.transaction():
             row = conn.execute("SELECT * FROM incidents WHERE id = %s FOR UPDATE", (incident_id,)).fetchone()
             if row is None:
                 raise KeyError(incident_id)
             recorded = decided = False
-            if row["status"] == "pending" and row["plan_hash"] == plan_hash:
+            if row["status"] == "pending" and row["plan_hash"] == plan_hash and row["expires_at"] > at:
                 recorded = conn.execute(
                     """INSERT INTO approvals (incident_id, approver, plan_hash, at) VALUES (%s, %s, %s, %s)
                        ON CONFLICT DO NOTHING RETURNING 1""",
@@ -162,14 +163,45 @@ class PostgresStore:
                 ).fetchone()
                 if recorded and count and count["n"] >= row["approvals_needed"]:
                     conn.execute(
-                        """UPDATE incidents SET status = 'executing', decided_by = %s, decided_at = %s
+                        """UPDATE incidents SET status = 'executing', decided_by = %s, decided_at = %s,
+                               exec_owner = %s, exec_lease_until = %s
                            WHERE id = %s AND status = 'pending'""",
-                        (approver, at, incident_id),
+                        (approver, at, owner, lease_until, incident_id),
                     )
                     decided = True
             incident = self._get(conn, incident_id)
         assert incident is not None
-        return ApprovalOutcome(incident, recorded, decided)
+        return ApprovalOutcome(incident, recorded, decided, owner if decided else None)
+
+    # -- execution lease ---------------------------------------------------------------------
+
+    def claim_execution(self, incident_id: int, owner: str, now: datetime, lease_until: datetime) -> bool:
+        """Take over an EXECUTING incident whose lease ran out (its executor died)."""
+        with self.pool.connection() as conn:
+            return conn.execute(
+                """UPDATE incidents SET exec_owner = %s, exec_lease_until = %s
+                   WHERE id = %s AND status = 'executing' AND (exec_lease_until IS NULL OR exec_lease_until < %s)
+                   RETURNING id""",
+                (owner, lease_until, incident_id, now),
+            ).fetchone() is not None
+
+    def renew_execution(self, incident_id: int, owner: str, lease_until: datetime) -> bool:
+        """Extend our lease; False when another executor has taken it over."""
+        with self.pool.connection() as conn:
+            return conn.execute(
+                """UPDATE incidents SET exec_lease_until = GREATEST(exec_lease_until, %s)
+                   WHERE id = %s AND status = 'executing' AND exec_owner = %s RETURNING id""",
+                (lease_until, incident_id, owner),
+            ).fetchone() is not None
+
+    def stale_executions(self, now: datetime) -> list[int]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                """SELECT id FROM incidents WHERE status = 'executing'
+                   AND (exec_lease_until IS NULL OR exec_lease_until < %s) ORDER BY id""",
+                (now,),
+            ).fetchall()
+            return [r["id"] for r in rows]
 
     def resolve(self, incident_id: int, resolution: Resolution, summary: dict[str, Any], status: Status,
                 finished_at: datetime) -> Incident | None:
@@ -196,6 +228,14 @@ class PostgresStore:
                 """INSERT INTO step_runs (incident_id, name, status, started_at) VALUES (%s, %s, 'running', %s)
                    ON CONFLICT DO NOTHING RETURNING 1""",
                 (incident_id, name, at),
+            ).fetchone() is not None
+
+    def restart_step(self, incident_id: int, name: str, at: datetime) -> bool:
+        with self.pool.connection() as conn:
+            return conn.execute(
+                """UPDATE step_runs SET status = 'running', started_at = %s, finished_at = NULL
+                   WHERE incident_id = %s AND name = %s AND status = 'failed' RETURNING 1""",
+                (at, incident_id, name),
             ).fetchone() is not None
 
     def finish_step(self, incident_id: int, name: str, status: str, detail: str, at: datetime) -> None:
@@ -261,6 +301,16 @@ class PostgresStore:
             conn.execute(
                 "UPDATE due_jobs SET status = 'done', outcome = %s, finished_at = now() WHERE id = %s",
                 (outcome, job_id),
+            )
+
+    def retry_job(self, job_id: int, due_at: datetime, outcome: str) -> None:
+        """Put a failed job back, due again at ``due_at``; dead after MAX_JOB_ATTEMPTS."""
+        with self.pool.connection() as conn:
+            conn.execute(
+                """UPDATE due_jobs SET status = CASE WHEN attempts >= %s THEN 'dead' ELSE 'due' END,
+                       due_at = %s, outcome = %s, lease_until = NULL
+                   WHERE id = %s""",
+                (MAX_JOB_ATTEMPTS, due_at, outcome, job_id),
             )
 
     def cancel_jobs(self, incident_id: int, kind: str) -> None:

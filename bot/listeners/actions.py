@@ -45,8 +45,8 @@ def register(app: App, svc: Services) -> None:
         except Refused as refused:
             svc.notifier.tell(channel, user, f":no_entry: Your approval does not count: {refused.message}")
             return
-        if outcome.decided:
-            execute(svc, incident_id)
+        if outcome.decided and outcome.owner:
+            execute(svc, incident_id, outcome.owner)
         else:
             have, need = len(outcome.incident.valid_approvals()), outcome.incident.approvals_needed
             svc.notifier.tell(channel, user, f"Approval recorded ({have} of {need}) for {outcome.incident.ref}.")

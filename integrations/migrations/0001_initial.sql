@@ -29,6 +29,8 @@ CREATE TABLE incidents (
     root_cause       text,
     lessons          text,
     summary          jsonb,
+    exec_owner       text,            -- execution lease: who may call the provider now
+    exec_lease_until timestamptz,
     CHECK (status IN ('pending', 'executing', 'monitoring', 'resolved', 'denied', 'expired', 'cancelled', 'failed'))
 );
 

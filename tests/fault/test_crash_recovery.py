@@ -8,6 +8,7 @@ from datetime import timedelta
 import httpx
 
 from handlers.commands import Rollback
+from handlers.execution import LEASE
 from handlers.model import Status
 from handlers.requests import request_rollback
 from tests.world import ALICE, CAROL, CHANNEL, PROJECT, VERCEL_TOKEN, World
@@ -17,7 +18,8 @@ def _approved_then_crashed(world: World):
     """The approval that decided was committed, then the web process died before executing."""
     svc = world.container().services
     incident = request_rollback(svc, ALICE, Rollback("code", "prod", "crash test"))
-    outcome = svc.store.approve(incident.id, CAROL, incident.plan_hash, svc.clock.now())
+    now = svc.clock.now()
+    outcome = svc.store.approve(incident.id, CAROL, incident.plan_hash, now, "crashed-web", now + LEASE)
     assert outcome.decided
     return svc, incident
 
@@ -26,8 +28,8 @@ def test_worker_resumes_an_execution_that_never_started(world: World) -> None:
     svc, incident = _approved_then_crashed(world)
     worker = world.worker()
     worker.run_once()
-    assert svc.store.get(incident.id).status is Status.EXECUTING  # not stale yet: maybe still running
-    world.advance(timedelta(minutes=6))
+    assert svc.store.get(incident.id).status is Status.EXECUTING  # the lease holds: maybe still running
+    world.advance(LEASE + timedelta(seconds=1))
     worker.run_once()
     assert svc.store.get(incident.id).status is Status.MONITORING
     assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1

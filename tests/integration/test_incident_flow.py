@@ -117,7 +117,7 @@ def test_approval_before_expiry_cancels_it(world: World) -> None:
     incident = _request(svc)
     outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
     assert outcome.decided
-    execute(svc, incident.id)
+    execute(svc, incident.id, outcome.owner)
     world.advance(timedelta(minutes=31))
     world.worker().run_once()
     assert svc.store.get(incident.id).status is Status.MONITORING
@@ -140,8 +140,9 @@ def test_vercel_alias_failure_fails_the_incident_and_releases_the_lock(world: Wo
     world.vercel.fail_next_alias(PROJECT, "Deployment is not eligible")
     incident = _request(svc)
     bad = world.vercel.production(PROJECT)
-    assert approvals.approve(svc, CAROL, incident.id, incident.plan_hash).decided
-    failed = execute(svc, incident.id)
+    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    assert outcome.decided
+    failed = execute(svc, incident.id, outcome.owner)
     assert failed is not None and failed.status is Status.FAILED
     assert world.vercel.production(PROJECT) == bad
     thread = [_text(m) for m in world.slack.thread(CHANNEL, incident.root_ts)]
@@ -155,8 +156,9 @@ def test_vercel_server_errors_do_not_duplicate_the_rollback(world: World) -> Non
     svc = _svc(world)
     incident = _request(svc)
     world.vercel.script_error(f"/v1/projects/{PROJECT}/rollback", status=502, times=1)
-    assert approvals.approve(svc, CAROL, incident.id, incident.plan_hash).decided
-    done = execute(svc, incident.id)
+    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    assert outcome.decided
+    done = execute(svc, incident.id, outcome.owner)
     assert done is not None and done.status is Status.MONITORING
     posts = world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")
     assert [c["status"] for c in posts] == [502, 201]  # retried only after reading back
@@ -194,8 +196,9 @@ def test_redis_flush_loses_nothing(world: World, redis_url: str) -> None:
     incident = _request(svc)
     redis.Redis.from_url(redis_url).flushall()
     assert svc.live.thread_refs(incident.id) == {"channel": CHANNEL, "root_ts": incident.root_ts}
-    assert approvals.approve(svc, CAROL, incident.id, incident.plan_hash).decided
-    execute(svc, incident.id)
+    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    assert outcome.decided
+    execute(svc, incident.id, outcome.owner)
     thread = world.slack.thread(CHANNEL, incident.root_ts)
     assert any("Verified" in _text(m) for m in thread)
     redis.Redis.from_url(redis_url).flushall()
@@ -220,8 +223,8 @@ def test_resolve_rules_and_summary(world: World) -> None:
     incident = _request(svc)
     with pytest.raises(Refused, match="only a monitored or failed rollback can be resolved"):
         resolution.resolvable(svc, CAROL, incident.id)
-    approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
-    execute(svc, incident.id)
+    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    execute(svc, incident.id, outcome.owner)
     with pytest.raises(Refused, match="only the requester, requesters or approvers"):
         resolution.resolvable(svc, DAN, incident.id)
     closed, summary = resolution.resolve(svc, ALICE, incident.id, "bad cache", "canary")
