@@ -23,7 +23,7 @@ def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> Appro
         raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash)
     _ensure_plan_current(svc, user, incident)
     now = svc.clock.now()
-    outcome = svc.store.approve(incident_id, user, plan_hash, now, new_owner(), now + LEASE)
+    outcome = svc.store.approve(incident_id, user, plan_hash, now, new_owner(), LEASE)
     if not outcome.recorded:
         # Lost a race: another click changed the incident between our read and our write.
         refusal = svc.roles.approval_refusal(user, outcome.incident, plan_hash) or (

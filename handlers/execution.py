@@ -46,12 +46,11 @@ def execute(svc: Services, incident_id: int, owner: str, *, resume: bool = False
     ``owner`` is the lease token: the one the deciding approval took, or (``resume=True``) a new
     token with which the worker takes over an expired lease.
     """
-    now = svc.clock.now()
     if resume:
-        if not svc.store.claim_execution(incident_id, owner, now, now + LEASE):
+        if not svc.store.claim_execution(incident_id, owner, LEASE):
             return None
         svc.audit(incident_id, "rollbot", "execute.resume", "ok")
-    elif not svc.store.renew_execution(incident_id, owner, now + LEASE):
+    elif not svc.store.renew_execution(incident_id, owner, LEASE):
         return None
     incident = svc.store.get(incident_id)
     if incident is None or incident.status is not Status.EXECUTING:
@@ -75,7 +74,7 @@ def _roll_back(svc: Services, incident: Incident, owner: str) -> None:
     project, target = incident.plan.target, incident.plan.to_ref
 
     def hold() -> None:
-        if not svc.store.renew_execution(incident.id, owner, svc.clock.now() + LEASE):
+        if not svc.store.renew_execution(incident.id, owner, LEASE):
             raise LeaseLost()
 
     svc.store.start_step(incident.id, STEP_ROLLBACK, svc.clock.now())  # no-op on a resumed run
@@ -188,7 +187,7 @@ def fail(svc: Services, incident_id: int, error: str) -> Incident | None:
 def resume_stale(svc: Services) -> list[int]:
     """Worker: executions whose lease ran out (the executing process died) are taken over."""
     resumed = []
-    for incident_id in svc.store.stale_executions(svc.clock.now()):
+    for incident_id in svc.store.stale_executions():
         if execute(svc, incident_id, new_owner(), resume=True) is not None:
             resumed.append(incident_id)
     return resumed

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from handlers.model import Deployment, HealthResult, Incident, Plan, Resolution, Status, StepRun
@@ -119,18 +119,18 @@ class IncidentStore(Protocol):
     def set_checklist(self, incident_id: int, key: str, checked: bool) -> Incident | None: ...
 
     def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime, owner: str,
-                lease_until: datetime) -> ApprovalOutcome:
+                lease: timedelta) -> ApprovalOutcome:
         """Record an approval (refused once ``expires_at`` has passed) and, when it completes the
         quorum, move pending -> executing and take the execution lease for ``owner``, all in one
         transaction. Exactly one caller ever sees ``decided=True``."""
 
-    def claim_execution(self, incident_id: int, owner: str, now: datetime, lease_until: datetime) -> bool:
-        """Take over an EXECUTING incident whose lease has run out."""
+    def claim_execution(self, incident_id: int, owner: str, lease: timedelta) -> bool:
+        """Take over an EXECUTING incident whose lease has run out (on the store's clock)."""
 
-    def renew_execution(self, incident_id: int, owner: str, lease_until: datetime) -> bool:
+    def renew_execution(self, incident_id: int, owner: str, lease: timedelta) -> bool:
         """Extend ``owner``'s lease; False when someone else holds it now."""
 
-    def stale_executions(self, now: datetime) -> list[int]:
+    def stale_executions(self) -> list[int]:
         """EXECUTING incidents whose lease has run out."""
 
     def replace_plan(self, incident_id: int, old_hash: str, plan: Plan) -> Incident | None:

@@ -145,7 +145,7 @@ class PostgresStore:
             return self._get(conn, incident_id) if row else None
 
     def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime, owner: str,
-                lease_until: datetime) -> ApprovalOutcome:
+                lease: timedelta) -> ApprovalOutcome:
         with self.pool.connection() as conn, conn.transaction():
             row = conn.execute("SELECT * FROM incidents WHERE id = %s FOR UPDATE", (incident_id,)).fetchone()
             if row is None:
@@ -164,42 +164,41 @@ class PostgresStore:
                 if recorded and count and count["n"] >= row["approvals_needed"]:
                     conn.execute(
                         """UPDATE incidents SET status = 'executing', decided_by = %s, decided_at = %s,
-                               exec_owner = %s, exec_lease_until = %s
+                               exec_owner = %s, exec_lease_until = now() + %s
                            WHERE id = %s AND status = 'pending'""",
-                        (approver, at, owner, lease_until, incident_id),
+                        (approver, at, owner, lease, incident_id),
                     )
                     decided = True
             incident = self._get(conn, incident_id)
         assert incident is not None
         return ApprovalOutcome(incident, recorded, decided, owner if decided else None)
 
-    # -- execution lease ---------------------------------------------------------------------
+    # -- execution lease (on the database's clock: no skew between hosts) ---------------------
 
-    def claim_execution(self, incident_id: int, owner: str, now: datetime, lease_until: datetime) -> bool:
+    def claim_execution(self, incident_id: int, owner: str, lease: timedelta) -> bool:
         """Take over an EXECUTING incident whose lease ran out (its executor died)."""
         with self.pool.connection() as conn:
             return conn.execute(
-                """UPDATE incidents SET exec_owner = %s, exec_lease_until = %s
-                   WHERE id = %s AND status = 'executing' AND (exec_lease_until IS NULL OR exec_lease_until < %s)
+                """UPDATE incidents SET exec_owner = %s, exec_lease_until = now() + %s
+                   WHERE id = %s AND status = 'executing' AND (exec_lease_until IS NULL OR exec_lease_until < now())
                    RETURNING id""",
-                (owner, lease_until, incident_id, now),
+                (owner, lease, incident_id),
             ).fetchone() is not None
 
-    def renew_execution(self, incident_id: int, owner: str, lease_until: datetime) -> bool:
+    def renew_execution(self, incident_id: int, owner: str, lease: timedelta) -> bool:
         """Extend our lease; False when another executor has taken it over."""
         with self.pool.connection() as conn:
             return conn.execute(
-                """UPDATE incidents SET exec_lease_until = GREATEST(exec_lease_until, %s)
+                """UPDATE incidents SET exec_lease_until = GREATEST(exec_lease_until, now() + %s)
                    WHERE id = %s AND status = 'executing' AND exec_owner = %s RETURNING id""",
-                (lease_until, incident_id, owner),
+                (lease, incident_id, owner),
             ).fetchone() is not None
 
-    def stale_executions(self, now: datetime) -> list[int]:
+    def stale_executions(self) -> list[int]:
         with self.pool.connection() as conn:
             rows = conn.execute(
                 """SELECT id FROM incidents WHERE status = 'executing'
-                   AND (exec_lease_until IS NULL OR exec_lease_until < %s) ORDER BY id""",
-                (now,),
+                   AND (exec_lease_until IS NULL OR exec_lease_until < now()) ORDER BY id"""
             ).fetchall()
             return [r["id"] for r in rows]
 

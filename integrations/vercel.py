@@ -95,8 +95,16 @@ class VercelClient:
                     raise ProviderError(f"Vercel timed out on {method} {path}", code="timeout") from None
                 self._sleep(self._backoff(attempt))
                 continue
+            except httpx.ConnectError:
+                # Nothing was sent: safe to retry, for any call.
+                if last:
+                    raise ProviderError("cannot reach Vercel (connection refused)", code="unreachable") from None
+                self._sleep(self._backoff(attempt))
+                continue
             except httpx.HTTPError as error:
-                raise ProviderError(f"cannot reach Vercel ({type(error).__name__})", code="unreachable") from None
+                # The request may have reached Vercel (the connection broke afterwards).
+                raise ProviderError(f"lost the connection to Vercel ({type(error).__name__})", code="unreachable",
+                                    uncertain=not idempotent) from None
             if response.status_code == 429 and not last:
                 wait = _retry_after(response) or self._backoff(attempt)
                 log.info("vercel rate limited; waiting %.1fs", wait)

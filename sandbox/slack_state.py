@@ -134,6 +134,10 @@ class SlackState:
         with self.lock:
             self._archived.add(channel_id)
 
+    def unarchive_channel(self, channel_id: str) -> None:
+        with self.lock:
+            self._archived.discard(channel_id)
+
     def script_rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
         """Make the next ``times`` calls of ``method`` answer HTTP 429 with ``Retry-After``."""
         with self.lock:

@@ -20,93 +20,26 @@ import secrets
 import string
 import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from sandbox.vercel_http import VercelHandler
+from sandbox.vercel_records import (
+    BASE62,
+    ERROR_CODES,
+    HOUR_MS,
+    JSON,
+    AliasJob,
+    ApiError,
+    DeploymentRecord,
+    ProjectRecord,
+    copy_json,
+    error_body,
+    now_ms,
+)
+
 logger = logging.getLogger("rollbot.sandbox.vercel")
-
-JSON = dict[str, Any]
-_BASE62 = string.ascii_letters + string.digits
-_HOUR_MS = 3_600_000
-_ERROR_CODES = {400: "bad_request", 403: "forbidden", 404: "not_found", 409: "conflict",
-                500: "internal_server_error", 502: "bad_gateway", 503: "service_unavailable",
-                504: "gateway_timeout"}
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _error(code: str, message: str, **extra: Any) -> JSON:
-    """A Vercel-shaped error body."""
-    return {"error": {"code": code, "message": message, **extra}}
-
-
-class _ApiError(Exception):
-    """Raised inside a route to answer with a Vercel error body."""
-
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-        self.code = code or _ERROR_CODES.get(status, "error")
-
-
-@dataclass
-class _Deployment:
-    uid: str
-    project_id: str
-    name: str
-    url: str
-    created_at: int
-    ready: int | None
-    state: str
-    target: str | None
-    healthy: bool
-    commit_sha: str
-    commit_message: str
-    author: str
-    seq: int
-
-    def public(self) -> JSON:
-        """The deployment as Vercel's list endpoint shows it."""
-        login = "-".join(self.author.lower().split()) or "unknown"
-        return {
-            "uid": self.uid, "name": self.name, "url": self.url,
-            "created": self.created_at, "createdAt": self.created_at,
-            "buildingAt": self.created_at + 1_000, "ready": self.ready,
-            "state": self.state, "readyState": self.state, "type": "LAMBDAS", "source": "git",
-            "target": self.target, "projectId": self.project_id,
-            "creator": {"uid": "usr_" + hashlib.sha1(login.encode()).hexdigest()[:20],
-                        "username": login},
-            "meta": {"githubCommitSha": self.commit_sha,
-                     "githubCommitMessage": self.commit_message,
-                     "githubCommitAuthorName": self.author,
-                     "githubCommitAuthorLogin": login, "githubCommitRef": "main"},
-            "inspectorUrl": f"https://vercel.com/sandbox/{self.name}/{self.uid[4:]}",
-            "isRollbackCandidate": self.state == "READY" and self.target == "production",
-        }
-
-
-@dataclass
-class _AliasJob:
-    request: JSON  # the very dict exposed as lastAliasRequest; settling mutates it
-    started: float
-    due: float
-    failure: str | None
-
-
-@dataclass
-class _Project:
-    id: str
-    name: str
-    created_at: int
-    production: str | None = None
-    last_alias_request: JSON | None = None
-    last_rollback_target: JSON | None = None
-    job: _AliasJob | None = None
-    fail_next: list[str] = field(default_factory=list)
 
 
 class VercelEmulator:
@@ -120,8 +53,8 @@ class VercelEmulator:
         self.calls: list[JSON] = []
         self._host, self._port = host, port
         self._lock = threading.RLock()
-        self._projects: dict[str, _Project] = {}
-        self._deployments: dict[str, _Deployment] = {}
+        self._projects: dict[str, ProjectRecord] = {}
+        self._deployments: dict[str, DeploymentRecord] = {}
         self._faults: list[JSON] = []
         self._seq = 0
         self._server: ThreadingHTTPServer | None = None
@@ -131,7 +64,7 @@ class VercelEmulator:
     def start(self) -> VercelEmulator:
         """Start serving in a daemon thread (idempotent); returns self."""
         if self._server is None:
-            handler = type("_BoundHandler", (_Handler,), {"emulator": self})
+            handler = type("_BoundHandler", (VercelHandler,), {"emulator": self})
             self._server = ThreadingHTTPServer((self._host, self._port), handler)
             self._server.daemon_threads = True
             self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
@@ -173,7 +106,7 @@ class VercelEmulator:
         with self._lock:
             if project_id in self._projects:
                 raise ValueError(f"project {project_id!r} already exists")
-            self._projects[project_id] = _Project(project_id, name, _now_ms() - 30 * 24 * _HOUR_MS)
+            self._projects[project_id] = ProjectRecord(project_id, name, now_ms() - 30 * 24 * HOUR_MS)
             return self._project_view(self._projects[project_id])
 
     def add_deployment(self, project_id: str, uid: str | None = None, *, commit_sha: str,
@@ -185,15 +118,15 @@ class VercelEmulator:
         in a rolled-back state; use :meth:`set_production` to override."""
         with self._lock:
             project, state = self._project(project_id), state.upper()
-            uid = uid or "dpl_" + "".join(secrets.choice(_BASE62) for _ in range(28))
+            uid = uid or "dpl_" + "".join(secrets.choice(BASE62) for _ in range(28))
             if uid in self._deployments:
                 raise ValueError(f"deployment {uid!r} already exists")
             build_ms = 30_000 + (int(hashlib.sha1(uid.encode()).hexdigest(), 16) % 60_000)
-            created = created_at_ms if created_at_ms is not None else _now_ms() - build_ms
+            created = created_at_ms if created_at_ms is not None else now_ms() - build_ms
             digest = "".join(secrets.choice(string.ascii_lowercase + string.digits)
                              for _ in range(9))
             self._seq += 1
-            dep = _Deployment(uid, project.id, project.name, f"{project.name}-{digest}.vercel.app",
+            dep = DeploymentRecord(uid, project.id, project.name, f"{project.name}-{digest}.vercel.app",
                               created, created + build_ms if state == "READY" else None,
                               state, target, healthy, commit_sha, commit_message,
                               author, self._seq)
@@ -221,13 +154,13 @@ class VercelEmulator:
 
     def seed_demo(self, project_id: str = "prj_demo") -> str:
         """Seed ``demo-shop``: two good deployments and a broken current production one."""
-        now = _now_ms()
+        now = now_ms()
         commits = [
-            ("feat(cart): persist cart across sessions", "Maya Chen", now - 3 * 24 * _HOUR_MS, True),
+            ("feat(cart): persist cart across sessions", "Maya Chen", now - 3 * 24 * HOUR_MS, True),
             ("fix(checkout): round tax to cents before summing", "Jonas Weber",
-             now - 26 * _HOUR_MS, True),
+             now - 26 * HOUR_MS, True),
             ("perf(catalog): cache product listing responses", "Priya Raman",
-             now - 2 * _HOUR_MS, False),
+             now - 2 * HOUR_MS, False),
         ]
         with self._lock:
             self.add_project(project_id, "demo-shop")
@@ -254,6 +187,12 @@ class VercelEmulator:
         with self._lock:
             self._faults.append({"kind": "error", "prefix": path_prefix, "left": times,
                                  "status": status, "method": method})
+
+    def script_drop(self, path_prefix: str, times: int = 1, *, method: str | None = None) -> None:
+        """The next ``times`` matching requests take effect, then the connection is closed
+        without an answer: the client cannot know whether its call went through."""
+        with self._lock:
+            self._faults.append({"kind": "drop", "prefix": path_prefix, "left": times, "method": method})
 
     def fail_next_alias(self, project_id: str, message: str = "Alias assignment failed") -> None:
         """The next rollback/promote of ``project_id`` ends ``failed``; production stays."""
@@ -300,7 +239,7 @@ class VercelEmulator:
             self.calls.clear()
 
     # ------------------------------------------------------------------ internals
-    def _project(self, id_or_name: str) -> _Project:
+    def _project(self, id_or_name: str) -> ProjectRecord:
         project = self._projects.get(id_or_name)
         if project is None:
             project = next((p for p in self._projects.values() if p.name == id_or_name), None)
@@ -311,20 +250,20 @@ class VercelEmulator:
     def _known(self, id_or_name: str) -> bool:
         return any(id_or_name in (p.id, p.name) for p in self._projects.values())
 
-    def _sorted(self, project_id: str | None) -> list[_Deployment]:
+    def _sorted(self, project_id: str | None) -> list[DeploymentRecord]:
         deps = [d for d in self._deployments.values()
                 if project_id is None or d.project_id == project_id]
         return sorted(deps, key=lambda d: (d.created_at, d.seq), reverse=True)
 
-    def _project_view(self, project: _Project) -> JSON:
+    def _project_view(self, project: ProjectRecord) -> JSON:
         targets: JSON = {}
         if project.production in self._deployments:
             dep = self._deployments[project.production]
             targets["production"] = {"id": dep.uid, **dep.public()}
         return {"id": project.id, "name": project.name, "accountId": self.team_id or "team_sandbox",
                 "createdAt": project.created_at, "framework": "nextjs", "targets": targets,
-                "lastAliasRequest": _copy(project.last_alias_request),
-                "lastRollbackTarget": _copy(project.last_rollback_target)}
+                "lastAliasRequest": copy_json(project.last_alias_request),
+                "lastRollbackTarget": copy_json(project.last_rollback_target)}
 
     def _settle(self) -> None:
         """Advance alias jobs whose time has come."""
@@ -347,22 +286,30 @@ class VercelEmulator:
 
     def _fault(self, method: str, path: str) -> tuple[int, JSON, dict[str, str]] | None:
         for fault in self._faults:
-            if fault["left"] <= 0 or not path.startswith(fault["prefix"]):
+            if fault["kind"] == "drop" or fault["left"] <= 0 or not path.startswith(fault["prefix"]):
                 continue
             if fault["method"] and fault["method"].upper() != method:
                 continue
             fault["left"] -= 1
             if fault["kind"] == "error":
                 status = fault["status"]
-                return status, _error(_ERROR_CODES.get(status, "error"),
+                return status, error_body(ERROR_CODES.get(status, "error"),
                                       "An unexpected error occurred (scripted)"), {}
             retry = int(fault["retry_after"])
             reset = int(time.time()) + retry
             headers = {"Retry-After": str(retry), "X-RateLimit-Limit": "100",
                        "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
             limit = {"remaining": 0, "reset": reset, "resetMs": reset * 1000, "total": 100}
-            return 429, _error("rate_limited", "Rate limit exceeded", limit=limit), headers
+            return 429, error_body("rate_limited", "Rate limit exceeded", limit=limit), headers
         return None
+
+    def _take_drop(self, method: str, path: str) -> bool:
+        for fault in self._faults:
+            if fault["kind"] == "drop" and fault["left"] > 0 and path.startswith(fault["prefix"]) \
+                    and (not fault["method"] or fault["method"].upper() == method):
+                fault["left"] -= 1
+                return True
+        return False
 
     def _handle(self, method: str, target: str, authorization: str | None,
                 raw_body: bytes) -> tuple[int, bytes, dict[str, str]]:
@@ -376,13 +323,16 @@ class VercelEmulator:
             body = raw_body.decode("utf-8", "replace")
         with self._lock:
             self._settle()
+            drop = self._take_drop(method, path)
             try:
                 status, payload, headers = self._route(method, path, query, authorization)
-            except _ApiError as exc:
-                status, payload, headers = exc.status, _error(exc.code, exc.message), {}
+            except ApiError as exc:
+                status, payload, headers = exc.status, error_body(exc.code, exc.message), {}
             except Exception as exc:
                 logger.exception("vercel emulator failed on %s %s", method, path)
-                status, payload, headers = 500, _error("internal_server_error", repr(exc)), {}
+                status, payload, headers = 500, error_body("internal_server_error", repr(exc)), {}
+            if drop:
+                status = 0  # the handler closes the connection without answering
             self.calls.append({"method": method, "path": path, "query": query, "body": body,
                                "status": status, "at": time.time()})
             return status, json.dumps(payload).encode(), headers
@@ -395,9 +345,9 @@ class VercelEmulator:
         site = parts[:1] == ["site"]
         if not site:
             if authorization != f"Bearer {self.token}":
-                raise _ApiError(403, "Not authorized")
+                raise ApiError(403, "Not authorized")
             if self.team_id is not None and query.get("teamId", self.team_id) != self.team_id:
-                raise _ApiError(403, "Not authorized")
+                raise ApiError(403, "Not authorized")
         fault = self._fault(method, path)
         if fault is not None:
             return fault
@@ -419,20 +369,20 @@ class VercelEmulator:
                 and parts[3] == "promote":
             self._alias(parts[2], parts[4], "promote")
             return 202, {}, {}
-        raise _ApiError(404, f"The requested path {path} was not found")
+        raise ApiError(404, f"The requested path {path} was not found")
 
-    def _api_project(self, id_or_name: str) -> _Project:
+    def _api_project(self, id_or_name: str) -> ProjectRecord:
         try:
             return self._project(id_or_name)
         except KeyError:
-            raise _ApiError(404, "Project not found") from None
+            raise ApiError(404, "Project not found") from None
 
-    def _find_deployment(self, id_or_url: str) -> _Deployment:
+    def _find_deployment(self, id_or_url: str) -> DeploymentRecord:
         key = id_or_url.removeprefix("https://").removeprefix("http://").rstrip("/")
         dep = self._deployments.get(key) or next(
             (d for d in self._deployments.values() if d.url == key), None)
         if dep is None:
-            raise _ApiError(404, "Deployment not found")
+            raise ApiError(404, "Deployment not found")
         return dep
 
     def _list(self, query: dict[str, str]) -> JSON:
@@ -440,11 +390,11 @@ class VercelEmulator:
             try:
                 return int(query[name]) if query.get(name) else default
             except ValueError:
-                raise _ApiError(400, f"Invalid request: `{name}` should be a number") from None
+                raise ApiError(400, f"Invalid request: `{name}` should be a number") from None
 
         limit = number("limit", 20)
         if limit is None or not 1 <= limit <= 100:
-            raise _ApiError(400, "Invalid request: `limit` should be between 1 and 100")
+            raise ApiError(400, "Invalid request: `limit` should be between 1 and 100")
         until, since = number("until", None), number("since", None)
         project_ref = query.get("projectId") or query.get("app")
         project_id = None
@@ -466,18 +416,18 @@ class VercelEmulator:
         project = self._api_project(project_ref)
         dep = self._find_deployment(uid)
         if dep.project_id != project.id:
-            raise _ApiError(400, f"Deployment {uid} does not belong to project {project.name}")
+            raise ApiError(400, f"Deployment {uid} does not belong to project {project.name}")
         if dep.state != "READY":
-            raise _ApiError(400, f"Deployment {uid} is not READY (state {dep.state})")
+            raise ApiError(400, f"Deployment {uid} is not READY (state {dep.state})")
         if kind == "rollback" and dep.target != "production":
-            raise _ApiError(400, f"Deployment {uid} was never a production deployment")
+            raise ApiError(400, f"Deployment {uid} was never a production deployment")
         if project.job is not None:
-            raise _ApiError(409, "An alias request is already in progress for this project")
+            raise ApiError(409, "An alias request is already in progress for this project")
         request: JSON = {"fromDeploymentId": project.production, "toDeploymentId": dep.uid,
-                         "jobStatus": "pending", "requestedAt": _now_ms(), "type": kind}
+                         "jobStatus": "pending", "requestedAt": now_ms(), "type": kind}
         started = time.monotonic()
         failure = project.fail_next.pop(0) if project.fail_next else None
-        project.job = _AliasJob(request, started, started + max(self.alias_delay, 0.0), failure)
+        project.job = AliasJob(request, started, started + max(self.alias_delay, 0.0), failure)
         project.last_alias_request = request
         if kind == "rollback":
             project.last_rollback_target = request
@@ -497,35 +447,3 @@ class VercelEmulator:
             return 500, {"status": "error", "deployment": dep.uid,
                          "message": "health check failed"}, {}
         return 200, {"status": "ok", "deployment": dep.uid}, {}
-
-
-def _copy(value: JSON | None) -> JSON | None:
-    return dict(value) if value is not None else None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Hands every request to the bound :class:`VercelEmulator`."""
-
-    emulator: VercelEmulator
-    protocol_version = "HTTP/1.1"
-    server_version = "VercelEmulator/1.0"
-    timeout = 30
-    disable_nagle_algorithm = True
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        status, body, headers = self.emulator._handle(
-            self.command, self.path, self.headers.get("Authorization"), raw)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s - %s", self.address_string(), format % args)

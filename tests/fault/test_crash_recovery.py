@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import httpx
+import psycopg
 
 from handlers.commands import Rollback
 from handlers.execution import LEASE
@@ -18,10 +18,16 @@ def _approved_then_crashed(world: World):
     """The approval that decided was committed, then the web process died before executing."""
     svc = world.container().services
     incident = request_rollback(svc, ALICE, Rollback("code", "prod", "crash test"))
-    now = svc.clock.now()
-    outcome = svc.store.approve(incident.id, CAROL, incident.plan_hash, now, "crashed-web", now + LEASE)
+    outcome = svc.store.approve(incident.id, CAROL, incident.plan_hash, svc.clock.now(), "crashed-web", LEASE)
     assert outcome.decided
     return svc, incident
+
+
+def _lease_runs_out(world: World, incident_id: int) -> None:
+    """The crashed executor stops renewing: its lease ends (on the database's clock)."""
+    with psycopg.connect(world.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE incidents SET exec_lease_until = now() - interval '1 second' WHERE id = %s",
+                     (incident_id,))
 
 
 def test_worker_resumes_an_execution_that_never_started(world: World) -> None:
@@ -29,7 +35,7 @@ def test_worker_resumes_an_execution_that_never_started(world: World) -> None:
     worker = world.worker()
     worker.run_once()
     assert svc.store.get(incident.id).status is Status.EXECUTING  # the lease holds: maybe still running
-    world.advance(LEASE + timedelta(seconds=1))
+    _lease_runs_out(world, incident.id)
     worker.run_once()
     assert svc.store.get(incident.id).status is Status.MONITORING
     assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1
@@ -43,7 +49,7 @@ def test_resume_does_not_repeat_a_rollback_that_already_happened(world: World) -
     response = httpx.post(f"{world.vercel.url}/v1/projects/{PROJECT}/rollback/{incident.plan.to_ref}",
                           headers={"Authorization": f"Bearer {VERCEL_TOKEN}"}, trust_env=False)
     assert response.status_code == 201
-    world.advance(timedelta(minutes=6))
+    _lease_runs_out(world, incident.id)
     world.worker().run_once()
     assert svc.store.get(incident.id).status is Status.MONITORING
     assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1  # only the crashed one

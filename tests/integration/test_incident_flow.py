@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -238,3 +239,60 @@ def test_resolve_rules_and_summary(world: World) -> None:
 def _audit(world: World) -> list[tuple[str, str, str]]:
     with psycopg.connect(world.database_url) as conn:
         return [tuple(r) for r in conn.execute("SELECT actor, action, outcome FROM audit_log ORDER BY id")]
+
+
+def test_a_dropped_connection_after_the_rollback_call_does_not_fail_the_incident(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    world.vercel.script_drop(f"/v1/projects/{PROJECT}/rollback")  # takes effect, no answer
+    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    done = execute(svc, incident.id, outcome.owner)
+    assert done is not None and done.status is Status.MONITORING
+    assert [c["status"] for c in world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")] == [0]
+    assert world.vercel.production(PROJECT) == incident.plan.to_ref
+
+
+def test_slack_down_after_approval_does_not_fail_the_rollback(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    world.slack.stop()  # Slack becomes unreachable right after the decision
+    done = execute(svc, incident.id, outcome.owner)
+    assert done is not None and done.status is Status.MONITORING
+    assert world.vercel.production(PROJECT) == incident.plan.to_ref
+    assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1
+
+
+def test_a_reminder_slack_refused_is_retried_and_sent_once(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    execute(svc, incident.id, outcome.owner)
+    worker = world.worker()
+    world.advance(timedelta(minutes=5))
+    world.slack.archive_channel(CHANNEL)  # Slack answers is_archived: certainly not posted
+    worker.run_once()
+    assert not any("Monitoring 1/3" in _text(m) for m in world.slack.thread(CHANNEL, incident.root_ts))
+    world.slack.unarchive_channel(CHANNEL)
+    world.advance(timedelta(seconds=31))
+    worker.run_once()
+    worker.run_once()
+    reminders = [m for m in world.slack.thread(CHANNEL, incident.root_ts) if "Monitoring 1/3" in _text(m)]
+    assert len(reminders) == 1
+
+
+def test_a_live_execution_waiting_on_vercel_is_not_taken_over(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    world.vercel.script_rate_limit(f"/v1/projects/{PROJECT}/rollback", times=1, retry_after=2)
+    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(execute, svc, incident.id, outcome.owner)
+        worker = world.worker()
+        while not running.done():
+            world.advance(timedelta(minutes=1))  # the worker's clock runs far ahead: leases use the DB's
+            worker.run_once()
+            time.sleep(0.1)
+        assert running.result().status is Status.MONITORING
+    statuses = [c["status"] for c in world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")]
+    assert statuses == [429, 201]
