@@ -49,16 +49,17 @@ def test_twenty_simultaneous_approvals_and_a_replay_roll_back_once(world: World,
         assert client.post_raw(body, "application/x-www-form-urlencoded").status_code == 200
 
     wait_until(lambda: any("Verified" in _text(m) for m in world.slack.thread(CHANNEL, root["ts"])),
-               message="verification")
+               timeout=30, message="verification")
     time.sleep(1.0)  # give any duplicate execution the chance to show itself
     assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1
     with psycopg.connect(world.database_url) as conn:
         approvals = conn.execute("SELECT count(*) FROM approvals").fetchone()[0]
         decided = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'approved'").fetchone()[0]
         refused = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'approve' AND outcome = 'refused'").fetchone()[0]
-    assert approvals == 1 and decided == 1
+        log = conn.execute("SELECT actor, action, outcome, detail->>'reason' FROM audit_log ORDER BY id").fetchall()
+    assert approvals == 1 and decided == 1, log
     # 19 late clicks + the replayed click are refused and audited once each; its re-delivery is dropped.
-    assert refused == 20
+    assert refused == 20, log
     progress = [m for m in world.slack.thread(CHANNEL, root["ts"]) if "Progress" in _text(m)]
     assert len(progress) == 1
 
