@@ -18,12 +18,22 @@ from bot.settings import secret
 log = logging.getLogger("rollbot.app")
 
 
+class _NoTokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself and warns that our configured client wins; it should."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
 def create_app(container: Container) -> App:
     settings = container.settings
     # The default executor has 5 threads: a few slow rollbacks would starve every ack.
     container.executor = ThreadPoolExecutor(max_workers=settings.rollbot_listener_threads,
                                             thread_name_prefix="rollbot-listener")
+    bolt_log = logging.getLogger("slack_bolt.App")
+    bolt_log.addFilter(_NoTokenNotice())
     app = App(
+        logger=bolt_log,
         signing_secret=secret(settings.slack_signing_secret),
         client=container.slack,
         listener_executor=container.executor,

@@ -140,15 +140,18 @@ class BotServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **world.env(), "PYTHONUNBUFFERED": "1"}
+        # Output goes to a file: a pipe nobody reads would block the server once it fills.
+        self.log_path = world.config_path.parent / f"web-{self.port}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "web", "--host", "127.0.0.1", "--port", str(self.port),
              "--workers", str(workers)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while True:
             if self.process.poll() is not None:
-                output = self.process.stdout.read().decode() if self.process.stdout else ""
+                output = self.log_path.read_text(errors="replace")
                 raise RuntimeError(f"rollbot web exited with {self.process.returncode}:\n{output[-4000:]}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1, trust_env=False).status_code == 200:
@@ -166,8 +169,9 @@ class BotServer:
     def stop(self) -> str:
         self.process.terminate()
         try:
-            out, _ = self.process.communicate(timeout=20)
+            self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            out, _ = self.process.communicate()
-        return (out or b"").decode(errors="replace")
+            self.process.wait()
+        self._log.close()
+        return self.log_path.read_text(errors="replace")
