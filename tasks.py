@@ -29,7 +29,10 @@ def ensure_venv() -> None:
         sys.exit(f"Rollbot needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     if not (BIN / "python").exists():
         print("• creating .venv", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
+        try:
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        except Exception as error:  # e.g. Debian/Ubuntu without the python3-venv package
+            sys.exit(f"could not create .venv ({error}). On Debian/Ubuntu: apt install python3-venv")
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted:
         return

@@ -11,22 +11,23 @@ from slack_sdk.errors import SlackApiError
 
 from bot.bootstrap import REQUIRED, slack_client
 from bot.config_file import ConfigError, load_policy
+from bot.logs import redact
 from bot.settings import Settings, secret
 from integrations.schema import current_version, migration_files
 from integrations.vercel import VercelClient
 
 
-def check_config(settings: Settings) -> int:
+def check_config(settings: Settings, secrets: list[str]) -> int:
     failures = 0
 
     def report(name: str, check: Callable[[], str]) -> None:
         nonlocal failures
         try:
             detail = check()
-            print(f"ok    {name}: {detail}")
+            print(redact(f"ok    {name}: {detail}", secrets))
         except Exception as error:  # every failure is printed, none raised
             failures += 1
-            print(f"FAIL  {name}: {_explain(error)}")
+            print(redact(f"FAIL  {name}: {_explain(error)}", secrets))
 
     missing = settings.missing(*REQUIRED)
     report("environment", lambda: "all required variables set" if not missing else _raise(

@@ -40,12 +40,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from bot import logs
 
-    logs.configure(settings.rollbot_log_level, secrets=_secrets(settings))
+    secrets = _secrets(settings)
+    logs.configure(settings.rollbot_log_level, secrets=secrets)
     try:
         return _dispatch(args, settings)
     except ConfigError as error:
-        print(f"rollbot: {error}", file=sys.stderr)
+        print(logs.redact(f"rollbot: {error}", secrets), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # an operator sees one clear line, never a secret
+        if os.environ.get("ROLLBOT_DEBUG"):
+            import traceback
+
+            print(logs.redact(traceback.format_exc(), secrets), file=sys.stderr)
+        print(logs.redact(f"rollbot {args.command}: {type(error).__name__}: {error}", secrets), file=sys.stderr)
+        return 1
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -58,13 +68,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print("applied: " + ", ".join(applied) if applied else "schema is up to date")
         return 0
     if args.command == "web":
-        from bot.server import serve
+        from bot.server import preflight, serve
 
+        preflight(settings)  # a bad config stops here with one clear message, not in every worker
         return serve(settings, host=args.host, port=args.port or settings.port, workers=args.workers)
     if args.command == "worker":
         from bot.bootstrap import build
+        from bot.server import preflight
         from bot.worker import Worker
 
+        preflight(settings)
         Worker(build(settings, pool_size=4)).run_forever()
         return 0
     if args.command == "socket":
@@ -78,7 +91,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "check-config":
         from bot.checks import check_config
 
-        return check_config(settings)
+        return check_config(settings, _secrets(settings))
     if args.command == "manifest":
         from bot.manifest import manifest
 

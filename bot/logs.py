@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+
+# user:password@ in anything that looks like a connection string, even a mistyped one.
+_CREDENTIALS = re.compile(r"([A-Za-z0-9_.%+-]+):([^@\s/:'\"]+)@")
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove known secret values and URL passwords from ``text``."""
+    for secret in secrets:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, "[redacted]")
+    return _CREDENTIALS.sub(r"\1:[redacted]@", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,10 +38,7 @@ class JsonFormatter(logging.Formatter):
             data["incident"] = f"RB-{incident}"
         if record.exc_info:
             data["error"] = self.formatException(record.exc_info)
-        text = json.dumps(data, default=str)
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
+        return redact(json.dumps(data, default=str), self._secrets)
 
 
 def configure(level: str = "INFO", secrets: Iterable[str] = ()) -> None:

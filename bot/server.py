@@ -10,6 +10,17 @@ from bot.settings import Settings, secret
 log = logging.getLogger("rollbot.web")
 
 
+def preflight(settings: Settings) -> None:
+    """Fail fast and clearly on a missing variable or a bad policy file (ConfigError)."""
+    from bot.bootstrap import REQUIRED
+    from bot.config_file import ConfigError, load_policy
+
+    missing = settings.missing(*REQUIRED)
+    if missing:
+        raise ConfigError("missing environment variables: " + ", ".join(missing) + " (see .env.example)")
+    load_policy(settings.rollbot_config)
+
+
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     from gunicorn.app.base import BaseApplication
 

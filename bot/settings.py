@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     rollbot_config: Path = Path("rollbot.toml")
     rollbot_secret_key: SecretStr | None = None
     port: int = Field(default=3000, ge=1, le=65535)
-    # Operational knobs (documented in docs/operations.md).
+    # Operational knobs (see .env.example and the README).
     rollbot_web_threads: int = Field(default=16, ge=2, le=256)
     rollbot_listener_threads: int = Field(default=32, ge=2, le=512)
     rollbot_log_level: str = "INFO"

@@ -88,10 +88,11 @@ def deny(svc: Services, user: str, incident_id: int, reason: str) -> Incident:
 
 
 def cancel(svc: Services, user: str, incident_id: int) -> Incident:
+    """The requester withdraws a pending request. (Approvers use Deny, which needs a reason.)"""
     incident = _load(svc, user, "cancel", incident_id)
-    refusal = svc.roles.deny_refusal(user, incident)
-    if refusal:
-        raise svc.refuse(incident_id, user, "cancel", refusal)
+    if user != incident.requester:
+        raise svc.refuse(incident_id, user, "cancel", f"only <@{incident.requester}>, who requested {incident.ref}, "
+                         "can cancel it; approvers can Deny it with a reason.")
     now = svc.clock.now()
     cancelled = svc.store.transition(
         incident_id, [Status.PENDING], Status.CANCELLED, decided_by=user, decided_at=now, finished_at=now,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from handlers.model import Deployment, Plan
 from handlers.ports import AliasState, CodeProvider, ProviderError
 from handlers.services import Refused
+from handlers.text import escape
 
 
 def plan_code_rollback(code: CodeProvider, env: str, project: str, explicit: str | None) -> Plan:
@@ -23,11 +24,11 @@ def plan_code_rollback(code: CodeProvider, env: str, project: str, explicit: str
     current = next((d for d in history if d.uid == current_id), None) or code.deployment(current_id)
     if explicit:
         if explicit == current.uid:
-            raise Refused(f"`{explicit}` is already serving production; pick an earlier deployment.")
+            raise Refused(f"`{escape(explicit)}` is already serving production; pick an earlier deployment.")
         target = next((d for d in history if d.uid == explicit), None)
         if target is None:
             raise Refused(
-                f"`{explicit}` is not one of the recent READY production deployments of `{project}`. "
+                f"`{escape(explicit)}` is not one of the recent READY production deployments of `{project}`. "
                 "Leave it out to roll back to the last known good one."
             )
     else:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from handlers.config import Policy, RollbackType
+from handlers.text import escape
 
 USAGE = """\
 /rollback code  <env> [dpl_…]            [reason]   roll Vercel back to the last known good (or given) deployment
@@ -112,7 +113,7 @@ def parse(text: str, policy: Policy) -> Command:
         if not rest:
             return History(limit=10)
         if not rest[0].isdigit() or not 1 <= int(rest[0]) <= 50:
-            raise CommandError(f"`history` takes a count from 1 to 50, not `{rest[0]}`. Example: `/rollback history 5`.")
+            raise CommandError(f"`history` takes a count from 1 to 50, not `{escape(rest[0])}`. Example: `/rollback history 5`.")
         return History(limit=int(rest[0]))
     if head == "resolve":
         return Resolve(incident_id=_incident(rest[0]) if rest else None)
@@ -129,7 +130,7 @@ def parse(text: str, policy: Policy) -> Command:
 
 def _rollback(kind: RollbackType, word: str, rest: list[str], policy: Policy) -> Command:
     if not rest:
-        raise CommandError(f"`{word}` needs an environment: `/rollback {word} <env> …`. " + _envs(policy))
+        raise CommandError(f"`{word}` needs an environment: `/rollback {word} &lt;env&gt; …`. " + _envs(policy))
     env = _env(rest[0], policy)
     args = rest[1:]
     if kind == "code":
@@ -139,14 +140,14 @@ def _rollback(kind: RollbackType, word: str, rest: list[str], policy: Policy) ->
     if kind == "database":
         if not args:
             raise CommandError(
-                f"`{word} {rest[0]}` needs a migration, `restore <backup>` or `list`. "
-                f"Example: `/rollback db {rest[0]} 20250130120000_add_orders` or `/rollback db {rest[0]} list`."
+                f"`{word} {env}` needs a migration, `restore &lt;backup&gt;` or `list`. "
+                f"Example: `/rollback db {env} 20250130120000_add_orders` or `/rollback db {env} list`."
             )
         if args[0].lower() == "list":
             return ListMigrations(env)
         if args[0].lower() == "restore":
             if len(args) < 2:
-                raise CommandError(f"`restore` needs a backup id: `/rollback db {rest[0]} restore <backup>`.")
+                raise CommandError(f"`restore` needs a backup id: `/rollback db {env} restore &lt;backup&gt;`.")
             return Rollback(kind, env, _reason(args[2:]), backup=args[1])
         return Rollback(kind, env, _reason(args[1:]), migration=args[0])
     if kind == "env":
@@ -157,19 +158,19 @@ def _rollback(kind: RollbackType, word: str, rest: list[str], policy: Policy) ->
             keys.append(token)
         if not keys:
             raise CommandError(
-                f"`{word} {rest[0]}` needs at least one variable name in UPPER_CASE: "
-                f"`/rollback env {rest[0]} API_URL FEATURE_X reason…`."
+                f"`{word} {env}` needs at least one variable name in UPPER_CASE: "
+                f"`/rollback env {env} API_URL FEATURE_X reason…`."
             )
         return Rollback(kind, env, _reason(args[len(keys):]), keys=tuple(keys))
     if not args:
-        raise CommandError(f"`{word} {rest[0]}` needs the flag key: `/rollback flag {rest[0]} new-checkout reason…`.")
+        raise CommandError(f"`{word} {env}` needs the flag key: `/rollback flag {env} new-checkout reason…`.")
     return Rollback(kind, env, _reason(args[1:]), flag=args[0])
 
 
 def _env(word: str, policy: Policy) -> str:
     name = policy.resolve_environment(word)
     if name is None:
-        raise CommandError(f"`{word}` is not a configured environment. " + _envs(policy))
+        raise CommandError(f"`{escape(word)}` is not a configured environment. " + _envs(policy))
     return name
 
 
@@ -183,7 +184,7 @@ def _envs(policy: Policy) -> str:
 def _incident(word: str) -> int:
     match = _INCIDENT.match(word)
     if not match:
-        raise CommandError(f"`{word}` is not an incident reference; write it like `RB-12`.")
+        raise CommandError(f"`{escape(word)}` is not an incident reference; write it like `RB-12`.")
     return int(match.group(1))
 
 
@@ -195,4 +196,4 @@ def _unknown(word: str) -> str:
     choices = list(_TYPE_WORDS) + list(_OTHER_WORDS)
     close = difflib.get_close_matches(word.lower(), choices, n=1)
     hint = f" Did you mean `{close[0]}`?" if close else ""
-    return f"`{word}` is not a /rollback command.{hint} Try `/rollback help`, or:\n```{USAGE}```"
+    return f"`{escape(word)}` is not a /rollback command.{hint} Try `/rollback help`, or:\n```{escape(USAGE)}```"

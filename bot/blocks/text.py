@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-
-def escape(text: str) -> str:
-    """Escape user-typed text for mrkdwn: ``<!channel>``, ``<@U…>`` and links become inert."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+from handlers.text import escape  # noqa: F401 - the one escaping rule, re-exported for the blocks
 
 
 def quote(text: str, limit: int = 1500) -> str:

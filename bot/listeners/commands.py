@@ -31,7 +31,8 @@ def register(app: App, svc: Services) -> None:
             return
         match cmd:
             case commands.Help():
-                ack(response_type="ephemeral", text=f"*Rollbot* — guided, approved, audited rollbacks.\n```{commands.USAGE}```")
+                ack(response_type="ephemeral",
+                    text=f"*Rollbot* — guided, approved, audited rollbacks.\n```{escape(commands.USAGE)}```")
             case commands.Rollback():
                 what = f"{cmd.kind} rollback on *{cmd.env}*"
                 ack(response_type="ephemeral", text=f":mag: Planning a {what}…")
@@ -49,20 +50,21 @@ def register(app: App, svc: Services) -> None:
             case commands.History(limit=limit):
                 ack(response_type="ephemeral", blocks=history_blocks(svc.store.recent(limit)), text="Rollback history")
             case commands.Resolve(incident_id=incident_id):
+                ack()  # first: the checks below may wait on Slack (user groups); the trigger lives 3 s
                 try:
                     incident = resolution.resolvable(svc, user, incident_id)
                 except Refused as refused:
-                    ack(response_type="ephemeral", text=f":no_entry: {refused.message}")
+                    respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
                     return
-                ack()
                 client.views_open(trigger_id=body["trigger_id"], view=resolve_modal(incident))
             case commands.Cancel(incident_id=incident_id):
+                ack()
                 try:
                     incident = approvals.cancel(svc, user, incident_id)
                 except Refused as refused:
-                    ack(response_type="ephemeral", text=f":no_entry: {refused.message}")
+                    respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
                     return
-                ack(response_type="ephemeral", text=f"{incident.ref} cancelled.")
+                respond(response_type="ephemeral", text=f"{incident.ref} cancelled.")
             case commands.Decide():
                 ack()
                 client.views_open(trigger_id=body["trigger_id"], view=decide_modal())

@@ -95,3 +95,18 @@ def test_manifest_variants() -> None:
     socket = json.loads(subprocess.run([sys.executable, "-m", "bot.cli", "manifest"], capture_output=True, text=True,
                                        timeout=60, check=True).stdout)
     assert socket["settings"]["socket_mode_enabled"] is True and "url" not in socket["features"]["slash_commands"][0]
+
+
+def test_cli_errors_are_one_clear_line_without_secrets(tmp_path) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "DATABASE_URL": "postgres//rollbot:S3cretPW@db/rollbot"}
+    migrate = subprocess.run([sys.executable, "-m", "bot.cli", "migrate"], env=env, capture_output=True, text=True,
+                             timeout=60, cwd=tmp_path)
+    assert migrate.returncode == 1
+    assert "S3cretPW" not in migrate.stdout + migrate.stderr and "Traceback" not in migrate.stderr
+    assert "rollbot migrate: ProgrammingError" in migrate.stderr
+    web = subprocess.run([sys.executable, "-m", "bot.cli", "web", "--port", "1"],
+                         env={"PATH": env["PATH"], "SLACK_BOT_TOKEN": "xoxb-secret-value"}, capture_output=True,
+                         text=True, timeout=60, cwd=tmp_path)
+    assert web.returncode == 2
+    assert "missing environment variables: SLACK_SIGNING_SECRET, DATABASE_URL, REDIS_URL, VERCEL_TOKEN" in web.stderr
+    assert "xoxb-secret-value" not in web.stdout + web.stderr and "Traceback" not in web.stderr

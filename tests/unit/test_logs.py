@@ -43,3 +43,11 @@ def test_secrets_from_the_environment_are_redacted() -> None:
 def test_settings_never_print_secrets() -> None:
     settings = Settings(_env_file=None, slack_bot_token="xoxb-very-secret-token")
     assert "xoxb-very-secret-token" not in repr(settings) and "xoxb-very-secret-token" not in str(settings)
+
+
+def test_redact_masks_url_passwords_even_in_mistyped_urls() -> None:
+    from bot.logs import redact
+
+    assert redact("postgres//rollbot:S3cretPW@db/rollbot") == "postgres//rollbot:[redacted]@db/rollbot"
+    assert "hunter22" not in redact("redis://default:hunter22@cache:6379/0")
+    assert redact("plain text with no secrets: fine") == "plain text with no secrets: fine"
