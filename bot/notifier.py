@@ -7,6 +7,7 @@ call outright (HTTP 429 with Retry-After), which cannot have posted anything.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ from handlers.model import HealthResult, Incident, Plan, StepRun
 from handlers.ports import AliasState, DeliveryFailed, LiveState
 
 log = logging.getLogger("rollbot.slack")
+POSTS_PER_SECOND = 3
 
 
 class SlackNotifier:
@@ -44,6 +46,7 @@ class SlackNotifier:
         channel = self._policy.environments[incident.env].channel
         blocks = root_blocks(incident, self._policy.environments[incident.env].policy, self._clock.now())
         try:
+            self._pace(channel)
             response = self._client.chat_postMessage(channel=channel, text=root_text(incident), blocks=blocks,
                                                      unfurl_links=False, unfurl_media=False)
         except Exception as error:
@@ -92,6 +95,7 @@ class SlackNotifier:
         channel = self._refs(incident).get("channel") or self._policy.environments[incident.env].channel
         text, blocks = summary_blocks(summary)
         try:
+            self._pace(channel)
             response = self._client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
         except Exception as error:
             raise _delivery_failed(error) from None
@@ -131,6 +135,7 @@ class SlackNotifier:
         if not ("channel" in refs and "root_ts" in refs):
             raise DeliveryFailed(f"{incident.ref} has no Slack thread yet", definite=True)
         try:
+            self._pace(refs["channel"])
             response = self._client.chat_postMessage(channel=refs["channel"], thread_ts=refs["root_ts"], text=text,
                                                      blocks=blocks, reply_broadcast=broadcast, unfurl_links=False)
         except Exception as error:
@@ -144,6 +149,15 @@ class SlackNotifier:
         except DeliveryFailed as error:
             log.warning("thread message not delivered: %s", error, extra={"incident": incident.id})
             return None
+
+    def _pace(self, channel: str) -> None:
+        """Slack allows about one message per second per channel (short bursts are fine): all
+        processes share one budget in Redis, so a busy incident never draws 429s."""
+        for _ in range(20):
+            wait = self._live.throttle(f"chat.postMessage:{channel}", POSTS_PER_SECOND)
+            if wait <= 0:
+                return
+            time.sleep(wait)
 
     def _safe(self, method: Any, **kwargs: Any) -> None:
         """Updates and ephemerals are best effort: a failure is logged, never fatal to the flow."""

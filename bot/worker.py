@@ -24,7 +24,7 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         tick = container.policy.scheduler.tick.total_seconds()
         self.tick_seconds = max(tick, 0.05)
-        self._lock_ttl_ms = int(max(self.tick_seconds * 3, 5) * 1000)
+        self._lock_ttl_ms = int(max(self.tick_seconds * 3, 30) * 1000)
         self._busy = threading.Lock()
         self.leading = False
 
@@ -39,12 +39,16 @@ class Worker:
                 self.leading = leading
             if not leading:
                 return 0
-            return monitoring.tick(self.container.services, self.id)
+            return monitoring.tick(self.container.services, self.id, self._renew)
         except Exception:
             log.exception("worker tick failed; retrying next tick")
             return 0
         finally:
             self._busy.release()
+
+    def _renew(self) -> bool:
+        self.leading = self.container.redis.acquire_leader(LEADER, self._lock_ttl_ms)
+        return self.leading
 
     def run_forever(self) -> None:
         scheduler = BlockingScheduler(timezone="UTC")

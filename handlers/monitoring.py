@@ -4,6 +4,7 @@ that may already have been posted is never posted twice."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from handlers.approvals import expire
@@ -62,10 +63,14 @@ def run_job(svc: Services, job: DueJob) -> str:
     return "unknown"
 
 
-def tick(svc: Services, worker: str) -> int:
-    """One scheduler tick: claim due rows (SKIP LOCKED), run them, resume stale executions."""
+def tick(svc: Services, worker: str, still_leading: Callable[[], bool] = lambda: True) -> int:
+    """One scheduler tick: claim due rows (SKIP LOCKED), run them, resume stale executions.
+    ``still_leading`` renews the worker's leadership between jobs; a tick that lost it stops."""
     ran = 0
     for job in svc.store.claim_due(svc.clock.now(), worker):
+        if ran and not still_leading():
+            svc.store.retry_job(job.id, job.due_at, "released: leadership lost")
+            continue
         try:
             svc.store.finish_job(job.id, run_job(svc, job))
         except Exception as error:
@@ -74,5 +79,6 @@ def tick(svc: Services, worker: str) -> int:
             backoff = timedelta(seconds=min(30 * 2 ** (job.attempts - 1), 600))
             svc.store.retry_job(job.id, svc.clock.now() + backoff, f"retry: {type(error).__name__}")
         ran += 1
-    resume_stale(svc)
+    if still_leading():
+        resume_stale(svc)
     return ran

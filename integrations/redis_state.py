@@ -86,6 +86,23 @@ class RedisState:
         except RedisError:
             pass
 
+    def throttle(self, key: str, limit: int, window_ms: int = 1000) -> float:
+        """Outbound rate limiting shared by every process: 0 when a call may go now, else how
+        many seconds to wait (fixed window of ``window_ms`` holding at most ``limit`` calls)."""
+        try:
+            seconds, micros = self.client.time()  # Redis's clock: the same for every process
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
+            window = now_ms // window_ms
+            name = f"{PREFIX}rate:{key}:{window}"
+            count = self.client.incr(name)
+            if count == 1:
+                self.client.pexpire(name, window_ms * 2)
+        except RedisError:
+            return 0.0  # no shared limiter without Redis; Slack's own 429s are still honoured
+        if count <= limit:
+            return 0.0
+        return ((window + 1) * window_ms - now_ms) / 1000
+
     # -- leader lock -------------------------------------------------------------------------
 
     def acquire_leader(self, name: str, ttl_ms: int) -> bool:

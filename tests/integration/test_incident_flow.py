@@ -296,3 +296,10 @@ def test_a_live_execution_waiting_on_vercel_is_not_taken_over(world: World) -> N
         assert running.result().status is Status.MONITORING
     statuses = [c["status"] for c in world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")]
     assert statuses == [429, 201]
+
+
+def test_outbound_posts_are_paced_per_channel_across_processes(world: World) -> None:
+    first, second = world.container().redis, world.container().redis
+    waits = [r.throttle("chat.postMessage:C9", 3, window_ms=60_000) for r in (first, second, first, second, first)]
+    assert waits[:3] == [0.0, 0.0, 0.0] and all(0 < w <= 60 for w in waits[3:])
+    assert first.throttle("chat.postMessage:C8", 3, window_ms=60_000) == 0.0  # each channel has its own budget
