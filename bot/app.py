@@ -12,7 +12,7 @@ from slack_bolt.response import BoltResponse
 
 from bot import metrics
 from bot.bootstrap import Container
-from bot.listeners import actions, commands, views
+from bot.listeners import actions, commands, events, views
 from bot.settings import secret
 
 log = logging.getLogger("rollbot.app")
@@ -58,4 +58,5 @@ def create_app(container: Container) -> App:
     commands.register(app, container.services)
     actions.register(app, container.services)
     views.register(app, container.services)
+    events.register(app, container.services)
     return app

@@ -14,9 +14,11 @@ def manifest(url: str | None) -> dict[str, Any]:
         "should_escape": False,
     }
     interactivity: dict[str, Any] = {"is_enabled": True}
+    events: dict[str, Any] = {"bot_events": ["app_home_opened"]}
     if events_url:
         command["url"] = events_url
         interactivity["request_url"] = events_url
+        events["request_url"] = events_url
     return {
         "display_information": {
             "name": "Rollbot",
@@ -24,6 +26,7 @@ def manifest(url: str | None) -> dict[str, Any]:
             "background_color": "#1d3557",
         },
         "features": {
+            "app_home": {"home_tab_enabled": True, "messages_tab_enabled": False},
             "bot_user": {"display_name": "rollbot", "always_online": True},
             "slash_commands": [command],
         },
@@ -33,6 +36,7 @@ def manifest(url: str | None) -> dict[str, Any]:
             }
         },
         "settings": {
+            "event_subscriptions": events,
             "interactivity": interactivity,
             "org_deploy_enabled": False,
             "socket_mode_enabled": events_url is None,

@@ -39,6 +39,7 @@ class SlackWebApi(MessageWriter):
             "views.open": self._views_open,
             "views.update": self._views_update,
             "views.push": self._views_push,
+            "views.publish": self._views_publish,
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.replies": self._conversations_replies,
@@ -206,6 +207,18 @@ class SlackWebApi(MessageWriter):
             "hash": _view_hash(),
         }
         self.state.store_view(record)
+        return {"view": copy.deepcopy(record)}
+
+    def _views_publish(self, args: Record) -> Record:
+        user = str(args.get("user_id", ""))
+        if self.state.lookup_user(user) is None:
+            raise ApiMethodError("user_not_found")
+        view = self._check_view("views.publish", args.get("view"))
+        if view.get("type") != "home":
+            raise ApiMethodError("invalid_arguments", errors=["views.publish takes a view of type home"])
+        record: Record = {**view, "id": self.state.new_id("V"), "team_id": self.state.team_id,
+                          "app_id": self.state.app_id, "hash": _view_hash(), "user": user}
+        self.state.publish_home(user, record)
         return {"view": copy.deepcopy(record)}
 
     def _users_info(self, args: Record) -> Record:

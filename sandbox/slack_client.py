@@ -19,6 +19,7 @@ import copy
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from collections.abc import Iterator, Mapping
 from types import TracebackType
@@ -245,6 +246,20 @@ class SignedSlackClient:
             "actions": [action],
         }
         return self._post_payload(payload)
+
+    def event(self, event: dict[str, Any]) -> httpx.Response:
+        """Deliver an Events API ``event_callback`` (JSON body, signed) such as
+        ``{"type": "app_home_opened", "user": "U…", "tab": "home"}``."""
+        body = json.dumps({
+            "token": VERIFICATION_TOKEN,
+            "team_id": self.team_id,
+            "api_app_id": self.emulator.app_id,
+            "type": "event_callback",
+            "event_id": f"Ev{secrets.token_hex(5).upper()}",
+            "event_time": int(time.time()),
+            "event": {"event_ts": f"{time.time():.6f}", **event},
+        }).encode()
+        return self.post_raw(body, "application/json")
 
     def submit_view(self, user_id: str, view_id: str, values: dict[str, Any]) -> httpx.Response:
         """Submit a modal the bot opened, with ``state.values`` = ``values``.

@@ -89,6 +89,7 @@ class SlackState:
         self._messages: list[Record] = []
         self._ephemerals: list[Record] = []
         self._views: dict[str, Record] = {}
+        self._homes: dict[str, Record] = {}
         self._calls: list[Record] = []
         self._triggers: dict[str, TriggerGrant] = {}
         self._response_urls: dict[str, ResponseUrlGrant] = {}
@@ -236,6 +237,12 @@ class SlackState:
         with self.lock:
             return copy.deepcopy([c for c in self._calls if c["method"] == method])
 
+    def home(self, user_id: str) -> Record | None:
+        """The App Home view last published for ``user_id`` (a copy), or ``None``."""
+        with self.lock:
+            home = self._homes.get(user_id)
+            return copy.deepcopy(home) if home else None
+
     def snapshot(self) -> Record:
         """JSON-serialisable dump used by ``GET /_emulator/state``."""
         with self.lock:
@@ -244,6 +251,7 @@ class SlackState:
                     "messages": self._messages,
                     "ephemerals": self._ephemerals,
                     "views": self._views,
+                    "homes": self._homes,
                     "validation_errors": self.validation_errors,
                     "calls": len(self._calls),
                 }
@@ -264,6 +272,9 @@ class SlackState:
         """A fresh Slack-looking id such as ``V0SBX000007``."""
         with self.lock:
             return f"{prefix}0SBX{next(self._ids):06d}"
+
+    def publish_home(self, user_id: str, view: Record) -> None:
+        self._homes[user_id] = view
 
     def is_archived(self, channel: str) -> bool:
         """Whether ``archive_channel`` was called for ``channel``."""

@@ -110,3 +110,11 @@ def test_cli_errors_are_one_clear_line_without_secrets(tmp_path) -> None:
     assert web.returncode == 2
     assert "missing environment variables: SLACK_SIGNING_SECRET, DATABASE_URL, REDIS_URL, VERCEL_TOKEN" in web.stderr
     assert "xoxb-secret-value" not in web.stdout + web.stderr and "Traceback" not in web.stderr
+
+
+def test_socket_mode_needs_an_app_token(world: World) -> None:
+    env = {**os.environ, **world.env()}
+    env.pop("SLACK_APP_TOKEN", None)
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "socket"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and "SLACK_APP_TOKEN (xapp-…) is required for Socket Mode" in result.stderr

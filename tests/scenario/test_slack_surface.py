@@ -67,3 +67,15 @@ def test_decide_modal_recommends_from_the_decision_matrix(world: World, bot: Bot
     updated = world.slack.views[view["id"]]
     assert "target 10m" in _text(updated) and "/rollback env" in _text(updated)
     assert world.slack.validation_errors == []
+
+
+def test_app_home_shows_open_rollbacks_and_the_last_one(world: World, bot: BotServer) -> None:
+    client = bot.client(world)
+    assert client.event({"type": "app_home_opened", "user": BOB, "tab": "home", "channel": "D01BOB"}).status_code == 200
+    home = wait_until(lambda: world.slack.home(BOB), message="the home view")
+    assert "None. All quiet." in _text(home) and "Last rollback:* never" in _text(home)
+    client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
+    wait_until(lambda: world.slack.messages(CHANNEL), message="root")
+    client.event({"type": "app_home_opened", "user": BOB, "tab": "home", "channel": "D01BOB"})
+    wait_until(lambda: "RB-1" in _text(world.slack.home(BOB) or {}), message="RB-1 on the home tab")
+    assert "Decision matrix" in _text(world.slack.home(BOB)) and world.slack.validation_errors == []

@@ -99,6 +99,14 @@ def test_modals_are_valid(view: dict) -> None:
     View(**view).validate_json()
 
 
+def test_home_view_is_valid() -> None:
+    from bot.blocks.home import home_view
+
+    incident = _incident(Status.MONITORING)
+    View(**home_view([incident], incident, [incident] * 5, NOW)).validate_json()
+    View(**home_view([], None, [], NOW)).validate_json()
+
+
 def test_escape_neutralises_mentions_and_links() -> None:
     assert escape("<!channel> <@U1> <https://x|y> a&b") == "&lt;!channel&gt; &lt;@U1&gt; &lt;https://x|y&gt; a&amp;b"
 

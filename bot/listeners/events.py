@@ -1,0 +1,23 @@
+"""Events API: App Home."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot.blocks.home import home_view
+from handlers.services import Services
+
+log = logging.getLogger("rollbot.events")
+
+
+def register(app: App, svc: Services) -> None:
+    @app.event("app_home_opened")
+    def on_home(event: dict[str, Any], client: WebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        view = home_view(svc.store.open_incidents(), svc.store.last_rolled_back(), svc.store.recent(5), svc.clock.now())
+        client.views_publish(user_id=event["user"], view=view)
