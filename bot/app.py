@@ -6,7 +6,9 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import App
+import psycopg
+from psycopg_pool import PoolTimeout
+from slack_bolt import App, Respond
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 
@@ -48,11 +50,21 @@ def create_app(container: Container) -> App:
         return next()
 
     @app.error
-    def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+    def on_error(error: Exception, body: dict[str, Any], respond: Respond | None) -> BoltResponse | None:
+        """One place that turns an unexpected failure into a clear message for the user."""
         if isinstance(error, BoltUnhandledRequestError):
             return BoltResponse(status=404, body="")
         metrics.inc("rollbot_listener_errors_total")
-        log.exception("listener failed", exc_info=error)
+        log.error("listener failed: %s", type(error).__name__, exc_info=error)
+        if respond is not None:
+            what = ("cannot reach its database right now" if isinstance(error, (psycopg.Error, PoolTimeout))
+                    else f"hit an internal error ({type(error).__name__})")
+            try:
+                respond(response_type="ephemeral", replace_original=False, text=(
+                    f":warning: Rollbot {what} while handling that, so it may not have taken effect. "
+                    "Check the incident thread before trying again; the details are in the bot's logs."))
+            except Exception:
+                log.warning("could not tell the user about the error")
         return None
 
     commands.register(app, container.services)

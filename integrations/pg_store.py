@@ -29,6 +29,7 @@ class PostgresStore:
             kwargs={"row_factory": dict_row, "autocommit": True}, name="rollbot",
             # A connection broken by a Postgres restart is replaced instead of failing a request.
             check=ConnectionPool.check_connection,
+            timeout=5,  # fail a request fast (with a clear message) when Postgres is down
         )
 
     def close(self) -> None:

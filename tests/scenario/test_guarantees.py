@@ -134,3 +134,17 @@ def test_two_approvers_needed_and_plan_binding(database_url: str, redis_url: str
         world.slack.stop()
         world.vercel.stop()
         world.close()
+
+
+def test_a_database_outage_gets_a_clear_message(world: World, bot: BotServer, postgres_server_url: str) -> None:
+    client = bot.client(world)
+    name = world.database_url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
+    note = wait_until(lambda: [e for e in world.slack.ephemerals(user=ALICE) if "database" in _text(e)],
+                      timeout=20, message="the error message")
+    assert "cannot reach its database right now" in _text(note[0]) and "may not have taken effect" in _text(note[0])
+    assert world.vercel.calls_to("POST", "/v1/") == []
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:  # the fixture drops it again
+        conn.execute(f'CREATE DATABASE "{name}"')
