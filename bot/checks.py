@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import httpx
 import psycopg
@@ -57,10 +58,13 @@ def check_config(settings: Settings, secrets: list[str]) -> int:
                               team_id=settings.vercel_team_id, max_attempts=1)
         for name, env in policy_holder["p"].environments.items():
             if env.vercel_project:
-                project = env.vercel_project
-                report(f"vercel ({name})", lambda p=project: f"project {p} serves {vercel.alias_state(p).production_id}")
+                report(f"vercel ({name})", partial(_serves, vercel, env.vercel_project))
     print("configuration OK" if not failures else f"{failures} problem(s) found")
     return 0 if not failures else 1
+
+
+def _serves(vercel: VercelClient, project: str) -> str:
+    return f"project {project} serves {vercel.alias_state(project).production_id}"
 
 
 def _raise(error: Exception) -> str:

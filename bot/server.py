@@ -24,7 +24,7 @@ def preflight(settings: Settings) -> None:
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
     from gunicorn.app.base import BaseApplication
 
-    class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    class _Gunicorn(BaseApplication):
         def load_config(self) -> None:
             options = {
                 "bind": f"{host}:{port}",

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg import Connection
 from psycopg.errors import UniqueViolation
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
@@ -24,8 +24,8 @@ class PostgresStore:
     """Implements ``handlers.ports.IncidentStore`` on a psycopg connection pool."""
 
     def __init__(self, database_url: str, *, min_size: int = 1, max_size: int = 10) -> None:
-        self.pool = ConnectionPool(
-            database_url, min_size=min_size, max_size=max_size, open=True,
+        self.pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
+            database_url, min_size=min_size, max_size=max_size, open=True, connection_class=Connection[DictRow],
             kwargs={"row_factory": dict_row, "autocommit": True}, name="rollbot",
             # A connection broken by a Postgres restart is replaced instead of failing a request.
             check=ConnectionPool.check_connection,
@@ -328,7 +328,7 @@ class PostgresStore:
             return [job_from_row(r) for r in rows]
 
     @staticmethod
-    def _get(conn: Connection[Any], incident_id: int) -> Incident | None:
+    def _get(conn: Connection[DictRow], incident_id: int) -> Incident | None:
         row = conn.execute("SELECT * FROM incidents WHERE id = %s", (incident_id,)).fetchone()
         if row is None:
             return None

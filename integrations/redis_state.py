@@ -50,8 +50,8 @@ class RedisState:
             cached = self.client.hgetall(key)
         except RedisError:
             cached = {}
-        if cached:
-            return dict(cached)
+        if cached:  # decode_responses=True: keys and values are str
+            return {str(k): str(v) for k, v in cached.items()}
         refs = self._rebuild(incident_id) if self._rebuild else None
         if refs:
             self.remember_thread(incident_id, refs)
@@ -62,7 +62,7 @@ class RedisState:
         if not clean:
             return
         try:
-            self.client.hset(f"{PREFIX}thread:{incident_id}", mapping=clean)
+            self.client.hset(f"{PREFIX}thread:{incident_id}", mapping=dict(clean.items()))
             self.client.expire(f"{PREFIX}thread:{incident_id}", 7 * 86400)
         except RedisError:
             log.warning("redis unavailable; thread refs stay in Postgres only")

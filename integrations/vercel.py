@@ -117,8 +117,8 @@ class VercelClient:
                     self._sleep(self._backoff(attempt))
                     continue
             if response.status_code >= 400:
-                error = (_body(response).get("error") or {})
-                raise ProviderError(_message(response), code=error.get("code"), status=response.status_code)
+                details = _body(response).get("error") or {}
+                raise ProviderError(_message(response), code=details.get("code"), status=response.status_code)
             return _body(response)
         raise ProviderError(f"Vercel kept refusing {method} {path}")  # pragma: no cover - loop always returns
 

@@ -111,7 +111,7 @@ class DevEnvironment:
             "ROLLBOT_LOG_LEVEL": os.environ.get("ROLLBOT_LOG_LEVEL", "WARNING"),
             "HTTP_PROXY": "", "HTTPS_PROXY": "", "http_proxy": "", "https_proxy": "",
         }
-        settings = Settings(_env_file=None, **{k.lower(): v for k, v in self.env.items() if "proxy" not in k.lower()})  # type: ignore[arg-type]
+        settings = Settings(_env_file=None, **{k.lower(): v for k, v in self.env.items() if "proxy" not in k.lower()})  # type: ignore[call-arg, arg-type]
         say(f"• starting the web app on http://127.0.0.1:{self.port} and the worker (one clock for both)")
         self.container = build(settings, clock=self.clock, pool_size=8)
         self.web = make_server("127.0.0.1", self.port, RollbotWSGI(self.container), server_class=_ThreadingServer,

@@ -180,10 +180,10 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
             if path.startswith("/api/") and len(path) > len("/api/"):
                 method = unquote(path[len("/api/") :]).strip("/")
-                args = dict(parse_qsl(parts.query, keep_blank_values=True))
+                raw: dict[str, object] = dict(parse_qsl(parts.query, keep_blank_values=True))
                 if verb == "POST":
-                    args.update(self._decode_body(body))
-                args = {k: _maybe_json(k, v) for k, v in args.items()}
+                    raw.update(self._decode_body(body))
+                args = {k: _maybe_json(k, v) for k, v in raw.items()}
                 token = self._token(args)
                 self._send(emulator.api.call(method, args, token))
             elif path.startswith("/response/") and verb == "POST":

@@ -21,7 +21,7 @@ import string
 import threading
 import time
 from http.server import ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sandbox.vercel_http import VercelHandler
@@ -82,7 +82,7 @@ class VercelEmulator:
                 self._thread.join(timeout=5)
             self._server, self._thread = None, None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> VercelEmulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -94,7 +94,7 @@ class VercelEmulator:
         if self._server is None:
             raise RuntimeError("VercelEmulator is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     def health_url(self, project_id: str) -> str:
         """URL of the health endpoint of the project's production site."""

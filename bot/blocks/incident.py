@@ -112,7 +112,7 @@ def _rule(approvers: tuple[str, ...], count: int, self_approval: bool) -> str:
 
 
 def _checklist(incident: Incident) -> Block:
-    options = [
+    options: list[dict[str, Any]] = [
         {"text": {"type": "mrkdwn", "text": label}, "value": key}
         for key, label in PRE_CHECKLIST if key in incident.checklist
     ]
