@@ -30,7 +30,8 @@ for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
 
 from integrations.schema import migrate  # noqa: E402
 from sandbox.embedded import services_from_env  # noqa: E402
-from tests.world import ALICE, CHANNEL, LEADS, BotServer, make_world, wait_until  # noqa: E402
+from sandbox.team import ALICE, CHANNEL  # noqa: E402
+from tests.world import LEADS, BotServer, make_world, wait_until  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "60"))
 

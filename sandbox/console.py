@@ -11,8 +11,9 @@ from datetime import timedelta
 from typing import Any
 
 from handlers.durations import parse_duration
-from sandbox.devenv import CHANNEL, USERS, DevEnvironment
+from sandbox.devenv import DevEnvironment
 from sandbox.render import Renderer
+from sandbox.team import CHANNEL, USERS
 
 HELP = """Commands:
   /rollback …          run the slash command as the current user (try `/rollback code prod checkout 500`)

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 
 from sandbox.console import Console
-from sandbox.devenv import CHANNEL, PROJECT, DevEnvironment
+from sandbox.devenv import DevEnvironment
+from sandbox.team import CHANNEL, PROJECT
 
 ANSWERS = iter([
     "The catalog cache change served stale prices and broke checkout totals.",

@@ -23,45 +23,12 @@ from integrations.schema import migrate
 from sandbox.embedded import EmbeddedServer, services_from_env
 from sandbox.slack_client import SignedSlackClient
 from sandbox.slack_emulator import SlackEmulator
+from sandbox.team import PROJECT, USERS, sandbox_policy
 from sandbox.vercel_emulator import VercelEmulator
 
 SIGNING_SECRET = "sandbox-signing-secret"
 BOT_TOKEN = "xoxb-sandbox"
 VERCEL_TOKEN = "vercel-sandbox-token"
-CHANNEL = "C01INCIDENTS"
-PROJECT = "prj_demo"
-USERS = {  # name -> (user id, what they are in the demo policy)
-    "alice": ("U01ALICE", "engineer"),
-    "bob": ("U01BOB", "engineer, not an approver for prod"),
-    "carol": ("U01CAROL", "lead, approves prod code rollbacks"),
-    "dan": ("U01DAN", "dba"),
-}
-
-POLICY = """# Written by `rollbot dev`: the sandbox's policy.
-[roles]
-engineer = {{ users = ["U01ALICE", "U01BOB"] }}
-lead     = {{ users = ["U01CAROL"] }}
-dba      = {{ users = ["U01DAN"] }}
-
-[scheduler]
-tick = "1s"
-
-[environments.prod]
-aliases = ["production"]
-channel = "C01INCIDENTS"
-notify = ["S01ONCALL"]
-vercel_project = "prj_demo"
-health_checks = ["{health}"]
-monitor = ["5m", "10m", "15m"]
-approval_timeout = "30m"
-
-[environments.prod.policy]
-requesters = ["engineer", "lead"]
-self_approval = false
-code = {{ approvers = ["lead"], approvals = 1 }}
-"""
-
-
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
@@ -103,7 +70,7 @@ class DevEnvironment:
         self.slack.add_usergroup("S01ONCALL", "oncall", ["U01CAROL", "U01DAN"])
         self.vercel.seed_demo(PROJECT)
         config = self.workdir / "rollbot.toml"
-        config.write_text(POLICY.format(health=self.vercel.health_url(PROJECT)))
+        config.write_text(sandbox_policy(self.vercel.health_url(PROJECT)))
         self.env = {
             "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": self.slack.url,
             "DATABASE_URL": database_url, "REDIS_URL": redis_url, "VERCEL_TOKEN": VERCEL_TOKEN,

@@ -22,40 +22,13 @@ from bot.worker import Worker
 from handlers.clock import ShiftedClock
 from sandbox.slack_client import SignedSlackClient
 from sandbox.slack_emulator import SlackEmulator
+from sandbox.team import ALICE, BOB, CAROL, DAN, PROJECT, sandbox_policy
 from sandbox.vercel_emulator import VercelEmulator
 
 SIGNING_SECRET = "test-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-test-bot-token"
 VERCEL_TOKEN = "vercel-test-token"
-CHANNEL = "C01INCIDENTS"
-PROJECT = "prj_demo"
-
-ALICE, BOB, CAROL, DAN = "U01ALICE", "U01BOB", "U01CAROL", "U01DAN"
 LEADS = [f"U02LEAD{n:02d}" for n in range(1, 21)]
-
-POLICY = """
-[roles]
-engineer = {{ users = ["U01ALICE", "U01BOB"], groups = ["S01ENG"] }}
-lead = {{ users = ["U01CAROL"], groups = ["S01LEADS"] }}
-dba = {{ users = ["U01DAN"] }}
-
-[scheduler]
-tick = "1s"
-
-[environments.prod]
-aliases = ["production"]
-channel = "C01INCIDENTS"
-notify = ["S01ONCALL"]
-vercel_project = "prj_demo"
-health_checks = ["{health}"]
-monitor = ["5m", "10m", "15m"]
-approval_timeout = "30m"
-
-[environments.prod.policy]
-requesters = ["engineer", "lead"]
-self_approval = false
-code = {{ approvers = ["lead"], approvals = {approvals} }}
-"""
 
 
 def free_port() -> int:
@@ -129,7 +102,8 @@ def make_world(database_url: str, redis_url: str, tmp: Path, approvals: int = 1)
     slack.add_usergroup("S01ONCALL", "oncall", [CAROL])
     vercel.seed_demo(PROJECT)
     config = tmp / "rollbot.toml"
-    config.write_text(POLICY.format(health=vercel.health_url(PROJECT), approvals=approvals))
+    config.write_text(sandbox_policy(vercel.health_url(PROJECT), approvals=approvals, lead_groups=["S01LEADS"],
+                                     engineer_groups=["S01ENG"]))
     return World(slack, vercel, database_url, redis_url, config)
 
 

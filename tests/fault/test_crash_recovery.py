@@ -11,7 +11,8 @@ from handlers.commands import Rollback
 from handlers.execution import LEASE
 from handlers.model import Status
 from handlers.requests import request_rollback
-from tests.world import ALICE, CAROL, CHANNEL, PROJECT, VERCEL_TOKEN, World
+from sandbox.team import ALICE, CAROL, CHANNEL, PROJECT
+from tests.world import VERCEL_TOKEN, World
 
 
 def _approved_then_crashed(world: World):

@@ -17,7 +17,8 @@ from handlers.execution import execute
 from handlers.model import Status
 from handlers.requests import request_rollback
 from handlers.services import Refused, Services
-from tests.world import ALICE, BOB, CAROL, CHANNEL, DAN, LEADS, PROJECT, World
+from sandbox.team import ALICE, BOB, CAROL, CHANNEL, DAN, PROJECT
+from tests.world import LEADS, World
 
 
 def _svc(world: World) -> Services:

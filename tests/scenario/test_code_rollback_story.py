@@ -9,7 +9,8 @@ import sys
 from datetime import timedelta
 
 from sandbox.slack_client import SignedSlackClient
-from tests.world import ALICE, BOB, CAROL, CHANNEL, PROJECT, BotServer, World, wait_until
+from sandbox.team import ALICE, BOB, CAROL, CHANNEL, PROJECT
+from tests.world import BotServer, World, wait_until
 
 
 def _root(world: World) -> dict:

@@ -11,7 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.world import ALICE, CHANNEL, LEADS, PROJECT, SIGNING_SECRET, BotServer, World, make_world, wait_until
+from sandbox.team import ALICE, CHANNEL, PROJECT
+from tests.world import LEADS, SIGNING_SECRET, BotServer, World, make_world, wait_until
 
 
 def _text(message: dict) -> str:

@@ -17,7 +17,8 @@ from handlers import approvals
 from handlers.commands import Rollback
 from handlers.execution import execute
 from handlers.requests import request_rollback
-from tests.world import ALICE, CAROL, CHANNEL, BotServer, World, wait_until
+from sandbox.team import ALICE, CAROL, CHANNEL
+from tests.world import BotServer, World, wait_until
 
 
 def test_health_readiness_and_metrics(world: World, bot: BotServer) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.world import ALICE, BOB, CAROL, CHANNEL, PROJECT, BotServer, World, wait_until
+from sandbox.team import ALICE, BOB, CAROL, CHANNEL, PROJECT
+from tests.world import BotServer, World, wait_until
 
 
 def _text(message: dict) -> str:

@@ -1,0 +1,47 @@
+"""The sandbox's team and policy, shared by `rollbot dev` and the tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+CHANNEL = "C01INCIDENTS"
+PROJECT = "prj_demo"
+ALICE, BOB, CAROL, DAN = "U01ALICE", "U01BOB", "U01CAROL", "U01DAN"
+USERS = {  # name -> (user id, what they are in the sandbox policy)
+    "alice": (ALICE, "engineer"),
+    "bob": (BOB, "engineer, not an approver for prod"),
+    "carol": (CAROL, "lead, approves prod code rollbacks"),
+    "dan": (DAN, "dba"),
+}
+
+_POLICY = """# The sandbox's policy (written by `rollbot dev` and the tests).
+[roles]
+engineer = {{ users = ["U01ALICE", "U01BOB"], groups = {engineer_groups} }}
+lead     = {{ users = ["U01CAROL"], groups = {lead_groups} }}
+dba      = {{ users = ["U01DAN"] }}
+
+[scheduler]
+tick = "1s"
+
+[environments.prod]
+aliases = ["production"]
+channel = "{channel}"
+notify = ["S01ONCALL"]
+vercel_project = "{project}"
+health_checks = [{health}]
+monitor = ["5m", "10m", "15m"]
+approval_timeout = "30m"
+
+[environments.prod.policy]
+requesters = ["engineer", "lead"]
+self_approval = false
+code = {{ approvers = ["lead"], approvals = {approvals} }}
+"""
+
+
+def sandbox_policy(health_url: str, *, approvals: int = 1, lead_groups: Sequence[str] = (),
+                   engineer_groups: Sequence[str] = ()) -> str:
+    """The policy file text: prod, code rollbacks approved by a lead, reminders at 5/10/15 min."""
+    return _POLICY.format(channel=CHANNEL, project=PROJECT, health=json.dumps(health_url), approvals=approvals,
+                          lead_groups=json.dumps(list(lead_groups)), engineer_groups=json.dumps(list(engineer_groups)))
