@@ -12,9 +12,9 @@ from slack_bolt import App, Respond
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 
-from bot import metrics
 from bot.bootstrap import Container
 from bot.listeners import actions, commands, events, views
+from bot.metrics import Counters
 from bot.settings import secret
 
 log = logging.getLogger("rollbot.app")
@@ -29,6 +29,7 @@ class _NoTokenNotice(logging.Filter):
 
 def create_app(container: Container) -> App:
     settings = container.settings
+    counters = Counters(container.redis)
     # The default executor has 5 threads: a few slow rollbacks would starve every ack.
     container.executor = ThreadPoolExecutor(max_workers=settings.rollbot_listener_threads,
                                             thread_name_prefix="rollbot-listener")
@@ -46,7 +47,7 @@ def create_app(container: Container) -> App:
 
     @app.middleware
     def count_requests(body: dict[str, Any], next: Any) -> Any:
-        metrics.inc("rollbot_slack_requests_total", kind=str(body.get("type") or body.get("command") or "other"))
+        counters.inc("rollbot_slack_requests_total", kind=str(body.get("type") or body.get("command") or "other"))
         return next()
 
     @app.error
@@ -54,7 +55,7 @@ def create_app(container: Container) -> App:
         """One place that turns an unexpected failure into a clear message for the user."""
         if isinstance(error, BoltUnhandledRequestError):
             return BoltResponse(status=404, body="")
-        metrics.inc("rollbot_listener_errors_total")
+        counters.inc("rollbot_listener_errors_total", error=type(error).__name__)
         log.error("listener failed: %s", type(error).__name__, exc_info=error)
         if respond is not None:
             what = ("cannot reach its database right now" if isinstance(error, (psycopg.Error, PoolTimeout))

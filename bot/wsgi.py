@@ -12,6 +12,8 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot import metrics
 from bot.app import create_app
 from bot.bootstrap import Container
+from bot.metrics import Counters
+from handlers.model import Status
 
 log = logging.getLogger("rollbot.web")
 
@@ -32,7 +34,7 @@ class RollbotWSGI:
         if method == "GET" and path == "/readyz":
             return self._ready(start_response)
         if method == "GET" and path == "/metrics":
-            body = metrics.render(self._gauges()).encode()
+            body = metrics.render(Counters(self.container.redis).snapshot(), self._gauges()).encode()
             start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4"), ("Content-Length", str(len(body)))])
             return [body]
         return _json(start_response, 404, {"error": "not found"})
@@ -49,9 +51,13 @@ class RollbotWSGI:
 
     def _gauges(self) -> dict[str, float]:
         try:
-            return {"rollbot_open_incidents": float(len(self.container.store.open_incidents()))}
-        except Exception:
+            counts = self.container.store.status_counts()
+        except Exception:  # metrics never fail the scrape
             return {}
+        gauges = {f'rollbot_incidents{{status="{status.value}"}}': float(counts.get(status.value, 0))
+                  for status in Status}
+        gauges["rollbot_open_incidents"] = float(sum(counts.get(s.value, 0) for s in Status if s.is_open))
+        return gauges
 
 
 def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> Iterable[bytes]:

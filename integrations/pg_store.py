@@ -105,6 +105,12 @@ class PostgresStore:
             ).fetchone()
             return self._get(conn, row["id"]) if row else None
 
+    def status_counts(self) -> dict[str, int]:
+        """Incidents per status, for /metrics."""
+        with self.pool.connection() as conn:
+            rows = conn.execute("SELECT status, count(*) AS n FROM incidents GROUP BY status").fetchall()
+            return {r["status"]: int(r["n"]) for r in rows}
+
     def set_refs(self, incident_id: int, **refs: str) -> None:
         self._update(incident_id, refs, None)
 
