@@ -18,7 +18,7 @@ from sandbox.team import CHANNEL, USERS
 HELP = """Commands:
   /rollback …          run the slash command as the current user (try `/rollback code prod checkout 500`)
   as <name>            switch user: alice (engineer), bob (engineer), carol (lead), dan (dba)
-  click <N>            click button or checkbox number N
+  click <N|label>      click button or checkbox number N, or the newest one labelled so (`click approve`)
   time +<duration>     move the clock forward (e.g. `time +5m`) and let the worker run
   show                 redraw the channel and its threads
   help | quit"""
@@ -75,9 +75,13 @@ class Console:
         return True
 
     def click(self, number: str, prompt: Callable[[str], str] = input) -> None:
+        """Click by number (``click 6``) or by label, newest first (``click approve``)."""
         target = next((c for c in self.renderer.clickables if str(c.number) == number), None)
+        if target is None and not number.isdigit():
+            target = next((c for c in sorted(self.renderer.clickables, key=lambda c: -c.number)
+                           if c.label.lower().startswith(number.lower())), None)
         if target is None:
-            self.out(f"! nothing numbered {number}")
+            self.out(f"! nothing numbered or labelled {number!r}")
             return
         user_id = USERS[self.user][0]
         if target.kind == "checkbox":
