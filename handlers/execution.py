@@ -15,7 +15,7 @@ from datetime import timedelta
 from handlers.code import already_applied, describe, rollback_once, wait_for_alias
 from handlers.model import Incident, Status
 from handlers.ports import ProviderError
-from handlers.runbook import NEXT_STEP_ON_FAILURE
+from handlers.runbook import NEXT_STEP_ON_FAILURE, POST_CHECKLIST
 from handlers.services import Services, log
 
 STEP_ROLLBACK = "vercel.rollback"
@@ -149,6 +149,7 @@ def verify(svc: Services, incident_id: int) -> Incident | None:
     detail = "production serves the target; " + (
         f"{sum(h.ok for h in health)}/{len(health)} health checks pass" if health else "no health checks configured"
     )
+    svc.store.add_checklist(incident_id, [key for key, _ in POST_CHECKLIST])
     monitoring = svc.store.transition(incident_id, [Status.EXECUTING], Status.MONITORING, verified_at=now)
     if monitoring is None:  # another executor verified it
         return svc.store.get(incident_id)

@@ -53,14 +53,25 @@ PRE_CHECKLIST: tuple[tuple[str, str], ...] = (
     ("known_good", "Verify rollback target is known good state"),
 )
 
-POST_CHECKLIST: tuple[str, ...] = (
-    "Verify system is stable",
-    "Monitor error rates",
-    "Check critical metrics",
-    "Notify users (if needed)",
-    "Document incident",
-    "Plan fix for next deployment",
+POST_CHECKLIST: tuple[tuple[str, str], ...] = (
+    ("post_stable", "Verify system is stable"),
+    ("post_errors", "Monitor error rates"),
+    ("post_metrics", "Check critical metrics"),
+    ("post_users", "Notify users (if needed)"),
+    ("post_document", "Document incident"),
+    ("post_fix", "Plan fix for next deployment"),
 )
+
+
+def checklist_groups(checklist: dict[str, bool]) -> list[tuple[str, list[tuple[str, str, bool]]]]:
+    """The incident's checklists in runbook order: [(group, [(key, label, done)])], only the
+    items the incident has (the post-rollback one appears once the rollback is verified)."""
+    groups = []
+    for name, items in (("pre", PRE_CHECKLIST), ("post", POST_CHECKLIST)):
+        present = [(key, label, checklist[key]) for key, label in items if key in checklist]
+        if present:
+            groups.append((name, present))
+    return groups
 
 
 def initial_checklist(kind: RollbackType) -> dict[str, bool]:

@@ -8,7 +8,7 @@ from typing import Any
 from handlers.durations import format_duration
 from handlers.model import Incident, StepRun
 from handlers.ports import AuditEntry
-from handlers.runbook import PRE_CHECKLIST, target_for
+from handlers.runbook import checklist_groups, target_for
 
 _TIMELINE_ACTIONS = {
     "request.code": "Requested",
@@ -50,8 +50,8 @@ def build_summary(incident: Incident, steps: list[StepRun], audit: list[AuditEnt
         {"phase": e.detail.get("phase"), "at": e.at.isoformat(), "results": e.detail.get("results", [])}
         for e in audit if e.action == "health_check"
     ]
-    checklist = [{"item": label, "done": incident.checklist[key]} for key, label in PRE_CHECKLIST
-                 if key in incident.checklist]
+    checklist = [{"item": label, "done": done, "group": group}
+                 for group, items in checklist_groups(incident.checklist) for _, label, done in items]
     refused = [
         {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "reason": e.detail.get("reason")}
         for e in audit if e.outcome == "refused"

@@ -123,6 +123,12 @@ class PostgresStore:
             ).fetchone()
             return self._get(conn, incident_id) if row else None
 
+    def add_checklist(self, incident_id: int, keys: Sequence[str]) -> None:
+        """Add unticked items (kept as they are when already present)."""
+        with self.pool.connection() as conn:
+            conn.execute("UPDATE incidents SET checklist = %s || checklist WHERE id = %s",
+                         (Jsonb({key: False for key in keys}), incident_id))
+
     def replace_plan(self, incident_id: int, old_hash: str, plan: Plan) -> Incident | None:
         with self.pool.connection() as conn:
             row = conn.execute(

@@ -9,7 +9,7 @@ from bot.blocks.text import ago, plain, quote, user, when
 from handlers.config import EnvironmentPolicy
 from handlers.durations import format_duration
 from handlers.model import Deployment, Incident, Status, StepRun
-from handlers.runbook import PRE_CHECKLIST, target_for
+from handlers.runbook import checklist_groups, target_for
 
 Block = dict[str, Any]
 
@@ -47,7 +47,7 @@ def root_blocks(incident: Incident, policy: EnvironmentPolicy, now: datetime) ->
         },
         {"type": "section", "text": {"type": "mrkdwn", "text": "*Reason*\n" + (quote(incident.reason) or "_none given_")}},
     ]
-    blocks.append(_checklist(incident))
+    blocks.extend(_checklists(incident))
     if incident.status is Status.PENDING:
         value = f"{incident.id}:{incident.plan_hash}"
         blocks.append({
@@ -111,22 +111,25 @@ def _rule(approvers: tuple[str, ...], count: int, self_approval: bool) -> str:
     return f"{count} × {roles}" + ("" if self_approval else ", not the requester")
 
 
-def _checklist(incident: Incident) -> Block:
-    options: list[dict[str, Any]] = [
-        {"text": {"type": "mrkdwn", "text": label}, "value": key}
-        for key, label in PRE_CHECKLIST if key in incident.checklist
-    ]
-    checked = [o for o in options if incident.checklist.get(o["value"])]
-    element: dict[str, Any] = {"type": "checkboxes", "action_id": "checklist", "options": options}
-    if checked:
-        element["initial_options"] = checked
-    done = len(checked)
-    return {
-        "type": "section",
-        "block_id": f"checklist-{incident.id}",
-        "text": {"type": "mrkdwn", "text": f"*Pre-rollback checklist* ({done}/{len(options)})"},
-        "accessory": element,
-    }
+def _checklists(incident: Incident) -> list[Block]:
+    """The runbook's checklists as checkboxes: pre-rollback from the start, post-rollback once
+    the rollback is verified. The block id carries the group and the incident."""
+    blocks = []
+    for group, items in checklist_groups(incident.checklist):
+        options: list[dict[str, Any]] = [{"text": {"type": "mrkdwn", "text": label}, "value": key}
+                                         for key, label, _ in items]
+        checked = [o for o, (_, _, done) in zip(options, items, strict=True) if done]
+        element: dict[str, Any] = {"type": "checkboxes", "action_id": "checklist", "options": options}
+        if checked:
+            element["initial_options"] = checked
+        title = "Pre-rollback checklist" if group == "pre" else "Post-rollback checklist"
+        blocks.append({
+            "type": "section",
+            "block_id": f"checklist-{group}-{incident.id}",
+            "text": {"type": "mrkdwn", "text": f"*{title}* ({len(checked)}/{len(options)})"},
+            "accessory": element,
+        })
+    return blocks
 
 
 def step_lines(steps: list[StepRun]) -> list[str]:

@@ -67,8 +67,12 @@ def reminder_blocks(incident: Incident, index: int, total: int, health: Sequence
     head = f":stopwatch: *Monitoring {index}/{total}* for {incident.ref} — " + (
         "all health checks pass." if healthy else "*health checks failing!*"
     )
-    checklist = "\n".join(f"☐ {item}" for item in POST_CHECKLIST)
-    blocks = [_section(head + "\n" + health_lines(health)), _section("*Post-rollback checklist*\n" + checklist)]
+    state = incident.checklist
+    checklist = "\n".join(("☑ " if state.get(key) else "☐ ") + label for key, label in POST_CHECKLIST)
+    done = sum(1 for key, _ in POST_CHECKLIST if state.get(key))
+    blocks = [_section(head + "\n" + health_lines(health)),
+              _section(f"*Post-rollback checklist* ({done}/{len(POST_CHECKLIST)}, tick it on the incident message)\n"
+                       + checklist)]
     if index == total:
         blocks.append(_section("Monitoring window complete. Resolve the incident to write the post-incident summary."))
         blocks.append(resolve_actions(incident))

@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from bot.blocks.modals import decide_modal, deny_modal, resolve_modal
 from handlers import approvals, resolution
 from handlers.execution import execute
+from handlers.runbook import checklist_groups
 from handlers.services import Refused, Services
 
 log = logging.getLogger("rollbot.actions")
@@ -25,6 +26,14 @@ def _where(body: dict[str, Any]) -> tuple[str, str, str | None]:
 def _incident_ref(value: str) -> tuple[int, str]:
     incident, _, plan_hash = value.partition(":")
     return int(incident), plan_hash
+
+
+def _checklist_block(block_id: str) -> tuple[str, int] | None:
+    """``checklist-<group>-<incident id>`` -> (group, incident id)."""
+    parts = block_id.split("-")
+    if len(parts) == 3 and parts[0] == "checklist" and parts[2].isdigit():
+        return parts[1], int(parts[2])
+    return None
 
 
 def register(app: App, svc: Services) -> None:
@@ -87,19 +96,21 @@ def register(app: App, svc: Services) -> None:
         ack()
         user, channel, _ = _where(body)
         action = body["actions"][0]
-        incident_id = int(str(action.get("block_id", "")).rpartition("-")[2] or 0)
-        incident = svc.store.get(incident_id)
-        if incident is None:
+        where = _checklist_block(str(action.get("block_id", "")))
+        incident = svc.store.get(where[1]) if where else None
+        if where is None or incident is None:
             return
+        group, incident_id = where
         if svc.roles.resolve_refusal(user, incident):
             svc.audit(incident_id, user, "checklist", "refused", reason="not a requester or approver")
             svc.notifier.tell(channel, user, ":no_entry: Only requesters and approvers of this environment tick the checklist.")
             svc.notifier.refresh_root(incident, [])  # redraw: undo the click on their screen
             return
         selected = {o["value"] for o in action.get("selected_options") or []}
+        in_block = {key for name, items in checklist_groups(incident.checklist) if name == group for key, _, _ in items}
         updated = incident
         for key, done in incident.checklist.items():
-            if (key in selected) != done:
+            if key in in_block and (key in selected) != done:
                 updated = svc.store.set_checklist(incident_id, key, key in selected) or updated
                 svc.audit(incident_id, user, "checklist", "ok", item=key, checked=key in selected)
         svc.notifier.refresh_root(updated, svc.store.steps(incident_id))

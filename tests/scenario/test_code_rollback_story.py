@@ -19,7 +19,7 @@ def _root(world: World) -> dict:
 
 
 def _text(message: dict) -> str:
-    return json.dumps(message.get("blocks") or []) + (message.get("text") or "")
+    return json.dumps(message.get("blocks") or [], ensure_ascii=False) + (message.get("text") or "")
 
 
 def _ephemeral_for(world: World, user: str, contains: str) -> dict:
@@ -85,6 +85,16 @@ def test_code_rollback_end_to_end(world: World, bot: BotServer) -> None:
             message=f"reminder {index}",
         )
         assert "HTTP 200" in _text(reminder) and "Post-rollback checklist" in _text(reminder)
+        if index == 1:  # Carol ticks the runbook's first post-rollback item on the incident message
+            current = world.slack.message(CHANNEL, root["ts"])
+            post = next(b for b in current["blocks"] if b.get("block_id", "").startswith("checklist-post-"))
+            stable = [o for o in post["accessory"]["options"] if o["value"] == "post_stable"]
+            client.click(CAROL, channel=CHANNEL, message_ts=root["ts"], action_id="checklist", block_id=post["block_id"],
+                         action_type="checkboxes", selected_options=stable)
+            wait_until(lambda: "Post-rollback checklist* (1/6)" in _text(world.slack.message(CHANNEL, root["ts"])),
+                       message="the ticked post-rollback item")
+        if index > 1:
+            assert "☑ Verify system is stable" in _text(reminder)
     assert worker.run_once() == 0  # nothing sent twice
 
     # Carol resolves: modal, then the post-incident summary in the channel, linked in the thread.
@@ -105,6 +115,7 @@ def test_code_rollback_end_to_end(world: World, bot: BotServer) -> None:
     assert "Catalog cache served stale prices" in text
     assert "&lt;!channel&gt;" in text and "<!channel>" not in text
     assert "<@U01CAROL>" in text and "within target" in text
+    assert "*Checklist* (4/11)" in text  # pre: type, steps, notify; post: system stable
     wait_until(lambda: any("summary posted" in _text(m) for m in world.slack.thread(CHANNEL, root["ts"])),
                message="the summary link in the thread")
     assert world.slack.validation_errors == []
