@@ -30,13 +30,7 @@ def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> Appro
             f"your approval of {incident.ref} was already recorded."
         )
         raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash, race=True)
-    svc.audit(
-        incident_id, user, "approve", "ok", plan_hash=plan_hash,
-        count=len(outcome.incident.valid_approvals()), needed=incident.approvals_needed,
-    )
-    if outcome.decided:
-        svc.store.cancel_jobs(incident_id, "expire")
-        svc.audit(incident_id, "rollbot", "approved", "ok", approvers=[a.approver for a in outcome.incident.valid_approvals()])
+    # The store wrote the audit rows (approve, and approved) in the deciding transaction.
     svc.notifier.refresh_root(outcome.incident, svc.store.steps(incident_id))
     return outcome
 

@@ -96,17 +96,26 @@ def describe(d: Deployment | None) -> str:
     return f"{d.uid} ({d.short_sha})"
 
 
-def rollback_once(code: CodeProvider, project: str, target: str, description: str, attempts: int = 3) -> str:
-    """Ask Vercel to roll back, never blindly twice: after an uncertain failure (5xx, timeout)
-    read the project back and only call again when the rollback visibly did not take effect.
-    Returns "requested" or "already applied"."""
+def rollback_once(code: CodeProvider, project: str, target: str, description: str, *,
+                  hold: Callable[[], None], attempts: int = 4,
+                  sleep: Callable[[float], None] = time.sleep) -> str:
+    """Ask Vercel to roll back, never blindly twice.
+
+    ``hold`` renews the execution lease right before every send, so a send can only happen while
+    this executor owns the incident. A definite refusal (429, no connection) is sent again after
+    the advised wait; after an uncertain failure (5xx, timeout, dropped connection) the project is
+    read back and the call repeated only when the rollback visibly did not take effect.
+    Returns "requested" or "already applied".
+    """
     for attempt in range(1, attempts + 1):
+        hold()
         try:
             code.rollback(project, target, description)
             return "requested"
         except ProviderError as error:
-            if not error.uncertain or attempt == attempts:
+            if attempt == attempts or not (error.uncertain or error.refused_for_now):
                 raise
-            if already_applied(code.alias_state(project), target):
+            if error.uncertain and already_applied(code.alias_state(project), target):
                 return "already applied"
+            sleep(min(error.retry_after or 2.0 * attempt, 20.0))
     raise AssertionError("unreachable")

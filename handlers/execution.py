@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from handlers.code import already_applied, describe, rollback_once, wait_for_alias
 from handlers.model import Incident, Status
-from handlers.ports import ProviderError
+from handlers.ports import NewJob, ProviderError
 from handlers.runbook import NEXT_STEP_ON_FAILURE, POST_CHECKLIST
 from handlers.services import Services, log
 
@@ -61,13 +61,14 @@ def execute(svc: Services, incident_id: int, owner: str, *, resume: bool = False
         svc.audit(incident_id, "rollbot", "execute", "lease_lost")
         return None
     except RollbackFailed as failure:
-        return fail(svc, incident_id, failure.message)
+        return fail(svc, incident_id, failure.message, owner)
     except Exception as error:  # unexpected: fail loudly, keep the record
         log.exception("execution crashed", extra={"incident": incident_id})
         if not _took_effect(svc, incident):
-            return fail(svc, incident_id, f"unexpected error ({type(error).__name__}); see the bot's logs.")
-    svc.store.transition(incident_id, [Status.EXECUTING], Status.EXECUTING, rolled_back_at=svc.clock.now())
-    return verify(svc, incident_id)
+            return fail(svc, incident_id, f"unexpected error ({type(error).__name__}); see the bot's logs.", owner)
+    if not svc.store.mark_rolled_back(incident_id, owner, svc.clock.now()):
+        return None  # fenced: another executor owns it now
+    return verify(svc, incident_id, owner)
 
 
 def _roll_back(svc: Services, incident: Incident, owner: str) -> None:
@@ -76,6 +77,10 @@ def _roll_back(svc: Services, incident: Incident, owner: str) -> None:
     def hold() -> None:
         if not svc.store.renew_execution(incident.id, owner, LEASE):
             raise LeaseLost()
+
+    def before_send() -> None:
+        hold()  # a send only ever happens under a freshly renewed lease
+        svc.audit(incident.id, "rollbot", STEP_ROLLBACK, "attempt", project=project, to=target)
 
     svc.store.start_step(incident.id, STEP_ROLLBACK, svc.clock.now())  # no-op on a resumed run
     _progress(svc, incident.id)
@@ -92,8 +97,8 @@ def _roll_back(svc: Services, incident: Incident, owner: str) -> None:
                 "Request the rollback again."
             )
         else:
-            hold()  # a fresh lease covers the whole (bounded) call
-            result = rollback_once(svc.code, project, target, f"{incident.ref}: {incident.reason or 'rollback'}"[:200])
+            description = f"{incident.ref}: {incident.reason or 'rollback'}"[:200]
+            result = rollback_once(svc.code, project, target, description, hold=before_send)
             svc.audit(incident.id, "rollbot", STEP_ROLLBACK, "ok", project=project, to=target, result=result)
         svc.store.finish_step(incident.id, STEP_ROLLBACK, "ok",
                               f"requested rollback to {describe(incident.plan.to_deployment)}", svc.clock.now())
@@ -125,7 +130,7 @@ def _took_effect(svc: Services, incident: Incident) -> bool:
     return state.production_id == incident.plan.to_ref
 
 
-def verify(svc: Services, incident_id: int) -> Incident | None:
+def verify(svc: Services, incident_id: int, owner: str) -> Incident | None:
     """Read back that production serves the target, run the health checks, start monitoring."""
     incident = svc.store.get(incident_id)
     assert incident is not None
@@ -135,11 +140,11 @@ def verify(svc: Services, incident_id: int) -> Incident | None:
     try:
         state = svc.code.alias_state(incident.plan.target)
     except ProviderError as error:
-        return fail(svc, incident_id, f"could not read Vercel back: {error.message}")
+        return fail(svc, incident_id, f"could not read Vercel back: {error.message}", owner)
     if state.production_id != incident.plan.to_ref:
         return fail(
             svc, incident_id,
-            f"read-back: production serves `{state.production_id}`, not `{incident.plan.to_ref}`.",
+            f"read-back: production serves `{state.production_id}`, not `{incident.plan.to_ref}`.", owner,
         )
     health = svc.health.check(env.health_checks)
     healthy = all(h.ok for h in health)
@@ -149,14 +154,14 @@ def verify(svc: Services, incident_id: int) -> Incident | None:
     detail = "production serves the target; " + (
         f"{sum(h.ok for h in health)}/{len(health)} health checks pass" if health else "no health checks configured"
     )
-    svc.store.add_checklist(incident_id, [key for key, _ in POST_CHECKLIST])
-    monitoring = svc.store.transition(incident_id, [Status.EXECUTING], Status.MONITORING, verified_at=now)
-    if monitoring is None:  # another executor verified it
+    total = len(env.monitor)
+    reminders = [NewJob("monitor", now + offset, {"index": index, "total": total})
+                 for index, offset in enumerate(env.monitor, start=1)]
+    # One transaction: MONITORING, the post-rollback checklist and every reminder, or none of it.
+    monitoring = svc.store.start_monitoring(incident_id, owner, now, [key for key, _ in POST_CHECKLIST], reminders)
+    if monitoring is None:  # fenced: another executor owns it now
         return svc.store.get(incident_id)
     svc.store.finish_step(incident_id, STEP_VERIFY, "ok" if healthy else "failed", detail, now)
-    total = len(env.monitor)
-    for index, offset in enumerate(env.monitor, start=1):
-        svc.store.schedule(incident_id, "monitor", now + offset, {"index": index, "total": total})
     svc.audit(incident_id, "rollbot", "verify", "ok" if healthy else "unhealthy", production=state.production_id)
     _progress(svc, incident_id)
     svc.notifier.verification(monitoring, state, health, healthy)
@@ -164,13 +169,13 @@ def verify(svc: Services, incident_id: int) -> Incident | None:
     return monitoring
 
 
-def fail(svc: Services, incident_id: int, error: str) -> Incident | None:
+def fail(svc: Services, incident_id: int, error: str, owner: str) -> Incident | None:
     """Mark the incident failed, tell the thread what went wrong and the runbook's next step.
-    The lock is released by the status change; nothing in the audit log is lost. Never raises
-    for Slack: the failure is recorded first."""
+    Only the lease holder can (a stale executor is fenced off). The lock is released by the
+    status change; nothing in the audit log is lost; Slack trouble never raises here."""
     now = svc.clock.now()
     failed = svc.store.transition(
-        incident_id, [Status.EXECUTING, Status.PENDING], Status.FAILED, failure=error, finished_at=now
+        incident_id, [Status.EXECUTING], Status.FAILED, owner=owner, failure=error, finished_at=now
     )
     svc.audit(incident_id, "rollbot", "execute", "failed", error=error)
     if failed is None:
@@ -185,12 +190,26 @@ def fail(svc: Services, incident_id: int, error: str) -> Incident | None:
     return failed
 
 
+MAX_RESUMES = 3
+
+
 def resume_stale(svc: Services) -> list[int]:
-    """Worker: executions whose lease ran out (the executing process died) are taken over."""
+    """Worker: executions whose lease ran out (the executor died or stalled) are taken over.
+    One that keeps crashing is failed after MAX_RESUMES takeovers instead of looping forever."""
     resumed = []
     for incident_id in svc.store.stale_executions():
-        if execute(svc, incident_id, new_owner(), resume=True) is not None:
-            resumed.append(incident_id)
+        owner = new_owner()
+        tries = sum(1 for e in svc.store.audit_log(incident_id) if e.action == "execute.resume")
+        try:
+            if tries >= MAX_RESUMES:
+                if svc.store.claim_execution(incident_id, owner, LEASE):
+                    fail(svc, incident_id, f"gave up after {tries} attempts to resume the execution; "
+                         "check Vercel by hand.", owner)
+                continue
+            if execute(svc, incident_id, owner, resume=True) is not None:
+                resumed.append(incident_id)
+        except Exception:
+            log.exception("resuming failed", extra={"incident": incident_id})
     return resumed
 
 

@@ -24,13 +24,13 @@ def remind(svc: Services, incident_id: int, index: int, total: int) -> str:
     incident = svc.store.get(incident_id)
     if incident is None or incident.status is not Status.MONITORING:
         return "noop"
+    env = svc.policy.environments[incident.env]
+    health = svc.health.check(env.health_checks)  # before the guard: a crash here loses nothing
+    healthy = all(h.ok for h in health)
     step = f"monitor.{index}"
     now = svc.clock.now()
     if not (svc.store.start_step(incident_id, step, now) or svc.store.restart_step(incident_id, step, now)):
-        return "already sent"  # posted before, or a crash left it uncertain: never post twice
-    env = svc.policy.environments[incident.env]
-    health = svc.health.check(env.health_checks)
-    healthy = all(h.ok for h in health)
+        return "already sent"  # posted before, or a crash mid-post left it uncertain: never post twice
     try:
         svc.notifier.reminder(incident, index, total, health)
     except DeliveryFailed as error:
@@ -76,9 +76,25 @@ def tick(svc: Services, worker: str, still_leading: Callable[[], bool] = lambda:
         except Exception as error:
             if not isinstance(error, RetryLater):
                 log.exception("job %s failed", job.id, extra={"incident": job.incident_id})
-            backoff = timedelta(seconds=min(30 * 2 ** (job.attempts - 1), 600))
+            backoff = timedelta(seconds=min(30 * 2 ** min(job.attempts - 1, 5), 600))
             svc.store.retry_job(job.id, svc.clock.now() + backoff, f"retry: {type(error).__name__}")
         ran += 1
     if still_leading():
+        close_orphans(svc)
         resume_stale(svc)
     return ran
+
+
+ORPHAN_AFTER = timedelta(minutes=2)
+
+
+def close_orphans(svc: Services) -> list[int]:
+    """A request whose process died before its root message was recorded holds the lock with no
+    message to approve: close it (failed), so the environment is not blocked until it expires."""
+    closed = []
+    for incident_id in svc.store.orphaned_requests(svc.clock.now() - ORPHAN_AFTER):
+        if svc.store.transition(incident_id, [Status.PENDING], Status.FAILED, finished_at=svc.clock.now(),
+                                failure="the request was interrupted before it reached Slack"):
+            svc.audit(incident_id, "rollbot", "request", "failed", reason="interrupted before its Slack message")
+            closed.append(incident_id)
+    return closed

@@ -17,12 +17,18 @@ class ProviderError(Exception):
     """A provider call failed; ``message`` is safe to show (no secrets)."""
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 uncertain: bool = False) -> None:
+                 uncertain: bool = False, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.status = status
         self.uncertain = uncertain  # the call may have taken effect: read back before retrying
+        self.retry_after = retry_after  # refused for now (429): safe to send again after this wait
+
+    @property
+    def refused_for_now(self) -> bool:
+        """Certainly not performed, and worth sending again (rate limited, or not connected)."""
+        return not self.uncertain and (self.status == 429 or self.code == "unreachable")
 
 
 class DeliveryFailed(Exception):
@@ -47,7 +53,8 @@ class CodeProvider(Protocol):
     def production_deployments(self, project: str, limit: int = 20) -> list[Deployment]: ...
     def deployment(self, uid: str) -> Deployment: ...
     def alias_state(self, project: str) -> AliasState: ...
-    def rollback(self, project: str, deployment_uid: str, description: str) -> None: ...
+    def rollback(self, project: str, deployment_uid: str, description: str) -> None:
+        """One request, never retried inside: the caller renews its lease before each send."""
 
 
 class HealthChecker(Protocol):
@@ -88,6 +95,13 @@ class ApprovalOutcome:
 
 
 @dataclass(frozen=True)
+class NewJob:
+    kind: str
+    due_at: datetime
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class DueJob:
     id: int
     incident_id: int | None
@@ -109,7 +123,8 @@ class AuditEntry:
 
 class IncidentStore(Protocol):
     def create_incident(self, new: NewIncident) -> Incident:
-        """Insert atomically; raise LockHeld if a locking incident of that kind+env exists."""
+        """Insert atomically with its expiry job; raise LockHeld if a locking incident of that
+        kind+env exists."""
 
     def get(self, incident_id: int) -> Incident | None: ...
     def recent(self, limit: int, env: str | None = None) -> list[Incident]: ...
@@ -122,8 +137,8 @@ class IncidentStore(Protocol):
     def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime, owner: str,
                 lease: timedelta) -> ApprovalOutcome:
         """Record an approval (refused once ``expires_at`` has passed) and, when it completes the
-        quorum, move pending -> executing and take the execution lease for ``owner``, all in one
-        transaction. Exactly one caller ever sees ``decided=True``."""
+        quorum, move pending -> executing and take the execution lease for ``owner``; the audit
+        rows for both are written in the same transaction. Exactly one caller sees ``decided``."""
 
     def claim_execution(self, incident_id: int, owner: str, lease: timedelta) -> bool:
         """Take over an EXECUTING incident whose lease has run out (on the store's clock)."""
@@ -138,9 +153,22 @@ class IncidentStore(Protocol):
         """Swap the plan of a PENDING incident still on ``old_hash``; None otherwise."""
 
     def transition(
-        self, incident_id: int, from_status: Sequence[Status], to_status: Status, **fields: Any
+        self, incident_id: int, from_status: Sequence[Status], to_status: Status, *, owner: str | None = None,
+        **fields: Any
     ) -> Incident | None:
-        """Conditional update; None when the incident was not in ``from_status``."""
+        """Conditional update; None when the incident was not in ``from_status`` (or, with
+        ``owner``, when that executor no longer holds the execution lease)."""
+
+    def mark_rolled_back(self, incident_id: int, owner: str, at: datetime) -> bool:
+        """Record when production moved (the first time only); fenced by the lease."""
+
+    def start_monitoring(self, incident_id: int, owner: str, verified_at: datetime, checklist: Sequence[str],
+                         jobs: Sequence[NewJob]) -> Incident | None:
+        """EXECUTING -> MONITORING with the post-rollback checklist and the reminders, in one
+        transaction, by the lease holder only."""
+
+    def orphaned_requests(self, older_than: datetime) -> list[int]:
+        """PENDING incidents whose root message was never recorded (a crash mid-request)."""
 
     def start_step(self, incident_id: int, name: str, at: datetime) -> bool:
         """True for the first caller only (unique key)."""
@@ -152,7 +180,8 @@ class IncidentStore(Protocol):
     def steps(self, incident_id: int) -> list[StepRun]: ...
     def resolve(self, incident_id: int, resolution: Resolution, summary: dict[str, Any], status: Status,
                 finished_at: datetime) -> Incident | None:
-        """Store resolution + summary and set ``status``, only if not resolved before."""
+        """Store resolution + summary, set ``status`` and queue the summary's delivery, in one
+        transaction, only if not resolved before."""
     def summary(self, incident_id: int) -> dict[str, Any] | None: ...
 
     def audit(self, incident_id: int | None, actor: str, action: str, outcome: str, detail: dict[str, Any],

@@ -61,7 +61,6 @@ def request_rollback(svc: Services, user: str, cmd: Rollback) -> Incident:
             env=cmd.env, blocking=other.id,
         ) from None
     svc.audit(incident.id, user, action, "ok", plan=plan.to_json(), plan_hash=plan.hash, reason=cmd.reason)
-    svc.store.schedule(incident.id, "expire", incident.expires_at, {"plan_hash": plan.hash})
 
     try:
         channel, ts = svc.notifier.post_root(incident, [])

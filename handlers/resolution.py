@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 from handlers.model import Incident, Resolution, Status
@@ -47,10 +46,11 @@ def resolve(svc: Services, user: str, incident_id: int, root_cause: str, lessons
     if stored is None:
         raise svc.refuse(incident_id, user, "resolve", f"{incident.ref} was resolved meanwhile.")
     svc.audit(incident_id, user, "resolve", "ok", status=final.value)
-    svc.store.cancel_jobs(incident_id, "monitor")
     svc.notifier.refresh_root(stored, svc.store.steps(incident_id))
-    if deliver_summary(svc, incident_id) == "retry":
-        svc.store.schedule(incident_id, "post_summary", svc.clock.now() + timedelta(seconds=30), {})
+    # The resolving transaction queued the summary's delivery: post it now, and if that is
+    # interrupted or refused the worker finishes the job (at most once, by the step guard).
+    if deliver_summary(svc, incident_id) in ("posted", "already sent", "uncertain"):
+        svc.store.cancel_jobs(incident_id, "post_summary")
     return stored, summary
 
 

@@ -13,11 +13,11 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from handlers.model import Incident, Plan, Resolution, Status, StepRun
-from handlers.ports import ApprovalOutcome, AuditEntry, DueJob, LockHeld, NewIncident
+from handlers.ports import ApprovalOutcome, AuditEntry, DueJob, LockHeld, NewIncident, NewJob
 from integrations.pg_rows import INCIDENT_FIELDS, audit_from_row, incident_from_row, job_from_row, step_from_row
 
 JOB_LEASE = timedelta(minutes=5)
-MAX_JOB_ATTEMPTS = 5
+MAX_JOB_ATTEMPTS = 50  # with backoff capped at 10 minutes: hours of retries before a job is dead
 
 
 class PostgresStore:
@@ -65,6 +65,8 @@ class PostgresStore:
                         (new.kind, new.env, new.requester, new.reason, Jsonb(new.plan.to_json()), new.plan.hash,
                          new.approvals_needed, Jsonb(new.checklist), new.created_at, new.expires_at),
                     ).fetchone()
+                    assert row is not None
+                    self._insert_jobs(conn, row["id"], [NewJob("expire", new.expires_at, {"plan_hash": new.plan.hash})])
             except UniqueViolation:  # only reachable if something bypassed the advisory lock
                 holder = conn.execute(
                     "SELECT id FROM incidents WHERE env = %s AND kind = %s AND status IN ('pending', 'executing')",
@@ -139,11 +141,42 @@ class PostgresStore:
             return self._get(conn, incident_id) if row else None
 
     def transition(
-        self, incident_id: int, from_status: Sequence[Status], to_status: Status, **fields: Any
+        self, incident_id: int, from_status: Sequence[Status], to_status: Status, *, owner: str | None = None,
+        **fields: Any
     ) -> Incident | None:
-        return self._update(incident_id, {"status": to_status.value, **fields}, [s.value for s in from_status])
+        return self._update(incident_id, {"status": to_status.value, **fields}, [s.value for s in from_status], owner)
 
-    def _update(self, incident_id: int, fields: dict[str, Any], from_status: list[str] | None) -> Incident | None:
+    def mark_rolled_back(self, incident_id: int, owner: str, at: datetime) -> bool:
+        with self.pool.connection() as conn:
+            return conn.execute(
+                """UPDATE incidents SET rolled_back_at = COALESCE(rolled_back_at, %s)
+                   WHERE id = %s AND status = 'executing' AND exec_owner = %s RETURNING id""",
+                (at, incident_id, owner),
+            ).fetchone() is not None
+
+    def start_monitoring(self, incident_id: int, owner: str, verified_at: datetime, checklist: Sequence[str],
+                         jobs: Sequence[NewJob]) -> Incident | None:
+        with self.pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                """UPDATE incidents SET status = 'monitoring', verified_at = %s, checklist = %s || checklist
+                   WHERE id = %s AND status = 'executing' AND exec_owner = %s RETURNING id""",
+                (verified_at, Jsonb({key: False for key in checklist}), incident_id, owner),
+            ).fetchone()
+            if row is None:
+                return None
+            self._insert_jobs(conn, incident_id, jobs)
+            return self._get(conn, incident_id)
+
+    def orphaned_requests(self, older_than: datetime) -> list[int]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id FROM incidents WHERE status = 'pending' AND root_ts IS NULL AND created_at < %s",
+                (older_than,),
+            ).fetchall()
+            return [r["id"] for r in rows]
+
+    def _update(self, incident_id: int, fields: dict[str, Any], from_status: list[str] | None,
+                owner: str | None = None) -> Incident | None:
         unknown = set(fields) - INCIDENT_FIELDS - {"status"}
         if unknown:
             raise ValueError(f"not incident fields: {sorted(unknown)}")
@@ -153,6 +186,9 @@ class PostgresStore:
         if from_status is not None:
             where += " AND status = ANY(%s)"
             params.append(from_status)
+        if owner is not None:
+            where += " AND exec_owner = %s"
+            params.append(owner)
         with self.pool.connection() as conn:
             row = conn.execute(f"UPDATE incidents SET {assignments} WHERE {where} RETURNING id", params).fetchone()
             return self._get(conn, incident_id) if row else None
@@ -174,6 +210,9 @@ class PostgresStore:
                     "SELECT count(*) AS n FROM approvals WHERE incident_id = %s AND plan_hash = %s",
                     (incident_id, plan_hash),
                 ).fetchone()
+                if recorded:
+                    self._audit(conn, incident_id, approver, "approve", "ok", at, plan_hash=plan_hash,
+                                count=count["n"] if count else 0, needed=row["approvals_needed"])
                 if recorded and count and count["n"] >= row["approvals_needed"]:
                     conn.execute(
                         """UPDATE incidents SET status = 'executing', decided_by = %s, decided_at = %s,
@@ -181,6 +220,14 @@ class PostgresStore:
                            WHERE id = %s AND status = 'pending'""",
                         (approver, at, owner, lease, incident_id),
                     )
+                    approvers = conn.execute(
+                        "SELECT approver FROM approvals WHERE incident_id = %s AND plan_hash = %s ORDER BY at",
+                        (incident_id, plan_hash),
+                    ).fetchall()
+                    self._audit(conn, incident_id, "rollbot", "approved", "ok", at,
+                                approvers=[a["approver"] for a in approvers])
+                    conn.execute("UPDATE due_jobs SET status = 'cancelled' WHERE incident_id = %s AND kind = 'expire'"
+                                 " AND status = 'due'", (incident_id,))
                     decided = True
             incident = self._get(conn, incident_id)
         assert incident is not None
@@ -217,7 +264,7 @@ class PostgresStore:
 
     def resolve(self, incident_id: int, resolution: Resolution, summary: dict[str, Any], status: Status,
                 finished_at: datetime) -> Incident | None:
-        with self.pool.connection() as conn:
+        with self.pool.connection() as conn, conn.transaction():
             row = conn.execute(
                 """UPDATE incidents SET status = %s, resolved_by = %s, resolved_at = %s, root_cause = %s,
                        lessons = %s, summary = %s, finished_at = %s
@@ -225,7 +272,12 @@ class PostgresStore:
                 (status.value, resolution.resolved_by, resolution.at, resolution.root_cause, resolution.lessons,
                  Jsonb(summary), finished_at, incident_id),
             ).fetchone()
-            return self._get(conn, incident_id) if row else None
+            if row is None:
+                return None
+            conn.execute("UPDATE due_jobs SET status = 'cancelled' WHERE incident_id = %s AND kind = 'monitor'"
+                         " AND status = 'due'", (incident_id,))
+            self._insert_jobs(conn, incident_id, [NewJob("post_summary", resolution.at, {})])
+            return self._get(conn, incident_id)
 
     def summary(self, incident_id: int) -> dict[str, Any] | None:
         with self.pool.connection() as conn:
@@ -269,10 +321,21 @@ class PostgresStore:
     def audit(self, incident_id: int | None, actor: str, action: str, outcome: str, detail: dict[str, Any],
               at: datetime) -> None:
         with self.pool.connection() as conn:
-            conn.execute(
-                "INSERT INTO audit_log (at, incident_id, actor, action, outcome, detail) VALUES (%s, %s, %s, %s, %s, %s)",
-                (at, incident_id, actor, action, outcome, Jsonb(detail)),
-            )
+            self._audit(conn, incident_id, actor, action, outcome, at, **detail)
+
+    @staticmethod
+    def _audit(conn: Connection[DictRow], incident_id: int | None, actor: str, action: str, outcome: str,
+               at: datetime, **detail: Any) -> None:
+        conn.execute(
+            "INSERT INTO audit_log (at, incident_id, actor, action, outcome, detail) VALUES (%s, %s, %s, %s, %s, %s)",
+            (at, incident_id, actor, action, outcome, Jsonb(detail)),
+        )
+
+    @staticmethod
+    def _insert_jobs(conn: Connection[DictRow], incident_id: int, jobs: Sequence[NewJob]) -> None:
+        for job in jobs:
+            conn.execute("INSERT INTO due_jobs (incident_id, kind, due_at, payload) VALUES (%s, %s, %s, %s)",
+                         (incident_id, job.kind, job.due_at, Jsonb(job.payload)))
 
     def audit_log(self, incident_id: int) -> list[AuditEntry]:
         with self.pool.connection() as conn:

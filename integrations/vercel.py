@@ -1,8 +1,10 @@
 """Vercel REST API adapter for code rollbacks (implements ``handlers.ports.CodeProvider``).
 
 Reads are retried on 429 (``Retry-After`` / ``X-RateLimit-Reset``), 5xx and timeouts with bounded
-backoff. The rollback call is not idempotent: it is retried only when Vercel refused it outright
-(429); after a 5xx or a timeout the ProviderError is marked ``uncertain`` so the caller reads back first.
+backoff. The rollback call is not idempotent: it is sent exactly once per call. A 429 or a refused
+connection comes back as a definite ProviderError (with ``retry_after``) for the caller to send
+again under its lease; after a 5xx, a timeout or a broken connection the error is ``uncertain``,
+so the caller reads Vercel back first.
 """
 
 from __future__ import annotations
@@ -84,8 +86,9 @@ class VercelClient:
         query = {k: v for k, v in params.items() if v is not None}
         if self._team_id:
             query["teamId"] = self._team_id
-        for attempt in range(1, self._max_attempts + 1):
-            last = attempt == self._max_attempts
+        attempts = self._max_attempts if idempotent else 1  # a non-idempotent call is sent once
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
             try:
                 response = self._client.request(method, path, params=query)
             except httpx.TimeoutException:
@@ -105,10 +108,12 @@ class VercelClient:
                 # The request may have reached Vercel (the connection broke afterwards).
                 raise ProviderError(f"lost the connection to Vercel ({type(error).__name__})", code="unreachable",
                                     uncertain=not idempotent) from None
-            if response.status_code == 429 and not last:
-                wait = _retry_after(response) or self._backoff(attempt)
+            if response.status_code == 429:
+                wait = min(_retry_after(response) or self._backoff(attempt), self._max_wait)
+                if last:
+                    raise ProviderError(_message(response), code="rate_limited", status=429, retry_after=wait)
                 log.info("vercel rate limited; waiting %.1fs", wait)
-                self._sleep(min(wait, self._max_wait))
+                self._sleep(wait)
                 continue
             if response.status_code >= 500:
                 if not idempotent:

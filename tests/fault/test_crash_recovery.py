@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import httpx
 import psycopg
 
+from handlers import approvals, resolution
+from handlers.code import plan_code_rollback
 from handlers.commands import Rollback
-from handlers.execution import LEASE
+from handlers.execution import LEASE, execute, fail
 from handlers.model import Status
+from handlers.ports import NewIncident
 from handlers.requests import request_rollback
 from sandbox.team import ALICE, CAROL, CHANNEL, PROJECT
-from tests.world import VERCEL_TOKEN, World
+from tests.world import VERCEL_TOKEN, World, wait_until
 
 
 def _approved_then_crashed(world: World):
@@ -58,3 +63,56 @@ def test_resume_does_not_repeat_a_rollback_that_already_happened(world: World) -
     assert ("vercel.rollback", "skipped") in log and ("execute.resume", "ok") in log
     thread = world.slack.thread(CHANNEL, incident.root_ts)
     assert any("Verified" in json.dumps(m.get("blocks")) for m in thread)
+
+
+def test_a_stalled_executor_cannot_send_after_losing_its_lease(world: World) -> None:
+    """A is waiting out a 429 when its lease runs out; the worker takes over and rolls back;
+    when A wakes it must not send again (it renews its lease before every send, and cannot)."""
+    svc, incident = _approved_then_crashed(world)
+    world.vercel.script_rate_limit(f"/v1/projects/{PROJECT}/rollback", times=1, retry_after=3)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        stalled = pool.submit(execute, svc, incident.id, "crashed-web")
+        wait_until(lambda: world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback"), message="A's first send")
+        _lease_runs_out(world, incident.id)
+        world.worker().run_once()  # takes over: reads back, sends, verifies
+        assert stalled.result(timeout=30) is None  # A stopped: lease lost
+    statuses = [c["status"] for c in world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")]
+    assert statuses == [429, 201]
+    assert svc.store.get(incident.id).status is Status.MONITORING
+    log = [(e.action, e.outcome) for e in svc.store.audit_log(incident.id)]
+    assert ("execute", "lease_lost") in log and log.count(("vercel.rollback", "attempt")) == 2
+
+
+def test_a_stale_executor_cannot_fail_an_incident_it_no_longer_owns(world: World) -> None:
+    svc, incident = _approved_then_crashed(world)
+    _lease_runs_out(world, incident.id)
+    assert svc.store.claim_execution(incident.id, "the-worker", LEASE)
+    assert fail(svc, incident.id, "stale view of the world", "crashed-web").status is Status.EXECUTING
+
+
+def test_an_interrupted_request_does_not_block_the_environment(world: World) -> None:
+    svc = world.container().services
+    plan = plan_code_rollback(svc.code, "prod", PROJECT, None)
+    now = svc.clock.now()
+    orphan = svc.store.create_incident(NewIncident("code", "prod", ALICE, "died mid-request", plan, 1, {}, now,
+                                                   now + timedelta(minutes=30)))  # never reached Slack
+    world.advance(timedelta(minutes=3))
+    world.worker().run_once()
+    assert svc.store.get(orphan.id).status is Status.FAILED
+    assert request_rollback(svc, ALICE, Rollback("code", "prod", "again")).ref == "RB-2"
+
+
+def test_the_summary_is_delivered_by_the_worker_when_slack_refused_it(world: World) -> None:
+    svc = world.container().services
+    incident = request_rollback(svc, ALICE, Rollback("code", "prod", "summary test"))
+    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    execute(svc, incident.id, outcome.owner)
+    world.slack.archive_channel(CHANNEL)
+    resolution.resolve(svc, CAROL, incident.id, "cause", "lessons")
+    assert not [m for m in world.slack.messages(CHANNEL) if "Post-incident summary" in json.dumps(m.get("blocks"))]
+    world.slack.unarchive_channel(CHANNEL)
+    world.worker().run_once()
+    top = [m for m in world.slack.messages(CHANNEL) if m.get("thread_ts", m["ts"]) == m["ts"]]
+    assert len([m for m in top if "Post-incident summary" in json.dumps(m.get("blocks"))]) == 1
+    world.worker().run_once()  # nothing left to deliver, nothing posted twice
+    assert len([m for m in world.slack.messages(CHANNEL) if m.get("thread_ts", m["ts"]) == m["ts"]]) == 2
