@@ -32,6 +32,7 @@ from handlers.ports import AliasState, DeliveryFailed, LiveState
 
 log = logging.getLogger("rollbot.slack")
 POSTS_PER_SECOND = 3
+UNKNOWN = "unknown"  # a message that may or may not have been posted: never post it again
 
 
 class SlackNotifier:
@@ -67,15 +68,24 @@ class SlackNotifier:
         self._thread(incident, text, blocks)
 
     def progress(self, incident: Incident, steps: Sequence[StepRun]) -> str | None:
+        """Post the progress message once, then update it in place. If the first post may have
+        gone through (a timeout), it is never posted again: updates are skipped instead."""
         text, blocks = progress_blocks(incident, steps)
         refs = self._refs(incident)
+        if refs.get("progress_ts") == UNKNOWN:
+            return UNKNOWN
         if "progress_ts" in refs and "channel" in refs:
             self._safe(self._client.chat_update, channel=refs["channel"], ts=refs["progress_ts"], text=text,
                        blocks=blocks)
             return refs["progress_ts"]
-        ts = self._thread(incident, text, blocks)
-        if ts:
-            self._live.remember_thread(incident.id, {"progress_ts": ts})
+        try:
+            ts = self._post_thread(incident, text, blocks)
+        except DeliveryFailed as error:
+            log.warning("progress message not delivered: %s", error, extra={"incident": incident.id})
+            if error.definite:
+                return None
+            ts = UNKNOWN
+        self._live.remember_thread(incident.id, {"progress_ts": ts})
         return ts
 
     def verification(self, incident: Incident, alias: AliasState, health: Sequence[HealthResult], ok: bool) -> None:

@@ -28,14 +28,17 @@ def print_report(settings: Settings, ref: str, fmt: str) -> int:
         summary = store.summary(incident.id) or build_summary(
             incident, store.steps(incident.id), store.audit_log(incident.id)
         )
+        entries = store.audit_log(incident.id)
         if fmt == "json":
-            audit = [
-                {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "outcome": e.outcome, "detail": e.detail}
-                for e in store.audit_log(incident.id)
-            ]
+            audit = [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "outcome": e.outcome,
+                      "detail": e.detail} for e in entries]
             print(json.dumps({**summary, "audit_log": audit}, indent=2, default=str))
         else:
             print(render_markdown(summary), end="")
+            print("\n## Audit log\n")
+            for e in entries:
+                why = f" — {e.detail['reason']}" if e.detail.get("reason") else ""
+                print(f"- {e.at.isoformat()} {e.actor} {e.action}: {e.outcome}{why}")
         return 0
     finally:
         store.close()

@@ -57,6 +57,7 @@ class RollbotWSGI:
         gauges = {f'rollbot_incidents{{status="{status.value}"}}': float(counts.get(status.value, 0))
                   for status in Status}
         gauges["rollbot_open_incidents"] = float(sum(counts.get(s.value, 0) for s in Status if s.is_open))
+        gauges["rollbot_dead_jobs"] = float(counts.get("dead_jobs", 0))  # alert on > 0
         return gauges
 
 

@@ -61,8 +61,13 @@ class HealthChecker(Protocol):
     def check(self, urls: Sequence[str]) -> list[HealthResult]: ...
 
 
+class DirectoryUnavailable(Exception):
+    """A user group could not be read (and no earlier copy is known)."""
+
+
 class Directory(Protocol):
-    def group_members(self, group_id: str) -> frozenset[str]: ...
+    def group_members(self, group_id: str) -> frozenset[str]:
+        """Members of a Slack user group; raises DirectoryUnavailable."""
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ from handlers.summary import build_summary
 RESOLVABLE = (Status.MONITORING, Status.FAILED, Status.EXECUTING)
 
 
-def resolvable(svc: Services, user: str, incident_id: int | None) -> Incident:
-    """The incident ``user`` may resolve now (the newest open one of theirs when no id is given)."""
+def resolvable(svc: Services, user: str, incident_id: int | None, *, check_roles: bool = True) -> Incident:
+    """The incident ``user`` may resolve now (the newest monitored one when no id is given).
+    ``check_roles=False`` skips the role check (which may ask Slack): the listeners open the
+    modal at once and check the role when it is submitted."""
     if incident_id is None:
         candidates = [i for i in svc.store.open_incidents() if i.status in (Status.MONITORING,)]
         if not candidates:
@@ -28,7 +30,7 @@ def resolvable(svc: Services, user: str, incident_id: int | None) -> Incident:
     if incident.status not in (Status.MONITORING, Status.FAILED) or incident.resolution is not None:
         raise svc.refuse(incident.id, user, "resolve", f"{incident.ref} is {incident.status.value}; only a "
                          "monitored or failed rollback can be resolved.")
-    refusal = svc.roles.resolve_refusal(user, incident)
+    refusal = svc.roles.resolve_refusal(user, incident) if check_roles else None
     if refusal:
         raise svc.refuse(incident.id, user, "resolve", refusal)
     return incident

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from handlers.config import Policy, RollbackType
 from handlers.model import Incident, Status
-from handlers.ports import Directory
+from handlers.ports import Directory, DirectoryUnavailable
+
+UNAVAILABLE = ("Rollbot cannot read the Slack user groups that grant roles right now, so it cannot check yours; "
+               "try again in a minute.")
 
 
 class Roles:
@@ -14,7 +17,8 @@ class Roles:
         self._directory = directory
 
     def of(self, user: str) -> set[str]:
-        """Every role the user holds, directly or through a user group."""
+        """Every role the user holds, directly or through a user group.
+        Raises DirectoryUnavailable when a needed group cannot be read."""
         held: set[str] = set()
         for name, members in self._policy.roles.items():
             if user in members.users:
@@ -29,11 +33,15 @@ class Roles:
     def request_refusal(self, user: str, env: str) -> str | None:
         """Why ``user`` may not request a rollback on ``env``, or None when allowed."""
         allowed = self._policy.environments[env].policy.requesters
-        if self.of(user) & set(allowed):
+        try:
+            held = self.of(user)
+        except DirectoryUnavailable:
+            return UNAVAILABLE
+        if held & set(allowed):
             return None
         return (
             f"you cannot request rollbacks on *{env}*: that needs the role "
-            f"{_roles(allowed)}, and you hold {_roles(sorted(self.of(user))) or 'no role'}."
+            f"{_roles(allowed)}, and you hold {_roles(sorted(held)) or 'no role'}."
         )
 
     def approval_refusal(self, user: str, incident: Incident, plan_hash: str) -> str | None:
@@ -49,10 +57,14 @@ class Roles:
             )
         if user == incident.requester and not env_policy.self_approval:
             return f"you requested {incident.ref}, and *{incident.env}* needs a second person to approve (four eyes)."
-        if not self.of(user) & set(rule.approvers):
+        try:
+            held = self.of(user)
+        except DirectoryUnavailable:
+            return UNAVAILABLE
+        if not held & set(rule.approvers):
             return (
                 f"{_kind_label(incident.kind)} rollbacks on *{incident.env}* are approved by "
-                f"{_roles(rule.approvers)}; you hold {_roles(sorted(self.of(user))) or 'no role'}."
+                f"{_roles(rule.approvers)}; you hold {_roles(sorted(held)) or 'no role'}."
             )
         if any(a.approver == user for a in incident.valid_approvals()):
             return f"you already approved {incident.ref}; it needs {rule.approvals} distinct approvers."
@@ -63,15 +75,26 @@ class Roles:
         if incident.status is not Status.PENDING:
             return f"{incident.ref} is already {incident.status.value}."
         rule = self._policy.environments[incident.env].policy.rule(incident.kind)
-        if user == incident.requester or self.of(user) & set(rule.approvers):
+        if user == incident.requester:
+            return None
+        try:
+            held = self.of(user)
+        except DirectoryUnavailable:
+            return UNAVAILABLE
+        if held & set(rule.approvers):
             return None
         return f"only the requester or {_roles(rule.approvers)} can deny {incident.ref}."
 
     def resolve_refusal(self, user: str, incident: Incident) -> str | None:
+        """Resolving (and ticking the checklists) is for the requester, requesters and approvers."""
         env_policy = self._policy.environments[incident.env].policy
         if user == incident.requester:
             return None
-        if self.of(user) & (set(env_policy.requesters) | set(env_policy.rule(incident.kind).approvers)):
+        try:
+            held = self.of(user)
+        except DirectoryUnavailable:
+            return UNAVAILABLE
+        if held & (set(env_policy.requesters) | set(env_policy.rule(incident.kind).approvers)):
             return None
         return f"only the requester, requesters or approvers of *{incident.env}* can resolve {incident.ref}."
 

@@ -108,10 +108,11 @@ class PostgresStore:
             return self._get(conn, row["id"]) if row else None
 
     def status_counts(self) -> dict[str, int]:
-        """Incidents per status, for /metrics."""
+        """Incidents per status, and due jobs given up on ("dead_jobs"), for /metrics."""
         with self.pool.connection() as conn:
             rows = conn.execute("SELECT status, count(*) AS n FROM incidents GROUP BY status").fetchall()
-            return {r["status"]: int(r["n"]) for r in rows}
+            dead = conn.execute("SELECT count(*) AS n FROM due_jobs WHERE status = 'dead'").fetchone()
+            return {**{r["status"]: int(r["n"]) for r in rows}, "dead_jobs": int(dead["n"]) if dead else 0}
 
     def set_refs(self, incident_id: int, **refs: str) -> None:
         self._update(incident_id, refs, None)

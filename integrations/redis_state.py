@@ -126,8 +126,10 @@ class RedisState:
                 return True
             return bool(self.client.eval(_EXTEND, 1, key, self._token, ttl_ms))
         except RedisError:
-            log.warning("redis unavailable; not leading")
-            return False
+            # Fail open: claims (SKIP LOCKED), execution leases and the reminders' step guards in
+            # Postgres keep concurrent workers safe; the lock only keeps a second one idle.
+            log.warning("redis unavailable; working without the leader lock")
+            return True
 
     def release_leader(self, name: str) -> None:
         try:

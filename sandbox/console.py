@@ -43,6 +43,7 @@ class Console:
         if not line:
             return True
         if line in ("quit", "exit"):
+            self.settle(prompt, wait=0.5)  # show what is still on its way
             return False
         if line == "help":
             self.out(HELP)
@@ -104,15 +105,21 @@ class Console:
     # -- output ------------------------------------------------------------------------------
 
     def settle(self, prompt: Callable[[str], str] = input, wait: float = 2.5) -> None:
-        """Wait until the bot goes quiet, then print what changed."""
+        """Wait until the bot goes quiet (and no rollback is mid-execution), then print."""
         deadline, last = time.monotonic() + wait, None
-        while time.monotonic() < deadline:
+        busy_until = time.monotonic() + 30
+        while True:
             state = json.dumps(self.dev.slack.snapshot(), sort_keys=True, default=str)
-            if state == last:
+            executing = self._executing() and time.monotonic() < busy_until
+            if (state == last or time.monotonic() >= deadline) and not executing:
                 break
             last = state
             time.sleep(0.4)
         self.print_changes(prompt)
+
+    def _executing(self) -> bool:
+        container = self.dev.container
+        return bool(container and any(i.status.value == "executing" for i in container.store.open_incidents()))
 
     def print_changes(self, prompt: Callable[[str], str] = input) -> None:
         for message in self.dev.slack.messages(CHANNEL):

@@ -30,6 +30,7 @@ EMOJI = {
     ":red_circle:": "🔴", ":memo:": "📝", ":heavy_check_mark:": "✔️", ":fast_forward:": "⏩",
 }
 _EMOJI = re.compile(r":[a-z_]+:")
+_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
 
 
 class Renderer:
@@ -45,6 +46,7 @@ class Renderer:
         text = _GROUP.sub(lambda m: "@" + self.names.get(m.group(1), m.group(1)), text)
         text = re.sub(r"<#([A-Z0-9]+)(?:\|[^>]*)?>", lambda m: "#" + self.names.get(m.group(1), m.group(1)), text)
         text = _EMOJI.sub(lambda m: EMOJI.get(m.group(0), m.group(0)), text)
+        text = _BOLD.sub(r"\1", text)  # *bold* reads fine without its markers in a terminal
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
     def message(self, message: dict[str, Any], channel: str, indent: str = "") -> str:

@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 from bot.blocks.modals import decide_modal, deny_modal, resolve_modal
 from handlers import approvals, resolution
 from handlers.execution import execute
+from handlers.model import Status
 from handlers.runbook import checklist_groups
 from handlers.services import Refused, Services
 
@@ -62,14 +63,14 @@ def register(app: App, svc: Services) -> None:
 
     @app.action("deny")
     def on_deny(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        """The modal opens at once (the trigger lives 3 s); who may deny is checked on submit."""
         ack()
         user, channel, _ = _where(body)
         incident_id, _ = _incident_ref(body["actions"][0]["value"])
         incident = svc.store.get(incident_id)
-        refusal = svc.roles.deny_refusal(user, incident) if incident else f"RB-{incident_id} does not exist."
-        if refusal or incident is None:
-            svc.audit(incident_id, user, "deny", "refused", reason=refusal)
-            svc.notifier.tell(channel, user, f":no_entry: You cannot deny it: {refusal}")
+        if incident is None or incident.status is not Status.PENDING:
+            state = incident.status.value if incident else "gone"
+            svc.notifier.tell(channel, user, f":no_entry: RB-{incident_id} is {state}; there is nothing to deny.")
             return
         client.views_open(trigger_id=body["trigger_id"], view=deny_modal(incident))
 
@@ -78,7 +79,7 @@ def register(app: App, svc: Services) -> None:
         ack()
         user, channel, _ = _where(body)
         try:
-            incident = resolution.resolvable(svc, user, int(body["actions"][0]["value"]))
+            incident = resolution.resolvable(svc, user, int(body["actions"][0]["value"]), check_roles=False)
         except Refused as refused:
             svc.notifier.tell(channel, user, f":no_entry: {refused.message}")
             return

@@ -44,15 +44,16 @@ def register(app: App, svc: Services) -> None:
                 respond(response_type="ephemeral", replace_original=False,
                         text=f":rewind: {incident.ref} is waiting for approval in <#{incident.channel}>.")
             case commands.StatusQuery():
-                ack(response_type="ephemeral", blocks=status_blocks(svc.store.open_incidents(),
-                                                                    svc.store.last_rolled_back(), svc.clock.now()),
-                    text="Rollbot status")
+                ack()  # first: the database may be slow
+                respond(response_type="ephemeral", text="Rollbot status",
+                        blocks=status_blocks(svc.store.open_incidents(), svc.store.last_rolled_back(), svc.clock.now()))
             case commands.History(limit=limit):
-                ack(response_type="ephemeral", blocks=history_blocks(svc.store.recent(limit)), text="Rollback history")
+                ack()
+                respond(response_type="ephemeral", blocks=history_blocks(svc.store.recent(limit)), text="Rollback history")
             case commands.Resolve(incident_id=incident_id):
                 ack()  # first: the checks below may wait on Slack (user groups); the trigger lives 3 s
                 try:
-                    incident = resolution.resolvable(svc, user, incident_id)
+                    incident = resolution.resolvable(svc, user, incident_id, check_roles=False)
                 except Refused as refused:
                     respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
                     return

@@ -16,11 +16,16 @@ def test_deny_asks_for_a_reason_in_a_modal(world: World, bot: BotServer) -> None
     client = bot.client(world)
     client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
     root = wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="root")
+    # The modal opens at once (its trigger lives 3 s); who may deny is checked on submit.
     client.click(BOB, channel=CHANNEL, message_ts=root["ts"], action_id="deny")
-    wait_until(lambda: any("cannot deny" in _text(e) for e in world.slack.ephemerals(user=BOB)), message="refusal")
-    assert not world.slack.views
+    bobs = wait_until(lambda: next((v for v in world.slack.views.values() if v["user"] == BOB), None), message="modal")
+    client.submit_view(BOB, bobs["id"], {"reason": {"value": {"type": "plain_text_input", "value": "meh"}}})
+    wait_until(lambda: any("only the requester or `lead` can deny" in _text(e) for e in world.slack.ephemerals(user=BOB)),
+               message="refusal")
+    assert "Waiting for approval" in _text(world.slack.message(CHANNEL, root["ts"]))
     client.click(CAROL, channel=CHANNEL, message_ts=root["ts"], action_id="deny")
-    view = wait_until(lambda: next(iter(world.slack.views.values()), None), message="the deny modal")
+    view = wait_until(lambda: next((v for v in world.slack.views.values() if v["user"] == CAROL), None),
+                      message="the deny modal")
     empty = client.submit_view(CAROL, view["id"], {"reason": {"value": {"type": "plain_text_input", "value": " "}}})
     assert empty.json()["response_action"] == "errors" and "reason" in empty.json()["errors"]
     client.submit_view(CAROL, view["id"], {"reason": {"value": {"type": "plain_text_input", "value": "fixing forward"}}})
@@ -46,13 +51,18 @@ def test_checklist_ticks_update_the_root_message(world: World, bot: BotServer) -
 
 def test_status_and_history(world: World, bot: BotServer) -> None:
     client = bot.client(world)
-    quiet = client.command(BOB, "status", channel_id=CHANNEL).json()
-    assert "None. All quiet." in json.dumps(quiet) and "Last rollback:* never" in json.dumps(quiet)
+    def reply(text: str) -> str:
+        seen = len(world.slack.ephemerals(user=BOB))
+        assert client.command(BOB, text, channel_id=CHANNEL).status_code == 200
+        return _text(wait_until(lambda: world.slack.ephemerals(user=BOB)[seen:], message=f"/rollback {text}")[0])
+
+    quiet = reply("status")
+    assert "None. All quiet." in quiet and "Last rollback:* never" in quiet
     client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
     wait_until(lambda: world.slack.messages(CHANNEL), message="root")
-    busy = json.dumps(client.command(BOB, "status", channel_id=CHANNEL).json())
+    busy = reply("status")
     assert "RB-1" in busy and "Waiting for approval" in busy
-    history = json.dumps(client.command(BOB, "history 5", channel_id=CHANNEL).json())
+    history = reply("history 5")
     assert "RB-1" in history and "checkout 500" in history
 
 
