@@ -1,0 +1,144 @@
+"""Steps, the audit log and due work: the tables the incident flow writes as it goes.
+
+A base of ``PostgresStore`` (which holds the pool); split out so each module stays one idea.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from handlers.model import StepRun
+from handlers.ports import AuditEntry, DueJob, NewJob
+from integrations.pg_rows import audit_from_row, job_from_row, step_from_row
+
+JOB_LEASE = timedelta(minutes=5)
+MAX_JOB_ATTEMPTS = 50  # with backoff capped at 10 minutes: hours of retries before a job is dead
+
+
+class WorkTables:
+    pool: ConnectionPool[Connection[DictRow]]
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def start_step(self, incident_id: int, name: str, at: datetime) -> bool:
+        with self.pool.connection() as conn:
+            return conn.execute(
+                """INSERT INTO step_runs (incident_id, name, status, started_at) VALUES (%s, %s, 'running', %s)
+                   ON CONFLICT DO NOTHING RETURNING 1""",
+                (incident_id, name, at),
+            ).fetchone() is not None
+
+    def restart_step(self, incident_id: int, name: str, at: datetime) -> bool:
+        with self.pool.connection() as conn:
+            return conn.execute(
+                """UPDATE step_runs SET status = 'running', started_at = %s, finished_at = NULL
+                   WHERE incident_id = %s AND name = %s AND status = 'failed' RETURNING 1""",
+                (at, incident_id, name),
+            ).fetchone() is not None
+
+    def finish_step(self, incident_id: int, name: str, status: str, detail: str, at: datetime) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE step_runs SET status = %s, detail = %s, finished_at = %s WHERE incident_id = %s AND name = %s",
+                (status, detail, at, incident_id, name),
+            )
+
+    def steps(self, incident_id: int) -> list[StepRun]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT * FROM step_runs WHERE incident_id = %s ORDER BY started_at, name", (incident_id,)
+            ).fetchall()
+            return [step_from_row(r) for r in rows]
+
+    # -- audit -------------------------------------------------------------------------------
+
+    def audit(self, incident_id: int | None, actor: str, action: str, outcome: str, detail: dict[str, Any],
+              at: datetime) -> None:
+        with self.pool.connection() as conn:
+            self._audit(conn, incident_id, actor, action, outcome, at, **detail)
+
+    @staticmethod
+    def _audit(conn: Connection[DictRow], incident_id: int | None, actor: str, action: str, outcome: str,
+               at: datetime, **detail: Any) -> None:
+        conn.execute(
+            "INSERT INTO audit_log (at, incident_id, actor, action, outcome, detail) VALUES (%s, %s, %s, %s, %s, %s)",
+            (at, incident_id, actor, action, outcome, Jsonb(detail)),
+        )
+
+    @staticmethod
+    def _insert_jobs(conn: Connection[DictRow], incident_id: int, jobs: Sequence[NewJob]) -> None:
+        for job in jobs:
+            conn.execute("INSERT INTO due_jobs (incident_id, kind, due_at, payload) VALUES (%s, %s, %s, %s)",
+                         (incident_id, job.kind, job.due_at, Jsonb(job.payload)))
+
+    def audit_log(self, incident_id: int) -> list[AuditEntry]:
+        with self.pool.connection() as conn:
+            rows = conn.execute("SELECT * FROM audit_log WHERE incident_id = %s ORDER BY id", (incident_id,)).fetchall()
+            return [audit_from_row(r) for r in rows]
+
+    # -- due work ----------------------------------------------------------------------------
+
+    def schedule(self, incident_id: int | None, kind: str, due_at: datetime, payload: dict[str, Any]) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO due_jobs (incident_id, kind, due_at, payload) VALUES (%s, %s, %s, %s)",
+                (incident_id, kind, due_at, Jsonb(payload)),
+            )
+
+    def claim_due(self, now: datetime, worker: str, limit: int = 20) -> list[DueJob]:
+        """Claim due rows (and rows whose lease ran out after a crash) without blocking other workers."""
+        with self.pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "UPDATE due_jobs SET status = 'dead', outcome = 'too many attempts' "
+                "WHERE status = 'running' AND lease_until < %s AND attempts >= %s",
+                (now, MAX_JOB_ATTEMPTS),
+            )
+            rows = conn.execute(
+                """WITH ready AS (
+                       SELECT id FROM due_jobs
+                       WHERE (status = 'due' AND due_at <= %(now)s) OR (status = 'running' AND lease_until < %(now)s)
+                       ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+                   UPDATE due_jobs j SET status = 'running', claimed_by = %(worker)s, attempts = j.attempts + 1,
+                       lease_until = %(lease)s
+                   FROM ready WHERE j.id = ready.id RETURNING j.*""",
+                {"now": now, "limit": limit, "worker": worker, "lease": now + JOB_LEASE},
+            ).fetchall()
+        return sorted((job_from_row(r) for r in rows), key=lambda j: j.due_at)
+
+    def finish_job(self, job_id: int, outcome: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE due_jobs SET status = 'done', outcome = %s, finished_at = now() WHERE id = %s",
+                (outcome, job_id),
+            )
+
+    def retry_job(self, job_id: int, due_at: datetime, outcome: str) -> None:
+        """Put a failed job back, due again at ``due_at``; dead after MAX_JOB_ATTEMPTS."""
+        with self.pool.connection() as conn:
+            conn.execute(
+                """UPDATE due_jobs SET status = CASE WHEN attempts >= %s THEN 'dead' ELSE 'due' END,
+                       due_at = %s, outcome = %s, lease_until = NULL
+                   WHERE id = %s""",
+                (MAX_JOB_ATTEMPTS, due_at, outcome, job_id),
+            )
+
+    def cancel_jobs(self, incident_id: int, kind: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute(
+                "UPDATE due_jobs SET status = 'cancelled' WHERE incident_id = %s AND kind = %s AND status = 'due'",
+                (incident_id, kind),
+            )
+
+    def pending_jobs(self, incident_id: int) -> list[DueJob]:
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT * FROM due_jobs WHERE incident_id = %s AND status = 'due' ORDER BY due_at", (incident_id,)
+            ).fetchall()
+            return [job_from_row(r) for r in rows]
