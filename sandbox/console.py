@@ -5,6 +5,9 @@ user, move time forward. `--demo` plays the whole story and exits."""
 from __future__ import annotations
 
 import json
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -185,11 +188,28 @@ def line_duration(delta: timedelta) -> str:
 def interactive(dev: DevEnvironment) -> int:
     console = Console(dev)
     console.out("\nRollbot sandbox. You are alice (engineer) in #incidents. Type `help` for commands.\n")
+    lines = 0
     while True:
         try:
             line = input(f"{console.user}> ")
-        except (EOFError, KeyboardInterrupt):
+        except KeyboardInterrupt:
             console.out("")
             return 0
+        except EOFError:
+            console.out("")
+            if lines == 0 and not sys.stdin.isatty():
+                return headless(dev)  # started with no input at all (a service manager, `&`)
+            return 0
+        lines += 1
         if not console.run_line(line):
             return 0
+
+
+def headless(dev: DevEnvironment) -> int:
+    """No console: keep the sandbox serving until interrupted (SIGINT or SIGTERM)."""
+    print("(no console input: the sandbox keeps running until interrupted)", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    return 0

@@ -38,6 +38,17 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+def _port_3000_or_free() -> int:
+    """SPEC's default port when it is free, else any free one."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 3000))
+            return 3000
+        except OSError:
+            pass
+    return _free_port()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -47,7 +58,7 @@ def _free_port() -> int:
 class DevEnvironment:
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         self.workdir = workdir
-        self.port = port or _free_port()
+        self.port = port or _port_3000_or_free()
         self.clock = ShiftedClock()
         self.servers: list[EmbeddedServer] = []
         self.web: WSGIServer | None = None
@@ -86,6 +97,10 @@ class DevEnvironment:
         threading.Thread(target=self.web.serve_forever, name="rollbot-dev-web", daemon=True).start()
         self.worker = Worker(build(settings, clock=self.clock, pool_size=4), "dev-worker")
         threading.Thread(target=self._tick_forever, name="rollbot-dev-worker", daemon=True).start()
+        say(f"  Slack events URL  http://127.0.0.1:{self.port}/slack/events  (health: /healthz, /readyz, /metrics)")
+        say(f"  Slack emulator    {self.slack.url}  (state: {self.slack.root_url}/_emulator/state)")
+        say(f"  Vercel emulator   {self.vercel.url}  (state: {self.vercel.url}/_emulator/state)")
+        say(f"  signing secret    {SIGNING_SECRET}  (sandbox only)")
 
     def client(self) -> SignedSlackClient:
         return SignedSlackClient(f"http://127.0.0.1:{self.port}/slack/events", SIGNING_SECRET, self.slack)
