@@ -169,13 +169,18 @@ class SignedSlackClient:
         block_id: str | None = None,
         action_type: str = "button",
         selected_options: list[Record] | None = None,
+        message: Record | None = None,
     ) -> httpx.Response:
-        """Click an interactive element of a message the bot posted.
+        """Click an interactive element of a message the bot posted (``message``: the copy the
+        user saw, when it may have been redrawn meanwhile).
 
         The element must exist in the stored message (channel message or
         ephemeral); ``block_id`` and ``value`` default to the rendered ones.
         """
-        message, ephemeral = self._find_message(channel, message_ts)
+        if message is not None:
+            ephemeral = False
+        else:
+            message, ephemeral = self._find_message(channel, message_ts)
         element = find_action(message, action_id)
         if element.get("type") != action_type:
             raise AssertionError(f"element {action_id!r} is a {element.get('type')!r}, not a {action_type!r}")

@@ -194,6 +194,12 @@ class VercelEmulator(VercelRoutes):
         with self._lock:
             self._project(project_id).fail_next.append(message)
 
+    def phantom_next_alias(self, project_id: str) -> None:
+        """The next alias job of ``project_id`` reports ``succeeded`` but production stays put,
+        so only a read-back of what production serves can tell."""
+        with self._lock:
+            self._project(project_id).phantom_next += 1
+
     # ---------------------------------------------------------------- inspection
     def calls_to(self, method: str, path_prefix: str) -> list[JSON]:
         """Recorded calls with this method whose path starts with ``path_prefix``."""
@@ -272,7 +278,8 @@ class VercelEmulator(VercelRoutes):
                     job.request.update(jobStatus="failed", failureReason=job.failure)
                 else:
                     job.request["jobStatus"] = "succeeded"
-                    project.production = job.request["toDeploymentId"]
+                    if not job.phantom:
+                        project.production = job.request["toDeploymentId"]
                     if job.request["type"] == "promote":
                         project.last_rollback_target = None
                 project.job = None

@@ -76,6 +76,7 @@ class AliasJob:
     started: float
     due: float
     failure: str | None
+    phantom: bool = False  # reports succeeded, yet production does not move (a lying read path)
 
 
 @dataclass
@@ -88,6 +89,7 @@ class ProjectRecord:
     last_rollback_target: JSON | None = None
     job: AliasJob | None = None
     fail_next: list[str] = field(default_factory=list)
+    phantom_next: int = 0
 
 
 def copy_json(value: JSON | None) -> JSON | None:

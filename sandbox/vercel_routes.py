@@ -186,7 +186,9 @@ class VercelRoutes:
                          "jobStatus": "pending", "requestedAt": now_ms(), "type": kind}
         started = time.monotonic()
         failure = project.fail_next.pop(0) if project.fail_next else None
-        project.job = AliasJob(request, started, started + max(self.alias_delay, 0.0), failure)
+        phantom = project.phantom_next > 0
+        project.phantom_next -= 1 if phantom else 0
+        project.job = AliasJob(request, started, started + max(self.alias_delay, 0.0), failure, phantom)
         project.last_alias_request = request
         if kind == "rollback":
             project.last_rollback_target = request

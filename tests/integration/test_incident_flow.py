@@ -304,3 +304,52 @@ def test_outbound_posts_are_paced_per_channel_across_processes(world: World) -> 
     waits = [r.throttle("chat.postMessage:C9", 3, window_ms=60_000) for r in (first, second, first, second, first)]
     assert waits[:3] == [0.0, 0.0, 0.0] and all(0 < w <= 60 for w in waits[3:])
     assert first.throttle("chat.postMessage:C8", 3, window_ms=60_000) == 0.0  # each channel has its own budget
+
+
+def test_an_approval_after_the_timeout_is_refused_before_the_worker_runs(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    world.advance(timedelta(minutes=31))  # no worker tick: the request is still pending in the store
+    with pytest.raises(Refused, match="already expired"):
+        approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    assert svc.store.get(incident.id).status is Status.EXPIRED
+    late = svc.store.approve(incident.id, LEADS[0], incident.plan_hash, incident.expires_at + timedelta(seconds=1),
+                             "late", timedelta(minutes=2))
+    assert not late.recorded and not late.decided  # the store refuses it too
+    assert world.vercel.calls_to("POST", "/v1/") == []
+
+
+def test_a_reminder_whose_worker_died_mid_post_is_not_posted_again(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    execute(svc, incident.id, outcome.owner)
+    world.advance(timedelta(minutes=5))
+    [job] = svc.store.claim_due(svc.clock.now(), "dies-after-posting")
+    from handlers.monitoring import run_job
+
+    assert run_job(svc, job) == "reminded"  # posted; the worker dies before finish_job
+    world.advance(timedelta(minutes=6))  # the job's lease runs out: it is claimed again
+    world.worker().run_once()
+    reminders = [m for m in world.slack.thread(CHANNEL, incident.root_ts) if "Monitoring 1/3" in _text(m)]
+    assert len(reminders) == 1
+
+
+def test_a_read_back_that_disagrees_fails_the_incident(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    world.vercel.phantom_next_alias(PROJECT)  # Vercel says succeeded; production stays put
+    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    failed = execute(svc, incident.id, outcome.owner)
+    assert failed is not None and failed.status is Status.FAILED and "read-back" in (failed.failure or "")
+    assert any("read-back" in _text(m) for m in world.slack.thread(CHANNEL, incident.root_ts))
+
+
+def test_only_the_requester_can_cancel(world: World) -> None:
+    svc = _svc(world)
+    incident = _request(svc)
+    with pytest.raises(Refused, match="who requested RB-1, can cancel it"):
+        approvals.cancel(svc, CAROL, incident.id)
+    assert approvals.cancel(svc, ALICE, incident.id).status is Status.CANCELLED
+    assert ("U01CAROL", "cancel", "refused") in _audit(world)
+    assert _request(svc, BOB, "again").ref == "RB-2"

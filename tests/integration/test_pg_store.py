@@ -84,3 +84,26 @@ def test_a_crashed_workers_job_is_reclaimed_after_its_lease(store: PostgresStore
     assert again.id == job.id
     store.finish_job(again.id, "reminded")
     assert store.claim_due(T0 + timedelta(hours=1), "other") == []
+
+
+def test_the_execution_lease_fences_a_stale_executor(world) -> None:  # noqa: ANN001 - fixture
+    from handlers.commands import Rollback
+    from handlers.execution import LEASE
+    from handlers.ports import NewJob
+    from handlers.requests import request_rollback
+    from sandbox.team import ALICE, CAROL
+
+    svc = world.container().services
+    store = svc.store
+    incident = request_rollback(svc, ALICE, Rollback("code", "prod", "fence"))
+    assert store.approve(incident.id, CAROL, incident.plan_hash, svc.clock.now(), "A", LEASE).decided
+    assert not store.claim_execution(incident.id, "B", LEASE)  # A's lease is live
+    with psycopg.connect(world.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE incidents SET exec_lease_until = now() - interval '1 second'")
+    assert store.claim_execution(incident.id, "B", LEASE)
+    assert not store.renew_execution(incident.id, "A", LEASE)
+    assert not store.mark_rolled_back(incident.id, "A", T0)
+    assert store.start_monitoring(incident.id, "A", T0, ["post_stable"], [NewJob("monitor", T0, {})]) is None
+    assert store.pending_jobs(incident.id) == []
+    assert store.mark_rolled_back(incident.id, "B", T0)
+    assert store.start_monitoring(incident.id, "B", T0, ["post_stable"], [NewJob("monitor", T0, {})]) is not None

@@ -95,7 +95,9 @@ def test_code_rollback_end_to_end(world: World, bot: BotServer) -> None:
                        message="the ticked post-rollback item")
         if index > 1:
             assert "☑ Verify system is stable" in _text(reminder)
-    assert worker.run_once() == 0  # nothing sent twice
+    assert worker.run_once() == 0
+    for index in (1, 2, 3):  # each reminder exactly once
+        assert len([m for m in world.slack.thread(CHANNEL, root["ts"]) if f"Monitoring {index}/3" in _text(m)]) == 1
 
     # Carol resolves: modal, then the post-incident summary in the channel, linked in the thread.
     final = [m for m in world.slack.thread(CHANNEL, root["ts"]) if "Monitoring 3/3" in _text(m)][0]
@@ -131,6 +133,9 @@ def test_code_rollback_end_to_end(world: World, bot: BotServer) -> None:
     refused = {(r["actor"], r["action"]) for r in report["refused_attempts"]}
     assert (ALICE, "approve") in refused and (BOB, "approve") in refused
     assert [h["phase"] for h in report["health"]] == ["verify", "monitor 1/3", "monitor 2/3", "monitor 3/3"]
+    audit = [(e["actor"], e["action"], e["outcome"]) for e in report["audit_log"]]
+    assert ("rollbot", "vercel.rollback", "attempt") in audit and (CAROL, "approve", "ok") in audit
     md = subprocess.run([sys.executable, "-m", "bot.cli", "report", "RB-1"], env=env, capture_output=True,
                         text=True, timeout=60)
     assert md.returncode == 0 and md.stdout.startswith("# RB-1: code rollback on prod (resolved)")
+    assert "## Audit log" in md.stdout and "U01BOB approve: refused" in md.stdout
