@@ -63,6 +63,7 @@ class SignedSlackClient:
         self.emulator = emulator
         self.team_id = team_id
         self._http = httpx.Client(trust_env=False, timeout=timeout)
+        self.sent_payloads: list[str] = []  # interactivity payloads, in the order sent
 
     def close(self) -> None:
         """Close the underlying HTTP connection pool."""
@@ -117,7 +118,9 @@ class SignedSlackClient:
         return self.post_raw(urlencode(fields).encode("utf-8"), "application/x-www-form-urlencoded")
 
     def _post_payload(self, payload: Record) -> httpx.Response:
-        return self._post_form({"payload": json.dumps(payload)})
+        body = json.dumps(payload)
+        self.sent_payloads.append(body)  # so a test can re-deliver exactly what was sent
+        return self._post_form({"payload": body})
 
     # ------------------------------------------------------------------
     # Slack-shaped requests
