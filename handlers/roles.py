@@ -30,12 +30,18 @@ class Roles:
                     break
         return held
 
+    def _held(self, user: str) -> set[str] | None:
+        """The user's roles, or None when a user group cannot be read."""
+        try:
+            return self.of(user)
+        except DirectoryUnavailable:
+            return None
+
     def request_refusal(self, user: str, env: str) -> str | None:
         """Why ``user`` may not request a rollback on ``env``, or None when allowed."""
         allowed = self._policy.environments[env].policy.requesters
-        try:
-            held = self.of(user)
-        except DirectoryUnavailable:
+        held = self._held(user)
+        if held is None:
             return UNAVAILABLE
         if held & set(allowed):
             return None
@@ -57,9 +63,8 @@ class Roles:
             )
         if user == incident.requester and not env_policy.self_approval:
             return f"you requested {incident.ref}, and *{incident.env}* needs a second person to approve (four eyes)."
-        try:
-            held = self.of(user)
-        except DirectoryUnavailable:
+        held = self._held(user)
+        if held is None:
             return UNAVAILABLE
         if not held & set(rule.approvers):
             return (
@@ -77,9 +82,8 @@ class Roles:
         rule = self._policy.environments[incident.env].policy.rule(incident.kind)
         if user == incident.requester:
             return None
-        try:
-            held = self.of(user)
-        except DirectoryUnavailable:
+        held = self._held(user)
+        if held is None:
             return UNAVAILABLE
         if held & set(rule.approvers):
             return None
@@ -90,9 +94,8 @@ class Roles:
         env_policy = self._policy.environments[incident.env].policy
         if user == incident.requester:
             return None
-        try:
-            held = self.of(user)
-        except DirectoryUnavailable:
+        held = self._held(user)
+        if held is None:
             return UNAVAILABLE
         if held & (set(env_policy.requesters) | set(env_policy.rule(incident.kind).approvers)):
             return None
