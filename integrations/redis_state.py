@@ -67,12 +67,6 @@ class RedisState:
         except RedisError:
             log.warning("redis unavailable; thread refs stay in Postgres only")
 
-    def forget_thread(self, incident_id: int) -> None:
-        try:
-            self.client.delete(f"{PREFIX}thread:{incident_id}")
-        except RedisError:
-            pass
-
     def hincr(self, key: str, field: str, amount: float) -> None:
         try:
             self.client.hincrbyfloat(PREFIX + key, field, amount)

@@ -71,12 +71,6 @@ class VercelClient:
         self._request("POST", f"/v1/projects/{project}/rollback/{deployment_uid}", {"description": description},
                       idempotent=False)
 
-    def promote(self, project: str, deployment_uid: str) -> None:
-        self._request("POST", f"/v10/projects/{project}/promote/{deployment_uid}", {}, idempotent=False)
-
-    def ping(self) -> None:
-        self._get("/v2/user", {})
-
     # -- transport ---------------------------------------------------------------------------
 
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
