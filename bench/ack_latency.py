@@ -9,7 +9,7 @@ against embedded Postgres/Redis and the emulators, then times, over real loopbac
 * Approve clicks, 20 at once (ack before the approval is decided)
 
 and prints p50/p95 and each one's ratio to the baseline's p50. Ratios, not absolute times,
-are what to compare across machines. Run: `.venv/bin/python -m bench.ack_latency`.
+are what to compare across machines. Run: `.venvs/py3.X/bin/python -m bench.ack_latency`.
 """
 
 from __future__ import annotations

