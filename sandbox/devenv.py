@@ -6,7 +6,6 @@ in this process on one clock that the console can move forward."""
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -38,27 +37,14 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def _port_3000_or_free() -> int:
-    """SPEC's default port when it is free, else any free one."""
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", 3000))
-            return 3000
-        except OSError:
-            pass
-    return _free_port()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+DEFAULT_PORT = 3000  # SPEC's default, when it is free
 
 
 class DevEnvironment:
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         self.workdir = workdir
-        self.port = port or _port_3000_or_free()
+        self._asked_port = port
+        self.port = port or DEFAULT_PORT  # the bound port once start() has run
         self.clock = ShiftedClock()
         self.servers: list[EmbeddedServer] = []
         self.web: WSGIServer | None = None
@@ -90,10 +76,10 @@ class DevEnvironment:
             "HTTP_PROXY": "", "HTTPS_PROXY": "", "http_proxy": "", "https_proxy": "",
         }
         settings = Settings(_env_file=None, **{k.lower(): v for k, v in self.env.items() if "proxy" not in k.lower()})  # type: ignore[call-arg, arg-type]
-        say(f"• starting the web app on http://127.0.0.1:{self.port} and the worker (one clock for both)")
+        say("• starting the web app and the worker (one clock for both)")
         self.container = build(settings, clock=self.clock, pool_size=8)
-        self.web = make_server("127.0.0.1", self.port, RollbotWSGI(self.container), server_class=_ThreadingServer,
-                               handler_class=_QuietHandler)
+        self.web = self._bind(RollbotWSGI(self.container))
+        self.port = int(self.web.server_address[1])
         threading.Thread(target=self.web.serve_forever, name="rollbot-dev-web", daemon=True).start()
         self.worker = Worker(build(settings, clock=self.clock, pool_size=4), "dev-worker")
         threading.Thread(target=self._tick_forever, name="rollbot-dev-worker", daemon=True).start()
@@ -101,6 +87,18 @@ class DevEnvironment:
         say(f"  Slack emulator    {self.slack.url}  (state: {self.slack.root_url}/_emulator/state)")
         say(f"  Vercel emulator   {self.vercel.url}  (state: {self.vercel.url}/_emulator/state)")
         say(f"  signing secret    {SIGNING_SECRET}  (sandbox only)")
+
+    def _bind(self, app: RollbotWSGI) -> WSGIServer:
+        """Port 3000 unless taken (then any free one); a port asked for is used or fails. Binding
+        is the check: another process cannot take the port between a check and the bind."""
+        ports = [self._asked_port] if self._asked_port else [DEFAULT_PORT, 0]
+        for port in ports:
+            try:
+                return make_server("127.0.0.1", port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
+            except OSError:
+                if port == ports[-1]:
+                    raise
+        raise AssertionError("unreachable")
 
     def client(self) -> SignedSlackClient:
         return SignedSlackClient(f"http://127.0.0.1:{self.port}/slack/events", SIGNING_SECRET, self.slack)
