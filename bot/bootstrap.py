@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -10,12 +11,15 @@ from functools import partial
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.blocks.code_plan import CodePlanRenderer
 from bot.config_file import ConfigError, load_policy
 from bot.directory import SlackDirectory
 from bot.notifier import SlackNotifier
 from bot.settings import Settings, secret
 from handlers.clock import Clock, SystemClock
+from handlers.code import CodeKind
 from handlers.config import Policy
+from handlers.kind import KindRegistry, RollbackKind
 from handlers.services import Services
 from integrations.health import HttpHealthChecker
 from integrations.pg_store import PostgresStore, thread_refs_from
@@ -63,6 +67,37 @@ def slack_client(settings: Settings) -> WebClient:
     )
 
 
+def vercel_client(settings: Settings) -> VercelClient:
+    return VercelClient(secret(settings.vercel_token), base_url=settings.vercel_api_url,
+                        team_id=settings.vercel_team_id)
+
+
+def build_kinds(settings: Settings, vercel: VercelClient, policy: Policy | None = None) -> KindRegistry:
+    """The registry of rollback kinds: the built-in ones, then those named in ROLLBOT_KINDS.
+    With a policy, every approval rule must name a registered kind."""
+    kinds = KindRegistry([CodeKind(vercel, uncertain_window=settings.rollbot_uncertain_window)])
+    for spec in filter(None, (part.strip() for part in settings.rollbot_kinds.split(","))):
+        kinds.register(_plugin(spec, settings))
+    for name, env in (policy.environments.items() if policy else ()):
+        for extra in env.policy.extra_kinds():
+            if extra not in kinds:
+                raise ConfigError(f"environments.{name}.policy.{extra}: no rollback kind is named {extra!r} "
+                                  f"(known: {', '.join(kinds.names())})")
+    return kinds
+
+
+def _plugin(spec: str, settings: Settings) -> RollbackKind:
+    module_name, _, attribute = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute or "kind")
+        kind = factory(settings)
+    except Exception as error:
+        raise ConfigError(f"ROLLBOT_KINDS: cannot load {spec!r} ({type(error).__name__}: {error})") from None
+    if not isinstance(kind, RollbackKind):
+        raise ConfigError(f"ROLLBOT_KINDS: {spec!r} did not return a RollbackKind")
+    return kind
+
+
 def build(settings: Settings, *, clock: Clock | None = None, policy: Policy | None = None,
           pool_size: int = 10) -> Container:
     missing = settings.missing(*REQUIRED)
@@ -70,18 +105,18 @@ def build(settings: Settings, *, clock: Clock | None = None, policy: Policy | No
         raise ConfigError("missing environment variables: " + ", ".join(missing) + " (see .env.example)")
     policy = policy or load_policy(settings.rollbot_config)
     clock = clock or SystemClock()
-    store = PostgresStore(secret(settings.database_url), max_size=pool_size)
+    vercel = vercel_client(settings)
+    kinds = build_kinds(settings, vercel, policy)
+    store = PostgresStore(secret(settings.database_url), kinds.load_plan, max_size=pool_size)
     redis = RedisState(secret(settings.redis_url), rebuild=partial(thread_refs_from, store))
     slack = slack_client(settings)
-    vercel = VercelClient(secret(settings.vercel_token), base_url=settings.vercel_api_url,
-                          team_id=settings.vercel_team_id)
     health = HttpHealthChecker()
     services = Services(
         policy=policy,
         store=store,
         live=redis,
-        notifier=SlackNotifier(slack, policy, clock, redis),
-        code=vercel,
+        notifier=SlackNotifier(slack, policy, clock, redis, kinds, {"code": CodePlanRenderer()}),
+        kinds=kinds,
         health=health,
         directory=SlackDirectory(slack, redis),
         clock=clock,

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks.incident import root_blocks, root_text
+from bot.blocks.plans import PlanRenderer, renderer_for
 from bot.blocks.summary import summary_blocks
 from bot.blocks.thread import (
     closed_blocks,
@@ -27,8 +28,11 @@ from bot.blocks.thread import (
 )
 from handlers.clock import Clock
 from handlers.config import Policy
-from handlers.model import HealthResult, Incident, Plan, StepRun
-from handlers.ports import AliasState, DeliveryFailed, LiveState
+from handlers.kind import KindRegistry, Verification
+from handlers.model import HealthResult, Incident, StepRun
+from handlers.plans import PlanBase
+from handlers.ports import DeliveryFailed, LiveState
+from handlers.summary import Summary
 
 log = logging.getLogger("rollbot.slack")
 POSTS_PER_SECOND = 3
@@ -36,19 +40,28 @@ UNKNOWN = "unknown"  # a message that may or may not have been posted: never pos
 
 
 class SlackNotifier:
-    def __init__(self, client: WebClient, policy: Policy, clock: Clock, live: LiveState) -> None:
+    def __init__(self, client: WebClient, policy: Policy, clock: Clock, live: LiveState, kinds: KindRegistry,
+                 renderers: Mapping[str, PlanRenderer] | None = None) -> None:
         self._client = client
         self._live = live
         self._policy = policy
         self._clock = clock
+        self._kinds = kinds
+        self._renderers = renderers or {}
         self._workspace_url: str | None = None
+
+    def _root(self, incident: Incident) -> tuple[str, list[dict[str, Any]]]:
+        kind = self._kinds[incident.kind]
+        blocks = root_blocks(incident, kind, self._policy.environments[incident.env].policy, self._clock.now(),
+                             renderer_for(self._renderers, incident.kind))
+        return root_text(incident, kind), blocks
 
     def post_root(self, incident: Incident, steps: Sequence[StepRun]) -> tuple[str, str]:
         channel = self._policy.environments[incident.env].channel
-        blocks = root_blocks(incident, self._policy.environments[incident.env].policy, self._clock.now())
+        text, blocks = self._root(incident)
         try:
             self._pace(channel)
-            response = self._client.chat_postMessage(channel=channel, text=root_text(incident), blocks=blocks,
+            response = self._client.chat_postMessage(channel=channel, text=text, blocks=blocks,
                                                      unfurl_links=False, unfurl_media=False)
         except Exception as error:
             raise _delivery_failed(error) from None
@@ -58,9 +71,8 @@ class SlackNotifier:
         refs = self._refs(incident)
         if not ("channel" in refs and "root_ts" in refs):
             return
-        blocks = root_blocks(incident, self._policy.environments[incident.env].policy, self._clock.now())
-        self._safe(self._client.chat_update, channel=refs["channel"], ts=refs["root_ts"],
-                   text=root_text(incident), blocks=blocks)
+        text, blocks = self._root(incident)
+        self._safe(self._client.chat_update, channel=refs["channel"], ts=refs["root_ts"], text=text, blocks=blocks)
 
     def notify_team(self, incident: Incident, mentions: Sequence[str]) -> None:
         approvers = self._policy.environments[incident.env].policy.rule(incident.kind).approvers
@@ -70,7 +82,7 @@ class SlackNotifier:
     def progress(self, incident: Incident, steps: Sequence[StepRun]) -> str | None:
         """Post the progress message once, then update it in place. If the first post may have
         gone through (a timeout), it is never posted again: updates are skipped instead."""
-        text, blocks = progress_blocks(incident, steps)
+        text, blocks = progress_blocks(incident, self._kinds[incident.kind], steps)
         refs = self._refs(incident)
         if refs.get("progress_ts") == UNKNOWN:
             return UNKNOWN
@@ -88,9 +100,9 @@ class SlackNotifier:
         self._live.remember_thread(incident.id, {"progress_ts": ts})
         return ts
 
-    def verification(self, incident: Incident, alias: AliasState, health: Sequence[HealthResult], ok: bool) -> None:
+    def verification(self, incident: Incident, result: Verification, health: Sequence[HealthResult], ok: bool) -> None:
         monitor = self._policy.environments[incident.env].monitor
-        text, blocks = verification_blocks(incident, alias, health, ok, monitor)
+        text, blocks = verification_blocks(incident, result, health, ok, monitor)
         self._thread(incident, text, blocks)
 
     def reminder(self, incident: Incident, index: int, total: int, health: Sequence[HealthResult]) -> None:
@@ -101,7 +113,7 @@ class SlackNotifier:
         text, blocks = failure_blocks(incident, error, next_step)
         self._thread(incident, text, blocks, broadcast=True)
 
-    def summary(self, incident: Incident, summary: dict[str, Any]) -> str:
+    def summary(self, incident: Incident, summary: Summary) -> str:
         channel = self._refs(incident).get("channel") or self._policy.environments[incident.env].channel
         text, blocks = summary_blocks(summary)
         try:
@@ -120,7 +132,7 @@ class SlackNotifier:
         text, blocks = closed_blocks(incident)
         self._thread(incident, text, blocks)
 
-    def plan_changed(self, incident: Incident, old: Plan) -> None:
+    def plan_changed(self, incident: Incident, old: PlanBase) -> None:
         text, blocks = plan_changed_blocks(incident, old)
         self._thread(incident, text, blocks)
 

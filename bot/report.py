@@ -6,6 +6,7 @@ import json
 import re
 import sys
 
+from bot.bootstrap import build_kinds, vercel_client
 from bot.config_file import ConfigError
 from bot.settings import Settings, secret
 from handlers.summary import build_summary, render_markdown
@@ -19,20 +20,22 @@ def print_report(settings: Settings, ref: str, fmt: str) -> int:
         return 2
     if not settings.database_url:
         raise ConfigError("DATABASE_URL is not set")
-    store = PostgresStore(secret(settings.database_url), max_size=1)
+    vercel = vercel_client(settings)  # the kinds need their adapters; a report calls none of them
+    kinds = build_kinds(settings, vercel)
+    store = PostgresStore(secret(settings.database_url), kinds.load_plan, max_size=1)
     try:
         incident = store.get(int(match.group(1)))
         if incident is None:
             print(f"rollbot: RB-{match.group(1)} does not exist", file=sys.stderr)
             return 1
         summary = store.summary(incident.id) or build_summary(
-            incident, store.steps(incident.id), store.audit_log(incident.id)
+            incident, kinds[incident.kind], store.steps(incident.id), store.audit_log(incident.id)
         )
         entries = store.audit_log(incident.id)
         if fmt == "json":
             audit = [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "outcome": e.outcome,
                       "detail": e.detail} for e in entries]
-            print(json.dumps({**summary, "audit_log": audit}, indent=2, default=str))
+            print(json.dumps({**summary.to_json(), "audit_log": audit}, indent=2, default=str))
         else:
             print(render_markdown(summary), end="")
             print("\n## Audit log\n")
@@ -42,3 +45,4 @@ def print_report(settings: Settings, ref: str, fmt: str) -> int:
         return 0
     finally:
         store.close()
+        vercel.close()

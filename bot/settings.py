@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     rollbot_web_threads: int = Field(default=16, ge=2, le=256)
     rollbot_listener_threads: int = Field(default=32, ge=2, le=512)
     rollbot_log_level: str = "INFO"
+    # After an uncertain provider call (timeout, dropped connection, 5xx), how long Rollbot watches
+    # the provider's own record for it before concluding it did not take effect (seconds).
+    rollbot_uncertain_window: float = Field(default=30.0, gt=0, le=600)
+    # Extra rollback kinds: comma-separated "module:factory", each factory(settings) -> RollbackKind
+    # (docs/adding-a-rollback-kind.md).
+    rollbot_kinds: str = ""
 
     def missing(self, *names: str) -> list[str]:
         """Names (as environment variables) of required settings that are unset."""

@@ -1,5 +1,11 @@
-"""`rollbot worker`: the scheduler process. Due work lives in Postgres (claimed with
-FOR UPDATE SKIP LOCKED); a Redis leader lock keeps an accidental second worker idle."""
+"""`rollbot worker`: executions, reminders, expiries and summaries, from rows in Postgres.
+
+Due work is claimed with ``FOR UPDATE SKIP LOCKED`` and run on a bounded pool, so independent
+jobs (200 reminders in 200 channels, an execution next to them) run side by side. The worker is
+woken at once by Postgres ``LISTEN/NOTIFY`` when work is written; an APScheduler tick is the
+fallback and runs the housekeeping (orphaned requests, executions whose lease ran out). A Redis
+leader lock keeps an accidental second worker idle; Postgres guards keep it safe either way.
+"""
 
 from __future__ import annotations
 
@@ -8,64 +14,140 @@ import os
 import signal
 import socket
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.bootstrap import Container
+from bot.settings import secret
 from handlers import monitoring
+from integrations.pg_wakeups import JobWakeups
 
 log = logging.getLogger("rollbot.worker")
 LEADER = "worker"
+DEFAULT_CONCURRENCY = 16
 
 
 class Worker:
-    def __init__(self, container: Container, worker_id: str | None = None) -> None:
+    def __init__(self, container: Container, worker_id: str | None = None, *,
+                 concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.container = container
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         tick = container.policy.scheduler.tick.total_seconds()
         self.tick_seconds = max(tick, 0.05)
         self._lock_ttl_ms = int(max(self.tick_seconds * 3, 30) * 1000)
-        self._busy = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rollbot-job")
+        self._concurrency = concurrency
+        self._running: set[Future[str]] = set()
+        self._running_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._busy = threading.Lock()  # one dispatcher at a time (tick, wake-up, a test's run_once)
         self.leading = False
 
-    def run_once(self) -> int:
-        """One tick. Returns how many due jobs ran (0 when another worker leads)."""
-        if not self._busy.acquire(blocking=False):
-            return 0  # the previous tick is still running
-        try:
-            leading = self.container.redis.acquire_leader(LEADER, self._lock_ttl_ms)
-            if leading != self.leading:
-                log.info("worker %s %s", self.id, "is the leader" if leading else "is standing by")
-                self.leading = leading
-            if not leading:
-                return 0
-            return monitoring.tick(self.container.services, self.id, self._renew)
-        except Exception:
-            log.exception("worker tick failed; retrying next tick")
-            return 0
-        finally:
-            self._busy.release()
+    # -- one pass ----------------------------------------------------------------------------
 
-    def _renew(self) -> bool:
-        self.leading = self.container.redis.acquire_leader(LEADER, self._lock_ttl_ms)
-        return self.leading
+    def _lead(self) -> bool:
+        leading = self.container.redis.acquire_leader(LEADER, self._lock_ttl_ms)
+        if leading != self.leading:
+            log.info("worker %s %s", self.id, "is the leader" if leading else "is standing by")
+            self.leading = leading
+        return leading
+
+    def dispatch(self) -> int:
+        """Claim as many due jobs as the pool has free slots and start them; returns how many.
+        Does not wait for them (a long execution must not hold up the reminders)."""
+        svc = self.container.services
+        started = 0
+        while True:
+            with self._running_lock:
+                free = self._concurrency - len(self._running)
+            if free <= 0 or not self._lead():
+                return started
+            jobs = svc.store.claim_due(svc.clock.now(), self.id, limit=free)
+            if not jobs:
+                return started
+            for job in jobs:
+                future = self._pool.submit(monitoring.process, svc, job)
+                with self._running_lock:
+                    self._running.add(future)
+                future.add_done_callback(self._done)
+            started += len(jobs)
+
+    def _done(self, future: Future[str]) -> None:
+        with self._running_lock:
+            self._running.discard(future)
+        self._wake.set()  # a free slot: claim more if more is due
+
+    def run_once(self) -> int:
+        """Everything due now, to the end, then the housekeeping. Returns how many jobs ran
+        (0 when another worker leads). For the dev console and tests; the service loops."""
+        with self._busy:
+            ran = 0
+            try:
+                while True:
+                    started = self.dispatch()
+                    with self._running_lock:
+                        running = set(self._running)
+                    if not started and not running:
+                        break
+                    ran += started
+                    wait(running)
+                if self.leading:
+                    monitoring.housekeeping(self.container.services)
+            except Exception:
+                log.exception("worker pass failed; retrying next tick")
+            return ran
+
+    def _tick(self) -> None:
+        """The scheduler's fallback: housekeeping, and anything a lost wake-up left due."""
+        with self._busy:
+            try:
+                self.dispatch()
+                if self.leading:
+                    monitoring.housekeeping(self.container.services)
+            except Exception:
+                log.exception("worker tick failed; retrying next tick")
+
+    # -- the service -------------------------------------------------------------------------
 
     def run_forever(self) -> None:
-        scheduler = BlockingScheduler(timezone="UTC")
-        scheduler.add_job(self.run_once, "interval", seconds=self.tick_seconds, id="tick", max_instances=1,
-                          coalesce=True, misfire_grace_time=None)
-        log.info("worker %s ticking every %.1fs", self.id, self.tick_seconds)
+        stop = threading.Event()
 
-        def stop(signum: int, _frame: object) -> None:
+        def on_signal(signum: int, _frame: object) -> None:
             log.info("worker %s stopping (signal %s)", self.id, signum)
-            scheduler.shutdown(wait=False)
+            stop.set()
+            self._wake.set()
 
-        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(self._tick, "interval", seconds=self.tick_seconds, id="tick", max_instances=1,
+                          coalesce=True, misfire_grace_time=None)
+        wakeups = JobWakeups(secret(self.container.settings.database_url), self._wake.set)
+        log.info("worker %s: %d at a time, woken by NOTIFY, ticking every %.1fs", self.id, self._concurrency,
+                 self.tick_seconds)
         try:
-            self.run_once()
+            wakeups.start()
             scheduler.start()
-        except (KeyboardInterrupt, SystemExit):
-            pass
+            self._tick()
+            while not stop.is_set():
+                self._wake.wait(self.tick_seconds)
+                self._wake.clear()
+                if stop.is_set():
+                    break
+                with self._busy:
+                    try:
+                        self.dispatch()
+                    except Exception:
+                        log.exception("dispatching due work failed; retrying")
+                        stop.wait(1.0)
         finally:
-            self.container.redis.release_leader(LEADER)
-            self.container.close()
+            scheduler.shutdown(wait=False)
+            wakeups.stop()
+            self.close()
+
+    def close(self) -> None:
+        """Let running jobs finish (their leases cover a hard stop), then release everything."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.container.redis.release_leader(LEADER)
+        self.container.close()

@@ -3,8 +3,6 @@ expire. Every decision is an atomic write in the store; the first winner execute
 
 from __future__ import annotations
 
-from handlers.code import replan
-from handlers.execution import LEASE, new_owner
 from handlers.model import Incident, Status
 from handlers.ports import ApprovalOutcome, ProviderError
 from handlers.services import Refused, Services
@@ -12,7 +10,8 @@ from handlers.services import Refused, Services
 
 def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> ApprovalOutcome:
     """Record ``user``'s approval. ``decided`` is True for exactly one call: the one whose
-    approval completed the quorum and moved the incident to EXECUTING; its caller executes.
+    approval completed the quorum, moved the incident to EXECUTING and queued its ``execute``
+    job for the worker, in one transaction.
     """
     incident = _load(svc, user, "approve", incident_id)
     if incident.status is Status.PENDING and svc.clock.now() >= incident.expires_at:
@@ -23,7 +22,7 @@ def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> Appro
         raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash)
     _ensure_plan_current(svc, user, incident)
     now = svc.clock.now()
-    outcome = svc.store.approve(incident_id, user, plan_hash, now, new_owner(), LEASE)
+    outcome = svc.store.approve(incident_id, user, plan_hash, now)
     if not outcome.recorded:
         # Lost a race: another click changed the incident between our read and our write.
         refusal = svc.roles.approval_refusal(user, outcome.incident, plan_hash) or (
@@ -38,8 +37,9 @@ def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> Appro
 def _ensure_plan_current(svc: Services, user: str, incident: Incident) -> None:
     """Approvals are bound to the exact plan. If production moved since the request, the plan is
     re-resolved, every approval given so far becomes void, and this click does not count."""
+    kind = svc.kinds[incident.kind]
     try:
-        fresh = replan(svc.code, incident.plan)
+        fresh = kind.replan(incident.plan, svc.policy.environments[incident.env])
     except Refused as refused:
         raise svc.refuse(incident.id, user, "approve", f"the plan of {incident.ref} no longer holds: "
                          f"{refused.message} Deny or cancel it.") from None

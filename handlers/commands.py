@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from handlers.config import Policy, RollbackType
+from handlers.config import Policy
 from handlers.text import escape
 
-USAGE = """\
-/rollback code  <env> [dpl_…]            [reason]   roll Vercel back to the last known good (or given) deployment
+if TYPE_CHECKING:
+    from handlers.kind import KindRegistry
+
+# The runbook's kinds not built yet: parsed and validated here, then refused as not available.
+PLANNED_USAGE = """\
 /rollback db    <env> <migration>        [reason]   revert one migration (reverse SQL), backup first
 /rollback db    <env> restore <backup>   [reason]   restore a backup taken by the bot
 /rollback db    <env> list                          migrations of the last 24 h and recent backups
 /rollback env   <env> <KEY>[ <KEY>…]     [reason]   restore env vars from the last snapshot, redeploy
-/rollback flag  <env> <flag-key>         [reason]   disable a feature flag (Edge Config)
+/rollback flag  <env> <flag-key>         [reason]   disable a feature flag (Edge Config)"""
+OTHER_USAGE = """\
 /rollback decide                                    decision matrix: issue type + severity -> rollback type
 /rollback status | history [n] | resolve [RB-N] | cancel RB-N
 /rollback drill <type> <env>                        rehearsal on a non-production environment
 /rollback help"""
 
-_TYPE_WORDS: dict[str, RollbackType] = {
-    "code": "code",
+_PLANNED_WORDS: dict[str, str] = {
     "db": "database",
     "database": "database",
     "env": "env",
@@ -46,14 +51,10 @@ class Help:
 
 @dataclass(frozen=True)
 class Rollback:
-    kind: RollbackType
+    kind: str  # a registered kind's name (or a planned one, which is refused)
     env: str
     reason: str
-    deployment: str | None = None  # code: explicit target
-    migration: str | None = None  # database: migration to revert
-    backup: str | None = None  # database: backup to restore
-    keys: tuple[str, ...] = ()  # env: variables to restore
-    flag: str | None = None  # flag: key to disable
+    args: Mapping[str, Any] = field(default_factory=dict)  # the kind's own arguments
 
 
 @dataclass(frozen=True)
@@ -88,21 +89,35 @@ class Cancel:
 
 @dataclass(frozen=True)
 class Drill:
-    kind: RollbackType
+    kind: str
     env: str
 
 
 Command = Help | Rollback | ListMigrations | Decide | StatusQuery | History | Resolve | Cancel | Drill
 
 
-def parse(text: str, policy: Policy) -> Command:
+def usage(kinds: KindRegistry) -> str:
+    """The help text: every registered kind, the planned ones, then the other commands."""
+    planned = [line for line in PLANNED_USAGE.splitlines()
+               if _PLANNED_WORDS.get(line.split()[1]) not in kinds]
+    return "\n".join([*(kind.usage for kind in kinds), *planned, OTHER_USAGE])
+
+
+def parse(text: str, policy: Policy, kinds: KindRegistry) -> Command:
     """Parse the text after `/rollback`."""
     words = text.split()
     if not words:
         return Help()
     head, rest = words[0].lower(), words[1:]
-    if head in _TYPE_WORDS:
-        return _rollback(_TYPE_WORDS[head], head, rest, policy)
+    kind = kinds.by_word(head)
+    if kind is not None:
+        if not rest:
+            raise CommandError(f"`{head}` needs an environment: `/rollback {head} &lt;env&gt; …`. " + _envs(policy))
+        env = _env(rest[0], policy)
+        args, reason = kind.parse(env, rest[1:])
+        return Rollback(kind.name, env, reason.strip(), args)
+    if head in _PLANNED_WORDS:
+        return _planned(_PLANNED_WORDS[head], head, rest, policy)
     if head == "help":
         return Help()
     if head == "decide":
@@ -122,21 +137,19 @@ def parse(text: str, policy: Policy) -> Command:
             raise CommandError("`cancel` needs the incident: `/rollback cancel RB-12`.")
         return Cancel(incident_id=_incident(rest[0]))
     if head == "drill":
-        if len(rest) < 2 or rest[0].lower() not in _TYPE_WORDS:
+        named = kinds.by_word(rest[0]) if rest else None
+        name = named.name if named else _PLANNED_WORDS.get(rest[0].lower()) if rest else None
+        if len(rest) < 2 or name is None:
             raise CommandError("`drill` takes a rollback type and an environment: `/rollback drill code staging`.")
-        return Drill(kind=_TYPE_WORDS[rest[0].lower()], env=_env(rest[1], policy))
-    raise CommandError(_unknown(words[0]))
+        return Drill(kind=name, env=_env(rest[1], policy))
+    raise CommandError(_unknown(words[0], kinds))
 
 
-def _rollback(kind: RollbackType, word: str, rest: list[str], policy: Policy) -> Command:
+def _planned(kind: str, word: str, rest: list[str], policy: Policy) -> Command:
     if not rest:
         raise CommandError(f"`{word}` needs an environment: `/rollback {word} &lt;env&gt; …`. " + _envs(policy))
     env = _env(rest[0], policy)
     args = rest[1:]
-    if kind == "code":
-        if args and args[0].startswith("dpl_"):
-            return Rollback(kind, env, _reason(args[1:]), deployment=args[0])
-        return Rollback(kind, env, _reason(args))
     if kind == "database":
         if not args:
             raise CommandError(
@@ -148,8 +161,8 @@ def _rollback(kind: RollbackType, word: str, rest: list[str], policy: Policy) ->
         if args[0].lower() == "restore":
             if len(args) < 2:
                 raise CommandError(f"`restore` needs a backup id: `/rollback db {env} restore &lt;backup&gt;`.")
-            return Rollback(kind, env, _reason(args[2:]), backup=args[1])
-        return Rollback(kind, env, _reason(args[1:]), migration=args[0])
+            return Rollback(kind, env, _reason(args[2:]), {"backup": args[1]})
+        return Rollback(kind, env, _reason(args[1:]), {"migration": args[0]})
     if kind == "env":
         keys = []
         for token in args:
@@ -161,10 +174,10 @@ def _rollback(kind: RollbackType, word: str, rest: list[str], policy: Policy) ->
                 f"`{word} {env}` needs at least one variable name in UPPER_CASE: "
                 f"`/rollback env {env} API_URL FEATURE_X reason…`."
             )
-        return Rollback(kind, env, _reason(args[len(keys):]), keys=tuple(keys))
+        return Rollback(kind, env, _reason(args[len(keys):]), {"keys": tuple(keys)})
     if not args:
         raise CommandError(f"`{word} {env}` needs the flag key: `/rollback flag {env} new-checkout reason…`.")
-    return Rollback(kind, env, _reason(args[1:]), flag=args[0])
+    return Rollback(kind, env, _reason(args[1:]), {"flag": args[0]})
 
 
 def _env(word: str, policy: Policy) -> str:
@@ -192,8 +205,9 @@ def _reason(words: list[str]) -> str:
     return " ".join(words).strip()
 
 
-def _unknown(word: str) -> str:
-    choices = list(_TYPE_WORDS) + list(_OTHER_WORDS)
+def _unknown(word: str, kinds: KindRegistry) -> str:
+    choices = [w for kind in kinds for w in (kind.name, *kind.words)] + list(_PLANNED_WORDS) + list(_OTHER_WORDS)
     close = difflib.get_close_matches(word.lower(), choices, n=1)
     hint = f" Did you mean `{close[0]}`?" if close else ""
-    return f"`{escape(word)}` is not a /rollback command.{hint} Try `/rollback help`, or:\n```{escape(USAGE)}```"
+    return (f"`{escape(word)}` is not a /rollback command.{hint} Try `/rollback help`, or:\n"
+            f"```{escape(usage(kinds))}```")

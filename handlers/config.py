@@ -51,7 +51,17 @@ class ApprovalRule(_Strict):
     approvals: int = Field(default=1, ge=1, le=10)
 
 
-class EnvironmentPolicy(_Strict):
+DEFAULT_RULE = ApprovalRule(approvers=("lead",))  # a plugin kind with no rule of its own
+
+
+class EnvironmentPolicy(BaseModel):
+    """Who may request, and one approval rule per rollback kind. The runbook's four kinds have
+    fields; a kind added by a plugin gets its rule as an extra key of the same shape (the
+    bootstrap refuses a key that names no registered kind)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, ApprovalRule] = Field(init=False)
+
     requesters: tuple[str, ...] = ("engineer", "lead")
     self_approval: bool = False
     code: ApprovalRule = ApprovalRule(approvers=("lead",))
@@ -59,9 +69,15 @@ class EnvironmentPolicy(_Strict):
     env: ApprovalRule = ApprovalRule(approvers=("lead",))
     flag: ApprovalRule = ApprovalRule(approvers=("engineer", "lead"))
 
-    def rule(self, kind: RollbackType) -> ApprovalRule:
-        rule: ApprovalRule = getattr(self, kind)
-        return rule
+    def rule(self, kind: str) -> ApprovalRule:
+        if kind in ROLLBACK_TYPES:
+            rule: ApprovalRule = getattr(self, kind)
+            return rule
+        return (self.__pydantic_extra__ or {}).get(kind, DEFAULT_RULE)
+
+    def extra_kinds(self) -> tuple[str, ...]:
+        """Kinds named by extra keys (plugins' kinds)."""
+        return tuple(self.__pydantic_extra__ or {})
 
 
 class Environment(_Strict):
@@ -121,7 +137,7 @@ class Policy(_Strict):
                     raise ValueError(f"environments.{name}.aliases: {alias!r} already names {seen[alias]!r}")
                 seen[alias] = name
             roles = [("requesters", r) for r in env.policy.requesters]
-            for kind in ROLLBACK_TYPES:
+            for kind in (*ROLLBACK_TYPES, *env.policy.extra_kinds()):
                 roles += [(f"{kind}.approvers", r) for r in env.policy.rule(kind).approvers]
             for where, role in roles:
                 if role not in self.roles:

@@ -1,159 +1,179 @@
-"""Steps 3-4 of the flow: execute an approved rollback exactly once, then verify it by reading
-the provider back and running the health checks.
+"""Steps 3-4 of the flow, for every kind: execute an approved rollback exactly once, then verify
+it by reading the provider back and running the health checks.
 
-Exactly once rests on an execution lease in Postgres: the approval that completes the quorum
-takes it in the same transaction that moves the incident to EXECUTING; the executor renews it
-before every side effect and while it waits; only when it has run out (the process died) may
-the worker take it over, and a takeover reads Vercel back before it calls anything.
+The deciding approval moves the incident to EXECUTING and writes an ``execute`` job in the same
+transaction; a worker claims that job and takes the *execution lease* (``claim_execution``) with
+a fresh token. A heartbeat renews the lease while the kind works (each kind declares its lease),
+and the kind renews it again right before every provider call that changes something, so a
+stalled executor that wakes up finds it gone and stops (``LeaseLost``). A lease that runs out
+(the executor died) is taken over by the worker (``resume_stale``); the kind reads the provider
+back before it acts again.
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
-from datetime import timedelta
+from typing import Any
 
-from handlers.code import already_applied, describe, rollback_once, wait_for_alias
+from handlers.kind import LeaseLost, RollbackFailed, RollbackKind
 from handlers.model import Incident, Status
 from handlers.ports import NewJob, ProviderError
-from handlers.runbook import NEXT_STEP_ON_FAILURE, POST_CHECKLIST
+from handlers.runbook import POST_CHECKLIST
 from handlers.services import Services, log
 
-STEP_ROLLBACK = "vercel.rollback"
-STEP_ALIAS = "vercel.alias"
 STEP_VERIFY = "verify"
-EXECUTION_STEPS = (STEP_ROLLBACK, STEP_ALIAS, STEP_VERIFY)
-# Longer than the slowest single Vercel call can block (bounded retries in the adapter).
-LEASE = timedelta(minutes=2)
-
-
-class LeaseLost(Exception):
-    """Another executor took over (this one stalled past its lease): stop without acting."""
-
-
-class RollbackFailed(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+MAX_RESUMES = 3
 
 
 def new_owner() -> str:
     return uuid.uuid4().hex
 
 
-def execute(svc: Services, incident_id: int, owner: str, *, resume: bool = False) -> Incident | None:
-    """Run the rollback of an EXECUTING incident while holding its lease.
+class _Run:
+    """What a kind may do while it executes (``handlers.kind.Run``)."""
 
-    ``owner`` is the lease token: the one the deciding approval took, or (``resume=True``) a new
-    token with which the worker takes over an expired lease.
+    def __init__(self, svc: Services, incident: Incident, owner: str, kind: RollbackKind, unresolved: bool) -> None:
+        self._svc, self._incident, self._owner, self._kind = svc, incident, owner, kind
+        self.unresolved_attempt = unresolved
+
+    @property
+    def incident_ref(self) -> str:
+        return self._incident.ref
+
+    @property
+    def reason(self) -> str:
+        return self._incident.reason
+
+    def hold(self) -> None:
+        if not self._svc.store.renew_execution(self._incident.id, self._owner, self._kind.lease):
+            raise LeaseLost()
+
+    def audit(self, action: str, outcome: str, **detail: Any) -> None:
+        self._svc.audit(self._incident.id, "rollbot", action, outcome, **detail)
+
+    def step(self, name: str) -> None:
+        self._svc.store.start_step(self._incident.id, name, self._svc.clock.now())  # no-op when resumed
+        progress(self._svc, self._incident.id)
+
+    def finish(self, name: str, status: str, detail: str) -> None:
+        self._svc.store.start_step(self._incident.id, name, self._svc.clock.now())
+        self._svc.store.finish_step(self._incident.id, name, status, detail, self._svc.clock.now())
+
+
+class Heartbeat:
+    """Renews the execution lease every third of it while a kind works; stops when the lease is
+    lost (then the kind's next ``hold()`` raises LeaseLost) or when the work ends."""
+
+    def __init__(self, svc: Services, incident_id: int, owner: str, kind: RollbackKind) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(svc, incident_id, owner, kind),
+                                        name=f"rollbot-heartbeat-{incident_id}", daemon=True)
+
+    def _beat(self, svc: Services, incident_id: int, owner: str, kind: RollbackKind) -> None:
+        every = max(kind.lease.total_seconds() / 3, 0.05)
+        while not self._stop.wait(every):
+            try:
+                if not svc.store.renew_execution(incident_id, owner, kind.lease):
+                    return
+            except Exception:  # a database blip: the next beat tries again, the lease has slack
+                log.warning("heartbeat could not renew the lease", extra={"incident": incident_id})
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def execute(svc: Services, incident_id: int, owner: str | None = None, *, resume: bool = False,
+            heartbeat: bool = True) -> Incident | None:
+    """Take the execution lease of an EXECUTING incident and run its kind; None when someone
+    else holds it (or the incident is not executing any more).
+
+    ``resume=True`` is the worker taking over a lease that ran out. ``heartbeat=False`` leaves
+    the lease to run out unless the kind's own ``hold()`` calls renew it (a frozen process).
     """
-    if resume:
-        if not svc.store.claim_execution(incident_id, owner, LEASE):
-            return None
-        svc.audit(incident_id, "rollbot", "execute.resume", "ok")
-    elif not svc.store.renew_execution(incident_id, owner, LEASE):
-        return None
     incident = svc.store.get(incident_id)
     if incident is None or incident.status is not Status.EXECUTING:
         return None
+    kind = svc.kinds[incident.kind]
+    owner = owner or new_owner()
+    if not svc.store.claim_execution(incident_id, owner, kind.lease):
+        return None
+    if resume:
+        svc.audit(incident_id, "rollbot", "execute.resume", "ok")
+    run = _Run(svc, incident, owner, kind, unresolved=_unresolved_attempt(svc, incident_id, kind))
     try:
-        _roll_back(svc, incident, owner)
+        if heartbeat:
+            with Heartbeat(svc, incident_id, owner, kind):
+                done = kind.execute(incident.plan, run)
+        else:
+            done = kind.execute(incident.plan, run)
+        svc.audit(incident_id, "rollbot", "execute", "ok", result=done)
     except LeaseLost:
         svc.audit(incident_id, "rollbot", "execute", "lease_lost")
         return None
     except RollbackFailed as failure:
         return fail(svc, incident_id, failure.message, owner)
+    except ProviderError as error:
+        svc.audit(incident_id, "rollbot", incident.kind, "error", error=error.message, uncertain=error.uncertain)
+        if not _took_effect(svc, incident, kind):
+            return fail(svc, incident_id, error.message, owner)
+        svc.audit(incident_id, "rollbot", "execute", "ok", why="took effect despite the error (read back)")
+        done_steps = {s.name for s in svc.store.steps(incident_id) if s.status == "ok"}
+        for step in kind.steps:
+            if step.name not in done_steps:
+                run.finish(step.name, "ok", "took effect (read back after an error)")
     except Exception as error:  # unexpected: fail loudly, keep the record
         log.exception("execution crashed", extra={"incident": incident_id})
-        if not _took_effect(svc, incident):
+        if not _took_effect(svc, incident, kind):
             return fail(svc, incident_id, f"unexpected error ({type(error).__name__}); see the bot's logs.", owner)
     if not svc.store.mark_rolled_back(incident_id, owner, svc.clock.now()):
         return None  # fenced: another executor owns it now
     return verify(svc, incident_id, owner)
 
 
-def _roll_back(svc: Services, incident: Incident, owner: str) -> None:
-    project, target = incident.plan.target, incident.plan.to_ref
+def _unresolved_attempt(svc: Services, incident_id: int, kind: RollbackKind) -> bool:
+    """Did an earlier executor audit an attempt at a change and stop before its outcome?"""
+    names = {step.name for step in kind.steps}
+    last = [e.outcome for e in svc.store.audit_log(incident_id) if e.action in names]
+    return bool(last) and last[-1] == "attempt"
 
-    def hold() -> None:
-        if not svc.store.renew_execution(incident.id, owner, LEASE):
-            raise LeaseLost()
 
-    def before_send() -> None:
-        hold()  # a send only ever happens under a freshly renewed lease
-        svc.audit(incident.id, "rollbot", STEP_ROLLBACK, "attempt", project=project, to=target)
-
-    svc.store.start_step(incident.id, STEP_ROLLBACK, svc.clock.now())  # no-op on a resumed run
-    _progress(svc, incident.id)
+def _took_effect(svc: Services, incident: Incident, kind: RollbackKind) -> bool:
+    """After an error, read the provider back: is the plan's change in place after all?"""
     try:
-        state = svc.code.alias_state(project)
-        svc.audit(incident.id, "rollbot", "vercel.read_alias", "ok", production=state.production_id,
-                  job_status=state.job_status, job_to=state.job_to)
-        if already_applied(state, target):
-            svc.audit(incident.id, "rollbot", STEP_ROLLBACK, "skipped", why="production already serves the target")
-        elif state.production_id != incident.plan.from_ref:
-            raise RollbackFailed(
-                f"production moved to `{state.production_id}` after {incident.ref} was approved "
-                f"(the approved plan was `{incident.plan.from_ref}` → `{target}`); nothing was changed. "
-                "Request the rollback again."
-            )
-        else:
-            description = f"{incident.ref}: {incident.reason or 'rollback'}"[:200]
-            result = rollback_once(svc.code, project, target, description, hold=before_send)
-            svc.audit(incident.id, "rollbot", STEP_ROLLBACK, "ok", project=project, to=target, result=result)
-        svc.store.finish_step(incident.id, STEP_ROLLBACK, "ok",
-                              f"requested rollback to {describe(incident.plan.to_deployment)}", svc.clock.now())
-        svc.store.start_step(incident.id, STEP_ALIAS, svc.clock.now())
-        _progress(svc, incident.id)
-        state = wait_for_alias(svc.code, project, target, on_poll=hold)
-        svc.audit(incident.id, "rollbot", STEP_ALIAS, state.job_status or "unknown", production=state.production_id)
-        if state.job_status == "failed":
-            raise RollbackFailed("Vercel reported the alias job as failed; production did not move.")
-    except ProviderError as error:
-        svc.audit(incident.id, "rollbot", "vercel", "error", error=error.message, uncertain=error.uncertain)
-        if not _took_effect(svc, incident):
-            raise RollbackFailed(error.message) from None
-        svc.audit(incident.id, "rollbot", STEP_ROLLBACK, "ok", why="took effect despite the error (read back)")
-        svc.store.finish_step(incident.id, STEP_ROLLBACK, "ok", "took effect (read back after an error)",
-                              svc.clock.now())
-    svc.store.start_step(incident.id, STEP_ALIAS, svc.clock.now())
-    svc.store.finish_step(incident.id, STEP_ALIAS, "ok", "production alias moved", svc.clock.now())
-
-
-def _took_effect(svc: Services, incident: Incident) -> bool:
-    """After an error, read Vercel back: does production serve the target after all?"""
-    try:
-        state = svc.code.alias_state(incident.plan.target)
-        if state.job_to == incident.plan.to_ref and state.job_status in ("pending", "in-progress"):
-            state = wait_for_alias(svc.code, incident.plan.target, incident.plan.to_ref, timeout=60)
+        return kind.took_effect(incident.plan)
     except ProviderError:
         return False
-    return state.production_id == incident.plan.to_ref
 
 
 def verify(svc: Services, incident_id: int, owner: str) -> Incident | None:
-    """Read back that production serves the target, run the health checks, start monitoring."""
+    """Read the provider back, run the health checks, start monitoring."""
     incident = svc.store.get(incident_id)
     assert incident is not None
+    kind = svc.kinds[incident.kind]
     env = svc.policy.environments[incident.env]
     svc.store.start_step(incident_id, STEP_VERIFY, svc.clock.now())
-    _progress(svc, incident_id)
+    progress(svc, incident_id)
     try:
-        state = svc.code.alias_state(incident.plan.target)
+        result = kind.verify(incident.plan)
     except ProviderError as error:
-        return fail(svc, incident_id, f"could not read Vercel back: {error.message}", owner)
-    if state.production_id != incident.plan.to_ref:
-        return fail(
-            svc, incident_id,
-            f"read-back: production serves `{state.production_id}`, not `{incident.plan.to_ref}`.", owner,
-        )
+        return fail(svc, incident_id, f"could not read the provider back: {error.message}", owner)
+    svc.audit(incident_id, "rollbot", "read_back", "ok" if result.ok else "failed", detail=result.detail,
+              **result.facts)
+    if not result.ok:
+        return fail(svc, incident_id, f"read-back: {result.detail}.", owner)
     health = svc.health.check(env.health_checks)
     healthy = all(h.ok for h in health)
     svc.audit(incident_id, "rollbot", "health_check", "ok" if healthy else "failed",
               phase="verify", results=[h.__dict__ for h in health])
     now = svc.clock.now()
-    detail = "production serves the target; " + (
-        f"{sum(h.ok for h in health)}/{len(health)} health checks pass" if health else "no health checks configured"
-    )
+    detail = result.detail + "; " + (
+        f"{sum(h.ok for h in health)}/{len(health)} health checks pass" if health else "no health checks configured")
     total = len(env.monitor)
     reminders = [NewJob("monitor", now + offset, {"index": index, "total": total})
                  for index, offset in enumerate(env.monitor, start=1)]
@@ -162,9 +182,9 @@ def verify(svc: Services, incident_id: int, owner: str) -> Incident | None:
     if monitoring is None:  # fenced: another executor owns it now
         return svc.store.get(incident_id)
     svc.store.finish_step(incident_id, STEP_VERIFY, "ok" if healthy else "failed", detail, now)
-    svc.audit(incident_id, "rollbot", "verify", "ok" if healthy else "unhealthy", production=state.production_id)
-    _progress(svc, incident_id)
-    svc.notifier.verification(monitoring, state, health, healthy)
+    svc.audit(incident_id, "rollbot", "verify", "ok" if healthy else "unhealthy", detail=result.detail)
+    progress(svc, incident_id)
+    svc.notifier.verification(monitoring, result, health, healthy)
     svc.notifier.refresh_root(monitoring, svc.store.steps(incident_id))
     return monitoring
 
@@ -184,13 +204,10 @@ def fail(svc: Services, incident_id: int, error: str, owner: str) -> Incident | 
         if step.status == "running":
             svc.store.finish_step(incident_id, step.name, "failed", error, now)
     svc.store.cancel_jobs(incident_id, "monitor")
-    _progress(svc, incident_id)
-    svc.notifier.failure(failed, error, NEXT_STEP_ON_FAILURE[failed.kind])
+    progress(svc, incident_id)
+    svc.notifier.failure(failed, error, svc.kinds[failed.kind].next_step)
     svc.notifier.refresh_root(failed, svc.store.steps(incident_id))
     return failed
-
-
-MAX_RESUMES = 3
 
 
 def resume_stale(svc: Services) -> list[int]:
@@ -198,25 +215,27 @@ def resume_stale(svc: Services) -> list[int]:
     One that keeps crashing is failed after MAX_RESUMES takeovers instead of looping forever."""
     resumed = []
     for incident_id in svc.store.stale_executions():
-        owner = new_owner()
         tries = sum(1 for e in svc.store.audit_log(incident_id) if e.action == "execute.resume")
         try:
             if tries >= MAX_RESUMES:
-                if svc.store.claim_execution(incident_id, owner, LEASE):
+                incident = svc.store.get(incident_id)
+                owner = new_owner()
+                if incident and svc.store.claim_execution(incident_id, owner, svc.kinds[incident.kind].lease):
                     fail(svc, incident_id, f"gave up after {tries} attempts to resume the execution; "
-                         "check Vercel by hand.", owner)
+                         "check the provider by hand.", owner)
                 continue
-            if execute(svc, incident_id, owner, resume=True) is not None:
+            if execute(svc, incident_id, resume=True) is not None:
                 resumed.append(incident_id)
         except Exception:
             log.exception("resuming failed", extra={"incident": incident_id})
     return resumed
 
 
-def _progress(svc: Services, incident_id: int) -> None:
+def progress(svc: Services, incident_id: int) -> None:
     incident = svc.store.get(incident_id)
     assert incident is not None
-    steps = [s for s in svc.store.steps(incident_id) if s.name in EXECUTION_STEPS]
+    names = {step.name for step in svc.kinds[incident.kind].steps} | {STEP_VERIFY}
+    steps = [s for s in svc.store.steps(incident_id) if s.name in names]
     ts = svc.notifier.progress(incident, steps)
     if ts and ts != incident.progress_ts:
         svc.store.set_refs(incident_id, progress_ts=ts)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any
 
-from handlers.config import RollbackType
+from handlers.plans import PlanBase
 
 
 class Status(str, Enum):
@@ -33,94 +30,6 @@ class Status(str, Enum):
 
 
 LOCKING_STATUSES = tuple(s.value for s in Status if s.holds_lock)
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """A Vercel deployment, reduced to what a human needs to recognise it."""
-
-    uid: str
-    url: str
-    created_at: datetime
-    commit_sha: str | None = None
-    commit_message: str | None = None
-    author: str | None = None
-    state: str = "READY"
-
-    @property
-    def short_sha(self) -> str:
-        return (self.commit_sha or "")[:7] or "unknown"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "uid": self.uid,
-            "url": self.url,
-            "created_at": self.created_at.isoformat(),
-            "commit_sha": self.commit_sha,
-            "commit_message": self.commit_message,
-            "author": self.author,
-            "state": self.state,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Deployment:
-        return cls(
-            uid=data["uid"],
-            url=data["url"],
-            created_at=datetime.fromisoformat(data["created_at"]),
-            commit_sha=data.get("commit_sha"),
-            commit_message=data.get("commit_message"),
-            author=data.get("author"),
-            state=data.get("state", "READY"),
-        )
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Exactly what will be done. Approvals are bound to its hash."""
-
-    kind: RollbackType
-    env: str
-    target: str  # provider-side thing being changed (the Vercel project id for code)
-    from_ref: str
-    to_ref: str
-    params: dict[str, Any] = field(default_factory=dict)
-    from_deployment: Deployment | None = None
-    to_deployment: Deployment | None = None
-
-    @property
-    def hash(self) -> str:
-        canonical = json.dumps(
-            [self.kind, self.env, self.target, self.from_ref, self.to_ref, self.params],
-            sort_keys=True,
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "env": self.env,
-            "target": self.target,
-            "from_ref": self.from_ref,
-            "to_ref": self.to_ref,
-            "params": self.params,
-            "from_deployment": self.from_deployment.to_json() if self.from_deployment else None,
-            "to_deployment": self.to_deployment.to_json() if self.to_deployment else None,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Plan:
-        return cls(
-            kind=data["kind"],
-            env=data["env"],
-            target=data["target"],
-            from_ref=data["from_ref"],
-            to_ref=data["to_ref"],
-            params=data.get("params") or {},
-            from_deployment=Deployment.from_json(data["from_deployment"]) if data.get("from_deployment") else None,
-            to_deployment=Deployment.from_json(data["to_deployment"]) if data.get("to_deployment") else None,
-        )
 
 
 @dataclass(frozen=True)
@@ -159,12 +68,12 @@ class Resolution:
 @dataclass(frozen=True)
 class Incident:
     id: int
-    kind: RollbackType
+    kind: str  # the name of a registered RollbackKind
     env: str
     status: Status
     requester: str
     reason: str
-    plan: Plan
+    plan: PlanBase
     created_at: datetime
     approvals_needed: int
     expires_at: datetime

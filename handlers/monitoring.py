@@ -4,11 +4,10 @@ that may already have been posted is never posted twice."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 from handlers.approvals import expire
-from handlers.execution import resume_stale
+from handlers.execution import execute, resume_stale
 from handlers.model import Status
 from handlers.ports import DeliveryFailed, DueJob
 from handlers.resolution import deliver_summary
@@ -50,6 +49,8 @@ def run_job(svc: Services, job: DueJob) -> str:
     """Run one claimed due job; returns the outcome recorded on the row."""
     if job.incident_id is None:
         return "skipped"
+    if job.kind == "execute":
+        return "executed" if execute(svc, job.incident_id) is not None else "noop"
     if job.kind == "expire":
         return "expired" if expire(svc, job.incident_id) else "noop"
     if job.kind == "monitor":
@@ -63,26 +64,24 @@ def run_job(svc: Services, job: DueJob) -> str:
     return "unknown"
 
 
-def tick(svc: Services, worker: str, still_leading: Callable[[], bool] = lambda: True) -> int:
-    """One scheduler tick: claim due rows (SKIP LOCKED), run them, resume stale executions.
-    ``still_leading`` renews the worker's leadership between jobs; a tick that lost it stops."""
-    ran = 0
-    for job in svc.store.claim_due(svc.clock.now(), worker):
-        if ran and not still_leading():
-            svc.store.retry_job(job.id, job.due_at, "released: leadership lost")
-            continue
-        try:
-            svc.store.finish_job(job.id, run_job(svc, job))
-        except Exception as error:
-            if not isinstance(error, RetryLater):
-                log.exception("job %s failed", job.id, extra={"incident": job.incident_id})
-            backoff = timedelta(seconds=min(30 * 2 ** min(job.attempts - 1, 5), 600))
-            svc.store.retry_job(job.id, svc.clock.now() + backoff, f"retry: {type(error).__name__}")
-        ran += 1
-    if still_leading():
-        close_orphans(svc)
-        resume_stale(svc)
-    return ran
+def process(svc: Services, job: DueJob) -> str:
+    """Run one claimed job and record how it ended: done, or due again later with backoff."""
+    try:
+        outcome = run_job(svc, job)
+    except Exception as error:
+        if not isinstance(error, RetryLater):
+            log.exception("job %s failed", job.id, extra={"incident": job.incident_id})
+        backoff = timedelta(seconds=min(30 * 2 ** min(job.attempts - 1, 5), 600))
+        svc.store.retry_job(job.id, svc.clock.now() + backoff, f"retry: {type(error).__name__}")
+        return "retry"
+    svc.store.finish_job(job.id, outcome)
+    return outcome
+
+
+def housekeeping(svc: Services) -> None:
+    """What the leading worker checks every tick besides due jobs."""
+    close_orphans(svc)
+    resume_stale(svc)
 
 
 ORPHAN_AFTER = timedelta(minutes=2)

@@ -8,9 +8,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from handlers.model import Deployment, HealthResult, Incident, Plan, Resolution, Status, StepRun
+from handlers.kind import Verification
+from handlers.model import HealthResult, Incident, Resolution, Status, StepRun
+from handlers.plans import PlanBase
+
+if TYPE_CHECKING:
+    from handlers.summary import Summary
 
 
 class ProviderError(Exception):
@@ -40,23 +45,6 @@ class DeliveryFailed(Exception):
         self.definite = definite
 
 
-@dataclass(frozen=True)
-class AliasState:
-    """Where a project's production alias points, and the last alias job's state."""
-
-    production_id: str | None
-    job_status: str | None  # pending | in-progress | succeeded | failed | None
-    job_to: str | None
-
-
-class CodeProvider(Protocol):
-    def production_deployments(self, project: str, limit: int = 20) -> list[Deployment]: ...
-    def deployment(self, uid: str) -> Deployment: ...
-    def alias_state(self, project: str) -> AliasState: ...
-    def rollback(self, project: str, deployment_uid: str, description: str) -> None:
-        """One request, never retried inside: the caller renews its lease before each send."""
-
-
 class HealthChecker(Protocol):
     def check(self, urls: Sequence[str]) -> list[HealthResult]: ...
 
@@ -76,7 +64,7 @@ class NewIncident:
     env: str
     requester: str
     reason: str
-    plan: Plan
+    plan: PlanBase
     approvals_needed: int
     checklist: dict[str, bool]
     created_at: datetime
@@ -96,7 +84,6 @@ class ApprovalOutcome:
     incident: Incident
     recorded: bool  # False when this approver had already approved this plan
     decided: bool  # True only for the one call whose approval completed the quorum
-    owner: str | None = None  # the execution lease token the deciding call holds
 
 
 @dataclass(frozen=True)
@@ -139,22 +126,24 @@ class IncidentStore(Protocol):
     def set_checklist(self, incident_id: int, key: str, checked: bool) -> Incident | None: ...
     def add_checklist(self, incident_id: int, keys: Sequence[str]) -> None: ...
 
-    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime, owner: str,
-                lease: timedelta) -> ApprovalOutcome:
+    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime) -> ApprovalOutcome:
         """Record an approval (refused once ``expires_at`` has passed) and, when it completes the
-        quorum, move pending -> executing and take the execution lease for ``owner``; the audit
-        rows for both are written in the same transaction. Exactly one caller sees ``decided``."""
+        quorum, move pending -> executing and queue the ``execute`` job (waking the workers);
+        the audit rows for both are written in the same transaction. Exactly one caller sees
+        ``decided``."""
 
     def claim_execution(self, incident_id: int, owner: str, lease: timedelta) -> bool:
-        """Take over an EXECUTING incident whose lease has run out (on the store's clock)."""
+        """Take the lease of an EXECUTING incident that nobody holds, or whose lease has run out
+        (on the store's clock)."""
 
     def renew_execution(self, incident_id: int, owner: str, lease: timedelta) -> bool:
         """Extend ``owner``'s lease; False when someone else holds it now."""
 
     def stale_executions(self) -> list[int]:
-        """EXECUTING incidents whose lease has run out."""
+        """EXECUTING incidents whose executor's lease has run out (not those never claimed: their
+        ``execute`` job is still due)."""
 
-    def replace_plan(self, incident_id: int, old_hash: str, plan: Plan) -> Incident | None:
+    def replace_plan(self, incident_id: int, old_hash: str, plan: PlanBase) -> Incident | None:
         """Swap the plan of a PENDING incident still on ``old_hash``; None otherwise."""
 
     def transition(
@@ -183,11 +172,12 @@ class IncidentStore(Protocol):
 
     def finish_step(self, incident_id: int, name: str, status: str, detail: str, at: datetime) -> None: ...
     def steps(self, incident_id: int) -> list[StepRun]: ...
-    def resolve(self, incident_id: int, resolution: Resolution, summary: dict[str, Any], status: Status,
+    def resolve(self, incident_id: int, resolution: Resolution, summary: Summary, status: Status,
                 finished_at: datetime) -> Incident | None:
         """Store resolution + summary, set ``status`` and queue the summary's delivery, in one
         transaction, only if not resolved before."""
-    def summary(self, incident_id: int) -> dict[str, Any] | None: ...
+    def summary(self, incident_id: int) -> Summary | None:
+        """The stored summary, validated (raises PlanError-like ValueError when malformed)."""
 
     def audit(self, incident_id: int | None, actor: str, action: str, outcome: str, detail: dict[str, Any],
               at: datetime) -> None: ...
@@ -225,13 +215,13 @@ class Notifier(Protocol):
     def progress(self, incident: Incident, steps: Sequence[StepRun]) -> str | None:
         """Post the progress message the first time, update it in place after; returns its ts."""
 
-    def verification(self, incident: Incident, alias: AliasState, health: Sequence[HealthResult], ok: bool) -> None: ...
+    def verification(self, incident: Incident, result: Verification, health: Sequence[HealthResult], ok: bool) -> None: ...
     def reminder(self, incident: Incident, index: int, total: int, health: Sequence[HealthResult]) -> None:
         """Post the monitoring reminder; raises DeliveryFailed."""
     def failure(self, incident: Incident, error: str, next_step: str) -> None: ...
-    def summary(self, incident: Incident, summary: dict[str, Any]) -> str:
+    def summary(self, incident: Incident, summary: Summary) -> str:
         """Post the summary in the channel (and link it in the thread); raises DeliveryFailed."""
-    def plan_changed(self, incident: Incident, old: Plan) -> None: ...
+    def plan_changed(self, incident: Incident, old: PlanBase) -> None: ...
     def closed(self, incident: Incident) -> None:
         """A request ended without a rollback (denied, cancelled, expired): tell the thread."""
     def tell(self, channel: str, user: str, text: str) -> None: ...

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from handlers.code import plan_code_rollback
 from handlers.commands import Rollback
 from handlers.model import Incident, Status
 from handlers.ports import LockHeld, NewIncident, ProviderError
@@ -17,24 +16,23 @@ def request_rollback(svc: Services, user: str, cmd: Rollback) -> Incident:
     if refusal:
         raise svc.refuse(None, user, action, refusal, env=cmd.env)
     env = svc.policy.environments[cmd.env]
-    if cmd.kind != "code":
+    if cmd.kind not in svc.kinds:
         raise svc.refuse(
             None, user, action,
             f"{cmd.kind} rollbacks are not available in this version of Rollbot yet; "
             "follow the runbook by hand for now.",
             env=cmd.env,
         )
-    if not env.vercel_project:
-        raise svc.refuse(
-            None, user, action, f"*{cmd.env}* has no `vercel_project` configured, so code rollbacks are off.",
-            env=cmd.env,
-        )
+    kind = svc.kinds[cmd.kind]
+    unconfigured = kind.configured(env)
+    if unconfigured:
+        raise svc.refuse(None, user, action, f"*{cmd.env}* {unconfigured}.", env=cmd.env)
     try:
-        plan = plan_code_rollback(svc.code, cmd.env, env.vercel_project, cmd.deployment)
+        plan = kind.plan(cmd.env, env, cmd.args)
     except Refused as refused:
         raise svc.refuse(None, user, action, refused.message, env=cmd.env) from None
     except ProviderError as error:
-        raise svc.refuse(None, user, action, f"could not read Vercel: {error.message}", env=cmd.env) from None
+        raise svc.refuse(None, user, action, f"could not read the provider: {error.message}", env=cmd.env) from None
 
     now = svc.clock.now()
     rule = env.policy.rule(cmd.kind)
@@ -47,7 +45,7 @@ def request_rollback(svc: Services, user: str, cmd: Rollback) -> Incident:
                 reason=cmd.reason,
                 plan=plan,
                 approvals_needed=rule.approvals,
-                checklist=initial_checklist(cmd.kind),
+                checklist=initial_checklist(kind.checklist, kind.ticks),
                 created_at=now,
                 expires_at=now + env.approval_timeout,
             )

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from handlers.model import Incident, Resolution, Status
 from handlers.ports import DeliveryFailed
 from handlers.services import Services
-from handlers.summary import build_summary
+from handlers.summary import Summary, build_summary
 
 RESOLVABLE = (Status.MONITORING, Status.FAILED, Status.EXECUTING)
 
@@ -36,14 +35,15 @@ def resolvable(svc: Services, user: str, incident_id: int | None, *, check_roles
     return incident
 
 
-def resolve(svc: Services, user: str, incident_id: int, root_cause: str, lessons: str) -> tuple[Incident, dict[str, Any]]:
+def resolve(svc: Services, user: str, incident_id: int, root_cause: str, lessons: str) -> tuple[Incident, Summary]:
     """Close the incident, store and post the summary. Only one resolve wins (conditional write)."""
     incident = resolvable(svc, user, incident_id)
     now = svc.clock.now()
     resolution = Resolution(resolved_by=user, root_cause=root_cause.strip(), lessons=lessons.strip(), at=now)
     final = Status.RESOLVED if incident.status is Status.MONITORING else Status.FAILED
     projected = replace(incident, status=final, resolution=resolution, finished_at=incident.finished_at or now)
-    summary = build_summary(projected, svc.store.steps(incident_id), svc.store.audit_log(incident_id))
+    summary = build_summary(projected, svc.kinds[incident.kind], svc.store.steps(incident_id),
+                            svc.store.audit_log(incident_id))
     stored = svc.store.resolve(incident_id, resolution, summary, final, projected.finished_at or now)
     if stored is None:
         raise svc.refuse(incident_id, user, "resolve", f"{incident.ref} was resolved meanwhile.")

@@ -3,7 +3,7 @@ user groups, and the four-eyes rules."""
 
 from __future__ import annotations
 
-from handlers.config import Policy, RollbackType
+from handlers.config import Policy
 from handlers.model import Incident, Status
 from handlers.ports import Directory, DirectoryUnavailable
 
@@ -68,7 +68,7 @@ class Roles:
             return UNAVAILABLE
         if not held & set(rule.approvers):
             return (
-                f"{_kind_label(incident.kind)} rollbacks on *{incident.env}* are approved by "
+                f"{incident.kind.capitalize()} rollbacks on *{incident.env}* are approved by "
                 f"{_roles(rule.approvers)}; you hold {_roles(sorted(held)) or 'no role'}."
             )
         if any(a.approver == user for a in incident.valid_approvals()):
@@ -104,7 +104,3 @@ class Roles:
 
 def _roles(names: tuple[str, ...] | list[str]) -> str:
     return " or ".join(f"`{n}`" for n in names)
-
-
-def _kind_label(kind: RollbackType) -> str:
-    return {"code": "Code", "database": "Database", "env": "Environment-variable", "flag": "Feature-flag"}[kind]

@@ -29,20 +29,6 @@ DECISION_MATRIX: tuple[MatrixRow, ...] = (
     MatrixRow("Feature broken", "Medium", ("flag",), timedelta(minutes=1), "Low"),
 )
 
-# What the runbook promises per rollback type when no issue type was chosen.
-TYPE_TARGETS: dict[RollbackType, tuple[timedelta, str]] = {
-    "code": (timedelta(minutes=5), "Low"),
-    "database": (timedelta(minutes=30), "Medium"),
-    "env": (timedelta(minutes=5), "Low"),
-    "flag": (timedelta(minutes=1), "Low"),
-}
-
-
-def target_for(kind: RollbackType) -> tuple[timedelta, str]:
-    """Time-to-rollback target and risk for a rollback type."""
-    return TYPE_TARGETS[kind]
-
-
 # Pre-rollback checklist: key -> label. Items the bot does itself are ticked by it.
 PRE_CHECKLIST: tuple[tuple[str, str], ...] = (
     ("root_cause", "Identify root cause"),
@@ -74,23 +60,18 @@ def checklist_groups(checklist: dict[str, bool]) -> list[tuple[str, list[tuple[s
     return groups
 
 
-def initial_checklist(kind: RollbackType) -> dict[str, bool]:
+# Pre-rollback items that apply only to the kinds that ask for them (``RollbackKind.checklist``).
+KIND_ITEMS = ("backup",)
+
+
+def initial_checklist(extra: tuple[str, ...] = (), ticks: tuple[str, ...] = ()) -> dict[str, bool]:
     """Checklist state at request time: the command itself determined the type and documents
-    the steps (the plan); a backup only applies to database rollbacks."""
-    state = {key: False for key, _ in PRE_CHECKLIST}
+    the steps (the plan); ``extra`` items (a backup) only where the kind asks for them, and the
+    kind's ``ticks`` already done."""
+    state = {key: False for key, _ in PRE_CHECKLIST if key not in KIND_ITEMS or key in extra}
     state["type"] = True
     state["steps"] = True
-    if kind != "database":
-        state.pop("backup")
+    for key in ticks:
+        if key in state:
+            state[key] = True
     return state
-
-
-NEXT_STEP_ON_FAILURE: dict[RollbackType, str] = {
-    "code": (
-        "Runbook, code rollback: open Vercel → Project → Deployments, find the last known good "
-        "deployment, choose “…” → “Promote to Production”, then verify it is live and monitor for 15 minutes."
-    ),
-    "database": "Runbook: restore from the backup taken before the rollback, or apply the reverse SQL by hand.",
-    "env": "Runbook: revert the variables in Vercel → Settings → Environment Variables and redeploy.",
-    "flag": "Runbook: disable the flag in Edge Config by hand and verify it reads disabled.",
-}

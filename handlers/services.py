@@ -8,7 +8,8 @@ from typing import Any
 
 from handlers.clock import Clock
 from handlers.config import Policy
-from handlers.ports import CodeProvider, Directory, HealthChecker, IncidentStore, LiveState, Notifier
+from handlers.kind import KindRegistry
+from handlers.ports import Directory, HealthChecker, IncidentStore, LiveState, Notifier
 from handlers.roles import Roles
 
 log = logging.getLogger("rollbot.core")
@@ -28,7 +29,7 @@ class Services:
     store: IncidentStore
     live: LiveState
     notifier: Notifier
-    code: CodeProvider
+    kinds: KindRegistry
     health: HealthChecker
     directory: Directory
     clock: Clock

@@ -1,133 +1,181 @@
-"""Step 6: the post-incident summary, built from the incident and its audit log."""
+"""Step 6: the post-incident summary, a typed model built from the incident and its audit log.
+
+Stored as jsonb with the incident, posted in Slack, printed by ``rollbot report``; the same for
+every kind (the kind contributes its title, its steps' labels and its plan).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from handlers.durations import format_duration
+from handlers.kind import RollbackKind
 from handlers.model import Incident, StepRun
 from handlers.ports import AuditEntry
-from handlers.runbook import checklist_groups, target_for
+from handlers.runbook import checklist_groups
 
-_TIMELINE_ACTIONS = {
-    "request.code": "Requested",
+_TIMELINE = {
     "notify_team": "Team notified",
     "approve": "Approved",
     "deny": "Denied",
     "cancel": "Cancelled",
     "expire": "Expired",
-    "vercel.rollback": "Vercel rollback requested",
-    "vercel.alias": "Production alias moved",
     "verify": "Verified",
     "remind": "Monitoring reminder",
     "execute": "Execution",
 }
 
 
-def build_summary(incident: Incident, steps: list[StepRun], audit: list[AuditEntry]) -> dict[str, Any]:
-    """Everything the post-incident summary shows, as plain JSON-able data."""
-    target, risk = target_for(incident.kind)
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TimelineEntry(_Model):
+    at: datetime
+    offset: str
+    what: str
+    actor: str
+
+
+class ExecutedStep(_Model):
+    step: str
+    label: str
+    status: str
+    detail: str
+    at: datetime | None
+
+
+class HealthRound(_Model):
+    phase: str | None
+    at: datetime
+    results: list[dict[str, Any]]
+
+    @property
+    def passing(self) -> int:
+        return sum(1 for r in self.results if r.get("ok"))
+
+
+class ChecklistItem(_Model):
+    item: str
+    done: bool
+    group: str
+
+
+class RefusedAttempt(_Model):
+    at: datetime
+    actor: str
+    action: str
+    reason: str | None
+
+
+class Summary(_Model):
+    """Everything the post-incident summary shows."""
+
+    incident: str
+    kind: str
+    title: str
+    env: str
+    status: str
+    reason: str
+    requester: str
+    approvers: list[str]
+    change_from: str
+    change_to: str
+    plan: dict[str, Any]
+    created_at: datetime
+    rolled_back_at: datetime | None
+    verified_at: datetime | None
+    finished_at: datetime | None
+    time_to_rollback: str | None
+    time_to_rollback_seconds: float | None
+    target: str
+    target_seconds: float
+    within_target: bool | None
+    risk: str
+    executed: list[ExecutedStep]
+    health: list[HealthRound]
+    checklist: list[ChecklistItem]
+    checklist_done: int
+    failure: str | None
+    root_cause: str | None
+    lessons: str | None
+    resolved_by: str | None
+    timeline: list[TimelineEntry]
+    refused_attempts: list[RefusedAttempt]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def build_summary(incident: Incident, kind: RollbackKind, steps: list[StepRun], audit: list[AuditEntry]) -> Summary:
+    labels = {step.name: step.label for step in kind.steps}
+    actions = {**_TIMELINE, f"request.{incident.kind}": "Requested", **labels}
     ttr = (incident.rolled_back_at - incident.created_at) if incident.rolled_back_at else None
-    timeline = []
-    for entry in audit:
-        if entry.action in _TIMELINE_ACTIONS and entry.outcome != "refused":
-            timeline.append({
-                "at": entry.at.isoformat(),
-                "offset": format_duration(entry.at - incident.created_at),
-                "what": _TIMELINE_ACTIONS[entry.action] + ("" if entry.outcome == "ok" else f" ({entry.outcome})"),
-                "actor": entry.actor,
-            })
+    timeline = [
+        TimelineEntry(at=e.at, offset=format_duration(e.at - incident.created_at),
+                      what=actions[e.action] + ("" if e.outcome == "ok" else f" ({e.outcome})"), actor=e.actor)
+        for e in audit if e.action in actions and e.outcome != "refused"
+    ]
     if incident.resolution:
-        timeline.append({
-            "at": incident.resolution.at.isoformat(),
-            "offset": format_duration(incident.resolution.at - incident.created_at),
-            "what": "Resolved",
-            "actor": incident.resolution.resolved_by,
-        })
-    timeline.sort(key=lambda t: t["at"])
-    health = [
-        {"phase": e.detail.get("phase"), "at": e.at.isoformat(), "results": e.detail.get("results", [])}
-        for e in audit if e.action == "health_check"
-    ]
-    checklist = [{"item": label, "done": done, "group": group}
+        timeline.append(TimelineEntry(at=incident.resolution.at, what="Resolved", actor=incident.resolution.resolved_by,
+                                      offset=format_duration(incident.resolution.at - incident.created_at)))
+    timeline.sort(key=lambda t: t.at)
+    checklist = [ChecklistItem(item=label, done=done, group=group)
                  for group, items in checklist_groups(incident.checklist) for _, label, done in items]
-    refused = [
-        {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "reason": e.detail.get("reason")}
-        for e in audit if e.outcome == "refused"
-    ]
-    plan = incident.plan
-    return {
-        "incident": incident.ref,
-        "kind": incident.kind,
-        "env": incident.env,
-        "status": incident.status.value,
-        "reason": incident.reason,
-        "requester": incident.requester,
-        "approvers": [a.approver for a in incident.valid_approvals()],
-        "from": plan.from_deployment.to_json() if plan.from_deployment else plan.from_ref,
-        "to": plan.to_deployment.to_json() if plan.to_deployment else plan.to_ref,
-        "created_at": incident.created_at.isoformat(),
-        "rolled_back_at": _iso(incident.rolled_back_at),
-        "verified_at": _iso(incident.verified_at),
-        "finished_at": _iso(incident.finished_at),
-        "time_to_rollback": format_duration(ttr) if ttr is not None else None,
-        "time_to_rollback_seconds": ttr.total_seconds() if ttr is not None else None,
-        "target": format_duration(target),
-        "target_seconds": target.total_seconds(),
-        "within_target": (ttr <= target) if ttr is not None else None,
-        "risk": risk,
-        "executed": [
-            {"step": s.name, "status": s.status, "detail": s.detail, "at": _iso(s.finished_at or s.started_at)}
-            for s in steps if s.name in ("vercel.rollback", "vercel.alias", "verify")
-        ],
-        "health": health,
-        "checklist": checklist,
-        "checklist_done": sum(1 for c in checklist if c["done"]),
-        "failure": incident.failure,
-        "root_cause": incident.resolution.root_cause if incident.resolution else None,
-        "lessons": incident.resolution.lessons if incident.resolution else None,
-        "resolved_by": incident.resolution.resolved_by if incident.resolution else None,
-        "timeline": timeline,
-        "refused_attempts": refused,
-    }
+    change_from, change_to = incident.plan.change
+    shown = {*labels, "verify"}
+    return Summary(
+        incident=incident.ref, kind=incident.kind, title=kind.title, env=incident.env,
+        status=incident.status.value, reason=incident.reason, requester=incident.requester,
+        approvers=[a.approver for a in incident.valid_approvals()],
+        change_from=change_from, change_to=change_to, plan=incident.plan.to_json(),
+        created_at=incident.created_at, rolled_back_at=incident.rolled_back_at, verified_at=incident.verified_at,
+        finished_at=incident.finished_at,
+        time_to_rollback=format_duration(ttr) if ttr is not None else None,
+        time_to_rollback_seconds=ttr.total_seconds() if ttr is not None else None,
+        target=format_duration(kind.target), target_seconds=kind.target.total_seconds(),
+        within_target=(ttr <= kind.target) if ttr is not None else None, risk=kind.risk,
+        executed=[ExecutedStep(step=s.name, label=labels.get(s.name, "Verify (read-back + health checks)"),
+                               status=s.status, detail=s.detail, at=s.finished_at or s.started_at)
+                  for s in steps if s.name in shown],
+        health=[HealthRound(phase=e.detail.get("phase"), at=e.at, results=e.detail.get("results", []))
+                for e in audit if e.action == "health_check"],
+        checklist=checklist, checklist_done=sum(1 for c in checklist if c.done),
+        failure=incident.failure,
+        root_cause=incident.resolution.root_cause if incident.resolution else None,
+        lessons=incident.resolution.lessons if incident.resolution else None,
+        resolved_by=incident.resolution.resolved_by if incident.resolution else None,
+        timeline=timeline,
+        refused_attempts=[RefusedAttempt(at=e.at, actor=e.actor, action=e.action, reason=e.detail.get("reason"))
+                          for e in audit if e.outcome == "refused"],
+    )
 
 
-def render_markdown(summary: dict[str, Any]) -> str:
+def render_markdown(s: Summary) -> str:
     """The summary as Markdown, for `rollbot report` and for pasting into a post-mortem."""
-    s = summary
+    verdict = "" if s.within_target is None else (" ✅ within target" if s.within_target else " ⚠️ over target")
     lines = [
-        f"# {s['incident']}: {s['kind']} rollback on {s['env']} ({s['status']})",
+        f"# {s.incident}: {s.title} on {s.env} ({s.status})",
         "",
-        f"- Reason: {s['reason'] or '—'}",
-        f"- Requested by: {s['requester']}; approved by: {', '.join(s['approvers']) or '—'}",
-        f"- From: {_ref(s['from'])} → To: {_ref(s['to'])}",
-        f"- Time to rollback: {s['time_to_rollback'] or 'not rolled back'} (target {s['target']}, risk {s['risk']})"
-        + ("" if s["within_target"] is None else (" ✅ within target" if s["within_target"] else " ⚠️ over target")),
-        f"- Checklist: {s['checklist_done']}/{len(s['checklist'])} done",
+        f"- Reason: {s.reason or '—'}",
+        f"- Requested by: {s.requester}; approved by: {', '.join(s.approvers) or '—'}",
+        f"- From: {s.change_from} → To: {s.change_to}",
+        f"- Time to rollback: {s.time_to_rollback or 'not rolled back'} (target {s.target}, risk {s.risk}){verdict}",
+        f"- Checklist: {s.checklist_done}/{len(s.checklist)} done",
     ]
-    if s["failure"]:
-        lines.append(f"- Failure: {s['failure']}")
+    if s.failure:
+        lines.append(f"- Failure: {s.failure}")
     lines += ["", "## Timeline", ""]
-    lines += [f"- {t['at']} (+{t['offset']}) {t['what']} — {t['actor']}" for t in s["timeline"]]
+    lines += [f"- {t.at.isoformat()} (+{t.offset}) {t.what} — {t.actor}" for t in s.timeline]
     lines += ["", "## Executed", ""]
-    lines += [f"- {e['step']}: {e['status']} {e['detail']}" for e in s["executed"]] or ["- nothing"]
+    lines += [f"- {e.label}: {e.status} {e.detail}" for e in s.executed] or ["- nothing"]
     lines += ["", "## Health checks", ""]
-    for h in s["health"]:
-        oks = sum(1 for r in h["results"] if r.get("ok"))
-        lines.append(f"- {h['phase']}: {oks}/{len(h['results'])} passing")
-    lines += ["", "## Root cause", "", s["root_cause"] or "—", "", "## Lessons learned", "", s["lessons"] or "—"]
-    if s["refused_attempts"]:
+    lines += [f"- {h.phase}: {h.passing}/{len(h.results)} passing" for h in s.health]
+    lines += ["", "## Root cause", "", s.root_cause or "—", "", "## Lessons learned", "", s.lessons or "—"]
+    if s.refused_attempts:
         lines += ["", "## Refused attempts", ""]
-        lines += [f"- {r['at']} {r['actor']} {r['action']}: {r['reason']}" for r in s["refused_attempts"]]
+        lines += [f"- {r.at.isoformat()} {r.actor} {r.action}: {r.reason}" for r in s.refused_attempts]
     return "\n".join(lines) + "\n"
-
-
-def _ref(value: Any) -> str:
-    if isinstance(value, dict):
-        return f"{value['uid']} ({(value.get('commit_sha') or '')[:7]}, {value.get('author') or '?'})"
-    return str(value)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

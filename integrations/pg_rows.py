@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.model import Approval, Incident, Plan, Resolution, Status, StepRun
+from handlers.kind import PlanLoader
+from handlers.model import Approval, Incident, Resolution, Status, StepRun
 from handlers.ports import AuditEntry, DueJob
 
 INCIDENT_FIELDS = frozenset({
@@ -13,7 +14,7 @@ INCIDENT_FIELDS = frozenset({
 })
 
 
-def incident_from_row(row: dict[str, Any], approvals: list[dict[str, Any]]) -> Incident:
+def incident_from_row(row: dict[str, Any], approvals: list[dict[str, Any]], load_plan: PlanLoader) -> Incident:
     resolution = None
     if row["resolved_at"] is not None:
         resolution = Resolution(
@@ -27,7 +28,7 @@ def incident_from_row(row: dict[str, Any], approvals: list[dict[str, Any]]) -> I
         status=Status(row["status"]),
         requester=row["requester"],
         reason=row["reason"],
-        plan=Plan.from_json(row["plan"]),
+        plan=load_plan(row["plan"]),
         created_at=row["created_at"],
         approvals_needed=row["approvals_needed"],
         expires_at=row["expires_at"],

@@ -11,9 +11,13 @@ from psycopg.errors import UniqueViolation
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
+from pydantic import ValidationError
 
-from handlers.model import Incident, Plan, Resolution, Status
+from handlers.kind import PlanLoader
+from handlers.model import Incident, Resolution, Status
+from handlers.plans import PlanBase
 from handlers.ports import ApprovalOutcome, LockHeld, NewIncident, NewJob
+from handlers.summary import Summary
 from integrations.pg_rows import INCIDENT_FIELDS, incident_from_row
 from integrations.pg_work import WorkTables
 
@@ -21,7 +25,8 @@ from integrations.pg_work import WorkTables
 class PostgresStore(WorkTables):
     """Implements ``handlers.ports.IncidentStore`` on a psycopg connection pool."""
 
-    def __init__(self, database_url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, database_url: str, load_plan: PlanLoader, *, min_size: int = 1, max_size: int = 10) -> None:
+        self._load_plan = load_plan
         self.pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
             database_url, min_size=min_size, max_size=max_size, open=True, connection_class=Connection[DictRow],
             kwargs={"row_factory": dict_row, "autocommit": True}, name="rollbot",
@@ -130,7 +135,7 @@ class PostgresStore(WorkTables):
             conn.execute("UPDATE incidents SET checklist = %s || checklist WHERE id = %s",
                          (Jsonb({key: False for key in keys}), incident_id))
 
-    def replace_plan(self, incident_id: int, old_hash: str, plan: Plan) -> Incident | None:
+    def replace_plan(self, incident_id: int, old_hash: str, plan: PlanBase) -> Incident | None:
         with self.pool.connection() as conn:
             row = conn.execute(
                 """UPDATE incidents SET plan = %s, plan_hash = %s
@@ -192,8 +197,7 @@ class PostgresStore(WorkTables):
             row = conn.execute(f"UPDATE incidents SET {assignments} WHERE {where} RETURNING id", params).fetchone()
             return self._get(conn, incident_id) if row else None
 
-    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime, owner: str,
-                lease: timedelta) -> ApprovalOutcome:
+    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime) -> ApprovalOutcome:
         with self.pool.connection() as conn, conn.transaction():
             row = conn.execute("SELECT * FROM incidents WHERE id = %s FOR UPDATE", (incident_id,)).fetchone()
             if row is None:
@@ -215,10 +219,11 @@ class PostgresStore(WorkTables):
                 if recorded and count and count["n"] >= row["approvals_needed"]:
                     conn.execute(
                         """UPDATE incidents SET status = 'executing', decided_by = %s, decided_at = %s,
-                               exec_owner = %s, exec_lease_until = now() + %s
+                               exec_owner = NULL, exec_lease_until = NULL
                            WHERE id = %s AND status = 'pending'""",
-                        (approver, at, owner, lease, incident_id),
+                        (approver, at, incident_id),
                     )
+                    self._insert_jobs(conn, incident_id, [NewJob("execute", at, {"plan_hash": plan_hash})])
                     approvers = conn.execute(
                         "SELECT approver FROM approvals WHERE incident_id = %s AND plan_hash = %s ORDER BY at",
                         (incident_id, plan_hash),
@@ -230,19 +235,25 @@ class PostgresStore(WorkTables):
                     decided = True
             incident = self._get(conn, incident_id)
         assert incident is not None
-        return ApprovalOutcome(incident, recorded, decided, owner if decided else None)
+        return ApprovalOutcome(incident, recorded, decided)
 
     # -- execution lease (on the database's clock: no skew between hosts) ---------------------
 
     def claim_execution(self, incident_id: int, owner: str, lease: timedelta) -> bool:
-        """Take over an EXECUTING incident whose lease ran out (its executor died)."""
-        with self.pool.connection() as conn:
-            return conn.execute(
+        """Take the lease of an EXECUTING incident nobody holds, or whose lease ran out. A due
+        ``execute`` job of the incident is moot from then on (a lease that runs out again is
+        taken over by ``stale_executions``), so it is cancelled in the same transaction."""
+        with self.pool.connection() as conn, conn.transaction():
+            claimed = conn.execute(
                 """UPDATE incidents SET exec_owner = %s, exec_lease_until = now() + %s
                    WHERE id = %s AND status = 'executing' AND (exec_lease_until IS NULL OR exec_lease_until < now())
                    RETURNING id""",
                 (owner, lease, incident_id),
             ).fetchone() is not None
+            if claimed:
+                conn.execute("UPDATE due_jobs SET status = 'cancelled', outcome = 'claimed directly' "
+                             "WHERE incident_id = %s AND kind = 'execute' AND status = 'due'", (incident_id,))
+            return claimed
 
     def renew_execution(self, incident_id: int, owner: str, lease: timedelta) -> bool:
         """Extend our lease; False when another executor has taken it over."""
@@ -257,11 +268,11 @@ class PostgresStore(WorkTables):
         with self.pool.connection() as conn:
             rows = conn.execute(
                 """SELECT id FROM incidents WHERE status = 'executing'
-                   AND (exec_lease_until IS NULL OR exec_lease_until < now()) ORDER BY id"""
+                   AND exec_lease_until < now() ORDER BY id"""
             ).fetchall()
             return [r["id"] for r in rows]
 
-    def resolve(self, incident_id: int, resolution: Resolution, summary: dict[str, Any], status: Status,
+    def resolve(self, incident_id: int, resolution: Resolution, summary: Summary, status: Status,
                 finished_at: datetime) -> Incident | None:
         with self.pool.connection() as conn, conn.transaction():
             row = conn.execute(
@@ -269,7 +280,7 @@ class PostgresStore(WorkTables):
                        lessons = %s, summary = %s, finished_at = %s
                    WHERE id = %s AND resolved_at IS NULL AND status IN ('monitoring', 'failed') RETURNING id""",
                 (status.value, resolution.resolved_by, resolution.at, resolution.root_cause, resolution.lessons,
-                 Jsonb(summary), finished_at, incident_id),
+                 Jsonb(summary.to_json()), finished_at, incident_id),
             ).fetchone()
             if row is None:
                 return None
@@ -278,13 +289,18 @@ class PostgresStore(WorkTables):
             self._insert_jobs(conn, incident_id, [NewJob("post_summary", resolution.at, {})])
             return self._get(conn, incident_id)
 
-    def summary(self, incident_id: int) -> dict[str, Any] | None:
+    def summary(self, incident_id: int) -> Summary | None:
         with self.pool.connection() as conn:
             row = conn.execute("SELECT summary FROM incidents WHERE id = %s", (incident_id,)).fetchone()
-            return row["summary"] if row else None
+        if row is None or row["summary"] is None:
+            return None
+        try:
+            return Summary.model_validate(row["summary"])
+        except ValidationError as error:
+            raise ValueError(f"the stored summary of RB-{incident_id} is malformed ({error.error_count()} "
+                             "problems); rebuild it with `rollbot report`") from None
 
-    @staticmethod
-    def _get(conn: Connection[DictRow], incident_id: int) -> Incident | None:
+    def _get(self, conn: Connection[DictRow], incident_id: int) -> Incident | None:
         row = conn.execute("SELECT * FROM incidents WHERE id = %s", (incident_id,)).fetchone()
         if row is None:
             return None
@@ -292,7 +308,7 @@ class PostgresStore(WorkTables):
             "SELECT approver, plan_hash, at FROM approvals WHERE incident_id = %s ORDER BY at, approver",
             (incident_id,),
         ).fetchall()
-        return incident_from_row(row, approvals)
+        return incident_from_row(row, approvals, self._load_plan)
 
 
 def thread_refs_from(store: PostgresStore, incident_id: int) -> dict[str, str] | None:

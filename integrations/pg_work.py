@@ -19,6 +19,7 @@ from handlers.ports import AuditEntry, DueJob, NewJob
 from integrations.pg_rows import audit_from_row, job_from_row, step_from_row
 
 JOB_LEASE = timedelta(minutes=5)
+JOBS_CHANNEL = "rollbot_jobs"  # NOTIFY channel: due work was written
 MAX_JOB_ATTEMPTS = 50  # with backoff capped at 10 minutes: hours of retries before a job is dead
 
 
@@ -73,10 +74,13 @@ class WorkTables:
         )
 
     @staticmethod
-    def _insert_jobs(conn: Connection[DictRow], incident_id: int, jobs: Sequence[NewJob]) -> None:
+    def _insert_jobs(conn: Connection[DictRow], incident_id: int | None, jobs: Sequence[NewJob]) -> None:
+        """Insert due jobs and wake the workers (NOTIFY is delivered when the transaction commits)."""
         for job in jobs:
             conn.execute("INSERT INTO due_jobs (incident_id, kind, due_at, payload) VALUES (%s, %s, %s, %s)",
                          (incident_id, job.kind, job.due_at, Jsonb(job.payload)))
+        if jobs:
+            conn.execute("SELECT pg_notify(%s, %s)", (JOBS_CHANNEL, ",".join(sorted({j.kind for j in jobs}))))
 
     def audit_log(self, incident_id: int) -> list[AuditEntry]:
         with self.pool.connection() as conn:
@@ -86,11 +90,8 @@ class WorkTables:
     # -- due work ----------------------------------------------------------------------------
 
     def schedule(self, incident_id: int | None, kind: str, due_at: datetime, payload: dict[str, Any]) -> None:
-        with self.pool.connection() as conn:
-            conn.execute(
-                "INSERT INTO due_jobs (incident_id, kind, due_at, payload) VALUES (%s, %s, %s, %s)",
-                (incident_id, kind, due_at, Jsonb(payload)),
-            )
+        with self.pool.connection() as conn, conn.transaction():
+            self._insert_jobs(conn, incident_id, [NewJob(kind, due_at, payload)])
 
     def claim_due(self, now: datetime, worker: str, limit: int = 20) -> list[DueJob]:
         """Claim due rows (and rows whose lease ran out after a crash) without blocking other workers."""

@@ -1,4 +1,4 @@
-"""Vercel REST API adapter for code rollbacks (implements ``handlers.ports.CodeProvider``).
+"""Vercel REST API adapter for code rollbacks (implements ``handlers.code.CodeProvider``).
 
 Reads are retried on 429 (``Retry-After`` / ``X-RateLimit-Reset``), 5xx and timeouts with bounded
 backoff. The rollback call is not idempotent: it is sent exactly once per call. A 429 or a refused
@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from handlers.model import Deployment
-from handlers.ports import AliasState, ProviderError
+from handlers.code import AliasState, Deployment
+from handlers.ports import ProviderError
 
 log = logging.getLogger("rollbot.vercel")
 
@@ -65,7 +65,9 @@ class VercelClient:
         data = self._get(f"/v9/projects/{project}", {})
         production = ((data.get("targets") or {}).get("production") or {}).get("id")
         job = data.get("lastAliasRequest") or {}
-        return AliasState(production, job.get("jobStatus"), job.get("toDeploymentId"))
+        requested = job.get("requestedAt")
+        return AliasState(production, job.get("jobStatus"), job.get("toDeploymentId"),
+                          int(requested) if isinstance(requested, (int, float)) else None)
 
     def rollback(self, project: str, deployment_uid: str, description: str) -> None:
         self._request("POST", f"/v1/projects/{project}/rollback/{deployment_uid}", {"description": description},

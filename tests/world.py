@@ -57,6 +57,7 @@ class World:
     config_path: Path
     clock: ShiftedClock = field(default_factory=ShiftedClock)
     containers: list[Container] = field(default_factory=list)
+    workers: list[Worker] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
         return {
@@ -69,6 +70,7 @@ class World:
             "VERCEL_API_URL": self.vercel.url,
             "ROLLBOT_CONFIG": str(self.config_path),
             "ROLLBOT_LOG_LEVEL": "WARNING",
+            "ROLLBOT_UNCERTAIN_WINDOW": "2",
         }
 
     def settings(self) -> Settings:
@@ -80,12 +82,25 @@ class World:
         return container
 
     def worker(self, worker_id: str = "test-worker") -> Worker:
-        return Worker(self.container(), worker_id)
+        """The world's worker of that id (one per id: a second would stand by as the leader lock says)."""
+        for worker in self.workers:
+            if worker.id == worker_id:
+                return worker
+        worker = Worker(self.container(), worker_id)
+        self.workers.append(worker)
+        return worker
+
+    def work_until(self, predicate: Callable[[], Any], timeout: float = 15.0, message: str = "condition") -> Any:
+        """Run the worker's due jobs until ``predicate`` holds (a click's effects arrive after its ack)."""
+        worker = self.worker()
+        return wait_until(lambda: worker.run_once() * 0 or predicate(), timeout, message)
 
     def advance(self, delta: timedelta) -> None:
         self.clock.advance(delta)
 
     def close(self) -> None:
+        for worker in self.workers:
+            worker.close()
         for container in self.containers:
             container.close()
 

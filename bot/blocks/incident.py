@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.blocks.text import ago, plain, quote, user, when
+from bot.blocks.plans import PlanRenderer
+from bot.blocks.text import plain, quote, user, when
 from handlers.config import EnvironmentPolicy
 from handlers.durations import format_duration
-from handlers.model import Deployment, Incident, Status, StepRun
-from handlers.runbook import checklist_groups, target_for
+from handlers.kind import RollbackKind
+from handlers.model import Incident, Status, StepRun
+from handlers.runbook import checklist_groups
 
 Block = dict[str, Any]
 
-KIND_TITLE = {"code": "Code rollback", "database": "Database rollback", "env": "Env var rollback",
-              "flag": "Feature flag rollback"}
 STATUS_LINE = {
     Status.PENDING: ":hourglass_flowing_sand: Waiting for approval",
     Status.EXECUTING: ":gear: Approved, rolling back",
@@ -27,24 +27,19 @@ STATUS_LINE = {
 }
 
 
-def root_blocks(incident: Incident, policy: EnvironmentPolicy, now: datetime) -> list[Block]:
-    plan = incident.plan
-    target, risk = target_for(incident.kind)
+def root_blocks(incident: Incident, kind: RollbackKind, policy: EnvironmentPolicy, now: datetime,
+                renderer: PlanRenderer) -> list[Block]:
     rule = policy.rule(incident.kind)
+    fields = [
+        *renderer.fields(incident.plan, now)[:4],
+        f"*Requested by*\n{user(incident.requester)} at {when(incident.created_at)}",
+        f"*Target (decision matrix)*\n{format_duration(kind.target)} · risk {kind.risk}",
+        "*Approval*\n" + _rule(rule.approvers, rule.approvals, policy.self_approval),
+    ]
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": plain(f"{incident.ref} · {KIND_TITLE[incident.kind]} · {incident.env}")}},
+        {"type": "header", "text": {"type": "plain_text", "text": plain(f"{incident.ref} · {kind.title} · {incident.env}")}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _status(incident)}},
-        {
-            "type": "section",
-            "fields": [
-                {"type": "mrkdwn", "text": "*From (serving now)*\n" + _deployment(plan.from_deployment, plan.from_ref, now)},
-                {"type": "mrkdwn", "text": "*To (last known good)*\n" + _deployment(plan.to_deployment, plan.to_ref, now)},
-                {"type": "mrkdwn", "text": f"*Requested by*\n{user(incident.requester)} at {when(incident.created_at)}"},
-                {"type": "mrkdwn", "text": f"*Target (decision matrix)*\n{format_duration(target)} · risk {risk}"},
-                {"type": "mrkdwn", "text": "*Approval*\n" + _rule(rule.approvers, rule.approvals, policy.self_approval)},
-                {"type": "mrkdwn", "text": f"*Project*\n`{quote(plan.target, 100)}`"},
-            ],
-        },
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": text} for text in fields]},
         {"type": "section", "text": {"type": "mrkdwn", "text": "*Reason*\n" + (quote(incident.reason) or "_none given_")}},
     ]
     blocks.extend(_checklists(incident))
@@ -72,9 +67,9 @@ def root_blocks(incident: Incident, policy: EnvironmentPolicy, now: datetime) ->
     return blocks
 
 
-def root_text(incident: Incident) -> str:
+def root_text(incident: Incident, kind: RollbackKind) -> str:
     """Notification fallback text (no mentions, no user text)."""
-    return f"{incident.ref}: {KIND_TITLE[incident.kind]} on {incident.env} — {incident.status.value}"
+    return f"{incident.ref}: {kind.title} on {incident.env} — {incident.status.value}"
 
 
 def resolve_actions(incident: Incident) -> Block:
@@ -93,17 +88,6 @@ def _status(incident: Incident) -> str:
     if incident.status is Status.FAILED and incident.failure:
         line += f" — {quote(incident.failure, 500)}"
     return line
-
-
-def _deployment(d: Deployment | None, fallback: str, now: datetime) -> str:
-    if d is None:
-        return f"`{quote(fallback, 100)}`"
-    message = quote((d.commit_message or "").splitlines()[0] if d.commit_message else "", 80)
-    parts = [f"`{quote(d.uid, 60)}` · `{quote(d.short_sha, 12)}`"]
-    if message:
-        parts.append(f"“{message}”")
-    parts.append(f"by {quote(d.author or 'unknown', 60)} · {ago(d.created_at, now)}")
-    return "\n".join(parts)
 
 
 def _rule(approvers: tuple[str, ...], count: int, self_approval: bool) -> str:
@@ -132,9 +116,8 @@ def _checklists(incident: Incident) -> list[Block]:
     return blocks
 
 
-def step_lines(steps: list[StepRun]) -> list[str]:
+def step_lines(steps: list[StepRun], kind: RollbackKind) -> list[str]:
     icons = {"running": ":hourglass_flowing_sand:", "ok": ":white_check_mark:", "failed": ":x:", "skipped": ":fast_forward:"}
-    names = {"vercel.rollback": "Ask Vercel to roll back", "vercel.alias": "Production alias moves",
-             "verify": "Verify (read-back + health checks)"}
+    names = {step.name: step.label for step in kind.steps} | {"verify": "Verify (read-back + health checks)"}
     return [f"{icons.get(s.status, '•')} {names.get(s.name, s.name)}" + (f" — {quote(s.detail, 300)}" if s.detail else "")
             for s in steps]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.blocks.incident import KIND_TITLE, STATUS_LINE
+from bot.blocks.incident import STATUS_LINE
 from bot.blocks.text import quote, user, when
 from handlers.model import Incident
 
@@ -14,7 +14,7 @@ Block = dict[str, Any]
 
 def _line(i: Incident) -> str:
     reason = f" — {quote(i.reason, 120)}" if i.reason else ""
-    return f"*{i.ref}* {KIND_TITLE[i.kind]} on *{i.env}* · {STATUS_LINE[i.status]} · by {user(i.requester)} {when(i.created_at)}{reason}"
+    return f"*{i.ref}* {quote(i.kind, 30)} rollback on *{i.env}* · {STATUS_LINE[i.status]} · by {user(i.requester)} {when(i.created_at)}{reason}"
 
 
 def status_blocks(open_incidents: list[Incident], last: Incident | None, now: datetime) -> list[Block]:

@@ -9,8 +9,9 @@ from typing import Any
 from bot.blocks.incident import resolve_actions, step_lines
 from bot.blocks.text import mention, quote, user
 from handlers.durations import format_duration
-from handlers.model import HealthResult, Incident, Plan, StepRun
-from handlers.ports import AliasState
+from handlers.kind import RollbackKind, Verification
+from handlers.model import HealthResult, Incident, StepRun
+from handlers.plans import PlanBase
 from handlers.runbook import POST_CHECKLIST
 
 Block = dict[str, Any]
@@ -30,8 +31,8 @@ def notify_blocks(incident: Incident, mentions: Sequence[str], approvers: Sequen
     return f"{incident.ref} needs approval", [_section(text)]
 
 
-def progress_blocks(incident: Incident, steps: Sequence[StepRun]) -> tuple[str, list[Block]]:
-    lines = step_lines(list(steps)) or [":hourglass_flowing_sand: Starting"]
+def progress_blocks(incident: Incident, kind: RollbackKind, steps: Sequence[StepRun]) -> tuple[str, list[Block]]:
+    lines = step_lines(list(steps), kind) or [":hourglass_flowing_sand: Starting"]
     who = f"approved by {user(incident.decided_by)}" if incident.decided_by else ""
     return (
         f"{incident.ref} progress",
@@ -50,13 +51,12 @@ def health_lines(health: Sequence[HealthResult]) -> str:
     return "\n".join(lines)
 
 
-def verification_blocks(incident: Incident, alias: AliasState, health: Sequence[HealthResult], ok: bool,
+def verification_blocks(incident: Incident, result: Verification, health: Sequence[HealthResult], ok: bool,
                         monitor: Sequence[timedelta]) -> tuple[str, list[Block]]:
     head = (":white_check_mark: *Verified.*" if ok else ":warning: *Rolled back, but health checks fail.*")
-    to = incident.plan.to_deployment
-    served = f"`{alias.production_id}`" + (f" (`{to.short_sha}`)" if to else "")
     offsets = ", ".join("+" + format_duration(m) for m in monitor) or "none configured"
-    text = f"{head} Production now serves {served}.\n{health_lines(health)}\nMonitoring reminders at {offsets}."
+    text = (f"{head} Read back: {quote(result.detail, 500)}.\n{health_lines(health)}\n"
+            f"Monitoring reminders at {offsets}.")
     if not ok:
         text += "\nEscalate now: check the error rates and consider a further rollback (runbook: *Monitor for issues*)."
     return (f"{incident.ref} verified" if ok else f"{incident.ref}: health checks failing"), [_section(text)]
@@ -98,11 +98,11 @@ def closed_blocks(incident: Incident) -> tuple[str, list[Block]]:
     return f"{incident.ref} {incident.status.value}", [_section(text)]
 
 
-def plan_changed_blocks(incident: Incident, old: Plan) -> tuple[str, list[Block]]:
-    new = incident.plan
+def plan_changed_blocks(incident: Incident, old: PlanBase) -> tuple[str, list[Block]]:
+    (new_from, new_to), (old_from, old_to) = incident.plan.change, old.change
     text = (
         f":warning: *Production changed since {incident.ref} was requested.* The plan is now "
-        f"`{quote(new.from_ref, 60)}` → `{quote(new.to_ref, 60)}` (was `{quote(old.from_ref, 60)}` → "
-        f"`{quote(old.to_ref, 60)}`). Earlier approvals are void: approve the new plan above."
+        f"`{quote(new_from, 60)}` → `{quote(new_to, 60)}` (was `{quote(old_from, 60)}` → "
+        f"`{quote(old_to, 60)}`). Earlier approvals are void: approve the new plan above."
     )
     return f"{incident.ref}: plan changed, approve again", [_section(text)]

@@ -10,7 +10,6 @@ from slack_sdk import WebClient
 
 from bot.blocks.modals import decide_modal, deny_modal, resolve_modal
 from handlers import approvals, resolution
-from handlers.execution import execute
 from handlers.model import Status
 from handlers.runbook import checklist_groups
 from handlers.services import Refused, Services
@@ -55,9 +54,7 @@ def register(app: App, svc: Services) -> None:
         except Refused as refused:
             svc.notifier.tell(channel, user, f":no_entry: Your approval does not count: {refused.message}")
             return
-        if outcome.decided and outcome.owner:
-            execute(svc, incident_id, outcome.owner)
-        else:
+        if not outcome.decided:  # the deciding approval queued the execution: the thread shows progress
             have, need = len(outcome.incident.valid_approvals()), outcome.incident.approvals_needed
             svc.notifier.tell(channel, user, f"Approval recorded ({have} of {need}) for {outcome.incident.ref}.")
 

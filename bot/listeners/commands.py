@@ -24,7 +24,7 @@ def register(app: App, svc: Services) -> None:
     def rollback_command(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         user, text = body.get("user_id", ""), body.get("text", "")
         try:
-            cmd = commands.parse(text, svc.policy)
+            cmd = commands.parse(text, svc.policy, svc.kinds)
         except CommandError as error:
             ack(response_type="ephemeral", text=str(error))
             svc.audit(None, user, "command", "refused", text=text[:200], reason=str(error))
@@ -32,7 +32,7 @@ def register(app: App, svc: Services) -> None:
         match cmd:
             case commands.Help():
                 ack(response_type="ephemeral",
-                    text=f"*Rollbot* — guided, approved, audited rollbacks.\n```{escape(commands.USAGE)}```")
+                    text=f"*Rollbot* — guided, approved, audited rollbacks.\n```{escape(commands.usage(svc.kinds))}```")
             case commands.Rollback():
                 what = f"{cmd.kind} rollback on *{cmd.env}*"
                 ack(response_type="ephemeral", text=f":mag: Planning a {what}…")

@@ -16,8 +16,12 @@ log = logging.getLogger("rollbot.events")
 
 def register(app: App, svc: Services) -> None:
     @app.event("app_home_opened")
-    def on_home(event: dict[str, Any], client: WebClient) -> None:
+    def on_home(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") != "home":
+            return
+        # Slack retries a delivery it thinks was lost (X-Slack-Retry-Num): handle each event once.
+        event_id = body.get("event_id")
+        if isinstance(event_id, str) and not svc.live.first_delivery(f"event:{event_id}", ttl_seconds=3600):
             return
         view = home_view(svc.store.open_incidents(), svc.store.last_rolled_back(), svc.store.recent(5), svc.clock.now())
         client.views_publish(user_id=event["user"], view=view)

@@ -10,22 +10,30 @@ import httpx
 import psycopg
 
 from handlers import approvals, resolution
-from handlers.code import plan_code_rollback
 from handlers.commands import Rollback
-from handlers.execution import LEASE, execute, fail
+from handlers.execution import execute, fail
 from handlers.model import Status
 from handlers.ports import NewIncident
 from handlers.requests import request_rollback
 from sandbox.team import ALICE, CAROL, CHANNEL, PROJECT
 from tests.world import VERCEL_TOKEN, World, wait_until
 
+LEASE = timedelta(minutes=2)
 
-def _approved_then_crashed(world: World):
-    """The approval that decided was committed, then the web process died before executing."""
+
+def _approved(world: World):
+    """The approval that decided was committed (with its execute job); nothing ran it yet."""
     svc = world.container().services
     incident = request_rollback(svc, ALICE, Rollback("code", "prod", "crash test"))
-    outcome = svc.store.approve(incident.id, CAROL, incident.plan_hash, svc.clock.now(), "crashed-web", LEASE)
+    outcome = svc.store.approve(incident.id, CAROL, incident.plan_hash, svc.clock.now())
     assert outcome.decided
+    return svc, incident
+
+
+def _approved_then_crashed(world: World):
+    """An executor took the lease, then its process died before it called Vercel."""
+    svc, incident = _approved(world)
+    assert svc.store.claim_execution(incident.id, "crashed-worker", LEASE)
     return svc, incident
 
 
@@ -36,27 +44,38 @@ def _lease_runs_out(world: World, incident_id: int) -> None:
                      (incident_id,))
 
 
+def test_the_execution_job_survives_the_web_process(world: World) -> None:
+    """The deciding click's process is gone: the job it wrote is all a worker needs."""
+    svc, incident = _approved(world)
+    world.worker().run_once()
+    assert svc.store.get(incident.id).status is Status.MONITORING
+    assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1
+
+
 def test_worker_resumes_an_execution_that_never_started(world: World) -> None:
     svc, incident = _approved_then_crashed(world)
     worker = world.worker()
     worker.run_once()
     assert svc.store.get(incident.id).status is Status.EXECUTING  # the lease holds: maybe still running
+    assert world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback") == []
     _lease_runs_out(world, incident.id)
     worker.run_once()
     assert svc.store.get(incident.id).status is Status.MONITORING
     assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1
-    assert world.vercel.production(PROJECT) == incident.plan.to_ref
+    assert world.vercel.production(PROJECT) == incident.plan.change[1]
 
 
 def test_resume_does_not_repeat_a_rollback_that_already_happened(world: World) -> None:
     svc, incident = _approved_then_crashed(world)
     # The process had sent the rollback (Vercel moved production), then died before recording it.
     svc.store.start_step(incident.id, "vercel.rollback", svc.clock.now())
-    response = httpx.post(f"{world.vercel.url}/v1/projects/{PROJECT}/rollback/{incident.plan.to_ref}",
+    response = httpx.post(f"{world.vercel.url}/v1/projects/{PROJECT}/rollback/{incident.plan.change[1]}",
                           headers={"Authorization": f"Bearer {VERCEL_TOKEN}"}, trust_env=False)
     assert response.status_code == 201
+    worker = world.worker()
+    worker.run_once()  # the execute job finds the lease held: the crashed executor may be alive
     _lease_runs_out(world, incident.id)
-    world.worker().run_once()
+    worker.run_once()
     assert svc.store.get(incident.id).status is Status.MONITORING
     assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1  # only the crashed one
     log = [(e.action, e.outcome) for e in svc.store.audit_log(incident.id)]
@@ -68,10 +87,11 @@ def test_resume_does_not_repeat_a_rollback_that_already_happened(world: World) -
 def test_a_stalled_executor_cannot_send_after_losing_its_lease(world: World) -> None:
     """A is waiting out a 429 when its lease runs out; the worker takes over and rolls back;
     when A wakes it must not send again (it renews its lease before every send, and cannot)."""
-    svc, incident = _approved_then_crashed(world)
     world.vercel.script_rate_limit(f"/v1/projects/{PROJECT}/rollback", times=1, retry_after=3)
+    svc, incident = _approved(world)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        stalled = pool.submit(execute, svc, incident.id, "crashed-web")
+        # A frozen process: no heartbeat keeps its lease while it waits.
+        stalled = pool.submit(execute, svc, incident.id, "stalled", heartbeat=False)
         wait_until(lambda: world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback"), message="A's first send")
         _lease_runs_out(world, incident.id)
         world.worker().run_once()  # takes over: reads back, sends, verifies
@@ -87,12 +107,13 @@ def test_a_stale_executor_cannot_fail_an_incident_it_no_longer_owns(world: World
     svc, incident = _approved_then_crashed(world)
     _lease_runs_out(world, incident.id)
     assert svc.store.claim_execution(incident.id, "the-worker", LEASE)
-    assert fail(svc, incident.id, "stale view of the world", "crashed-web").status is Status.EXECUTING
+    assert fail(svc, incident.id, "stale view of the world", "crashed-worker").status is Status.EXECUTING
 
 
 def test_an_interrupted_request_does_not_block_the_environment(world: World) -> None:
     svc = world.container().services
-    plan = plan_code_rollback(svc.code, "prod", PROJECT, None)
+    env = svc.policy.environments["prod"]
+    plan = svc.kinds["code"].plan("prod", env, {})
     now = svc.clock.now()
     orphan = svc.store.create_incident(NewIncident("code", "prod", ALICE, "died mid-request", plan, 1, {}, now,
                                                    now + timedelta(minutes=30)))  # never reached Slack
@@ -105,8 +126,8 @@ def test_an_interrupted_request_does_not_block_the_environment(world: World) -> 
 def test_the_summary_is_delivered_by_the_worker_when_slack_refused_it(world: World) -> None:
     svc = world.container().services
     incident = request_rollback(svc, ALICE, Rollback("code", "prod", "summary test"))
-    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
-    execute(svc, incident.id, outcome.owner)
+    approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    execute(svc, incident.id)
     world.slack.archive_channel(CHANNEL)
     resolution.resolve(svc, CAROL, incident.id, "cause", "lessons")
     assert not [m for m in world.slack.messages(CHANNEL) if "Post-incident summary" in json.dumps(m.get("blocks"))]

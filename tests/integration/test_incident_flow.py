@@ -37,7 +37,7 @@ def test_request_posts_root_and_notifies_the_team(world: World) -> None:
     svc = _svc(world)
     incident = _request(svc)
     assert incident.ref == "RB-1" and incident.status is Status.PENDING
-    assert incident.plan.from_ref == world.vercel.production(PROJECT)
+    assert incident.plan.change[0] == world.vercel.production(PROJECT)
     assert incident.checklist["notify"] is True and incident.checklist["root_cause"] is False
     root = world.slack.message(CHANNEL, incident.root_ts)
     assert "Notify team" in _text(root)
@@ -119,7 +119,7 @@ def test_approval_before_expiry_cancels_it(world: World) -> None:
     incident = _request(svc)
     outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
     assert outcome.decided
-    execute(svc, incident.id, outcome.owner)
+    execute(svc, incident.id)
     world.advance(timedelta(minutes=31))
     world.worker().run_once()
     assert svc.store.get(incident.id).status is Status.MONITORING
@@ -144,7 +144,7 @@ def test_vercel_alias_failure_fails_the_incident_and_releases_the_lock(world: Wo
     bad = world.vercel.production(PROJECT)
     outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
     assert outcome.decided
-    failed = execute(svc, incident.id, outcome.owner)
+    failed = execute(svc, incident.id)
     assert failed is not None and failed.status is Status.FAILED
     assert world.vercel.production(PROJECT) == bad
     thread = [_text(m) for m in world.slack.thread(CHANNEL, incident.root_ts)]
@@ -160,7 +160,7 @@ def test_vercel_server_errors_do_not_duplicate_the_rollback(world: World) -> Non
     world.vercel.script_error(f"/v1/projects/{PROJECT}/rollback", status=502, times=1)
     outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
     assert outcome.decided
-    done = execute(svc, incident.id, outcome.owner)
+    done = execute(svc, incident.id)
     assert done is not None and done.status is Status.MONITORING
     posts = world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")
     assert [c["status"] for c in posts] == [502, 201]  # retried only after reading back
@@ -175,7 +175,7 @@ def test_plan_change_voids_approvals(world: World) -> None:
     with pytest.raises(Refused, match="earlier approvals are void"):
         approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
     changed = svc.store.get(incident.id)
-    assert changed.plan.from_ref == newest["uid"] and changed.plan_hash != incident.plan_hash
+    assert changed.plan.change[0] == newest["uid"] and changed.plan_hash != incident.plan_hash
     assert any("Production changed" in _text(m) for m in world.slack.thread(CHANNEL, incident.root_ts))
     with pytest.raises(Refused, match="plan .* changed after this button was drawn"):
         approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
@@ -200,7 +200,7 @@ def test_redis_flush_loses_nothing(world: World, redis_url: str) -> None:
     assert svc.live.thread_refs(incident.id) == {"channel": CHANNEL, "root_ts": incident.root_ts}
     outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
     assert outcome.decided
-    execute(svc, incident.id, outcome.owner)
+    execute(svc, incident.id)
     thread = world.slack.thread(CHANNEL, incident.root_ts)
     assert any("Verified" in _text(m) for m in thread)
     redis.Redis.from_url(redis_url).flushall()
@@ -225,13 +225,13 @@ def test_resolve_rules_and_summary(world: World) -> None:
     incident = _request(svc)
     with pytest.raises(Refused, match="only a monitored or failed rollback can be resolved"):
         resolution.resolvable(svc, CAROL, incident.id)
-    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
-    execute(svc, incident.id, outcome.owner)
+    approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    execute(svc, incident.id)
     with pytest.raises(Refused, match="only the requester, requesters or approvers"):
         resolution.resolvable(svc, DAN, incident.id)
     closed, summary = resolution.resolve(svc, ALICE, incident.id, "bad cache", "canary")
-    assert closed.status is Status.RESOLVED and summary["root_cause"] == "bad cache"
-    assert summary["time_to_rollback_seconds"] is not None and summary["within_target"] is True
+    assert closed.status is Status.RESOLVED and summary.root_cause == "bad cache"
+    assert summary.time_to_rollback_seconds is not None and summary.within_target is True
     with pytest.raises(Refused):
         resolution.resolve(svc, ALICE, incident.id, "again", "again")
     assert svc.store.pending_jobs(incident.id) == []  # remaining reminders cancelled
@@ -246,29 +246,29 @@ def test_a_dropped_connection_after_the_rollback_call_does_not_fail_the_incident
     svc = _svc(world)
     incident = _request(svc)
     world.vercel.script_drop(f"/v1/projects/{PROJECT}/rollback")  # takes effect, no answer
-    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
-    done = execute(svc, incident.id, outcome.owner)
+    approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    done = execute(svc, incident.id)
     assert done is not None and done.status is Status.MONITORING
     assert [c["status"] for c in world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")] == [0]
-    assert world.vercel.production(PROJECT) == incident.plan.to_ref
+    assert world.vercel.production(PROJECT) == incident.plan.change[1]
 
 
 def test_slack_down_after_approval_does_not_fail_the_rollback(world: World) -> None:
     svc = _svc(world)
     incident = _request(svc)
-    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
     world.slack.stop()  # Slack becomes unreachable right after the decision
-    done = execute(svc, incident.id, outcome.owner)
+    done = execute(svc, incident.id)
     assert done is not None and done.status is Status.MONITORING
-    assert world.vercel.production(PROJECT) == incident.plan.to_ref
+    assert world.vercel.production(PROJECT) == incident.plan.change[1]
     assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1
 
 
 def test_a_reminder_slack_refused_is_retried_and_sent_once(world: World) -> None:
     svc = _svc(world)
     incident = _request(svc)
-    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
-    execute(svc, incident.id, outcome.owner)
+    approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    execute(svc, incident.id)
     worker = world.worker()
     world.advance(timedelta(minutes=5))
     world.slack.archive_channel(CHANNEL)  # Slack answers is_archived: certainly not posted
@@ -286,9 +286,9 @@ def test_a_live_execution_waiting_on_vercel_is_not_taken_over(world: World) -> N
     svc = _svc(world)
     incident = _request(svc)
     world.vercel.script_rate_limit(f"/v1/projects/{PROJECT}/rollback", times=1, retry_after=2)
-    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        running = pool.submit(execute, svc, incident.id, outcome.owner)
+        running = pool.submit(execute, svc, incident.id)
         worker = world.worker()
         while not running.done():
             world.advance(timedelta(minutes=1))  # the worker's clock runs far ahead: leases use the DB's
@@ -313,8 +313,7 @@ def test_an_approval_after_the_timeout_is_refused_before_the_worker_runs(world: 
     with pytest.raises(Refused, match="already expired"):
         approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
     assert svc.store.get(incident.id).status is Status.EXPIRED
-    late = svc.store.approve(incident.id, LEADS[0], incident.plan_hash, incident.expires_at + timedelta(seconds=1),
-                             "late", timedelta(minutes=2))
+    late = svc.store.approve(incident.id, LEADS[0], incident.plan_hash, incident.expires_at + timedelta(seconds=1))
     assert not late.recorded and not late.decided  # the store refuses it too
     assert world.vercel.calls_to("POST", "/v1/") == []
 
@@ -322,8 +321,8 @@ def test_an_approval_after_the_timeout_is_refused_before_the_worker_runs(world: 
 def test_a_reminder_whose_worker_died_mid_post_is_not_posted_again(world: World) -> None:
     svc = _svc(world)
     incident = _request(svc)
-    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
-    execute(svc, incident.id, outcome.owner)
+    approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    execute(svc, incident.id)
     world.advance(timedelta(minutes=5))
     [job] = svc.store.claim_due(svc.clock.now(), "dies-after-posting")
     from handlers.monitoring import run_job
@@ -339,8 +338,8 @@ def test_a_read_back_that_disagrees_fails_the_incident(world: World) -> None:
     svc = _svc(world)
     incident = _request(svc)
     world.vercel.phantom_next_alias(PROJECT)  # Vercel says succeeded; production stays put
-    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
-    failed = execute(svc, incident.id, outcome.owner)
+    approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    failed = execute(svc, incident.id)
     assert failed is not None and failed.status is Status.FAILED and "read-back" in (failed.failure or "")
     assert any("read-back" in _text(m) for m in world.slack.thread(CHANNEL, incident.root_ts))
 

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from handlers.code import CodeKind
+from handlers.kind import KindRegistry
 from integrations.pg_store import PostgresStore
 from integrations.schema import migrate
 
@@ -18,7 +20,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 @pytest.fixture
 def store(database_url: str):
-    s = PostgresStore(database_url, max_size=8)
+    s = PostgresStore(database_url, KindRegistry([CodeKind(provider=None)]).load_plan, max_size=8)  # type: ignore[arg-type]
     yield s
     s.close()
 
@@ -88,15 +90,19 @@ def test_a_crashed_workers_job_is_reclaimed_after_its_lease(store: PostgresStore
 
 def test_the_execution_lease_fences_a_stale_executor(world) -> None:  # noqa: ANN001 - fixture
     from handlers.commands import Rollback
-    from handlers.execution import LEASE
     from handlers.ports import NewJob
     from handlers.requests import request_rollback
     from sandbox.team import ALICE, CAROL
 
     svc = world.container().services
     store = svc.store
+    LEASE = timedelta(minutes=2)
     incident = request_rollback(svc, ALICE, Rollback("code", "prod", "fence"))
-    assert store.approve(incident.id, CAROL, incident.plan_hash, svc.clock.now(), "A", LEASE).decided
+    assert store.approve(incident.id, CAROL, incident.plan_hash, svc.clock.now()).decided
+    assert [j.kind for j in store.pending_jobs(incident.id)] == ["execute"]  # queued in the deciding transaction
+    assert store.stale_executions() == []  # never claimed is not stale: its job is due
+    assert store.claim_execution(incident.id, "A", LEASE)
+    assert store.pending_jobs(incident.id) == []  # the execute job is moot once an executor holds the lease
     assert not store.claim_execution(incident.id, "B", LEASE)  # A's lease is live
     with psycopg.connect(world.database_url, autocommit=True) as conn:
         conn.execute("UPDATE incidents SET exec_lease_until = now() - interval '1 second'")

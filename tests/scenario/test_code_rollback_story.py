@@ -59,7 +59,7 @@ def test_code_rollback_end_to_end(world: World, bot: BotServer) -> None:
 
     # Carol approves: one rollback on Vercel, progress in one message, verification in the thread.
     client.click(CAROL, channel=CHANNEL, message_ts=root["ts"], action_id="approve")
-    verified = wait_until(
+    verified = world.work_until(
         lambda: next((m for m in world.slack.thread(CHANNEL, root["ts"]) if "Verified" in _text(m)), None),
         message="the verification message",
     )
@@ -137,5 +137,5 @@ def test_code_rollback_end_to_end(world: World, bot: BotServer) -> None:
     assert ("rollbot", "vercel.rollback", "attempt") in audit and (CAROL, "approve", "ok") in audit
     md = subprocess.run([sys.executable, "-m", "bot.cli", "report", "RB-1"], env=env, capture_output=True,
                         text=True, timeout=60)
-    assert md.returncode == 0 and md.stdout.startswith("# RB-1: code rollback on prod (resolved)")
+    assert md.returncode == 0 and md.stdout.startswith("# RB-1: Code rollback on prod (resolved)")
     assert "## Audit log" in md.stdout and "U01BOB approve: refused" in md.stdout

@@ -47,8 +47,8 @@ def test_twenty_simultaneous_approvals_and_a_replay_roll_back_once(world: World,
     redis.Redis.from_url(world.redis_url).flushall()  # and with Redis empty, Postgres still refuses it
     assert client.post_raw(body, "application/x-www-form-urlencoded").status_code == 200
 
-    wait_until(lambda: any("Verified" in _text(m) for m in world.slack.thread(CHANNEL, root["ts"])),
-               timeout=30, message="verification")
+    world.work_until(lambda: any("Verified" in _text(m) for m in world.slack.thread(CHANNEL, root["ts"])),
+                     timeout=30, message="verification")
 
     def refused_count() -> int:
         with psycopg.connect(world.database_url) as conn:
@@ -138,8 +138,8 @@ def test_two_approvers_needed_and_plan_binding(database_url: str, redis_url: str
         wait_until(lambda: any("plan" in _text(e) for e in world.slack.ephemerals(user=LEADS[1])), message="plan refusal")
         assert world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback") == []
         client.click(LEADS[1], channel=CHANNEL, message_ts=root["ts"], action_id="approve")
-        wait_until(lambda: len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1,
-                   message="the rollback after the second approval")
+        world.work_until(lambda: len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1,
+                         message="the rollback after the second approval")
     finally:
         bot.stop()
         world.slack.stop()

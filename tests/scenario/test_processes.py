@@ -37,8 +37,8 @@ def test_health_readiness_and_metrics(world: World, bot: BotServer) -> None:
 def test_worker_process_sends_due_reminders(world: World) -> None:
     svc = world.container().services
     incident = request_rollback(svc, ALICE, Rollback("code", "prod", "slow pages"))
-    outcome = approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
-    execute(svc, incident.id, outcome.owner)
+    approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+    execute(svc, incident.id)
     # Make the first reminder due now, then let a real `rollbot worker` process find it.
     svc.store.cancel_jobs(incident.id, "monitor")
     svc.store.schedule(incident.id, "monitor", svc.clock.now() - timedelta(seconds=1), {"index": 1, "total": 3})

@@ -9,8 +9,10 @@ import pytest
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
+from bot.blocks.code_plan import CodePlanRenderer
 from bot.blocks.incident import root_blocks
 from bot.blocks.modals import decide_modal, deny_modal, resolve_modal
+from bot.blocks.plans import GENERIC
 from bot.blocks.status import history_blocks, status_blocks
 from bot.blocks.summary import summary_blocks
 from bot.blocks.text import ago, escape
@@ -23,24 +25,28 @@ from bot.blocks.thread import (
     reminder_blocks,
     verification_blocks,
 )
+from handlers.code import CodeKind, CodePlan, Deployment
 from handlers.config import EnvironmentPolicy
-from handlers.model import Approval, Deployment, HealthResult, Incident, Plan, Resolution, Status, StepRun
-from handlers.ports import AliasState
+from handlers.kind import Verification
+from handlers.model import Approval, HealthResult, Incident, Resolution, Status, StepRun
 from handlers.runbook import initial_checklist
 from handlers.summary import build_summary, render_markdown
 
 NOW = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
 LONG = "<!channel> " + "x" * 5000
+CODE = CodeKind(provider=None)  # type: ignore[arg-type] # rendering never calls the provider
 
 
 def _incident(status: Status, reason: str = "checkout 500") -> Incident:
-    good = Deployment("dpl_good", "shop-good.vercel.app", NOW - timedelta(days=1), "9dea3e8aa", "fix: tax\nbody", "Jonas")
-    bad = Deployment("dpl_bad", "shop-bad.vercel.app", NOW - timedelta(hours=2), "cfe8d5d11", "perf: cache", "Priya")
-    plan = Plan("code", "prod", "prj", "dpl_bad", "dpl_good", {}, bad, good)
+    good = Deployment(uid="dpl_good", url="shop-good.vercel.app", created_at=NOW - timedelta(days=1),
+                      commit_sha="9dea3e8aa", commit_message="fix: tax\nbody", author="Jonas")
+    bad = Deployment(uid="dpl_bad", url="shop-bad.vercel.app", created_at=NOW - timedelta(hours=2),
+                     commit_sha="cfe8d5d11", commit_message="perf: cache", author="Priya")
+    plan = CodePlan(env="prod", project="prj", from_deployment=bad, to_deployment=good)
     return Incident(
         id=7, kind="code", env="prod", status=status, requester="U01ALICE", reason=reason, plan=plan,
         created_at=NOW - timedelta(minutes=20), approvals_needed=1, expires_at=NOW + timedelta(minutes=10),
-        checklist=initial_checklist("code"), approvals=(Approval("U01CAROL", plan.hash, NOW - timedelta(minutes=19)),),
+        checklist=initial_checklist(), approvals=(Approval("U01CAROL", plan.hash, NOW - timedelta(minutes=19)),),
         channel="C1", root_ts="1.1", decided_by="U01CAROL", decided_at=NOW - timedelta(minutes=19),
         decision_note=LONG, rolled_back_at=NOW - timedelta(minutes=17), verified_at=NOW - timedelta(minutes=17),
         failure=LONG if status is Status.FAILED else None,
@@ -57,8 +63,9 @@ def _valid(blocks: list[dict]) -> None:
 
 @pytest.mark.parametrize("status", list(Status))
 def test_root_message_is_valid_in_every_status(status: Status) -> None:
-    blocks = root_blocks(_incident(status, reason=LONG), EnvironmentPolicy(), NOW)
-    _valid(blocks)
+    for renderer in (CodePlanRenderer(), GENERIC):
+        blocks = root_blocks(_incident(status, reason=LONG), CODE, EnvironmentPolicy(), NOW, renderer)
+        _valid(blocks)
     actions = [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]]
     assert ("approve" in actions) == (status is Status.PENDING)
     assert ("resolve" in actions) == (status in (Status.MONITORING, Status.FAILED))
@@ -70,8 +77,9 @@ def test_thread_messages_are_valid() -> None:
     steps = [StepRun("vercel.rollback", "ok", NOW, NOW, LONG), StepRun("verify", "running", NOW)]
     for _, blocks in (
         notify_blocks(incident, ["S01ONCALL", "U01CAROL"], ["lead"]),
-        progress_blocks(incident, steps),
-        verification_blocks(incident, AliasState("dpl_good", "succeeded", "dpl_good"), health, False, [timedelta(minutes=5)]),
+        progress_blocks(incident, CODE, steps),
+        verification_blocks(incident, Verification(True, "production serves " + LONG), health, False,
+                            [timedelta(minutes=5)]),
         reminder_blocks(incident, 3, 3, health),
         failure_blocks(incident, LONG, "Runbook: promote by hand."),
         plan_changed_blocks(incident, incident.plan),
@@ -86,11 +94,12 @@ def test_thread_messages_are_valid() -> None:
 
 def test_summary_is_valid_and_complete() -> None:
     incident = _incident(Status.RESOLVED, reason=LONG)
-    summary = build_summary(incident, [StepRun("vercel.rollback", "ok", NOW, NOW)], [])
+    summary = build_summary(incident, CODE, [StepRun("vercel.rollback", "ok", NOW, NOW)], [])
     _, blocks = summary_blocks(summary)
     _valid(blocks)
-    assert summary["within_target"] is True and summary["time_to_rollback"] == "3m"
-    assert render_markdown(summary).startswith("# RB-7: code rollback on prod (resolved)")
+    assert summary.within_target is True and summary.time_to_rollback == "3m"
+    assert (summary.change_from, summary.change_to) == ("dpl_bad", "dpl_good")
+    assert render_markdown(summary).startswith("# RB-7: Code rollback on prod (resolved)")
 
 
 @pytest.mark.parametrize("view", [deny_modal(_incident(Status.PENDING)), resolve_modal(_incident(Status.MONITORING)),
@@ -119,6 +128,7 @@ def test_ages_read_like_a_human_wrote_them() -> None:
 
 
 def test_reason_is_escaped_in_the_root_message() -> None:
-    blocks = root_blocks(replace(_incident(Status.PENDING), reason="<!channel> <@U01BOB>"), EnvironmentPolicy(), NOW)
+    blocks = root_blocks(replace(_incident(Status.PENDING), reason="<!channel> <@U01BOB>"), CODE, EnvironmentPolicy(),
+                         NOW, CodePlanRenderer())
     text = str(blocks)
     assert "&lt;!channel&gt;" in text and "<!channel>" not in text and "<@U01BOB>" not in text

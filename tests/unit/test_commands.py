@@ -4,7 +4,9 @@ import pytest
 
 from bot.config_file import parse_policy
 from handlers import commands
-from handlers.commands import CommandError, parse
+from handlers.code import CodeKind
+from handlers.commands import CommandError
+from handlers.kind import KindRegistry
 
 POLICY = parse_policy({
     "roles": {"engineer": {"users": ["U1"]}, "lead": {"users": ["U2"]}, "dba": {"users": ["U3"]}},
@@ -13,18 +15,23 @@ POLICY = parse_policy({
         "staging": {"aliases": ["stg"], "channel": "C2"},
     },
 })
+KINDS = KindRegistry([CodeKind(provider=None)])  # type: ignore[arg-type] # parsing never calls the provider
+
+
+def parse(text: str, policy: object, kinds: KindRegistry) -> commands.Command:
+    return commands.parse(text, POLICY, kinds)
 
 
 @pytest.mark.parametrize("text, expected", [
     ("code prod checkout returns 500", commands.Rollback("code", "prod", "checkout returns 500")),
     ("code production", commands.Rollback("code", "prod", "")),
     ("CODE Prod  spaced   reason ", commands.Rollback("code", "prod", "spaced reason")),
-    ("code prod dpl_abc123 bad build", commands.Rollback("code", "prod", "bad build", deployment="dpl_abc123")),
-    ("db stg 20250130_add_orders oops", commands.Rollback("database", "staging", "oops", migration="20250130_add_orders")),
-    ("database prod restore bk_1 data gone", commands.Rollback("database", "prod", "data gone", backup="bk_1")),
+    ("code prod dpl_abc123 bad build", commands.Rollback("code", "prod", "bad build", {"deployment": "dpl_abc123"})),
+    ("db stg 20250130_add_orders oops", commands.Rollback("database", "staging", "oops", {"migration": "20250130_add_orders"})),
+    ("database prod restore bk_1 data gone", commands.Rollback("database", "prod", "data gone", {"backup": "bk_1"})),
     ("db prod list", commands.ListMigrations("prod")),
-    ("config prod API_URL FEATURE_X wrong value", commands.Rollback("env", "prod", "wrong value", keys=("API_URL", "FEATURE_X"))),
-    ("feature prod new-checkout broken", commands.Rollback("flag", "prod", "broken", flag="new-checkout")),
+    ("config prod API_URL FEATURE_X wrong value", commands.Rollback("env", "prod", "wrong value", {"keys": ("API_URL", "FEATURE_X")})),
+    ("feature prod new-checkout broken", commands.Rollback("flag", "prod", "broken", {"flag": "new-checkout"})),
     ("", commands.Help()),
     ("help", commands.Help()),
     ("decide", commands.Decide()),
@@ -35,9 +42,10 @@ POLICY = parse_policy({
     ("resolve RB-4", commands.Resolve(4)),
     ("cancel rb-12", commands.Cancel(12)),
     ("drill code stg", commands.Drill("code", "staging")),
+    ("drill db stg", commands.Drill("database", "staging")),
 ])
 def test_grammar(text: str, expected: commands.Command) -> None:
-    assert parse(text, POLICY) == expected
+    assert parse(text, POLICY, KINDS) == expected
 
 
 @pytest.mark.parametrize("text, fragment", [
@@ -55,8 +63,9 @@ def test_grammar(text: str, expected: commands.Command) -> None:
     ("cancel", "needs the incident"),
     ("cancel twelve", "not an incident reference"),
     ("drill nothing prod", "rollback type and an environment"),
+    ("code prod dpl_<!here>", "not a Vercel deployment id"),
 ])
 def test_errors_say_what_was_wrong_and_what_would_be_right(text: str, fragment: str) -> None:
     with pytest.raises(CommandError) as error:
-        parse(text, POLICY)
+        parse(text, POLICY, KINDS)
     assert fragment in str(error.value)

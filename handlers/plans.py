@@ -1,0 +1,50 @@
+"""Typed plans: exactly what a rollback will do, one pydantic model per rollback kind.
+
+Every plan model subclasses ``PlanBase`` and fixes ``kind`` to a ``Literal``; the registry of
+kinds builds a discriminated union of them (``KindRegistry.load_plan``), so a plan stored as
+jsonb is validated on load and an unknown or malformed one is a clear ``PlanError``.
+
+Approvals are bound to ``PlanBase.hash``: a hash of what the plan *does* (``binding``), not of
+how it is described, so re-reading a commit message never voids an approval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class PlanError(ValueError):
+    """A stored or given plan cannot be read (unknown kind, missing or malformed fields)."""
+
+
+class PlanBase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    env: str
+
+    def binding(self) -> dict[str, Any]:
+        """What approvals are bound to. Kinds exclude display-only fields by overriding this."""
+        return self.model_dump(mode="json")
+
+    @property
+    def hash(self) -> str:
+        canonical = json.dumps(self.binding(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def target(self) -> str:
+        """The provider-side thing being changed (a project, a database, a config store)."""
+        raise NotImplementedError
+
+    @property
+    def change(self) -> tuple[str, str]:
+        """(from, to) as short plain words, for thread notes, summaries and reports."""
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
