@@ -58,6 +58,7 @@ class World:
     clock: ShiftedClock = field(default_factory=ShiftedClock)
     containers: list[Container] = field(default_factory=list)
     workers: list[Worker] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. ROLLBOT_KINDS for a test kind
 
     def env(self) -> dict[str, str]:
         return {
@@ -71,6 +72,7 @@ class World:
             "ROLLBOT_CONFIG": str(self.config_path),
             "ROLLBOT_LOG_LEVEL": "WARNING",
             "ROLLBOT_UNCERTAIN_WINDOW": "2",
+            **self.extra_env,
         }
 
     def settings(self) -> Settings:
