@@ -213,9 +213,9 @@ class CodeKind:
 
     def _took_hold(self, plan: CodePlan, run: Run, before: AliasState, why: str) -> bool:
         """After an uncertain send, watch ``lastAliasRequest`` for a bounded window. True when our
-        request shows up (a job to the target newer than the one before, not failed) or production
-        serves the target; False when the record shows it did not take effect: a job to the target
-        that failed, or no new request at all by the end of the window."""
+        request shows up (a job to the target newer than the one before) or production serves the
+        target; False when no new request has appeared by the end of the window (it did not take
+        effect). Our job having failed fails the rollback, as it would had Vercel answered."""
         target = plan.to_deployment.uid
         deadline = self._monotonic() + self.uncertain_window
         interval = 0.1
@@ -226,9 +226,10 @@ class CodeKind:
             if state.production_id == target or (ours and state.job_status != "failed"):
                 run.audit(STEP_ROLLBACK.name, "ok", why=f"took effect despite: {why}", job_status=state.job_status)
                 return True
-            if ours or self._monotonic() >= deadline:
-                seen = "its alias job failed" if ours else f"no new alias request in {self.uncertain_window:g}s"
-                run.audit(STEP_ROLLBACK.name, "not_taken", why=seen)
+            if ours:  # received, and its job failed: as when Vercel answers, that fails the rollback
+                raise RollbackFailed("Vercel reported the alias job as failed; production did not move.")
+            if self._monotonic() >= deadline:
+                run.audit(STEP_ROLLBACK.name, "not_taken", why=f"no new alias request in {self.uncertain_window:g}s")
                 return False
             self._sleep(interval)
             interval = min(interval * 2, 2.0)

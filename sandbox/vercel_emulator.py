@@ -189,6 +189,24 @@ class VercelEmulator(VercelRoutes):
         with self._lock:
             self._faults.append({"kind": "drop", "prefix": path_prefix, "left": times, "method": method})
 
+    def script_late(self, path_prefix: str, delay: float, times: int = 1, *, method: str | None = None) -> None:
+        """The next ``times`` matching requests are held ``delay`` seconds, then take effect and
+        are answered: a client that gave up before then saw a timeout, yet its call went through
+        (and a read-back during the delay shows nothing yet)."""
+        with self._lock:
+            self._faults.append({"kind": "late", "prefix": path_prefix, "left": times, "delay": delay,
+                                 "method": method})
+
+    def take_late(self, method: str, path: str) -> float:
+        """Seconds to hold this request (a scripted late application), else 0."""
+        with self._lock:
+            for fault in self._faults:
+                if fault["kind"] == "late" and fault["left"] > 0 and path.startswith(fault["prefix"]) \
+                        and (not fault["method"] or fault["method"].upper() == method):
+                    fault["left"] -= 1
+                    return float(fault["delay"])
+        return 0.0
+
     def fail_next_alias(self, project_id: str, message: str = "Alias assignment failed") -> None:
         """The next rollback/promote of ``project_id`` ends ``failed``; production stays."""
         with self._lock:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import time
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from sandbox.vercel_emulator import VercelEmulator
@@ -24,18 +26,24 @@ class VercelHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        delay = self.emulator.take_late(self.command, urlsplit(self.path).path)
+        if delay:
+            time.sleep(delay)  # the client may give up meanwhile; the call still takes effect below
         status, body, headers = self.emulator._handle(
             self.command, self.path, self.headers.get("Authorization"), raw)
         if status == 0:  # a scripted drop: the call took effect, the answer never comes
             self.close_connection = True
             return
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:  # the client gave up (a scripted late answer)
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 

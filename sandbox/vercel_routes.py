@@ -45,7 +45,7 @@ class VercelRoutes:
 
     def _fault(self, method: str, path: str) -> tuple[int, JSON, dict[str, str]] | None:
         for fault in self._faults:
-            if fault["kind"] == "drop" or fault["left"] <= 0 or not path.startswith(fault["prefix"]):
+            if fault["kind"] in ("drop", "late") or fault["left"] <= 0 or not path.startswith(fault["prefix"]):
                 continue
             if fault["method"] and fault["method"].upper() != method:
                 continue
