@@ -1,17 +1,27 @@
 """Step 2 of the flow: approve (N distinct approvers bound to the plan hash), deny, cancel,
-expire. Every decision is an atomic write in the store; the first winner executes."""
+expire. Every decision is an atomic write in the store; the deciding approval queues the
+execution for the worker."""
 
 from __future__ import annotations
 
 from handlers.model import Incident, Status
-from handlers.ports import ApprovalOutcome, ProviderError
-from handlers.services import Refused, Services
+from handlers.ports import ApprovalOutcome
+from handlers.services import Services
 
 
 def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> ApprovalOutcome:
-    """Record ``user``'s approval. ``decided`` is True for exactly one call: the one whose
-    approval completed the quorum, moved the incident to EXECUTING and queued its ``execute``
-    job for the worker, in one transaction.
+    """Record ``user``'s approval and redraw the incident (``record`` then ``announce``)."""
+    outcome = record(svc, user, incident_id, plan_hash)
+    announce(svc, outcome)
+    return outcome
+
+
+def record(svc: Services, user: str, incident_id: int, plan_hash: str) -> ApprovalOutcome:
+    """Check and record ``user``'s approval: one transaction, nothing slow, so the Slack edge
+    does it before it acknowledges the click and a process that dies right after the ack loses
+    nothing. ``decided`` is True for exactly one call: the one whose approval completed the
+    quorum, moved the incident to EXECUTING and queued its ``execute`` job for the worker (which
+    re-reads the provider and voids the approvals if the plan no longer holds).
     """
     incident = _load(svc, user, "approve", incident_id)
     if incident.status is Status.PENDING and svc.clock.now() >= incident.expires_at:
@@ -20,9 +30,7 @@ def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> Appro
     refusal = svc.roles.approval_refusal(user, incident, plan_hash)
     if refusal:
         raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash)
-    _ensure_plan_current(svc, user, incident)
-    now = svc.clock.now()
-    outcome = svc.store.approve(incident_id, user, plan_hash, now)
+    outcome = svc.store.approve(incident_id, user, plan_hash, svc.clock.now())
     if not outcome.recorded:
         # Lost a race: another click changed the incident between our read and our write.
         refusal = svc.roles.approval_refusal(user, outcome.incident, plan_hash) or (
@@ -30,32 +38,12 @@ def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> Appro
         )
         raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash, race=True)
     # The store wrote the audit rows (approve, and approved) in the deciding transaction.
-    svc.notifier.refresh_root(outcome.incident, svc.store.steps(incident_id))
     return outcome
 
 
-def _ensure_plan_current(svc: Services, user: str, incident: Incident) -> None:
-    """Approvals are bound to the exact plan. If production moved since the request, the plan is
-    re-resolved, every approval given so far becomes void, and this click does not count."""
-    kind = svc.kinds[incident.kind]
-    try:
-        fresh = kind.replan(incident.plan, svc.policy.environments[incident.env])
-    except Refused as refused:
-        raise svc.refuse(incident.id, user, "approve", f"the plan of {incident.ref} no longer holds: "
-                         f"{refused.message} Deny or cancel it.") from None
-    except ProviderError as error:
-        raise svc.refuse(incident.id, user, "approve", f"cannot confirm that the plan of {incident.ref} is "
-                         f"still current ({error.message}); try again in a moment.") from None
-    if fresh.hash == incident.plan_hash:
-        return
-    changed = svc.store.replace_plan(incident.id, incident.plan_hash, fresh)
-    if changed is not None:
-        svc.audit(incident.id, "rollbot", "plan_changed", "ok", old=incident.plan.to_json(), new=fresh.to_json(),
-                  old_hash=incident.plan_hash, new_hash=fresh.hash)
-        svc.notifier.plan_changed(changed, incident.plan)
-        svc.notifier.refresh_root(changed, [])
-    raise svc.refuse(incident.id, user, "approve", f"production changed since {incident.ref} was requested, so "
-                     "its plan was updated and earlier approvals are void. Review the new plan and approve again.")
+def announce(svc: Services, outcome: ApprovalOutcome) -> None:
+    """After the ack: redraw the root message with the approval."""
+    svc.notifier.refresh_root(outcome.incident, svc.store.steps(outcome.incident.id))
 
 
 def deny(svc: Services, user: str, incident_id: int, reason: str) -> Incident:

@@ -20,7 +20,7 @@ from handlers.kind import LeaseLost, RollbackFailed, RollbackKind
 from handlers.model import Incident, Status
 from handlers.ports import NewJob, ProviderError
 from handlers.runbook import POST_CHECKLIST
-from handlers.services import Services, log
+from handlers.services import Refused, Services, log
 
 STEP_VERIFY = "verify"
 MAX_RESUMES = 3
@@ -105,6 +105,10 @@ def execute(svc: Services, incident_id: int, owner: str | None = None, *, resume
         return None
     if resume:
         svc.audit(incident_id, "rollbot", "execute.resume", "ok")
+    if not svc.store.steps(incident_id):  # nothing started yet: is the approved plan still the plan?
+        reopened = _recheck_plan(svc, incident, kind, owner)
+        if reopened is not None:
+            return reopened
     run = _Run(svc, incident, owner, kind, unresolved=_unresolved_attempt(svc, incident_id, kind))
     try:
         if heartbeat:
@@ -134,6 +138,30 @@ def execute(svc: Services, incident_id: int, owner: str | None = None, *, resume
     if not svc.store.mark_rolled_back(incident_id, owner, svc.clock.now()):
         return None  # fenced: another executor owns it now
     return verify(svc, incident_id, owner)
+
+
+def _recheck_plan(svc: Services, incident: Incident, kind: RollbackKind, owner: str) -> Incident | None:
+    """Re-resolve the plan before the first provider call. If the provider moved since the
+    request (someone shipped meanwhile), the incident goes back to PENDING with the new plan,
+    every approval given so far is void, and the thread says so; returns that incident. None
+    when the plan still holds (or cannot be read now: the kind reads again before any change)."""
+    try:
+        fresh = kind.replan(incident.plan, svc.policy.environments[incident.env])
+    except Refused as refused:
+        return fail(svc, incident.id, f"the approved plan no longer holds: {refused.message}", owner)
+    except ProviderError:
+        return None
+    if fresh.hash == incident.plan_hash:
+        return None
+    reopened = svc.store.reopen(incident.id, owner, incident.plan_hash, fresh,
+                                max(svc.clock.now(), incident.expires_at))
+    if reopened is None:
+        return svc.store.get(incident.id)  # fenced: another executor owns it now
+    svc.audit(incident.id, "rollbot", "plan_changed", "ok", old=incident.plan.to_json(), new=fresh.to_json(),
+              old_hash=incident.plan_hash, new_hash=fresh.hash)
+    svc.notifier.plan_changed(reopened, incident.plan)
+    svc.notifier.refresh_root(reopened, [])
+    return reopened
 
 
 def _unresolved_attempt(svc: Services, incident_id: int, kind: RollbackKind) -> bool:

@@ -143,8 +143,11 @@ class IncidentStore(Protocol):
         """EXECUTING incidents whose executor's lease has run out (not those never claimed: their
         ``execute`` job is still due)."""
 
-    def replace_plan(self, incident_id: int, old_hash: str, plan: PlanBase) -> Incident | None:
-        """Swap the plan of a PENDING incident still on ``old_hash``; None otherwise."""
+    def reopen(self, incident_id: int, owner: str, old_hash: str, plan: PlanBase,
+               expires_at: datetime) -> Incident | None:
+        """EXECUTING -> PENDING with ``plan`` (approvals of the old hash become void), by the
+        lease holder, before anything was executed; the expiry job is written again. None when
+        fenced or no longer on ``old_hash``."""
 
     def transition(
         self, incident_id: int, from_status: Sequence[Status], to_status: Status, *, owner: str | None = None,

@@ -135,14 +135,19 @@ class PostgresStore(WorkTables):
             conn.execute("UPDATE incidents SET checklist = %s || checklist WHERE id = %s",
                          (Jsonb({key: False for key in keys}), incident_id))
 
-    def replace_plan(self, incident_id: int, old_hash: str, plan: PlanBase) -> Incident | None:
-        with self.pool.connection() as conn:
+    def reopen(self, incident_id: int, owner: str, old_hash: str, plan: PlanBase,
+               expires_at: datetime) -> Incident | None:
+        with self.pool.connection() as conn, conn.transaction():
             row = conn.execute(
-                """UPDATE incidents SET plan = %s, plan_hash = %s
-                   WHERE id = %s AND status = 'pending' AND plan_hash = %s RETURNING id""",
-                (Jsonb(plan.to_json()), plan.hash, incident_id, old_hash),
+                """UPDATE incidents SET status = 'pending', plan = %s, plan_hash = %s, exec_owner = NULL,
+                       exec_lease_until = NULL, decided_by = NULL, decided_at = NULL, expires_at = %s
+                   WHERE id = %s AND status = 'executing' AND exec_owner = %s AND plan_hash = %s RETURNING id""",
+                (Jsonb(plan.to_json()), plan.hash, expires_at, incident_id, owner, old_hash),
             ).fetchone()
-            return self._get(conn, incident_id) if row else None
+            if row is None:
+                return None
+            self._insert_jobs(conn, incident_id, [NewJob("expire", expires_at, {"plan_hash": plan.hash})])
+            return self._get(conn, incident_id)
 
     def transition(
         self, incident_id: int, from_status: Sequence[Status], to_status: Status, *, owner: str | None = None,

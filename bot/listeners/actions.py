@@ -44,16 +44,25 @@ def register(app: App, svc: Services) -> None:
 
     @app.action("approve")
     def on_approve(ack: Ack, body: dict[str, Any]) -> None:
-        ack()
+        """The approval is recorded before the ack (one short transaction), so a web process
+        that dies right after acknowledging loses nothing: the deciding approval has already
+        queued the execution for the worker. Drawing it follows the ack."""
         if not first_delivery(body):
+            ack()
             return
         user, channel, thread = _where(body)
         incident_id, plan_hash = _incident_ref(body["actions"][0]["value"])
         try:
-            outcome = approvals.approve(svc, user, incident_id, plan_hash)
+            outcome = approvals.record(svc, user, incident_id, plan_hash)
         except Refused as refused:
+            ack()
             svc.notifier.tell(channel, user, f":no_entry: Your approval does not count: {refused.message}")
             return
+        except Exception:
+            ack()  # the error handler tells the user; Slack must not show a timeout too
+            raise
+        ack()
+        approvals.announce(svc, outcome)
         if not outcome.decided:  # the deciding approval queued the execution: the thread shows progress
             have, need = len(outcome.incident.valid_approvals()), outcome.incident.approvals_needed
             svc.notifier.tell(channel, user, f"Approval recorded ({have} of {need}) for {outcome.incident.ref}.")

@@ -167,19 +167,27 @@ def test_vercel_server_errors_do_not_duplicate_the_rollback(world: World) -> Non
 
 
 def test_plan_change_voids_approvals(world: World) -> None:
+    """Someone ships while the request waits: before its first call the worker re-reads Vercel,
+    puts the incident back to pending with the new plan, and every approval so far is void."""
     svc = _svc(world)
     incident = _request(svc)
-    # Someone ships a new deployment while the request waits.
     newest = world.vercel.add_deployment(PROJECT, commit_sha="f" * 40, commit_message="hotfix", author="Eve")
     world.vercel.set_production(PROJECT, newest["uid"])
-    with pytest.raises(Refused, match="earlier approvals are void"):
-        approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
-    changed = svc.store.get(incident.id)
-    assert changed.plan.change[0] == newest["uid"] and changed.plan_hash != incident.plan_hash
+    assert approvals.approve(svc, CAROL, incident.id, incident.plan_hash).decided
+    reopened = execute(svc, incident.id)
+    assert reopened is not None and reopened.status is Status.PENDING
+    assert reopened.plan.change[0] == newest["uid"] and reopened.plan_hash != incident.plan_hash
+    assert reopened.valid_approvals() == () and reopened.decided_by is None
+    assert world.vercel.calls_to("POST", "/v1/") == []
     assert any("Production changed" in _text(m) for m in world.slack.thread(CHANNEL, incident.root_ts))
+    assert "approve" in _text(world.slack.message(CHANNEL, incident.root_ts))  # the buttons are back
     with pytest.raises(Refused, match="plan .* changed after this button was drawn"):
         approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
-    assert approvals.approve(svc, CAROL, incident.id, changed.plan_hash).decided
+    assert approvals.approve(svc, CAROL, incident.id, reopened.plan_hash).decided
+    done = execute(svc, incident.id)
+    assert done is not None and done.status is Status.MONITORING
+    assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1
+    assert [j.kind for j in svc.store.pending_jobs(incident.id)].count("expire") == 0  # decided again
 
 
 def test_two_threads_approving_at_once_decide_exactly_once(world: World, database_url: str) -> None:
