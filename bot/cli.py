@@ -75,10 +75,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
         from bot.bootstrap import build
         from bot.server import preflight
-        from bot.worker import Worker
+        from bot.worker import WORKER_POOL, Worker
 
         preflight(settings)
-        Worker(build(settings, pool_size=4)).run_forever()
+        Worker(build(settings, pool_size=WORKER_POOL)).run_forever()
         return 0
     if args.command == "socket":
         from bot.server import serve_socket_mode

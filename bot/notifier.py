@@ -35,7 +35,9 @@ from handlers.ports import DeliveryFailed, LiveState
 from handlers.summary import Summary
 
 log = logging.getLogger("rollbot.slack")
-POSTS_PER_SECOND = 3
+# Slack: "about one message per second per channel", short bursts allowed.
+POSTS_PER_SECOND = 1.0
+POST_BURST = 3
 UNKNOWN = "unknown"  # a message that may or may not have been posted: never post it again
 
 
@@ -176,7 +178,7 @@ class SlackNotifier:
         """Slack allows about one message per second per channel (short bursts are fine): all
         processes share one budget in Redis, so a busy incident never draws 429s."""
         for _ in range(20):
-            wait = self._live.throttle(f"chat.postMessage:{channel}", POSTS_PER_SECOND)
+            wait = self._live.throttle(f"chat.postMessage:{channel}", POSTS_PER_SECOND, POST_BURST)
             if wait <= 0:
                 return
             time.sleep(wait)

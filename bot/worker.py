@@ -26,6 +26,7 @@ from integrations.pg_wakeups import JobWakeups
 log = logging.getLogger("rollbot.worker")
 LEADER = "worker"
 DEFAULT_CONCURRENCY = 16
+WORKER_POOL = DEFAULT_CONCURRENCY + 4  # Postgres connections: one per running job, and the dispatcher's
 
 
 class Worker:

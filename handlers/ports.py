@@ -199,8 +199,8 @@ class LiveState(Protocol):
     def first_delivery(self, key: str, ttl_seconds: int = 600) -> bool: ...
     def thread_refs(self, incident_id: int) -> dict[str, str] | None: ...
     def remember_thread(self, incident_id: int, refs: dict[str, str]) -> None: ...
-    def throttle(self, key: str, limit: int, window_ms: int = 1000) -> float:
-        """Shared outbound rate limit: 0 to go now, else seconds to wait."""
+    def throttle(self, key: str, per_second: float, burst: int = 1) -> float:
+        """Shared outbound pacing: 0 to go now, else seconds to wait."""
 
 
 class Notifier(Protocol):

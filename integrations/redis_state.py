@@ -24,6 +24,19 @@ _EXTEND = (
 )
 
 
+# Generic cell rate algorithm: one key per paced resource holds the "theoretical arrival time".
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+if tat - tolerance > now then return tat - tolerance - now end
+redis.call('SET', KEYS[1], tat + interval, 'PX', tat + interval - now + 1000)
+return 0
+"""
+
+
 class RedisState:
     """Implements ``handlers.ports.LiveState`` plus the worker's leader lock."""
 
@@ -93,22 +106,16 @@ class RedisState:
         except RedisError:
             pass
 
-    def throttle(self, key: str, limit: int, window_ms: int = 1000) -> float:
-        """Outbound rate limiting shared by every process: 0 when a call may go now, else how
-        many seconds to wait (fixed window of ``window_ms`` holding at most ``limit`` calls)."""
+    def throttle(self, key: str, per_second: float, burst: int = 1) -> float:
+        """Outbound pacing shared by every process: 0 when a call may go now, else how many
+        seconds to wait. A token bucket (GCRA) on Redis's clock: ``per_second`` on average, up to
+        ``burst`` at once after a quiet spell."""
+        interval_ms = max(1, int(1000 / per_second))
         try:
-            seconds, micros = self.client.time()  # Redis's clock: the same for every process
-            now_ms = int(seconds) * 1000 + int(micros) // 1000
-            window = now_ms // window_ms
-            name = f"{PREFIX}rate:{key}:{window}"
-            count = self.client.incr(name)
-            if count == 1:
-                self.client.pexpire(name, window_ms * 2)
+            wait_ms = int(self.client.eval(_GCRA, 1, f"{PREFIX}pace:{key}", interval_ms, (burst - 1) * interval_ms))
         except RedisError:
-            return 0.0  # no shared limiter without Redis; Slack's own 429s are still honoured
-        if count <= limit:
-            return 0.0
-        return ((window + 1) * window_ms - now_ms) / 1000
+            return 0.0  # no shared pacing without Redis; Slack's own 429s are still honoured
+        return wait_ms / 1000
 
     # -- leader lock -------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import httpx
 
 from bot.bootstrap import Container, build
 from bot.settings import Settings
-from bot.worker import Worker
+from bot.worker import WORKER_POOL, Worker
 from handlers.clock import ShiftedClock
 from sandbox.slack_client import SignedSlackClient
 from sandbox.slack_emulator import SlackEmulator
@@ -78,8 +78,8 @@ class World:
     def settings(self) -> Settings:
         return Settings(_env_file=None, **{k.lower(): v for k, v in self.env().items()})  # type: ignore[arg-type]
 
-    def container(self) -> Container:
-        container = build(self.settings(), clock=self.clock, pool_size=4)
+    def container(self, pool_size: int = 4) -> Container:
+        container = build(self.settings(), clock=self.clock, pool_size=pool_size)
         self.containers.append(container)
         return container
 
@@ -88,7 +88,7 @@ class World:
         for worker in self.workers:
             if worker.id == worker_id:
                 return worker
-        worker = Worker(self.container(), worker_id)
+        worker = Worker(self.container(pool_size=WORKER_POOL), worker_id)
         self.workers.append(worker)
         return worker
 
