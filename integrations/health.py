@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from handlers.model import HealthResult
+from integrations import http
 
 
 class HttpHealthChecker:
     def __init__(self, *, timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
-        self._client = httpx.Client(timeout=timeout, follow_redirects=True, trust_env=False, transport=transport,
-                                    headers={"User-Agent": "rollbot-health-check"})
+        self._client = http.client(timeout=timeout, transport=transport, follow_redirects=True,
+                                   headers={"User-Agent": "rollbot-health-check"})
 
     def check(self, urls: Sequence[str]) -> list[HealthResult]:
         if not urls:

@@ -1,10 +1,10 @@
 """Vercel REST API adapter for code rollbacks (implements ``handlers.code.CodeProvider``).
 
-Reads are retried on 429 (``Retry-After`` / ``X-RateLimit-Reset``), 5xx and timeouts with bounded
-backoff. The rollback call is not idempotent: it is sent exactly once per call. A 429 or a refused
-connection comes back as a definite ProviderError (with ``retry_after``) for the caller to send
-again under its lease; after a 5xx, a timeout or a broken connection the error is ``uncertain``,
-so the caller reads Vercel back first.
+Reads go through ``integrations.http.read`` (bounded retries on 429, 5xx and timeouts, honouring
+``Retry-After`` / ``X-RateLimit-Reset``). The rollback call is not idempotent: it is sent exactly
+once per call (``http.send_once``). A 429 or a refused connection comes back as a definite
+ProviderError (with ``retry_after``) for the caller to send again under its lease; after a 5xx, a
+timeout or a broken connection the error is ``uncertain``, so the caller reads Vercel back first.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import httpx
 
 from handlers.code import AliasState, Deployment
 from handlers.ports import ProviderError
+from integrations import http
 
 log = logging.getLogger("rollbot.vercel")
 
@@ -36,13 +37,8 @@ class VercelClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._client = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "rollbot"},
-            timeout=timeout,
-            trust_env=False,
-            transport=transport,
-        )
+        self._client = http.client(base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout,
+                                   transport=transport)
         self._team_id = team_id
         self._max_attempts = max_attempts
         self._max_wait = max_wait
@@ -70,61 +66,54 @@ class VercelClient:
                           int(requested) if isinstance(requested, (int, float)) else None)
 
     def rollback(self, project: str, deployment_uid: str, description: str) -> None:
-        self._request("POST", f"/v1/projects/{project}/rollback/{deployment_uid}", {"description": description},
-                      idempotent=False)
+        self._send("POST", f"/v1/projects/{project}/rollback/{deployment_uid}", {"description": description})
 
     # -- transport ---------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        return self._request("GET", path, params, idempotent=True)
-
-    def _request(self, method: str, path: str, params: dict[str, Any], *, idempotent: bool) -> dict[str, Any]:
+    def _query(self, params: dict[str, Any]) -> dict[str, Any]:
         query = {k: v for k, v in params.items() if v is not None}
         if self._team_id:
             query["teamId"] = self._team_id
-        attempts = self._max_attempts if idempotent else 1  # a non-idempotent call is sent once
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
-            try:
-                response = self._client.request(method, path, params=query)
-            except httpx.TimeoutException:
-                if not idempotent:
-                    raise ProviderError(f"Vercel did not answer {method} {path} in time", code="timeout", uncertain=True) from None
-                if last:
-                    raise ProviderError(f"Vercel timed out on {method} {path}", code="timeout") from None
-                self._sleep(self._backoff(attempt))
-                continue
-            except httpx.ConnectError:
-                # Nothing was sent: safe to retry, for any call.
-                if last:
-                    raise ProviderError("cannot reach Vercel (connection refused)", code="unreachable") from None
-                self._sleep(self._backoff(attempt))
-                continue
-            except httpx.HTTPError as error:
-                # The request may have reached Vercel (the connection broke afterwards).
-                raise ProviderError(f"lost the connection to Vercel ({type(error).__name__})", code="unreachable",
-                                    uncertain=not idempotent) from None
-            if response.status_code == 429:
-                wait = min(_retry_after(response) or self._backoff(attempt), self._max_wait)
-                if last:
-                    raise ProviderError(_message(response), code="rate_limited", status=429, retry_after=wait)
-                log.info("vercel rate limited; waiting %.1fs", wait)
-                self._sleep(wait)
-                continue
-            if response.status_code >= 500:
-                if not idempotent:
-                    raise ProviderError(_message(response), code="server_error", status=response.status_code, uncertain=True)
-                if not last:
-                    self._sleep(self._backoff(attempt))
-                    continue
-            if response.status_code >= 400:
-                details = _body(response).get("error") or {}
-                raise ProviderError(_message(response), code=details.get("code"), status=response.status_code)
-            return _body(response)
-        raise ProviderError(f"Vercel kept refusing {method} {path}")  # pragma: no cover - loop always returns
+        return query
 
-    def _backoff(self, attempt: int) -> float:
-        return min(0.25 * 2 ** (attempt - 1), self._max_wait)
+    def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A read: retried (bounded) on 429, 5xx, timeouts and refused connections."""
+        try:
+            response = http.read(self._client, "GET", path, params=self._query(params), attempts=self._max_attempts,
+                                 max_wait=self._max_wait, sleep=self._sleep)
+        except httpx.TimeoutException:
+            raise ProviderError(f"Vercel timed out on GET {path}", code="timeout") from None
+        except httpx.ConnectError:
+            raise ProviderError("cannot reach Vercel (connection refused)", code="unreachable") from None
+        except httpx.HTTPError as error:
+            raise ProviderError(f"lost the connection to Vercel ({type(error).__name__})", code="unreachable") from None
+        return self._answer(response, uncertain_5xx=False)
+
+    def _send(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A change: sent once. Whether a failure may have taken effect is in ``uncertain``."""
+        try:
+            response = http.send_once(self._client, method, path, params=self._query(params))
+        except httpx.TimeoutException:
+            raise ProviderError(f"Vercel did not answer {method} {path} in time", code="timeout",
+                                uncertain=True) from None
+        except httpx.ConnectError:  # nothing was sent
+            raise ProviderError("cannot reach Vercel (connection refused)", code="unreachable") from None
+        except httpx.HTTPError as error:  # the request may have reached Vercel; the answer did not come
+            raise ProviderError(f"lost the connection to Vercel ({type(error).__name__})", code="unreachable",
+                                uncertain=True) from None
+        return self._answer(response, uncertain_5xx=True)
+
+    def _answer(self, response: httpx.Response, *, uncertain_5xx: bool) -> dict[str, Any]:
+        if response.status_code == 429:
+            wait = min(http.retry_after(response) or 1.0, self._max_wait)
+            raise ProviderError(_message(response), code="rate_limited", status=429, retry_after=wait)
+        if response.status_code >= 500:
+            raise ProviderError(_message(response), code="server_error", status=response.status_code,
+                                uncertain=uncertain_5xx)
+        if response.status_code >= 400:
+            details = _body(response).get("error") or {}
+            raise ProviderError(_message(response), code=details.get("code"), status=response.status_code)
+        return _body(response)
 
 
 def _body(response: httpx.Response) -> dict[str, Any]:
@@ -140,16 +129,6 @@ def _message(response: httpx.Response) -> str:
     text = error.get("message") or response.reason_phrase or "error"
     code = error.get("code")
     return f"Vercel answered {response.status_code}" + (f" {code}" if code else "") + f": {text}"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    header = response.headers.get("Retry-After")
-    if header and header.strip().isdigit():
-        return float(header)
-    reset = response.headers.get("X-RateLimit-Reset")
-    if reset and reset.strip().isdigit():
-        return max(0.0, float(reset) - time.time())
-    return None
 
 
 def _deployment(data: dict[str, Any]) -> Deployment:

@@ -1,0 +1,95 @@
+"""The one way adapters talk HTTP: a client factory and two ways to call.
+
+* ``read``: an idempotent call (a GET), retried a bounded number of times on 429, 5xx, timeouts
+  and refused connections, waiting what ``Retry-After`` / ``X-RateLimit-Reset`` say (capped) or
+  an exponential backoff with jitter (0.25 s, 0.5 s, 1 s, ...). Retries are tenacity's.
+* ``send_once``: a call that changes something. Never retried here: the caller decides, after
+  reading the provider back (an uncertain outcome is never resent blindly).
+
+Both return the final ``httpx.Response`` or raise ``httpx.HTTPError``; turning those into
+``ProviderError`` is each adapter's job, since only it knows the provider's error body.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+DEFAULT_TIMEOUT = 10.0
+
+
+def client(base_url: str = "", *, headers: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT,
+           transport: httpx.BaseTransport | None = None, follow_redirects: bool = False) -> httpx.Client:
+    """An httpx client with Rollbot's defaults: explicit timeouts, no proxies from the environment
+    (every address we call is configured), a User-Agent."""
+    return httpx.Client(base_url=base_url.rstrip("/"), headers={"User-Agent": "rollbot", **(headers or {})},
+                        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), trust_env=False,
+                        transport=transport, follow_redirects=follow_redirects)
+
+
+class _Again(Exception):
+    """A response worth asking again for (429 or 5xx)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, (_Again, httpx.TimeoutException, httpx.ConnectError))
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds the server asked us to wait (``Retry-After`` seconds or ``X-RateLimit-Reset`` epoch)."""
+    header = response.headers.get("Retry-After")
+    if header and header.strip().isdigit():
+        return float(header)
+    reset = response.headers.get("X-RateLimit-Reset")
+    if reset and reset.strip().isdigit():
+        return max(0.0, float(reset) - time.time())
+    return None
+
+
+def read(http: httpx.Client, method: str, url: str, *, params: Mapping[str, Any] | None = None,
+         attempts: int = 4, max_wait: float = 20.0, sleep: Callable[[float], None] = time.sleep) -> httpx.Response:
+    """An idempotent call with bounded retries. Returns the last response (a 429 or 5xx after the
+    last attempt, too); raises the last timeout or connection error."""
+    backoff = wait_exponential(multiplier=0.25, max=max_wait) + wait_random(0, 0.2)
+
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, _Again):
+            asked = retry_after(error.response)
+            if asked is not None:
+                return min(asked, max_wait)
+        return float(backoff(state))
+
+    def call() -> httpx.Response:
+        response = http.request(method, url, params=params)
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _Again(response)
+        return response
+
+    retrying = Retrying(stop=stop_after_attempt(attempts), wait=wait, retry=retry_if_exception(_retryable),
+                        sleep=sleep, reraise=True)
+    try:
+        return retrying(call)
+    except _Again as last:
+        return last.response
+
+
+def send_once(http: httpx.Client, method: str, url: str, *, params: Mapping[str, Any] | None = None,
+              json: Any = None) -> httpx.Response:
+    """A call that changes something: sent exactly once (see the module docstring)."""
+    return http.request(method, url, params=params, json=json)
