@@ -1,0 +1,86 @@
+"""The core wired on fakes: services as the bootstrap builds them, with no server anywhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.config_file import parse_policy
+from handlers.code import CodeKind
+from handlers.commands import Rollback
+from handlers.kind import KindRegistry
+from handlers.model import Incident
+from handlers.requests import request_rollback
+from handlers.services import Services
+from tests.fakes.ports import FakeClock, FakeDirectory, FakeHealth, FakeLive, FakeNotifier, FakeVercel
+from tests.fakes.store import FakeStore
+from tests.kinds.switch import SwitchKind
+
+ALICE, BOB, CAROL, DAN, EVE = "U01ALICE", "U01BOB", "U01CAROL", "U01DAN", "U01EVE"
+LEADS = [f"U02LEAD{n}" for n in range(1, 6)]
+
+
+class FakeTime:
+    """``sleep`` and ``monotonic`` for a kind's waits: sleeping moves time on, instantly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def policy_data(*, approvals: int = 1, self_approval: bool = False, switch_approvals: int = 1) -> dict[str, Any]:
+    return {
+        "roles": {"engineer": {"users": [ALICE, BOB]}, "lead": {"users": [CAROL], "groups": ["S01LEADS"]},
+                  "dba": {"users": [DAN]}},
+        "environments": {
+            "prod": {"channel": "C01INCIDENTS", "notify": ["S01ONCALL"], "vercel_project": "prj",
+                     "health_checks": ["https://shop.test/health"], "monitor": ["5m", "10m", "15m"],
+                     "approval_timeout": "30m",
+                     "policy": {"requesters": ["engineer", "lead"], "self_approval": self_approval,
+                                "code": {"approvers": ["lead"], "approvals": approvals},
+                                "switch": {"approvers": ["lead"], "approvals": switch_approvals}}},
+            "staging": {"channel": "C02STAGING", "policy": {"requesters": ["engineer"]}},
+        },
+    }
+
+
+@dataclass
+class FakeWorld:
+    svc: Services
+    store: FakeStore
+    clock: FakeClock
+    notifier: FakeNotifier
+    vercel: FakeVercel
+    directory: FakeDirectory
+    health: FakeHealth
+    time: FakeTime
+    switches: Path
+
+    def request(self, user: str = ALICE, kind: str = "code", reason: str = "checkout 500",
+                **args: Any) -> Incident:
+        return request_rollback(self.svc, user, Rollback(kind, "prod", reason, args))
+
+
+def fake_world(tmp_path: Path, *, approvals: int = 1, self_approval: bool = False,
+               uncertain_window: float = 30.0) -> FakeWorld:
+    clock, time = FakeClock(), FakeTime()
+    store, notifier, vercel = FakeStore(clock), FakeNotifier(), FakeVercel()
+    directory = FakeDirectory({"S01LEADS": frozenset(LEADS)})
+    health = FakeHealth()
+    switches = tmp_path / "switches"
+    switches.mkdir(exist_ok=True)
+    (switches / "checkout").write_text("on")
+    kinds = KindRegistry([CodeKind(vercel, uncertain_window=uncertain_window, sleep=time.sleep,
+                                   monotonic=time.monotonic), SwitchKind(switches)])
+    policy = parse_policy(policy_data(approvals=approvals, self_approval=self_approval, switch_approvals=approvals))
+    svc = Services(policy=policy, store=store, live=FakeLive(), notifier=notifier, kinds=kinds, health=health,
+                   directory=directory, clock=clock)
+    return FakeWorld(svc, store, clock, notifier, vercel, directory, health, time, switches)

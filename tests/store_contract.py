@@ -1,0 +1,220 @@
+"""The store's contract: one set of tests that the in-memory fake (tests/unit) and the Postgres
+store (tests/integration) must both pass, so the fake the unit tier relies on cannot drift.
+
+A subclass provides the ``store`` fixture and ``expire_leases(store)`` (on the store's clock).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from handlers.code import CodePlan
+from handlers.model import Resolution, Status
+from handlers.store import IncidentStore, LockHeld, NewIncident, NewJob
+from tests.fakes.ports import deployment
+
+T0 = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=2)
+
+
+def plan(env: str = "prod", to: str = "dpl_good") -> CodePlan:
+    return CodePlan(env=env, project="prj", from_deployment=deployment("dpl_bad", 30),
+                    to_deployment=deployment(to, 120))
+
+
+def new(env: str = "prod", needed: int = 1, **changes: Any) -> NewIncident:
+    values = dict(kind="code", env=env, requester="U01ALICE", reason="why", plan=plan(env), approvals_needed=needed,
+                  checklist={"notify": False, "type": True}, created_at=T0, expires_at=T0 + timedelta(minutes=30))
+    values.update(changes)
+    return NewIncident(**values)
+
+
+class StoreContract:
+    def expire_leases(self, store: IncidentStore) -> None:
+        raise NotImplementedError
+
+    def _decided(self, store: IncidentStore, needed: int = 1) -> int:
+        incident = store.create_incident(new(needed=needed))
+        assert store.approve(incident.id, "U01CAROL", incident.plan_hash, T0).decided
+        return incident.id
+
+    # -- incidents ---------------------------------------------------------------------------
+
+    def test_create_and_read_back_a_typed_plan(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new())
+        got = store.get(incident.id)
+        assert got is not None and got.status is Status.PENDING and isinstance(got.plan, CodePlan)
+        assert got.plan == plan() and got.plan_hash == plan().hash and got.checklist == {"notify": False, "type": True}
+        assert [j.kind for j in store.pending_jobs(incident.id)] == ["expire"]
+        assert store.get(incident.id + 100) is None
+
+    def test_one_locking_incident_per_environment_and_kind(self, store: IncidentStore) -> None:
+        first = store.create_incident(new())
+        with pytest.raises(LockHeld) as held:
+            store.create_incident(new())
+        assert held.value.incident.id == first.id
+        assert store.create_incident(new(env="staging")).id != first.id
+        assert store.transition(first.id, [Status.PENDING], Status.CANCELLED) is not None
+        assert store.create_incident(new()).status is Status.PENDING
+
+    def test_transitions_are_conditional(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new())
+        assert store.transition(incident.id, [Status.EXECUTING], Status.FAILED) is None
+        denied = store.transition(incident.id, [Status.PENDING], Status.DENIED, decided_by="U01CAROL",
+                                  decision_note="no")
+        assert denied is not None and denied.status is Status.DENIED and denied.decision_note == "no"
+        with pytest.raises(ValueError):
+            store.transition(incident.id, [Status.DENIED], Status.FAILED, plan_hash="x")
+
+    def test_checklist_items_tick_only_when_present(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new())
+        assert store.set_checklist(incident.id, "notify", True).checklist["notify"] is True
+        assert store.set_checklist(incident.id, "unknown", True) is None
+        store.add_checklist(incident.id, ["post_stable", "notify"])
+        assert store.get(incident.id).checklist == {"notify": True, "type": True, "post_stable": False}
+
+    def test_refs_recent_open_and_orphans(self, store: IncidentStore) -> None:
+        a = store.create_incident(new())
+        b = store.create_incident(new(env="staging"))
+        store.set_refs(a.id, channel="C1", root_ts="1.1")
+        assert store.get(a.id).channel == "C1" and store.orphaned_requests(T0 + timedelta(minutes=1)) == [b.id]
+        assert [i.id for i in store.recent(10)] == [b.id, a.id] and [i.id for i in store.recent(10, "prod")] == [a.id]
+        assert [i.id for i in store.open_incidents()] == [a.id, b.id]
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    def test_an_approval_counts_once_per_approver_and_plan(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new(needed=2))
+        first = store.approve(incident.id, "U1", incident.plan_hash, T0)
+        assert first.recorded and not first.decided
+        assert not store.approve(incident.id, "U1", incident.plan_hash, T0).recorded
+        assert not store.approve(incident.id, "U2", "another-plan", T0).recorded
+        second = store.approve(incident.id, "U2", incident.plan_hash, T0)
+        assert second.decided and second.incident.status is Status.EXECUTING and second.incident.decided_by == "U2"
+        assert [j.kind for j in store.pending_jobs(incident.id)] == ["execute"]
+        assert [(e.action, e.outcome) for e in store.audit_log(incident.id)] == [
+            ("approve", "ok"), ("approve", "ok"), ("approved", "ok")]
+
+    def test_no_approval_after_the_deadline(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new())
+        late = store.approve(incident.id, "U1", incident.plan_hash, T0 + timedelta(minutes=30))
+        assert not late.recorded and late.incident.status is Status.PENDING
+
+    def test_concurrent_approvals_decide_exactly_once(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new(needed=2))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            outcomes = list(pool.map(lambda u: store.approve(incident.id, u, incident.plan_hash, T0),
+                                     [f"U{n}" for n in range(8)]))
+        assert sum(o.decided for o in outcomes) == 1 and sum(o.recorded for o in outcomes) >= 2
+
+    def test_reopen_voids_the_approvals_for_the_lease_holder_only(self, store: IncidentStore) -> None:
+        incident_id = self._decided(store)
+        old = store.get(incident_id)
+        fresh = plan(to="dpl_older")
+        assert store.claim_execution(incident_id, "A", LEASE)
+        assert store.reopen(incident_id, "B", old.plan_hash, fresh, T0 + timedelta(minutes=30)) is None
+        reopened = store.reopen(incident_id, "A", old.plan_hash, fresh, T0 + timedelta(minutes=30))
+        assert reopened.status is Status.PENDING and reopened.plan_hash == fresh.hash
+        assert reopened.valid_approvals() == () and len(reopened.approvals) == 1 and reopened.decided_by is None
+        assert [j.kind for j in store.pending_jobs(incident_id)] == ["expire"]
+        assert not store.renew_execution(incident_id, "A", LEASE)
+
+    # -- executions --------------------------------------------------------------------------
+
+    def test_the_lease_is_taken_once_renewed_by_its_holder_and_taken_over_when_it_runs_out(
+            self, store: IncidentStore) -> None:
+        incident_id = self._decided(store)
+        assert store.stale_executions() == []  # never claimed: its execute job is due
+        assert store.claim_execution(incident_id, "A", LEASE)
+        assert store.pending_jobs(incident_id) == []  # the execute job is moot now
+        assert not store.claim_execution(incident_id, "B", LEASE)
+        assert store.renew_execution(incident_id, "A", LEASE) and not store.renew_execution(incident_id, "B", LEASE)
+        self.expire_leases(store)
+        assert store.stale_executions() == [incident_id]
+        assert store.claim_execution(incident_id, "B", LEASE)
+        assert not store.renew_execution(incident_id, "A", LEASE)
+        assert not store.mark_rolled_back(incident_id, "A", T0) and store.mark_rolled_back(incident_id, "B", T0)
+        assert store.transition(incident_id, [Status.EXECUTING], Status.FAILED, owner="A") is None
+
+    def test_monitoring_starts_with_its_reminders_for_the_lease_holder(self, store: IncidentStore) -> None:
+        incident_id = self._decided(store)
+        assert store.claim_execution(incident_id, "A", LEASE)
+        jobs = [NewJob("monitor", T0 + timedelta(minutes=m), {"index": i, "total": 2})
+                for i, m in ((1, 5), (2, 10))]
+        assert store.start_monitoring(incident_id, "B", T0, ["post_stable"], jobs) is None
+        monitored = store.start_monitoring(incident_id, "A", T0, ["post_stable"], jobs)
+        assert monitored.status is Status.MONITORING and monitored.checklist["post_stable"] is False
+        assert [j.payload["index"] for j in store.pending_jobs(incident_id)] == [1, 2]
+        store.mark_rolled_back(incident_id, "A", T0)  # not executing any more: no effect
+        assert store.last_rolled_back() is None
+
+    # -- steps, audit, jobs --------------------------------------------------------------------
+
+    def test_a_step_starts_once_and_only_a_failed_one_restarts(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new())
+        assert store.start_step(incident.id, "s", T0) and not store.start_step(incident.id, "s", T0)
+        assert not store.restart_step(incident.id, "s", T0)
+        store.finish_step(incident.id, "s", "failed", "boom", T0)
+        assert store.restart_step(incident.id, "s", T0 + timedelta(seconds=1))
+        store.finish_step(incident.id, "s", "ok", "done", T0 + timedelta(seconds=2))
+        [step] = store.steps(incident.id)
+        assert (step.status, step.detail) == ("ok", "done")
+
+    def test_the_audit_log_keeps_order_and_detail(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new())
+        store.audit(incident.id, "U1", "a", "ok", {"n": 1}, T0)
+        store.audit(incident.id, "U2", "b", "refused", {"reason": "no"}, T0)
+        store.audit(None, "U3", "command", "refused", {}, T0)
+        log = store.audit_log(incident.id)
+        assert [(e.actor, e.action, e.outcome, e.detail) for e in log] == [
+            ("U1", "a", "ok", {"n": 1}), ("U2", "b", "refused", {"reason": "no"})]
+
+    def test_due_jobs_are_claimed_once_retried_and_cancelled(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new())
+        store.cancel_jobs(incident.id, "expire")
+        store.schedule(incident.id, "monitor", T0, {"index": 1})
+        store.schedule(incident.id, "monitor", T0 + timedelta(hours=1), {"index": 2})
+        [job] = store.claim_due(T0, "w1")
+        assert job.payload == {"index": 1} and job.attempts == 1
+        assert store.claim_due(T0, "w2") == []
+        store.retry_job(job.id, T0 + timedelta(minutes=1), "retry")
+        [again] = store.claim_due(T0 + timedelta(minutes=1), "w2")
+        assert again.id == job.id and again.attempts == 2
+        store.finish_job(again.id, "reminded")
+        store.cancel_jobs(incident.id, "monitor")
+        assert store.claim_due(T0 + timedelta(hours=2), "w3") == [] and store.pending_jobs(incident.id) == []
+
+    def test_a_claimed_job_whose_worker_died_is_claimed_again_after_its_lease(self, store: IncidentStore) -> None:
+        store.schedule(None, "sweep", T0, {})
+        [job] = store.claim_due(T0, "died")
+        assert store.claim_due(T0 + timedelta(minutes=4), "w2") == []
+        [again] = store.claim_due(T0 + timedelta(minutes=6), "w2")
+        assert again.id == job.id
+
+    def test_jobs_are_claimed_by_one_of_many_workers(self, store: IncidentStore) -> None:
+        for n in range(30):
+            store.schedule(None, "sweep", T0, {"n": n})
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            batches = list(pool.map(lambda w: store.claim_due(T0, f"w{w}", limit=7), range(6)))
+        claimed = [j.payload["n"] for batch in batches for j in batch]
+        assert sorted(claimed) == list(range(30))
+
+    def test_resolve_once_with_its_summary_delivery_queued(self, store: IncidentStore) -> None:
+        from handlers.code import CodeKind
+        from handlers.summary import build_summary
+
+        incident_id = self._decided(store)
+        assert store.claim_execution(incident_id, "A", LEASE)
+        store.start_monitoring(incident_id, "A", T0, [], [NewJob("monitor", T0, {"index": 1, "total": 1})])
+        incident = store.get(incident_id)
+        resolution = Resolution("U01CAROL", "cause", "lessons", T0)
+        summary = build_summary(incident, CodeKind(provider=None), [], store.audit_log(incident_id))  # type: ignore[arg-type]
+        resolved = store.resolve(incident_id, resolution, summary, Status.RESOLVED, T0)
+        assert resolved.status is Status.RESOLVED and resolved.resolution.root_cause == "cause"
+        assert store.resolve(incident_id, resolution, summary, Status.RESOLVED, T0) is None
+        assert [j.kind for j in store.pending_jobs(incident_id)] == ["post_summary"]
+        assert store.summary(incident_id) == summary
