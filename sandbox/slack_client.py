@@ -94,6 +94,7 @@ class SignedSlackClient:
         timestamp: int | None = None,
         secret: str | None = None,
         signature: str | None = None,
+        retry_num: int | None = None,
     ) -> httpx.Response:
         """POST ``body`` to the bot with Slack's headers.
 
@@ -104,6 +105,7 @@ class SignedSlackClient:
                 value to simulate a replayed/stale request).
             secret: Sign with this secret instead of the real one (forgery).
             signature: Send this signature verbatim instead of computing one.
+            retry_num: Mark the delivery as Slack's retry number N (``X-Slack-Retry-Num``).
         """
         ts = int(time.time()) if timestamp is None else timestamp
         headers = {
@@ -112,6 +114,9 @@ class SignedSlackClient:
             "X-Slack-Signature": signature if signature is not None else self.sign(body, ts, secret),
             "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
         }
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
         return self._http.post(self.events_url, content=body, headers=headers)
 
     def _post_form(self, fields: Mapping[str, str]) -> httpx.Response:
@@ -255,19 +260,21 @@ class SignedSlackClient:
         }
         return self._post_payload(payload)
 
-    def event(self, event: dict[str, Any]) -> httpx.Response:
+    def event(self, event: dict[str, Any], *, event_id: str | None = None,
+              retry_num: int | None = None) -> httpx.Response:
         """Deliver an Events API ``event_callback`` (JSON body, signed) such as
-        ``{"type": "app_home_opened", "user": "U…", "tab": "home"}``."""
+        ``{"type": "app_home_opened", "user": "U…", "tab": "home"}``. Pass the ``event_id`` of an
+        earlier delivery and a ``retry_num`` to deliver it again as Slack's retries do."""
         body = json.dumps({
             "token": VERIFICATION_TOKEN,
             "team_id": self.team_id,
             "api_app_id": self.emulator.app_id,
             "type": "event_callback",
-            "event_id": f"Ev{secrets.token_hex(5).upper()}",
+            "event_id": event_id or f"Ev{secrets.token_hex(5).upper()}",
             "event_time": int(time.time()),
             "event": {"event_ts": f"{time.time():.6f}", **event},
         }).encode()
-        return self.post_raw(body, "application/json")
+        return self.post_raw(body, "application/json", retry_num=retry_num)
 
     def submit_view(self, user_id: str, view_id: str, values: dict[str, Any]) -> httpx.Response:
         """Submit a modal the bot opened, with ``state.values`` = ``values``.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from sandbox.team import ALICE, BOB, CAROL, CHANNEL, PROJECT
 from tests.world import BotServer, World, wait_until
@@ -90,3 +91,16 @@ def test_app_home_shows_open_rollbacks_and_the_last_one(world: World, bot: BotSe
     client.event({"type": "app_home_opened", "user": BOB, "tab": "home", "channel": "D01BOB"})
     wait_until(lambda: "RB-1" in _text(world.slack.home(BOB) or {}), message="RB-1 on the home tab")
     assert "Decision matrix" in _text(world.slack.home(BOB)) and world.slack.validation_errors == []
+
+
+def test_an_event_retried_by_slack_is_handled_once(world: World, bot: BotServer) -> None:
+    client = bot.client(world)
+    opened = {"type": "app_home_opened", "user": BOB, "tab": "home", "channel": "D01BOB"}
+    assert client.event(opened, event_id="Ev0HOME01").status_code == 200
+    wait_until(lambda: world.slack.home(BOB), message="the home view")
+    for retry in (1, 2):  # Slack re-delivers when it thinks an answer was lost
+        assert client.event(opened, event_id="Ev0HOME01", retry_num=retry).status_code == 200
+    time.sleep(1.0)  # a duplicate would have been published by now
+    assert len(world.slack.calls_to("views.publish")) == 1
+    assert client.event(opened, event_id="Ev0HOME02").status_code == 200  # a new opening is a new event
+    wait_until(lambda: len(world.slack.calls_to("views.publish")) == 2, message="the second publish")
