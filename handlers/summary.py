@@ -126,7 +126,8 @@ def build_summary(incident: Incident, kind: RollbackKind, steps: list[StepRun], 
     checklist = [ChecklistItem(item=label, done=done, group=group)
                  for group, items in checklist_groups(incident.checklist) for _, label, done in items]
     change_from, change_to = incident.plan.change
-    shown = {*labels, "verify"}
+    order = [*labels, "verify"]  # the kind's steps in the order it declares them
+    shown = set(order)
     return Summary(
         incident=incident.ref, kind=incident.kind, title=kind.title, env=incident.env,
         status=incident.status.value, reason=incident.reason, requester=incident.requester,
@@ -140,7 +141,7 @@ def build_summary(incident: Incident, kind: RollbackKind, steps: list[StepRun], 
         within_target=(ttr <= kind.target) if ttr is not None else None, risk=kind.risk,
         executed=[ExecutedStep(step=s.name, label=labels.get(s.name, "Verify (read-back + health checks)"),
                                status=s.status, detail=s.detail, at=s.finished_at or s.started_at)
-                  for s in steps if s.name in shown],
+                  for s in sorted((s for s in steps if s.name in shown), key=lambda s: order.index(s.name))],
         health=[HealthRound(phase=e.detail.get("phase"), at=e.at, results=e.detail.get("results", []))
                 for e in audit if e.action == "health_check"],
         checklist=checklist, checklist_done=sum(1 for c in checklist if c.done),
