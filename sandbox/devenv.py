@@ -15,7 +15,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from bot.bootstrap import Container, build
 from bot.settings import Settings
-from bot.worker import Worker
+from bot.worker import WORKER_POOL, Worker
 from bot.wsgi import RollbotWSGI
 from handlers.clock import ShiftedClock
 from integrations.schema import migrate
@@ -81,7 +81,7 @@ class DevEnvironment:
         self.web = self._bind(RollbotWSGI(self.container))
         self.port = int(self.web.server_address[1])
         threading.Thread(target=self.web.serve_forever, name="rollbot-dev-web", daemon=True).start()
-        self.worker = Worker(build(settings, clock=self.clock, pool_size=4), "dev-worker")
+        self.worker = Worker(build(settings, clock=self.clock, pool_size=WORKER_POOL), "dev-worker")
         threading.Thread(target=self._tick_forever, name="rollbot-dev-worker", daemon=True).start()
         say(f"  Slack events URL  http://127.0.0.1:{self.port}/slack/events  (health: /healthz, /readyz, /metrics)")
         say(f"  Slack emulator    {self.slack.url}  (state: {self.slack.root_url}/_emulator/state)")

@@ -95,7 +95,12 @@ class World:
     def work_until(self, predicate: Callable[[], Any], timeout: float = 15.0, message: str = "condition") -> Any:
         """Run the worker's due jobs until ``predicate`` holds (a click's effects arrive after its ack)."""
         worker = self.worker()
-        return wait_until(lambda: worker.run_once() * 0 or predicate(), timeout, message)
+
+        def worked() -> Any:
+            worker.run_once()
+            return predicate()
+
+        return wait_until(worked, timeout, message)
 
     def advance(self, delta: timedelta) -> None:
         self.clock.advance(delta)
