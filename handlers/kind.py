@@ -48,8 +48,8 @@ class Verification:
 class Step:
     """One step of a kind's execution, as the progress message shows it."""
 
-    name: str  # audit and step-run name, e.g. "vercel.rollback"
-    label: str  # "Ask Vercel to roll back"
+    name: str  # audit and step-run name, e.g. "switch.flip"
+    label: str  # what the progress message says, e.g. "Turn the switch off"
 
 
 class Run(Protocol):
