@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from handlers.kind import LeaseLost, RollbackFailed, RollbackKind
@@ -33,9 +34,11 @@ def new_owner() -> str:
 class _Run:
     """What a kind may do while it executes (``handlers.kind.Run``)."""
 
-    def __init__(self, svc: Services, incident: Incident, owner: str, kind: RollbackKind, unresolved: bool) -> None:
+    def __init__(self, svc: Services, incident: Incident, owner: str, kind: RollbackKind, unresolved: bool,
+                 progress: ProgressUpdates) -> None:
         self._svc, self._incident, self._owner, self._kind = svc, incident, owner, kind
         self.unresolved_attempt = unresolved
+        self._progress = progress
 
     @property
     def incident_ref(self) -> str:
@@ -54,11 +57,38 @@ class _Run:
 
     def step(self, name: str) -> None:
         self._svc.store.start_step(self._incident.id, name, self._svc.clock.now())  # no-op when resumed
-        progress(self._svc, self._incident.id)
+        self._progress.poke()
 
     def finish(self, name: str, status: str, detail: str) -> None:
         self._svc.store.start_step(self._incident.id, name, self._svc.clock.now())
         self._svc.store.finish_step(self._incident.id, name, status, detail, self._svc.clock.now())
+
+
+class ProgressUpdates:
+    """Redraws the progress message beside the work, never in its way: Slack's posting pace (a
+    second per message in a busy channel) must not delay a provider call. Pokes that arrive
+    while a redraw is queued fold into it (each redraw shows the steps as they are then)."""
+
+    def __init__(self, svc: Services, incident_id: int) -> None:
+        self._svc, self._incident_id = svc, incident_id
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rollbot-progress-{incident_id}")
+        self._queued = threading.Event()
+
+    def poke(self) -> None:
+        if not self._queued.is_set():
+            self._queued.set()
+            self._pool.submit(self._redraw)
+
+    def _redraw(self) -> None:
+        self._queued.clear()
+        try:
+            progress(self._svc, self._incident_id)
+        except Exception:  # best effort, like every thread note
+            log.warning("progress message not updated", extra={"incident": self._incident_id})
+
+    def close(self) -> None:
+        """Wait for the last redraw (so the message never shows an older state than the thread)."""
+        self._pool.shutdown(wait=True)
 
 
 class Heartbeat:
@@ -109,7 +139,8 @@ def execute(svc: Services, incident_id: int, owner: str | None = None, *, resume
         reopened = _recheck_plan(svc, incident, kind, owner)
         if reopened is not None:
             return reopened
-    run = _Run(svc, incident, owner, kind, unresolved=_unresolved_attempt(svc, incident_id, kind))
+    updates = ProgressUpdates(svc, incident_id)
+    run = _Run(svc, incident, owner, kind, _unresolved_attempt(svc, incident_id, kind), updates)
     try:
         if heartbeat:
             with Heartbeat(svc, incident_id, owner, kind):
@@ -135,6 +166,8 @@ def execute(svc: Services, incident_id: int, owner: str | None = None, *, resume
         log.exception("execution crashed", extra={"incident": incident_id})
         if not _took_effect(svc, incident, kind):
             return fail(svc, incident_id, f"unexpected error ({type(error).__name__}); see the bot's logs.", owner)
+    finally:
+        updates.close()
     if not svc.store.mark_rolled_back(incident_id, owner, svc.clock.now()):
         return None  # fenced: another executor owns it now
     return verify(svc, incident_id, owner)
