@@ -14,13 +14,14 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.bootstrap import Container
 from bot.settings import secret
-from handlers import monitoring
+from handlers import execution, monitoring
 from integrations.pg_wakeups import JobWakeups
 
 log = logging.getLogger("rollbot.worker")
@@ -39,7 +40,8 @@ class Worker:
         self._lock_ttl_ms = int(max(self.tick_seconds * 3, 30) * 1000)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rollbot-job")
         self._concurrency = concurrency
-        self._running: set[Future[str]] = set()
+        self._running: set[Future[object]] = set()
+        self._resuming: set[int] = set()  # incidents being taken over by this worker
         self._running_lock = threading.Lock()
         self._wake = threading.Event()
         self._busy = threading.Lock()  # one dispatcher at a time (tick, wake-up, a test's run_once)
@@ -68,16 +70,35 @@ class Worker:
             if not jobs:
                 return started
             for job in jobs:
-                future = self._pool.submit(monitoring.process, svc, job)
-                with self._running_lock:
-                    self._running.add(future)
-                future.add_done_callback(self._done)
+                self._submit(monitoring.process, svc, job)
             started += len(jobs)
 
-    def _done(self, future: Future[str]) -> None:
+    def _submit(self, fn: Callable[..., object], *args: object) -> None:
+        future = self._pool.submit(fn, *args)
+        with self._running_lock:
+            self._running.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[object]) -> None:
         with self._running_lock:
             self._running.discard(future)
         self._wake.set()  # a free slot: claim more if more is due
+
+    def _housekeeping(self) -> None:
+        """Orphans closed; executions whose lease ran out taken over on the pool, each once."""
+        for incident_id in monitoring.housekeeping(self.container.services):
+            with self._running_lock:
+                if incident_id in self._resuming:
+                    continue
+                self._resuming.add(incident_id)
+            self._submit(self._resume, incident_id)
+
+    def _resume(self, incident_id: int) -> None:
+        try:
+            execution.resume(self.container.services, incident_id)
+        finally:
+            with self._running_lock:
+                self._resuming.discard(incident_id)
 
     def run_once(self) -> int:
         """Everything due now, to the end, then the housekeeping. Returns how many jobs ran
@@ -85,16 +106,18 @@ class Worker:
         with self._busy:
             ran = 0
             try:
+                housekept = False
                 while True:
                     started = self.dispatch()
+                    if not started and not housekept and self.leading:
+                        self._housekeeping()
+                        housekept = True
                     with self._running_lock:
                         running = set(self._running)
                     if not started and not running:
                         break
                     ran += started
                     wait(running)
-                if self.leading:
-                    monitoring.housekeeping(self.container.services)
             except Exception:
                 log.exception("worker pass failed; retrying next tick")
             return ran
@@ -105,7 +128,7 @@ class Worker:
             try:
                 self.dispatch()
                 if self.leading:
-                    monitoring.housekeeping(self.container.services)
+                    self._housekeeping()
             except Exception:
                 log.exception("worker tick failed; retrying next tick")
 

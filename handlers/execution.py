@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 from handlers.kind import LeaseLost, RollbackFailed, RollbackKind
@@ -49,7 +50,12 @@ class _Run:
         return self._incident.reason
 
     def hold(self) -> None:
-        if not self._svc.store.renew_execution(self._incident.id, self._owner, self._kind.lease):
+        try:
+            held = self._svc.store.renew_execution(self._incident.id, self._owner, self._kind.lease)
+        except Exception:  # the store cannot confirm the lease: stop, let it run out, resume later
+            log.warning("could not renew the execution lease; stopping", extra={"incident": self._incident.id})
+            raise LeaseLost() from None
+        if not held:
             raise LeaseLost()
 
     def audit(self, action: str, outcome: str, **detail: Any) -> None:
@@ -123,8 +129,9 @@ def execute(svc: Services, incident_id: int, owner: str | None = None, *, resume
     """Take the execution lease of an EXECUTING incident and run its kind; None when someone
     else holds it (or the incident is not executing any more).
 
-    ``resume=True`` is the worker taking over a lease that ran out. ``heartbeat=False`` leaves
-    the lease to run out unless the kind's own ``hold()`` calls renew it (a frozen process).
+    ``resume=True`` is the worker taking over a lease that ran out. The heartbeat renews the lease
+    until execution ends (verified or failed); ``heartbeat=False`` leaves it to run out unless the
+    kind's own ``hold()`` calls renew it (a frozen process, in the tests).
     """
     incident = svc.store.get(incident_id)
     if incident is None or incident.status is not Status.EXECUTING:
@@ -135,42 +142,57 @@ def execute(svc: Services, incident_id: int, owner: str | None = None, *, resume
         return None
     if resume:
         svc.audit(incident_id, "rollbot", "execute.resume", "ok")
+    with Heartbeat(svc, incident_id, owner, kind) if heartbeat else nullcontext():
+        return _execute(svc, incident, kind, owner)
+
+
+def _execute(svc: Services, incident: Incident, kind: RollbackKind, owner: str) -> Incident | None:
+    incident_id = incident.id
     if not svc.store.steps(incident_id):  # nothing started yet: is the approved plan still the plan?
         reopened = _recheck_plan(svc, incident, kind, owner)
         if reopened is not None:
             return reopened
     updates = ProgressUpdates(svc, incident_id)
     run = _Run(svc, incident, owner, kind, _unresolved_attempt(svc, incident_id, kind), updates)
+    failure: str | None = None
     try:
-        if heartbeat:
-            with Heartbeat(svc, incident_id, owner, kind):
-                done = kind.execute(incident.plan, run)
-        else:
-            done = kind.execute(incident.plan, run)
+        done = kind.execute(incident.plan, run)
         svc.audit(incident_id, "rollbot", "execute", "ok", result=done)
     except LeaseLost:
-        svc.audit(incident_id, "rollbot", "execute", "lease_lost")
+        updates.close()
+        _quietly(svc, incident_id, "lease_lost")
         return None
-    except RollbackFailed as failure:
-        return fail(svc, incident_id, failure.message, owner)
+    except RollbackFailed as failed:
+        failure = failed.message
     except ProviderError as error:
         svc.audit(incident_id, "rollbot", incident.kind, "error", error=error.message, uncertain=error.uncertain)
-        if not _took_effect(svc, incident, kind):
-            return fail(svc, incident_id, error.message, owner)
-        svc.audit(incident_id, "rollbot", "execute", "ok", why="took effect despite the error (read back)")
-        done_steps = {s.name for s in svc.store.steps(incident_id) if s.status == "ok"}
-        for step in kind.steps:
-            if step.name not in done_steps:
-                run.finish(step.name, "ok", "took effect (read back after an error)")
+        if _took_effect(svc, incident, kind):
+            svc.audit(incident_id, "rollbot", "execute", "ok", why="took effect despite the error (read back)")
+            done_steps = {s.name for s in svc.store.steps(incident_id) if s.status == "ok"}
+            for step in kind.steps:
+                if step.name not in done_steps:
+                    run.finish(step.name, "ok", "took effect (read back after an error)")
+        else:
+            failure = error.message
     except Exception as error:  # unexpected: fail loudly, keep the record
         log.exception("execution crashed", extra={"incident": incident_id})
         if not _took_effect(svc, incident, kind):
-            return fail(svc, incident_id, f"unexpected error ({type(error).__name__}); see the bot's logs.", owner)
+            failure = f"unexpected error ({type(error).__name__}); see the bot's logs."
     finally:
-        updates.close()
+        updates.close()  # the last redraw lands before anything that follows draws the end
+    if failure is not None:
+        return fail(svc, incident_id, failure, owner)
     if not svc.store.mark_rolled_back(incident_id, owner, svc.clock.now()):
         return None  # fenced: another executor owns it now
     return verify(svc, incident_id, owner)
+
+
+def _quietly(svc: Services, incident_id: int, outcome: str) -> None:
+    """Audit a stop that may have been caused by the database itself."""
+    try:
+        svc.audit(incident_id, "rollbot", "execute", outcome)
+    except Exception:
+        log.warning("could not audit execute %s", outcome, extra={"incident": incident_id})
 
 
 def _recheck_plan(svc: Services, incident: Incident, kind: RollbackKind, owner: str) -> Incident | None:
@@ -184,10 +206,13 @@ def _recheck_plan(svc: Services, incident: Incident, kind: RollbackKind, owner: 
         return fail(svc, incident.id, f"the approved plan no longer holds: {refused.message}", owner)
     except ProviderError:
         return None
-    if fresh.hash == incident.plan_hash:
+    if fresh.model_copy(update={"revision": incident.plan.revision}).hash == incident.plan_hash:
         return None
+    # A new revision: its hash differs from every earlier one, even if the plan later changes
+    # back, so approvals voided here never count again. The request gets a fresh window.
+    fresh = fresh.model_copy(update={"revision": incident.plan.revision + 1})
     reopened = svc.store.reopen(incident.id, owner, incident.plan_hash, fresh,
-                                max(svc.clock.now(), incident.expires_at))
+                                svc.clock.now() + svc.policy.environments[incident.env].approval_timeout)
     if reopened is None:
         return svc.store.get(incident.id)  # fenced: another executor owns it now
     svc.audit(incident.id, "rollbot", "plan_changed", "ok", old=incident.plan.to_json(), new=fresh.to_json(),
@@ -258,9 +283,10 @@ def fail(svc: Services, incident_id: int, error: str, owner: str) -> Incident | 
     failed = svc.store.transition(
         incident_id, [Status.EXECUTING], Status.FAILED, owner=owner, failure=error, finished_at=now
     )
-    svc.audit(incident_id, "rollbot", "execute", "failed", error=error)
-    if failed is None:
+    if failed is None:  # fenced: another executor owns it; its outcome is the incident's
+        svc.audit(incident_id, "rollbot", "execute.fenced", "ok", error=error)
         return svc.store.get(incident_id)
+    svc.audit(incident_id, "rollbot", "execute", "failed", error=error)
     for step in svc.store.steps(incident_id):
         if step.status == "running":
             svc.store.finish_step(incident_id, step.name, "failed", error, now)
@@ -271,25 +297,35 @@ def fail(svc: Services, incident_id: int, error: str, owner: str) -> Incident | 
     return failed
 
 
-def resume_stale(svc: Services) -> list[int]:
-    """Worker: executions whose lease ran out (the executor died or stalled) are taken over.
-    One that keeps crashing is failed after MAX_RESUMES takeovers instead of looping forever."""
-    resumed = []
+def stale_to_resume(svc: Services) -> list[int]:
+    """Executions whose lease ran out (the executor died or stalled), for the worker to take over
+    on its pool; one that keeps crashing is failed after MAX_RESUMES takeovers instead."""
+    resumable = []
     for incident_id in svc.store.stale_executions():
         tries = sum(1 for e in svc.store.audit_log(incident_id) if e.action == "execute.resume")
-        try:
-            if tries >= MAX_RESUMES:
-                incident = svc.store.get(incident_id)
-                owner = new_owner()
-                if incident and svc.store.claim_execution(incident_id, owner, svc.kinds[incident.kind].lease):
-                    fail(svc, incident_id, f"gave up after {tries} attempts to resume the execution; "
-                         "check the provider by hand.", owner)
-                continue
-            if execute(svc, incident_id, resume=True) is not None:
-                resumed.append(incident_id)
-        except Exception:
-            log.exception("resuming failed", extra={"incident": incident_id})
-    return resumed
+        if tries < MAX_RESUMES:
+            resumable.append(incident_id)
+            continue
+        incident = svc.store.get(incident_id)
+        owner = new_owner()
+        if incident and svc.store.claim_execution(incident_id, owner, svc.kinds[incident.kind].lease):
+            fail(svc, incident_id, f"gave up after {tries} attempts to resume the execution; "
+                 "check the provider by hand.", owner)
+    return resumable
+
+
+def resume(svc: Services, incident_id: int) -> Incident | None:
+    """Take over one stale execution (None when another executor got there first)."""
+    try:
+        return execute(svc, incident_id, resume=True)
+    except Exception:
+        log.exception("resuming failed", extra={"incident": incident_id})
+        return None
+
+
+def resume_stale(svc: Services) -> list[int]:
+    """Every stale execution taken over, one after another (the worker runs them side by side)."""
+    return [i for i in stale_to_resume(svc) if resume(svc, i) is not None]
 
 
 def progress(svc: Services, incident_id: int) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from handlers.approvals import expire
-from handlers.execution import execute, resume_stale
+from handlers.execution import execute, stale_to_resume
 from handlers.model import Status
 from handlers.ports import DeliveryFailed, DueJob
 from handlers.resolution import deliver_summary
@@ -78,10 +78,11 @@ def process(svc: Services, job: DueJob) -> str:
     return outcome
 
 
-def housekeeping(svc: Services) -> None:
-    """What the leading worker checks every tick besides due jobs."""
+def housekeeping(svc: Services) -> list[int]:
+    """What the leading worker checks every tick besides due jobs. Returns the executions whose
+    lease ran out, for the worker to take over on its pool (never on the tick's own thread)."""
     close_orphans(svc)
-    resume_stale(svc)
+    return stale_to_resume(svc)
 
 
 ORPHAN_AFTER = timedelta(minutes=2)

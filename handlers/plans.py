@@ -5,7 +5,8 @@ kinds builds a discriminated union of them (``KindRegistry.load_plan``), so a pl
 jsonb is validated on load and an unknown or malformed one is a clear ``PlanError``.
 
 Approvals are bound to ``PlanBase.hash``: a hash of what the plan *does* (``binding``), not of
-how it is described, so re-reading a commit message never voids an approval.
+how it is described, so re-reading a commit message never voids an approval; and of its
+``revision``, so approvals voided by a plan change never count again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class PlanBase(BaseModel):
 
     kind: str
     env: str
+    revision: int = 0  # raised each time the plan is re-resolved after approvals were voided
 
     def binding(self) -> dict[str, Any]:
         """What approvals are bound to. Kinds exclude display-only fields by overriding this."""
@@ -33,7 +35,8 @@ class PlanBase(BaseModel):
 
     @property
     def hash(self) -> str:
-        canonical = json.dumps(self.binding(), sort_keys=True, separators=(",", ":"), default=str)
+        bound = {**self.binding(), "revision": self.revision} if self.revision else self.binding()
+        canonical = json.dumps(bound, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @property
