@@ -57,13 +57,13 @@ class Container:
         self.health.close()
 
 
-def slack_client(settings: Settings) -> WebClient:
+def slack_client(settings: Settings, *, timeout: int = 10, retry_429: bool = True) -> WebClient:
     # Only 429s are retried (Slack refused the call, so nothing was posted); never connection errors.
     return WebClient(
         token=secret(settings.slack_bot_token),
         base_url=settings.slack_api_url,
-        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)],
-        timeout=10,
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)] if retry_429 else [],
+        timeout=timeout,
     )
 
 
@@ -118,7 +118,9 @@ def build(settings: Settings, *, clock: Clock | None = None, policy: Policy | No
         notifier=SlackNotifier(slack, policy, clock, redis, kinds, {"code": CodePlanRenderer()}),
         kinds=kinds,
         health=health,
-        directory=SlackDirectory(slack, redis),
+        # Role checks run before an Approve click is acknowledged (Slack allows 3 s): the lookup of a
+        # user group gets 2 s and no waiting out a 429; on failure the last copy stands in.
+        directory=SlackDirectory(slack_client(settings, timeout=2, retry_429=False), redis),
         clock=clock,
     )
     return Container(settings, policy, store, redis, slack, vercel, health, services)
