@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -12,7 +13,9 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from bot import metrics
 from bot.app import create_app
 from bot.bootstrap import Container
+from bot.edge import MAX_BODY, WINDOW_SECONDS, SlackGate
 from bot.metrics import Counters
+from bot.settings import secret
 from handlers.model import Status
 
 log = logging.getLogger("rollbot.web")
@@ -24,11 +27,12 @@ class RollbotWSGI:
     def __init__(self, container: Container) -> None:
         self.container = container
         self.slack = SlackRequestHandler(create_app(container), path="/slack/events")
+        self.gate = SlackGate(secret(container.settings.slack_signing_secret), self._seen)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/slack/events":
-            return self.slack(environ, start_response)
+            return self._slack(environ, start_response)
         if method == "GET" and path == "/healthz":
             return _json(start_response, 200, {"status": "ok"})
         if method == "GET" and path == "/readyz":
@@ -38,6 +42,38 @@ class RollbotWSGI:
             start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4"), ("Content-Length", str(len(body)))])
             return [body]
         return _json(start_response, 404, {"error": "not found"})
+
+    def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """The gate (bot.edge) first: only signed, well-formed, first deliveries reach Bolt."""
+        if environ.get("REQUEST_METHOD") != "POST":
+            return _json(start_response, 405, {"error": "POST only"})
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0  # an unsigned-looking request: the signature check below refuses it
+        if length > MAX_BODY:
+            return _json(start_response, 413, {"error": "body too large"})
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        refusal = self.gate.check(environ, body)
+        if refusal is not None:
+            if refusal.status == 200:
+                start_response("200 OK", [("Content-Length", "0")])
+                return [b""]
+            return _json(start_response, refusal.status, {"error": refusal.reason})
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return self.slack(environ, start_response)
+
+    def _seen(self, key: str) -> bool:
+        """Acted on before? Redis is the fast filter; Postgres decides what Redis does not know
+        (a flushed Redis must not reopen the window). Neither answering: let it through."""
+        if not self.container.redis.first_delivery(f"request:{key}", ttl_seconds=WINDOW_SECONDS + 60):
+            return True
+        try:
+            return not self.container.store.first_request(key)
+        except Exception as error:
+            log.warning("replay check unavailable (%s); letting the request through", type(error).__name__)
+            return False
 
     def _ready(self, start_response: StartResponse) -> Iterable[bytes]:
         checks = {}
@@ -63,6 +99,7 @@ class RollbotWSGI:
 
 def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> Iterable[bytes]:
     body = json.dumps(data).encode()
-    reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
+    reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+              413: "Content Too Large", 503: "Service Unavailable"}[status]
     start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]

@@ -8,6 +8,7 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import redis
@@ -42,10 +43,11 @@ def test_twenty_simultaneous_approvals_and_a_replay_roll_back_once(world: World,
     decider = wait_until(lambda: _decided_by(world), message="the decision")
     deciding = next(p for p in client.sent_payloads if json.loads(p)["user"]["id"] == decider)
     body = ("payload=" + urllib.parse.quote(deciding)).encode()
-    for _ in range(2):  # dropped by the Redis de-duplication
-        assert client.post_raw(body, "application/x-www-form-urlencoded").status_code == 200
+    later = int(time.time()) + 1  # each re-delivery signed anew: a different request to the edge's replay filter
+    for n in range(2):  # dropped by the listener's Redis de-duplication of the click
+        assert client.post_raw(body, "application/x-www-form-urlencoded", timestamp=later + n).status_code == 200
     redis.Redis.from_url(world.redis_url).flushall()  # and with Redis empty, Postgres still refuses it
-    assert client.post_raw(body, "application/x-www-form-urlencoded").status_code == 200
+    assert client.post_raw(body, "application/x-www-form-urlencoded", timestamp=later + 2).status_code == 200
 
     world.work_until(lambda: any("Verified" in _text(m) for m in world.slack.thread(CHANNEL, root["ts"])),
                      timeout=30, message="verification")
@@ -159,3 +161,57 @@ def test_a_database_outage_gets_a_clear_message(world: World, bot: BotServer, po
     assert world.vercel.calls_to("POST", "/v1/") == []
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:  # the fixture drops it again
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def test_a_signed_request_replayed_byte_for_byte_is_acted_on_once(world: World, bot: BotServer) -> None:
+    """The same signed bytes again inside the 5-minute window open nothing, notify nobody and take
+    no lock, even after Redis was flushed (Postgres remembers what Redis forgot)."""
+    client = bot.client(world)
+    body = urllib.parse.urlencode({"command": "/rollback", "text": "code prod replayed", "user_id": ALICE,
+                                   "channel_id": CHANNEL, "team_id": "T0SANDBOX", "trigger_id": "1.2.3",
+                                   "response_url": world.slack.new_response_url(channel=CHANNEL, user=ALICE)}).encode()
+    ts = int(time.time())
+    signature = client.sign(body, ts)
+    first = client.post_raw(body, "application/x-www-form-urlencoded", timestamp=ts, signature=signature)
+    assert first.status_code == 200 and "Planning" in first.text
+    wait_until(lambda: world.slack.messages(CHANNEL), message="the root message")
+    again = client.post_raw(body, "application/x-www-form-urlencoded", timestamp=ts, signature=signature)
+    assert again.status_code == 200 and again.text == ""
+    redis.Redis.from_url(world.redis_url).flushall()
+    third = client.post_raw(body, "application/x-www-form-urlencoded", timestamp=ts, signature=signature)
+    assert third.status_code == 200 and third.text == ""
+    time.sleep(1.0)
+    with psycopg.connect(world.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM incidents").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM audit_log WHERE outcome = 'refused'").fetchone()[0] == 0
+    roots = [m for m in world.slack.messages(CHANNEL) if not m.get("thread_ts") or m["thread_ts"] == m["ts"]]
+    assert len(roots) == 1
+
+
+@pytest.mark.parametrize("timestamp", ["abc", "1.5", "1e3", "", "-5", "99999999999999999999"])
+def test_a_malformed_timestamp_is_401_before_anything_is_parsed(world: World, bot: BotServer, timestamp: str) -> None:
+    client = bot.client(world)
+    response = httpx.post(client.events_url, content=b"{", headers={
+        "Content-Type": "application/json", "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": "v0=" + "0" * 64}, trust_env=False)
+    assert response.status_code == 401 and "Timestamp" in response.json()["error"]
+
+
+@pytest.mark.parametrize("content_type, body, status", [
+    ("application/json", b"{", 400),
+    ("application/json", b"[]", 400),
+    ("application/json", b"null", 400),
+    ("application/json", b'{"no": "type"}', 400),
+    ("application/json", b"\xff\xfe{}", 400),
+    ("application/x-www-form-urlencoded", b"payload=%7B", 400),
+    ("application/x-www-form-urlencoded", b"payload=%5B%5D", 400),
+    ("application/x-www-form-urlencoded", b"nothing=here", 400),
+    ("text/plain", b"hello", 400),
+])
+def test_a_signed_but_malformed_payload_gets_a_clear_4xx_and_no_traceback(world: World, bot: BotServer,
+                                                                         content_type: str, body: bytes,
+                                                                         status: int) -> None:
+    response = bot.client(world).post_raw(body, content_type)
+    assert response.status_code == status and response.json()["error"]
+    output = bot.log_path.read_text(errors="replace")
+    assert "Traceback" not in output, output[-2000:]
