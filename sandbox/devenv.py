@@ -37,14 +37,14 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-DEFAULT_PORT = 3000  # SPEC's default, when it is free
+DEFAULT_PORT = 3000  # SPEC's default (or $PORT), when it is free
 
 
 class DevEnvironment:
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         self.workdir = workdir
         self._asked_port = port
-        self.port = port or DEFAULT_PORT  # the bound port once start() has run
+        self.port = port or int(os.environ.get("PORT") or DEFAULT_PORT)  # the bound port once start() has run
         self.clock = ShiftedClock()
         self.servers: list[EmbeddedServer] = []
         self.web: WSGIServer | None = None
@@ -91,7 +91,8 @@ class DevEnvironment:
     def _bind(self, app: RollbotWSGI) -> WSGIServer:
         """Port 3000 unless taken (then any free one); a port asked for is used or fails. Binding
         is the check: another process cannot take the port between a check and the bind."""
-        ports = [self._asked_port] if self._asked_port else [DEFAULT_PORT, 0]
+        preferred = int(os.environ.get("PORT") or DEFAULT_PORT)
+        ports = [self._asked_port] if self._asked_port else [preferred, 0]
         for port in ports:
             try:
                 return make_server("127.0.0.1", port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)

@@ -24,17 +24,15 @@ def test_dev_demo_plays_the_story(database_url: str, redis_url: str, tmp_path: P
     assert "Monitoring 3/3" in out and "Post-incident summary" in out
 
 
-def test_dev_uses_another_port_when_3000_is_taken(database_url: str, redis_url: str, tmp_path: Path) -> None:
-    """Another process holds port 3000 (as a second `rollbot dev` would): dev binds a free port
-    instead of failing with "Address already in use", and says which."""
+def test_dev_uses_another_port_when_its_port_is_taken(database_url: str, redis_url: str, tmp_path: Path) -> None:
+    """Another process holds the preferred port (3000, or $PORT; as a second `rollbot dev` would):
+    dev binds a free port instead of failing with "Address already in use", and says which."""
     holder = socket.socket()
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past connections may linger in TIME_WAIT
-    try:
-        holder.bind(("127.0.0.1", 3000))
-        holder.listen()
-    except OSError:
-        pass  # something else holds it already: the same situation
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "ROLLBOT_DEV_DIR": str(tmp_path)}
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    taken = str(holder.getsockname()[1])
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "ROLLBOT_DEV_DIR": str(tmp_path),
+           "PORT": taken}
     try:
         result = subprocess.run([sys.executable, "-m", "bot.cli", "dev", "--demo"], env=env, capture_output=True,
                                 text=True, timeout=120, stdin=subprocess.DEVNULL)
@@ -42,5 +40,5 @@ def test_dev_uses_another_port_when_3000_is_taken(database_url: str, redis_url: 
         holder.close()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     url = re.search(r"Slack events URL\s+http://127\.0\.0\.1:(\d+)/slack/events", result.stdout)
-    assert url is not None and url.group(1) != "3000", result.stdout[-3000:]
+    assert url is not None and url.group(1) != taken, result.stdout[-3000:]
     assert "Demo complete" in result.stdout
