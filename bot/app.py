@@ -58,7 +58,8 @@ def create_app(container: Container) -> App:
         counters.inc("rollbot_listener_errors_total", error=type(error).__name__)
         log.error("listener failed: %s", type(error).__name__, exc_info=error)
         if respond is not None:
-            what = ("cannot reach its database right now" if isinstance(error, (psycopg.Error, PoolTimeout))
+            unreachable = isinstance(error, (psycopg.OperationalError, PoolTimeout))  # not a DataError, say
+            what = ("cannot reach its database right now" if unreachable
                     else f"hit an internal error ({type(error).__name__})")
             try:
                 respond(response_type="ephemeral", replace_original=False, text=(

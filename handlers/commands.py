@@ -105,6 +105,10 @@ def usage(kinds: KindRegistry) -> str:
 
 def parse(text: str, policy: Policy, kinds: KindRegistry) -> Command:
     """Parse the text after `/rollback`."""
+    control = next((c for c in text if _is_control(c)), None)
+    if control is not None:
+        raise CommandError(f"your command contains a control character (U+{ord(control):04X}), which Rollbot does "
+                           "not accept; type it again without it.")
     words = text.split()
     if not words:
         return Help()
@@ -178,6 +182,16 @@ def _planned(kind: str, word: str, rest: list[str], policy: Policy) -> Command:
     if not args:
         raise CommandError(f"`{word} {env}` needs the flag key: `/rollback flag {env} new-checkout reason…`.")
     return Rollback(kind, env, _reason(args[1:]), {"flag": args[0]})
+
+
+def _is_control(c: str) -> bool:
+    return (ord(c) < 32 and c not in "\t\n\r") or 0x7F <= ord(c) < 0xA0
+
+
+def clean(text: str) -> str:
+    """Free text from a modal (a reason, a root cause): control characters removed (Postgres
+    refuses NUL), line breaks and tabs kept."""
+    return "".join(c for c in text if not _is_control(c))
 
 
 def _env(word: str, policy: Policy) -> str:

@@ -18,6 +18,19 @@ from handlers.model import StepRun
 from handlers.ports import AuditEntry, DueJob, NewJob
 from integrations.pg_rows import audit_from_row, job_from_row, step_from_row
 
+
+def _storable(value: Any) -> Any:
+    """Postgres text and jsonb refuse NUL: an audited string keeps a visible U+FFFD instead, so a
+    refusal of bad input is recorded rather than lost."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(v) for v in value]
+    return value
+
+
 JOB_LEASE = timedelta(minutes=5)
 JOBS_CHANNEL = "rollbot_jobs"  # NOTIFY channel: due work was written
 MAX_JOB_ATTEMPTS = 50  # with backoff capped at 10 minutes: hours of retries before a job is dead
@@ -70,7 +83,7 @@ class WorkTables:
                at: datetime, **detail: Any) -> None:
         conn.execute(
             "INSERT INTO audit_log (at, incident_id, actor, action, outcome, detail) VALUES (%s, %s, %s, %s, %s, %s)",
-            (at, incident_id, actor, action, outcome, Jsonb(detail)),
+            (at, incident_id, actor, action, outcome, Jsonb(_storable(detail))),
         )
 
     @staticmethod

@@ -7,12 +7,14 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from handlers import approvals, resolution
+from handlers.commands import clean
 from handlers.services import Refused, Services
 
 
 def _value(view: dict[str, Any], block_id: str) -> str:
+    """A text input's value, without control characters (Postgres refuses NUL)."""
     block = (view.get("state") or {}).get("values", {}).get(block_id) or {}
-    return str((block.get("value") or {}).get("value") or "")
+    return clean(str((block.get("value") or {}).get("value") or ""))
 
 
 def register(app: App, svc: Services) -> None:

@@ -215,3 +215,13 @@ def test_a_signed_but_malformed_payload_gets_a_clear_4xx_and_no_traceback(world:
     assert response.status_code == status and response.json()["error"]
     output = bot.log_path.read_text(errors="replace")
     assert "Traceback" not in output, output[-2000:]
+
+
+def test_a_nul_in_a_command_is_refused_with_a_reply_that_says_so(world: World, bot: BotServer) -> None:
+    response = bot.client(world).command(ALICE, "code prod a\x00b", channel_id=CHANNEL)
+    assert response.status_code == 200 and "control character (U+0000)" in response.text
+    assert "database" not in response.text
+    with psycopg.connect(world.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM incidents").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM audit_log WHERE outcome = 'refused'").fetchone()[0] == 1
+    assert "Traceback" not in bot.log_path.read_text(errors="replace")

@@ -69,3 +69,14 @@ def test_errors_say_what_was_wrong_and_what_would_be_right(text: str, fragment: 
     with pytest.raises(CommandError) as error:
         parse(text, POLICY, KINDS)
     assert fragment in str(error.value)
+
+
+@pytest.mark.parametrize("text", ["code prod a\x00b", "code prod \x1b[31mred", "help\x7f", "code prod x\x85y"])
+def test_control_characters_are_refused_with_a_reply_that_says_so(text: str) -> None:
+    with pytest.raises(CommandError, match="control character \\(U\\+00"):
+        parse(text, POLICY, KINDS)
+
+
+def test_line_breaks_and_tabs_are_fine_and_cleaned_text_keeps_them() -> None:
+    assert parse("code prod checkout\tis\ndown", POLICY, KINDS) == commands.Rollback("code", "prod", "checkout is down")
+    assert commands.clean("root\x00 cause\n\tline two\x1b") == "root cause\n\tline two"
