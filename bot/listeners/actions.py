@@ -18,13 +18,29 @@ log = logging.getLogger("rollbot.actions")
 
 
 def _where(body: dict[str, Any]) -> tuple[str, str, str | None]:
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
-    message = body.get("message") or {}
-    return body["user"]["id"], channel, message.get("thread_ts") or message.get("ts")
+    def field(name: str) -> dict[str, Any]:
+        value = body.get(name)
+        return value if isinstance(value, dict) else {}
+
+    channel = field("channel").get("id") or field("container").get("channel_id") or ""
+    message = field("message")
+    return str(field("user").get("id") or ""), str(channel), message.get("thread_ts") or message.get("ts")
 
 
-def _incident_ref(value: str) -> tuple[int, str]:
+NOT_OURS = ":no_entry: That button is not one Rollbot drew (its value is missing or malformed); nothing was done."
+
+
+def _incident_ref(body: dict[str, Any]) -> tuple[int, str] | None:
+    """``(incident id, plan hash)`` from the clicked button's value as the bot wrote it
+    (``<id>:<hash>``, or ``<id>`` for Resolve); None for anything else."""
+    actions = body.get("actions")
+    action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+    value = action.get("value")
+    if not isinstance(value, str):
+        return None
     incident, _, plan_hash = value.partition(":")
+    if not (incident.isascii() and incident.isdigit() and len(incident) < 12) or len(plan_hash) > 64:
+        return None
     return int(incident), plan_hash
 
 
@@ -38,8 +54,9 @@ def _checklist_block(block_id: str) -> tuple[str, int] | None:
 
 def register(app: App, svc: Services) -> None:
     def first_delivery(body: dict[str, Any]) -> bool:
-        action = body["actions"][0]
-        key = f"action:{body['user']['id']}:{action.get('action_id')}:{action.get('action_ts')}"
+        actions = body.get("actions")
+        action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+        key = f"action:{_where(body)[0]}:{action.get('action_id')}:{action.get('action_ts')}"
         return svc.live.first_delivery(key)
 
     @app.action("approve")
@@ -47,11 +64,16 @@ def register(app: App, svc: Services) -> None:
         """The approval is recorded before the ack (one short transaction), so a web process
         that dies right after acknowledging loses nothing: the deciding approval has already
         queued the execution for the worker. Drawing it follows the ack."""
-        if not first_delivery(body):
+        user, channel, thread = _where(body)
+        if not user or not first_delivery(body):
             ack()
             return
-        user, channel, thread = _where(body)
-        incident_id, plan_hash = _incident_ref(body["actions"][0]["value"])
+        ref = _incident_ref(body)
+        if ref is None:
+            ack()
+            svc.notifier.tell(channel, user, NOT_OURS)
+            return
+        incident_id, plan_hash = ref
         try:
             outcome = approvals.record(svc, user, incident_id, plan_hash)
         except Refused as refused:
@@ -72,7 +94,11 @@ def register(app: App, svc: Services) -> None:
         """The modal opens at once (the trigger lives 3 s); who may deny is checked on submit."""
         ack()
         user, channel, _ = _where(body)
-        incident_id, _ = _incident_ref(body["actions"][0]["value"])
+        ref = _incident_ref(body)
+        if ref is None:
+            svc.notifier.tell(channel, user, NOT_OURS)
+            return
+        incident_id = ref[0]
         incident = svc.store.get(incident_id)
         if incident is None or incident.status is not Status.PENDING:
             state = incident.status.value if incident else "gone"
@@ -84,8 +110,12 @@ def register(app: App, svc: Services) -> None:
     def on_resolve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         user, channel, _ = _where(body)
+        ref = _incident_ref(body)
+        if ref is None:
+            svc.notifier.tell(channel, user, NOT_OURS)
+            return
         try:
-            incident = resolution.resolvable(svc, user, int(body["actions"][0]["value"]), check_roles=False)
+            incident = resolution.resolvable(svc, user, ref[0], check_roles=False)
         except Refused as refused:
             svc.notifier.tell(channel, user, f":no_entry: {refused.message}")
             return

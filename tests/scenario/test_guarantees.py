@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import redis
 
-from sandbox.team import ALICE, CHANNEL, PROJECT
+from sandbox.team import ALICE, CAROL, CHANNEL, PROJECT
 from tests.world import LEADS, BotServer, World, make_world, wait_until
 
 
@@ -224,4 +224,19 @@ def test_a_nul_in_a_command_is_refused_with_a_reply_that_says_so(world: World, b
     with psycopg.connect(world.database_url) as conn:
         assert conn.execute("SELECT count(*) FROM incidents").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM audit_log WHERE outcome = 'refused'").fetchone()[0] == 1
+    assert "Traceback" not in bot.log_path.read_text(errors="replace")
+
+
+@pytest.mark.parametrize("value", ["", "abc", "1:" + "x" * 100, "99999999999999:x", "١:x"])
+@pytest.mark.parametrize("action_id", ["approve", "deny"])
+def test_a_button_whose_value_the_bot_did_not_write_is_acked_at_once_and_explained(
+        world: World, bot: BotServer, action_id: str, value: str) -> None:
+    client = bot.client(world)
+    client.command(ALICE, "code prod checkout", channel_id=CHANNEL)
+    root = wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
+    started = time.monotonic()
+    response = client.click(CAROL, channel=CHANNEL, message_ts=root["ts"], action_id=action_id, value=value)
+    assert response.status_code == 200 and time.monotonic() - started < 1.0
+    wait_until(lambda: any("not one Rollbot drew" in json.dumps(e) for e in world.slack.ephemerals(user=CAROL)),
+               message="the explanation")
     assert "Traceback" not in bot.log_path.read_text(errors="replace")
