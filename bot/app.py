@@ -56,7 +56,10 @@ def create_app(container: Container) -> App:
         if isinstance(error, BoltUnhandledRequestError):
             return BoltResponse(status=404, body="")
         counters.inc("rollbot_listener_errors_total", error=type(error).__name__)
-        log.error("listener failed: %s", type(error).__name__, exc_info=error)
+        # One line for the operator (with the incident's context in the structured fields); the
+        # traceback only at DEBUG, so a flood of bad requests cannot flood the logs.
+        log.error("listener failed: %s: %s", type(error).__name__, str(error)[:200])
+        log.debug("listener failure", exc_info=error)
         if respond is not None:
             unreachable = isinstance(error, (psycopg.OperationalError, PoolTimeout))  # not a DataError, say
             what = ("cannot reach its database right now" if unreachable
