@@ -13,15 +13,34 @@ from handlers.services import Refused, Services
 
 def _value(view: dict[str, Any], block_id: str) -> str:
     """A text input's value, without control characters (Postgres refuses NUL)."""
-    block = (view.get("state") or {}).get("values", {}).get(block_id) or {}
-    return clean(str((block.get("value") or {}).get("value") or ""))
+    found: Any = view
+    for key in ("state", "values", block_id, "value"):
+        found = found.get(key) if isinstance(found, dict) else None
+    return clean(str(found.get("value") or "")) if isinstance(found, dict) else ""
+
+
+def _incident_id(view: dict[str, Any]) -> int | None:
+    """The incident a modal was opened for, from the ``private_metadata`` the bot wrote."""
+    metadata = view.get("private_metadata")
+    head = metadata.partition(":")[0] if isinstance(metadata, str) else ""
+    return int(head) if head.isascii() and head.isdigit() and len(head) < 12 else None
+
+
+def _user(body: dict[str, Any]) -> str:
+    user = body.get("user")
+    return str(user.get("id") or "") if isinstance(user, dict) else ""
+
+
+NOT_OURS = "This form is not one Rollbot opened; nothing was done."
 
 
 def register(app: App, svc: Services) -> None:
     @app.view("deny_modal")
     def on_deny(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user = body["user"]["id"]
-        incident_id = int(view["private_metadata"].partition(":")[0])
+        user, incident_id = _user(body), _incident_id(view)
+        if not user or incident_id is None:
+            ack(response_action="errors", errors={"reason": NOT_OURS})
+            return
         reason = _value(view, "reason").strip()
         if not reason:
             ack(response_action="errors", errors={"reason": "Say why, so the requester knows what to do next."})
@@ -36,8 +55,10 @@ def register(app: App, svc: Services) -> None:
 
     @app.view("resolve_modal")
     def on_resolve(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user = body["user"]["id"]
-        incident_id = int(view["private_metadata"])
+        user, incident_id = _user(body), _incident_id(view)
+        if not user or incident_id is None:
+            ack(response_action="errors", errors={"root_cause": NOT_OURS})
+            return
         root_cause, lessons = _value(view, "root_cause"), _value(view, "lessons")
         try:  # only what the database can tell before the ack; the role check follows it
             resolution.resolvable(svc, user, incident_id, check_roles=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 
 from sandbox.team import ALICE, BOB, CAROL, CHANNEL, PROJECT
 from tests.world import BotServer, World, wait_until
@@ -104,3 +105,17 @@ def test_an_event_retried_by_slack_is_handled_once(world: World, bot: BotServer)
     assert len(world.slack.calls_to("views.publish")) == 1
     assert client.event(opened, event_id="Ev0HOME02").status_code == 200  # a new opening is a new event
     wait_until(lambda: len(world.slack.calls_to("views.publish")) == 2, message="the second publish")
+
+
+def test_a_modal_submission_the_bot_did_not_open_is_answered_in_the_form(world: World, bot: BotServer) -> None:
+    client = bot.client(world)
+    for callback, metadata in (("deny_modal", "not-a-number"), ("resolve_modal", ""), ("deny_modal", None)):
+        view: dict = {"id": "V0FORGED", "type": "modal", "callback_id": callback, "state": {"values": {}}}
+        if metadata is not None:
+            view["private_metadata"] = metadata
+        payload = {"type": "view_submission", "user": {"id": CAROL}, "team": {"id": "T0SANDBOX"}, "view": view}
+        response = client.post_raw(("payload=" + urllib.parse.quote(json.dumps(payload))).encode(),
+                                   "application/x-www-form-urlencoded")
+        assert response.status_code == 200 and response.json()["response_action"] == "errors"
+        assert "not one Rollbot opened" in json.dumps(response.json())
+    assert "Traceback" not in bot.log_path.read_text(errors="replace")
