@@ -121,9 +121,14 @@ def test_nonsense_gets_a_helpful_ephemeral_reply(world: World, bot: BotServer) -
     unknown_env = client.command(ALICE, "code moon", channel_id=CHANNEL).json()
     assert "`moon` is not a configured environment" in unknown_env["text"] and "`prod`" in unknown_env["text"]
     assert world.slack.messages(CHANNEL) == []
+    wait_until(lambda: _refusals(world) == 3, message="three refusals in the audit log")  # audited after the ack
+    time.sleep(0.2)
+    assert _refusals(world) == 3
+
+
+def _refusals(world: World) -> int:
     with psycopg.connect(world.database_url) as conn:
-        refused = conn.execute("SELECT count(*) FROM audit_log WHERE outcome = 'refused'").fetchone()[0]
-    assert refused == 3
+        return int(conn.execute("SELECT count(*) FROM audit_log WHERE outcome = 'refused'").fetchone()[0])
 
 
 def test_two_approvers_needed_and_plan_binding(database_url: str, redis_url: str, tmp_path: Path) -> None:
@@ -221,9 +226,9 @@ def test_a_nul_in_a_command_is_refused_with_a_reply_that_says_so(world: World, b
     response = bot.client(world).command(ALICE, "code prod a\x00b", channel_id=CHANNEL)
     assert response.status_code == 200 and "control character (U+0000)" in response.text
     assert "database" not in response.text
+    wait_until(lambda: _refusals(world) == 1, message="the refusal in the audit log")  # audited after the ack
     with psycopg.connect(world.database_url) as conn:
         assert conn.execute("SELECT count(*) FROM incidents").fetchone()[0] == 0
-        assert conn.execute("SELECT count(*) FROM audit_log WHERE outcome = 'refused'").fetchone()[0] == 1
     assert "Traceback" not in bot.log_path.read_text(errors="replace")
 
 
