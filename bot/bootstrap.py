@@ -115,7 +115,7 @@ def build(settings: Settings, *, clock: Clock | None = None, policy: Policy | No
         policy=policy,
         store=store,
         live=redis,
-        notifier=SlackNotifier(slack, policy, clock, redis, kinds, {"code": CodePlanRenderer()}),
+        notifier=SlackNotifier(slack, policy, clock, redis, kinds, store, {"code": CodePlanRenderer()}),
         kinds=kinds,
         health=health,
         # Role checks run before an Approve click is acknowledged (Slack allows 3 s): the lookup of a

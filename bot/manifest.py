@@ -32,7 +32,10 @@ def manifest(url: str | None) -> dict[str, Any]:
         },
         "oauth_config": {
             "scopes": {
-                "bot": ["chat:write", "chat:write.public", "commands", "users:read", "usergroups:read"],
+                # channels:history and groups:history: after a post whose outcome is unknown, the bot reads
+                # the channel or thread back to find it (exactly-once messages).
+                "bot": ["chat:write", "chat:write.public", "commands", "usergroups:read", "channels:history",
+                        "groups:history"],
             }
         },
         "settings": {

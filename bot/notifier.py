@@ -1,7 +1,8 @@
-"""Slack implementation of ``handlers.ports.Notifier``: post once, ``chat.update`` after.
+"""Slack implementation of ``handlers.ports.Notifier``: each message posted once, ``chat.update`` after.
 
-``chat.postMessage`` is never blindly retried: the client only retries when Slack refused the
-call outright (HTTP 429 with Retry-After), which cannot have posted anything.
+Every post about an incident goes through ``bot.exactly_once.OncePoster``: it carries its
+identity in Slack metadata and is never sent again blindly. The client retries only HTTP 429
+(Slack refused the call, so nothing was posted).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.blocks.incident import root_blocks, root_text
 from bot.blocks.plans import PlanRenderer, renderer_for
@@ -26,25 +26,28 @@ from bot.blocks.thread import (
     reminder_blocks,
     verification_blocks,
 )
+from bot.exactly_once import OncePoster, delivery_failed
 from handlers.clock import Clock
 from handlers.config import Policy
 from handlers.kind import KindRegistry, Verification
 from handlers.model import HealthResult, Incident, StepRun
 from handlers.plans import PlanBase
-from handlers.ports import DeliveryFailed, LiveState
+from handlers.ports import DeliveryFailed, LiveState, Messages
 from handlers.summary import Summary
 
 log = logging.getLogger("rollbot.slack")
 # Slack: "about one message per second per channel", short bursts allowed.
 POSTS_PER_SECOND = 1.0
 POST_BURST = 3
-UNKNOWN = "unknown"  # a message that may or may not have been posted: never post it again
 
 
 class SlackNotifier:
     def __init__(self, client: WebClient, policy: Policy, clock: Clock, live: LiveState, kinds: KindRegistry,
-                 renderers: Mapping[str, PlanRenderer] | None = None) -> None:
+                 messages: Messages, renderers: Mapping[str, PlanRenderer] | None = None,
+                 read_back_tries: tuple[float, ...] | None = None) -> None:
         self._client = client
+        self._once = OncePoster(client, messages, clock, self._pace,
+                                *((read_back_tries,) if read_back_tries is not None else ()))
         self._live = live
         self._policy = policy
         self._clock = clock
@@ -61,13 +64,12 @@ class SlackNotifier:
     def post_root(self, incident: Incident, steps: Sequence[StepRun]) -> tuple[str, str]:
         channel = self._policy.environments[incident.env].channel
         text, blocks = self._root(incident)
-        try:
-            self._pace(channel)
-            response = self._client.chat_postMessage(channel=channel, text=text, blocks=blocks,
-                                                     unfurl_links=False, unfurl_media=False)
-        except Exception as error:
-            raise _delivery_failed(error) from None
-        return str(response["channel"]), str(response["ts"])
+        return channel, self._once.post(incident, "root", channel, text, blocks)
+
+    def find_root(self, incident: Incident) -> tuple[str, str] | None:
+        channel = self._policy.environments[incident.env].channel
+        ts = self._once.find(incident, "root", channel)
+        return (channel, ts) if ts else None
 
     def refresh_root(self, incident: Incident, steps: Sequence[StepRun]) -> None:
         refs = self._refs(incident)
@@ -79,64 +81,51 @@ class SlackNotifier:
     def notify_team(self, incident: Incident, mentions: Sequence[str]) -> None:
         approvers = self._policy.environments[incident.env].policy.rule(incident.kind).approvers
         text, blocks = notify_blocks(incident, mentions, approvers)
-        self._thread(incident, text, blocks)
+        self._thread(incident, "notify", text, blocks)
 
     def progress(self, incident: Incident, steps: Sequence[StepRun]) -> str | None:
-        """Post the progress message once, then update it in place. If the first post may have
-        gone through (a timeout), it is never posted again: updates are skipped instead."""
+        """Post the progress message once, then update it in place."""
         text, blocks = progress_blocks(incident, self._kinds[incident.kind], steps)
         refs = self._refs(incident)
-        if refs.get("progress_ts") == UNKNOWN:
-            return UNKNOWN
         if "progress_ts" in refs and "channel" in refs:
             self._safe(self._client.chat_update, channel=refs["channel"], ts=refs["progress_ts"], text=text,
                        blocks=blocks)
             return refs["progress_ts"]
-        try:
-            ts = self._post_thread(incident, text, blocks)
-        except DeliveryFailed as error:
-            log.warning("progress message not delivered: %s", error, extra={"incident": incident.id})
-            if error.definite:
-                return None
-            ts = UNKNOWN
-        self._live.remember_thread(incident.id, {"progress_ts": ts})
+        ts = self._thread(incident, "progress", text, blocks)
+        if ts:
+            self._live.remember_thread(incident.id, {"progress_ts": ts})
         return ts
 
     def verification(self, incident: Incident, result: Verification, health: Sequence[HealthResult], ok: bool) -> None:
         monitor = self._policy.environments[incident.env].monitor
         text, blocks = verification_blocks(incident, result, health, ok, monitor)
-        self._thread(incident, text, blocks)
+        self._thread(incident, f"verification.r{incident.plan.revision}", text, blocks)
 
     def reminder(self, incident: Incident, index: int, total: int, health: Sequence[HealthResult]) -> None:
         text, blocks = reminder_blocks(incident, index, total, health)
-        self._post_thread(incident, text, blocks)
+        self._post_thread(incident, f"monitor.{index}", text, blocks)
 
     def failure(self, incident: Incident, error: str, next_step: str) -> None:
         text, blocks = failure_blocks(incident, error, next_step)
-        self._thread(incident, text, blocks, broadcast=True)
+        self._thread(incident, "failure", text, blocks, broadcast=True)
 
     def summary(self, incident: Incident, summary: Summary) -> str:
         channel = self._refs(incident).get("channel") or self._policy.environments[incident.env].channel
         text, blocks = summary_blocks(summary)
-        try:
-            self._pace(channel)
-            response = self._client.chat_postMessage(channel=channel, text=text, blocks=blocks, unfurl_links=False)
-        except Exception as error:
-            raise _delivery_failed(error) from None
-        ts = str(response["ts"])
+        ts = self._once.post(incident, "summary", channel, text, blocks)
         link = self._permalink(channel, ts)
-        self._thread(incident, f"Post-incident summary posted: {link}",
+        self._thread(incident, "summary.link", f"Post-incident summary posted: {link}",
                      [{"type": "section", "text": {"type": "mrkdwn",
                                                    "text": f":memo: Post-incident summary posted: <{link}|{incident.ref} summary>"}}])
         return ts
 
     def closed(self, incident: Incident) -> None:
         text, blocks = closed_blocks(incident)
-        self._thread(incident, text, blocks)
+        self._thread(incident, "closed", text, blocks)
 
     def plan_changed(self, incident: Incident, old: PlanBase) -> None:
         text, blocks = plan_changed_blocks(incident, old)
-        self._thread(incident, text, blocks)
+        self._thread(incident, f"plan.r{incident.plan.revision}", text, blocks)
 
     def tell(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
         self._safe(self._client.chat_postEphemeral, channel=channel, user=user, text=text,
@@ -153,25 +142,21 @@ class SlackNotifier:
                 refs[key] = value
         return refs
 
-    def _post_thread(self, incident: Incident, text: str, blocks: list[dict[str, Any]],
+    def _post_thread(self, incident: Incident, key: str, text: str, blocks: list[dict[str, Any]],
                      broadcast: bool = False) -> str:
         refs = self._refs(incident)
         if not ("channel" in refs and "root_ts" in refs):
             raise DeliveryFailed(f"{incident.ref} has no Slack thread yet", definite=True)
-        try:
-            self._pace(refs["channel"])
-            response = self._client.chat_postMessage(channel=refs["channel"], thread_ts=refs["root_ts"], text=text,
-                                                     blocks=blocks, reply_broadcast=broadcast, unfurl_links=False)
-        except Exception as error:
-            raise _delivery_failed(error) from None
-        return str(response["ts"])
+        return self._once.post(incident, key, refs["channel"], text, blocks, thread_ts=refs["root_ts"],
+                               broadcast=broadcast)
 
-    def _thread(self, incident: Incident, text: str, blocks: list[dict[str, Any]], broadcast: bool = False) -> str | None:
+    def _thread(self, incident: Incident, key: str, text: str, blocks: list[dict[str, Any]],
+                broadcast: bool = False) -> str | None:
         """A best-effort thread note: a Slack failure is logged, never fatal to the flow."""
         try:
-            return self._post_thread(incident, text, blocks, broadcast)
+            return self._post_thread(incident, key, text, blocks, broadcast)
         except DeliveryFailed as error:
-            log.warning("thread message not delivered: %s", error, extra={"incident": incident.id})
+            log.warning("thread message %s not delivered: %s", key, error, extra={"incident": incident.id})
             return None
 
     def _pace(self, channel: str) -> None:
@@ -188,7 +173,7 @@ class SlackNotifier:
         try:
             method(**kwargs)
         except Exception as error:
-            log.warning("slack %s failed: %s", getattr(method, "__name__", "call"), _delivery_failed(error))
+            log.warning("slack %s failed: %s", getattr(method, "__name__", "call"), delivery_failed(error))
 
     def _permalink(self, channel: str, ts: str) -> str:
         if self._workspace_url is None:
@@ -198,14 +183,3 @@ class SlackNotifier:
                 self._workspace_url = "https://slack.com/"
         return f"{self._workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
 
-
-def _delivery_failed(error: Exception) -> DeliveryFailed:
-    """Classify a Slack call's failure: did the message certainly not get posted?"""
-    if isinstance(error, SlackApiError):
-        status = getattr(error.response, "status_code", 200)
-        return DeliveryFailed(f"Slack answered {error.response.get('error')}", definite=status < 500)
-    reason = getattr(error, "reason", None)
-    if isinstance(error, ConnectionRefusedError) or isinstance(reason, ConnectionRefusedError):
-        return DeliveryFailed("Slack refused the connection", definite=True)
-    return DeliveryFailed(f"Slack call failed ({type(error).__name__}); it may or may not have been posted",
-                          definite=False)

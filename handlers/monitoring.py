@@ -1,6 +1,6 @@
 """Step 5 and the worker's due work: monitoring reminders, approval expiry, summary delivery,
-stale executions. A job that fails for a passing reason is retried with backoff; a message
-that may already have been posted is never posted twice."""
+stale executions, interrupted requests. A job that fails for a passing reason is retried with
+backoff; a message that may already have been posted is read back, never posted twice."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from handlers.approvals import expire
 from handlers.execution import execute, stale_to_resume
 from handlers.model import Status
 from handlers.ports import DeliveryFailed, DueJob
+from handlers.requests import adopt_root
 from handlers.resolution import deliver_summary
 from handlers.services import Services, log
 
@@ -19,7 +20,7 @@ class RetryLater(Exception):
 
 
 def remind(svc: Services, incident_id: int, index: int, total: int) -> str:
-    """Post the monitoring reminder with fresh health results, at most once."""
+    """Post the monitoring reminder with fresh health results, once."""
     incident = svc.store.get(incident_id)
     if incident is None or incident.status is not Status.MONITORING:
         return "noop"
@@ -29,15 +30,14 @@ def remind(svc: Services, incident_id: int, index: int, total: int) -> str:
     step = f"monitor.{index}"
     now = svc.clock.now()
     if not (svc.store.start_step(incident_id, step, now) or svc.store.restart_step(incident_id, step, now)):
-        return "already sent"  # posted before, or a crash mid-post left it uncertain: never post twice
+        return "already sent"  # posted, or another runner is at it
     try:
         svc.notifier.reminder(incident, index, total, health)
     except DeliveryFailed as error:
+        # Retried later either way: a post whose outcome is unknown is read back before any new one.
         svc.store.finish_step(incident_id, step, "failed" if error.definite else "uncertain", str(error), now)
         svc.audit(incident_id, "rollbot", "remind", "failed", index=index, error=str(error), definite=error.definite)
-        if error.definite:
-            raise RetryLater(str(error)) from None
-        return "uncertain"
+        raise RetryLater(str(error)) from None
     svc.store.finish_step(incident_id, step, "ok", f"{sum(h.ok for h in health)}/{len(health)} healthy", now)
     svc.audit(incident_id, "rollbot", "health_check", "ok" if healthy else "failed",
               phase=f"monitor {index}/{total}", results=[h.__dict__ for h in health])
@@ -81,20 +81,42 @@ def process(svc: Services, job: DueJob) -> str:
 def housekeeping(svc: Services) -> list[int]:
     """What the leading worker checks every tick besides due jobs. Returns the executions whose
     lease ran out, for the worker to take over on its pool (never on the tick's own thread)."""
-    close_orphans(svc)
+    settle_orphans(svc)
     return stale_to_resume(svc)
 
 
 ORPHAN_AFTER = timedelta(minutes=2)
 
 
-def close_orphans(svc: Services) -> list[int]:
-    """A request whose process died before its root message was recorded holds the lock with no
-    message to approve: close it (failed), so the environment is not blocked until it expires."""
-    closed = []
+def settle_orphans(svc: Services) -> dict[int, str]:
+    """A request whose root message was never recorded (its process died mid-post, or Slack never
+    confirmed the post): if Slack has the message, adopt it and carry on; if it certainly does
+    not, close the request (failed) so the environment is not blocked, and tell the requester.
+    While Slack cannot say, ask again next tick. Returns what became of each."""
+    settled: dict[int, str] = {}
     for incident_id in svc.store.orphaned_requests(svc.clock.now() - ORPHAN_AFTER):
-        if svc.store.transition(incident_id, [Status.PENDING], Status.FAILED, finished_at=svc.clock.now(),
-                                failure="the request was interrupted before it reached Slack"):
+        incident = svc.store.get(incident_id)
+        if incident is None:
+            continue
+        try:
+            found = svc.notifier.find_root(incident)
+        except DeliveryFailed as error:
+            log.warning("%s: cannot tell yet whether its root message exists: %s", incident.ref, error,
+                        extra={"incident": incident_id})
+            settled[incident_id] = "unknown"
+            continue
+        if found:
+            adopt_root(svc, incident_id, *found, "adopted")
+            adopted = svc.store.get(incident_id)
+            if adopted is not None:
+                svc.notifier.refresh_root(adopted, svc.store.steps(incident_id))
+            settled[incident_id] = "adopted"
+        elif svc.store.transition(incident_id, [Status.PENDING], Status.FAILED, finished_at=svc.clock.now(),
+                                  failure="the request was interrupted before it reached Slack"):
             svc.audit(incident_id, "rollbot", "request", "failed", reason="interrupted before its Slack message")
-            closed.append(incident_id)
-    return closed
+            channel = svc.policy.environments[incident.env].channel
+            svc.notifier.tell(channel, incident.requester,
+                              f"{incident.ref} ({incident.kind} on {incident.env}) was interrupted before it reached "
+                              "Slack and was closed; nothing was rolled back. Request it again if it is still needed.")
+            settled[incident_id] = "closed"
+    return settled

@@ -70,12 +70,19 @@ class LiveState(Protocol):
 class Notifier(Protocol):
     """Speaks to the humans (Slack). Renders domain objects; decides nothing.
 
+    Each message is posted at most once per identity and, when an attempt's outcome is unknown,
+    settled by reading Slack back before any new attempt: exactly once as long as Slack answers.
     Updates and thread notes are best effort (a failure is logged, never raised), so a Slack
     outage cannot fail a rollback. ``post_root``, ``reminder`` and ``summary`` raise
     DeliveryFailed, because their callers retry or undo."""
 
     def post_root(self, incident: Incident, steps: Sequence[StepRun]) -> tuple[str, str]:
-        """Post the root message; returns (channel, ts)."""
+        """Post the root message (or adopt it, if an earlier attempt did post it); returns
+        (channel, ts)."""
+
+    def find_root(self, incident: Incident) -> tuple[str, str] | None:
+        """Where an earlier attempt posted the root message, or None if it never did; raises
+        DeliveryFailed when Slack cannot say."""
 
     def refresh_root(self, incident: Incident, steps: Sequence[StepRun]) -> None: ...
     def notify_team(self, incident: Incident, mentions: Sequence[str]) -> None: ...
@@ -105,6 +112,8 @@ from handlers.store import (  # noqa: E402 - re-exported; the store's ports use 
     IncidentStore,
     Jobs,
     LockHeld,
+    MessageRecord,
+    Messages,
     NewIncident,
     NewJob,
     Steps,
@@ -113,5 +122,5 @@ from handlers.store import (  # noqa: E402 - re-exported; the store's ports use 
 __all__ = [
     "ApprovalOutcome", "Approvals", "AuditEntry", "AuditLog", "DeliveryFailed", "Directory", "DirectoryUnavailable",
     "DueJob", "Executions", "HealthChecker", "IncidentStore", "Incidents", "Jobs", "LiveState", "LockHeld",
-    "NewIncident", "NewJob", "Notifier", "ProviderError", "Steps",
+    "MessageRecord", "Messages", "NewIncident", "NewJob", "Notifier", "ProviderError", "Steps",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handlers.commands import Rollback
 from handlers.model import Incident, Status
-from handlers.ports import LockHeld, NewIncident, ProviderError
+from handlers.ports import DeliveryFailed, LockHeld, NewIncident, ProviderError
 from handlers.runbook import initial_checklist
 from handlers.services import Refused, Services, log
 
@@ -62,19 +62,35 @@ def request_rollback(svc: Services, user: str, cmd: Rollback) -> Incident:
 
     try:
         channel, ts = svc.notifier.post_root(incident, [])
-    except Exception as error:  # the incident must not stay open without its message
-        log.exception("posting the root message failed", extra={"incident": incident.id})
+    except DeliveryFailed as error:
+        if not error.definite:  # it may be in the channel: keep it open; the worker settles it
+            svc.audit(incident.id, "rollbot", "slack.post_root", "uncertain", error=str(error))
+            raise Refused(f"Slack did not confirm {incident.ref}'s message in <#{env.channel}>. Rollbot will look "
+                          "for it and carry on if it is there, or close the request and tell you, within "
+                          "a few minutes.") from None
         svc.store.transition(incident.id, [Status.PENDING], Status.FAILED, failure="could not post to Slack")
-        svc.audit(incident.id, "rollbot", "slack.post_root", "failed", error=type(error).__name__)
-        raise Refused(f"{incident.ref} could not be posted in <#{env.channel}>; it was closed. Try again.") from None
-    svc.store.set_refs(incident.id, channel=channel, root_ts=ts)
-    svc.live.remember_thread(incident.id, {"channel": channel, "root_ts": ts})
-    svc.audit(incident.id, "rollbot", "slack.post_root", "ok", channel=channel, ts=ts)
-
-    notify_team(svc, incident.id)
+        svc.audit(incident.id, "rollbot", "slack.post_root", "failed", error=str(error))
+        raise Refused(f"{incident.ref} could not be posted in <#{env.channel}> ({error}); it was closed. "
+                      "Try again.") from None
+    except Exception as error:  # the store or a bug, after Slack may have taken it: the worker settles it
+        log.exception("posting the root message failed", extra={"incident": incident.id})
+        svc.audit(incident.id, "rollbot", "slack.post_root", "uncertain", error=type(error).__name__)
+        raise Refused(f"{incident.ref} was interrupted while it was posted in <#{env.channel}>. Rollbot will "
+                      "carry on if the message is there, or close the request and tell you, within a few "
+                      "minutes.") from None
+    adopt_root(svc, incident.id, channel, ts, "ok")
     refreshed = svc.store.get(incident.id)
     assert refreshed is not None
     return refreshed
+
+
+def adopt_root(svc: Services, incident_id: int, channel: str, ts: str, outcome: str) -> None:
+    """The root message is in Slack (posted now, or found by reading back): record where, then
+    notify the team in its thread."""
+    svc.store.set_refs(incident_id, channel=channel, root_ts=ts)
+    svc.live.remember_thread(incident_id, {"channel": channel, "root_ts": ts})
+    svc.audit(incident_id, "rollbot", "slack.post_root", outcome, channel=channel, ts=ts)
+    notify_team(svc, incident_id)
 
 
 def notify_team(svc: Services, incident_id: int) -> None:

@@ -50,27 +50,28 @@ def resolve(svc: Services, user: str, incident_id: int, root_cause: str, lessons
     svc.audit(incident_id, user, "resolve", "ok", status=final.value)
     svc.notifier.refresh_root(stored, svc.store.steps(incident_id))
     # The resolving transaction queued the summary's delivery: post it now, and if that is
-    # interrupted or refused the worker finishes the job (at most once, by the step guard).
-    if deliver_summary(svc, incident_id) in ("posted", "already sent", "uncertain"):
+    # interrupted or refused the worker finishes the job (once: the step guard and the message ledger).
+    if deliver_summary(svc, incident_id) in ("posted", "already sent"):
         svc.store.cancel_jobs(incident_id, "post_summary")
     return stored, summary
 
 
 def deliver_summary(svc: Services, incident_id: int) -> str:
-    """Post the stored summary once. "retry" when Slack certainly did not take it."""
+    """Post the stored summary once. "retry" when it is not known to be in Slack."""
     incident = svc.store.get(incident_id)
     summary = svc.store.summary(incident_id)
     if incident is None or summary is None:
         return "noop"
     now = svc.clock.now()
     if not (svc.store.start_step(incident_id, "summary", now) or svc.store.restart_step(incident_id, "summary", now)):
-        return "already sent"
+        done = any(s.name == "summary" and s.status == "ok" for s in svc.store.steps(incident_id))
+        return "already sent" if done else "retry"  # another runner is posting it: check again later
     try:
         ts = svc.notifier.summary(incident, summary)
     except DeliveryFailed as error:
         svc.store.finish_step(incident_id, "summary", "failed" if error.definite else "uncertain", str(error), now)
         svc.audit(incident_id, "rollbot", "summary", "failed", error=str(error), definite=error.definite)
-        return "retry" if error.definite else "uncertain"
+        return "retry"  # an unknown outcome is read back before the summary is posted again
     svc.store.finish_step(incident_id, "summary", "ok", "posted", now)
     svc.store.set_refs(incident_id, summary_ts=ts)
     svc.audit(incident_id, "rollbot", "summary", "ok", ts=ts)

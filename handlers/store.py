@@ -148,6 +148,10 @@ class Executions(Protocol):
         transaction, by the lease holder only."""
 
 
+STEP_STALE = timedelta(minutes=2)
+"""A step still "running" after this long lost its runner (a crash): it may be restarted."""
+
+
 class Steps(Protocol):
     """Step runs: each named step of an incident starts once (a unique key)."""
 
@@ -155,10 +159,34 @@ class Steps(Protocol):
         """True for the first caller only (unique key)."""
 
     def restart_step(self, incident_id: int, name: str, at: datetime) -> bool:
-        """Set a FAILED step running again; True when it was failed (a retry may proceed)."""
+        """Set a step running again when it failed, its outcome is uncertain, or it has been
+        running since before ``at - STEP_STALE``; True when a retry may proceed."""
 
     def finish_step(self, incident_id: int, name: str, status: str, detail: str, at: datetime) -> None: ...
     def steps(self, incident_id: int) -> list[StepRun]: ...
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """Where one of an incident's Slack messages stands. ``state``: "new" (nobody tried: post
+    it), "doubt" (a post was tried and its outcome is unknown: read Slack back before posting),
+    or "posted" (``ts`` says where)."""
+
+    state: str
+    ts: str | None = None
+
+
+class Messages(Protocol):
+    """The ledger of an incident's Slack messages, by identity key ("root", "monitor.2", ...),
+    the same key the message carries in its Slack metadata."""
+
+    def begin_message(self, incident_id: int, key: str, at: datetime) -> MessageRecord:
+        """Record an attempt to post ``key``; returns where it stood before this call."""
+
+    def message_posted(self, incident_id: int, key: str, ts: str) -> None: ...
+
+    def message_not_posted(self, incident_id: int, key: str) -> None:
+        """The attempt certainly did not post (Slack refused it): a later one starts afresh."""
 
 
 class AuditLog(Protocol):
@@ -180,5 +208,5 @@ class Jobs(Protocol):
     def pending_jobs(self, incident_id: int) -> list[DueJob]: ...
 
 
-class IncidentStore(Incidents, Approvals, Executions, Steps, AuditLog, Jobs, Protocol):
+class IncidentStore(Incidents, Approvals, Executions, Steps, Messages, AuditLog, Jobs, Protocol):
     """Everything the core keeps: every role, one store."""

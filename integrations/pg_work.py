@@ -15,7 +15,8 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from handlers.model import StepRun
-from handlers.ports import AuditEntry, DueJob, NewJob
+from handlers.ports import AuditEntry, DueJob, MessageRecord, NewJob
+from handlers.store import STEP_STALE
 from integrations.pg_rows import audit_from_row, job_from_row, step_from_row
 
 
@@ -53,8 +54,10 @@ class WorkTables:
         with self.pool.connection() as conn:
             return conn.execute(
                 """UPDATE step_runs SET status = 'running', started_at = %s, finished_at = NULL
-                   WHERE incident_id = %s AND name = %s AND status = 'failed' RETURNING 1""",
-                (at, incident_id, name),
+                   WHERE incident_id = %s AND name = %s
+                     AND (status IN ('failed', 'uncertain') OR (status = 'running' AND started_at < %s))
+                   RETURNING 1""",
+                (at, incident_id, name, at - STEP_STALE),
             ).fetchone() is not None
 
     def finish_step(self, incident_id: int, name: str, status: str, detail: str, at: datetime) -> None:
@@ -63,6 +66,34 @@ class WorkTables:
                 "UPDATE step_runs SET status = %s, detail = %s, finished_at = %s WHERE incident_id = %s AND name = %s",
                 (status, detail, at, incident_id, name),
             )
+
+    # -- the Slack message ledger --------------------------------------------------------------
+
+    def begin_message(self, incident_id: int, key: str, at: datetime) -> MessageRecord:
+        with self.pool.connection() as conn, conn.transaction():
+            if conn.execute(
+                """INSERT INTO slack_messages (incident_id, key, state, attempted_at) VALUES (%s, %s, 'posting', %s)
+                   ON CONFLICT DO NOTHING RETURNING 1""",
+                (incident_id, key, at),
+            ).fetchone():
+                return MessageRecord("new")
+            row = conn.execute(
+                """UPDATE slack_messages SET attempted_at = CASE WHEN state = 'posting' THEN %s ELSE attempted_at END
+                   WHERE incident_id = %s AND key = %s RETURNING state, ts""",
+                (at, incident_id, key),
+            ).fetchone()
+            assert row is not None  # rows are never deleted while their incident exists
+            return MessageRecord("posted", row["ts"]) if row["state"] == "posted" else MessageRecord("doubt")
+
+    def message_posted(self, incident_id: int, key: str, ts: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("UPDATE slack_messages SET state = 'posted', ts = %s WHERE incident_id = %s AND key = %s",
+                         (ts, incident_id, key))
+
+    def message_not_posted(self, incident_id: int, key: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("DELETE FROM slack_messages WHERE incident_id = %s AND key = %s AND state = 'posting'",
+                         (incident_id, key))
 
     def steps(self, incident_id: int) -> list[StepRun]:
         with self.pool.connection() as conn:

@@ -9,13 +9,15 @@ either mutates the state or changes nothing at all.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import logging
 import secrets
 import time
 from collections.abc import Callable
 
-from sandbox.slack_messages import ApiMethodError, ApiResponse, MessageWriter
+from sandbox.slack_messages import ApiMethodError, ApiResponse, MessageWriter, flag
 from sandbox.slack_state import Record, SlackState
 
 log = logging.getLogger("rollbot.sandbox.slack")
@@ -43,6 +45,7 @@ class SlackWebApi(MessageWriter):
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.replies": self._conversations_replies,
+            "conversations.history": self._conversations_history,
         }
 
     @property
@@ -58,6 +61,10 @@ class SlackWebApi(MessageWriter):
                 self.state.record_call(method, args, 429, "ratelimited")
                 log.info("%s -> 429 ratelimited (Retry-After %s)", method, retry_after)
                 return ApiResponse(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+            fault = self.state.take_fault(method)
+            if fault is not None and fault[0] == "error_before":
+                self.state.record_call(method, args, 503, "service_unavailable")
+                return ApiResponse(503, {"ok": False, "error": "service_unavailable"})
             try:
                 handler = self._handlers.get(method)
                 if handler is None:
@@ -73,7 +80,12 @@ class SlackWebApi(MessageWriter):
                 error = failure.error
             self.state.record_call(method, args, 200, error)
         log.debug("%s(%s) -> %s", method, sorted(args), error or "ok")
-        return ApiResponse(200, body)
+        if fault is None:
+            return ApiResponse(200, body)
+        name, delay = fault
+        if name == "error_after":
+            return ApiResponse(500, "<html>Internal Server Error</html>")
+        return ApiResponse(200, body, drop=name == "drop_after", delay=delay)
 
     def _auth_test(self, args: Record) -> Record:
         return {
@@ -240,8 +252,42 @@ class SlackWebApi(MessageWriter):
         if message is None:
             raise ApiMethodError("thread_not_found")
         if message.get("thread_ts") not in (None, ts):
-            return {"messages": [copy.deepcopy(message)], "has_more": False}
-        return {"messages": [copy.deepcopy(message), *self.state.thread(channel, ts)], "has_more": False}
+            return _page([message], args, oldest_first=True)
+        return _page([message, *self.state.thread(channel, ts)], args, oldest_first=True)
+
+    def _conversations_history(self, args: Record) -> Record:
+        """Top-level messages (and thread broadcasts) of a channel, newest first."""
+        channel = self._channel(args, posting=False)
+        found = [m for m in self.state.messages(channel)
+                 if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"]
+        return _page(found, args, oldest_first=False)
+
+
+def _page(messages: list[Record], args: Record, *, oldest_first: bool) -> Record:
+    """One page of ``messages`` as Slack pages them: ``oldest``/``latest`` (exclusive unless
+    ``inclusive``), ``limit`` (1-999, default 100 for history, 1000 for replies) and an opaque
+    ``cursor``; metadata only with ``include_all_metadata``."""
+    try:
+        oldest = float(str(args.get("oldest") or 0))
+        latest = float(str(args.get("latest") or "inf"))
+        limit = int(str(args.get("limit") or (1000 if oldest_first else 100)))
+        start = int(base64.b64decode(str(args["cursor"])).decode().removeprefix("offset:")) if args.get("cursor") else 0
+    except (ValueError, UnicodeDecodeError, binascii.Error) as error:
+        raise ApiMethodError("invalid_arguments") from error
+    inclusive = flag(args.get("inclusive"))
+    with_metadata = flag(args.get("include_all_metadata"))
+
+    def inside(ts: float) -> bool:
+        return (oldest <= ts <= latest) if inclusive else (oldest < ts < latest)
+
+    selected = [m for m in messages if inside(float(m["ts"]))]
+    selected.sort(key=lambda m: float(m["ts"]), reverse=not oldest_first)
+    page = selected[start:start + max(1, min(limit, 1000))]
+    if not with_metadata:
+        page = [{k: v for k, v in m.items() if k != "metadata"} for m in page]
+    more = start + len(page) < len(selected)
+    cursor = base64.b64encode(f"offset:{start + len(page)}".encode()).decode() if more else ""
+    return {"messages": copy.deepcopy(page), "has_more": more, "response_metadata": {"next_cursor": cursor}}
 
 
 def _view_hash() -> str:

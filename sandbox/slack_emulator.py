@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
@@ -44,7 +46,7 @@ class SlackEmulator(SlackState):
     :class:`sandbox.slack_state.SlackState` (``messages``, ``thread``,
     ``message``, ``ephemerals``, ``views``, ``calls``, ``calls_to``,
     ``reset``, ``add_user``, ``add_usergroup``, ``archive_channel``,
-    ``script_rate_limit``, ``new_trigger_id``, ``inject_message``,
+    ``script_rate_limit``, ``script_fault``, ``new_trigger_id``, ``inject_message``,
     ``validation_errors``, ``response_posts``, ``trigger_expiry``).
 
     Args:
@@ -221,6 +223,12 @@ class _Handler(BaseHTTPRequestHandler):
         return str(token) if token else None
 
     def _send(self, response: ApiResponse) -> None:
+        if response.delay:
+            time.sleep(response.delay)
+        if response.drop:  # applied, but the client never hears so
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if isinstance(response.body, str):
             payload = response.body.encode("utf-8")
             content_type = "text/plain; charset=utf-8"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from sandbox.slack_state import RESPONSE_URL_MAX_USES, Record, ResponseUrlGrant,
 from sandbox.slack_validation import MAX_MESSAGE_BLOCKS, validate_blocks, validate_text, validate_view
 
 log = logging.getLogger("rollbot.sandbox.slack")
+_EVENT_TYPE = re.compile(r"[A-Za-z0-9_]{1,255}")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,10 @@ class ApiResponse:
     status: int
     body: Record | str
     headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+    """Close the connection without answering (the call may have been applied)."""
+    delay: float = 0.0
+    """Seconds to wait before answering."""
 
 
 class ApiMethodError(Exception):
@@ -101,13 +107,14 @@ class MessageWriter:
             "text": text,
             "blocks": blocks,
         }
-        for key in ("attachments", "metadata"):
-            if payload.get(key):
-                message[key] = copy.deepcopy(payload[key])
+        if payload.get("attachments"):
+            message["attachments"] = copy.deepcopy(payload["attachments"])
+        if payload.get("metadata"):
+            message["metadata"] = _checked_metadata(payload["metadata"])
         thread_ts = payload.get("thread_ts")
         if thread_ts:
             message["thread_ts"] = str(thread_ts)
-            if _flag(payload.get("reply_broadcast")):
+            if flag(payload.get("reply_broadcast")):
                 message["subtype"] = "thread_broadcast"
         self.state.append_message(message)
         return message
@@ -180,7 +187,7 @@ class MessageWriter:
     def _apply_response(self, grant: ResponseUrlGrant, payload: Record, source: str = "response_url") -> None:
         """Apply response_url semantics: delete/replace original, in_channel, or ephemeral."""
         original_ts = grant.message_ts or grant.last_posted_ts
-        if _flag(payload.get("delete_original")):
+        if flag(payload.get("delete_original")):
             target, in_channel = self._original(grant, original_ts)
             if in_channel:
                 self.state.remove_message(target)
@@ -188,7 +195,7 @@ class MessageWriter:
                 self.state.remove_ephemeral(target)
             return
         text, blocks = self._content(source, payload)
-        if _flag(payload.get("replace_original")):
+        if flag(payload.get("replace_original")):
             target, in_channel = self._original(grant, original_ts)
             target["text"], target["blocks"] = text, blocks
             if in_channel:
@@ -216,7 +223,18 @@ class MessageWriter:
         return ephemeral, False
 
 
-def _flag(value: object) -> bool:
+def _checked_metadata(metadata: object) -> Record:
+    """Message metadata as Slack takes it: ``event_type`` (letters, digits, underscores) and an
+    ``event_payload`` object; anything else is ``invalid_metadata_format``."""
+    if not isinstance(metadata, dict) or set(metadata) - {"event_type", "event_payload"}:
+        raise ApiMethodError("invalid_metadata_format")
+    event_type, payload = metadata.get("event_type"), metadata.get("event_payload")
+    if not isinstance(event_type, str) or not _EVENT_TYPE.fullmatch(event_type) or not isinstance(payload, dict):
+        raise ApiMethodError("invalid_metadata_format")
+    return copy.deepcopy(metadata)
+
+
+def flag(value: object) -> bool:
     """Interpret a boolean argument that may arrive as a form string."""
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes")

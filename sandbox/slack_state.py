@@ -50,6 +50,9 @@ class ResponseUrlGrant:
     last_posted_ts: str | None = None
 
 
+FAULTS = frozenset({"drop_after", "error_after", "error_before", "slow_after"})
+
+
 class SlackState:
     """Thread-safe store behind :class:`sandbox.slack_emulator.SlackEmulator`.
 
@@ -94,6 +97,7 @@ class SlackState:
         self._triggers: dict[str, TriggerGrant] = {}
         self._response_urls: dict[str, ResponseUrlGrant] = {}
         self._rate_limits: dict[str, list[int]] = {}
+        self._faults: dict[str, list[tuple[str, float]]] = {}
         self.validation_errors.clear()
         self.response_posts.clear()
 
@@ -143,6 +147,29 @@ class SlackState:
         """Make the next ``times`` calls of ``method`` answer HTTP 429 with ``Retry-After``."""
         with self.lock:
             self._rate_limits[method] = [times, retry_after]
+
+    def script_fault(self, method: str, fault: str, times: int = 1, delay: float = 0.0) -> None:
+        """Make the next ``times`` calls of ``method`` fail the way a network or Slack does:
+
+        * ``"drop_after"``: the call is applied, then the connection closes with no answer;
+        * ``"error_after"``: the call is applied, then HTTP 500 (a gateway gave up on it);
+        * ``"error_before"``: HTTP 503 and nothing applied;
+        * ``"slow_after"``: the call is applied, then the answer waits ``delay`` seconds.
+        """
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; one of {sorted(FAULTS)}")
+        with self.lock:
+            self._faults.setdefault(method, []).extend([(fault, delay)] * times)
+
+    def take_fault(self, method: str) -> tuple[str, float] | None:
+        """Consume the next scripted fault of ``method``, if any."""
+        queue = self._faults.get(method)
+        if not queue:
+            return None
+        fault = queue.pop(0)
+        if not queue:
+            del self._faults[method]
+        return fault
 
     def new_trigger_id(self, user_id: str) -> str:
         """Issue a single-use trigger id for ``user_id`` (valid :attr:`trigger_expiry` seconds)."""

@@ -14,7 +14,7 @@ import pytest
 
 from handlers.code import CodePlan
 from handlers.model import Resolution, Status
-from handlers.store import IncidentStore, LockHeld, NewIncident, NewJob
+from handlers.store import STEP_STALE, IncidentStore, LockHeld, MessageRecord, NewIncident, NewJob
 from tests.fakes.ports import deployment
 
 T0 = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
@@ -154,15 +154,34 @@ class StoreContract:
 
     # -- steps, audit, jobs --------------------------------------------------------------------
 
-    def test_a_step_starts_once_and_only_a_failed_one_restarts(self, store: IncidentStore) -> None:
+    def test_a_step_starts_once_and_restarts_only_when_it_did_not_end_well(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())
         assert store.start_step(incident.id, "s", T0) and not store.start_step(incident.id, "s", T0)
-        assert not store.restart_step(incident.id, "s", T0)
+        assert not store.restart_step(incident.id, "s", T0)  # running, and not for long
         store.finish_step(incident.id, "s", "failed", "boom", T0)
         assert store.restart_step(incident.id, "s", T0 + timedelta(seconds=1))
+        store.finish_step(incident.id, "s", "uncertain", "timeout", T0)
+        assert store.restart_step(incident.id, "s", T0 + timedelta(seconds=2))
+        assert not store.restart_step(incident.id, "s", T0 + STEP_STALE)  # its runner may still be at it
+        assert store.restart_step(incident.id, "s", T0 + STEP_STALE + timedelta(seconds=3))  # its runner died
         store.finish_step(incident.id, "s", "ok", "done", T0 + timedelta(seconds=2))
+        assert not store.restart_step(incident.id, "s", T0 + timedelta(hours=1))
         [step] = store.steps(incident.id)
         assert (step.status, step.detail) == ("ok", "done")
+
+    def test_the_message_ledger_says_new_then_doubt_then_where(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new())
+        assert store.begin_message(incident.id, "root", T0) == MessageRecord("new")
+        assert store.begin_message(incident.id, "root", T0) == MessageRecord("doubt")  # in flight, or lost
+        store.message_posted(incident.id, "root", "1700000000.000100")
+        assert store.begin_message(incident.id, "root", T0) == MessageRecord("posted", "1700000000.000100")
+        store.message_not_posted(incident.id, "root")  # too late: it was posted
+        assert store.begin_message(incident.id, "root", T0).state == "posted"
+        assert store.begin_message(incident.id, "monitor.1", T0).state == "new"
+        store.message_not_posted(incident.id, "monitor.1")  # refused: the next try starts afresh
+        assert store.begin_message(incident.id, "monitor.1", T0).state == "new"
+        other = store.create_incident(new(env="staging"))
+        assert store.begin_message(other.id, "root", T0).state == "new"  # keys are per incident
 
     def test_the_audit_log_keeps_order_and_detail(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())

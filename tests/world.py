@@ -135,6 +135,7 @@ class BotServer:
     def __init__(self, world: World, workers: int = 2) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self._clients: list[SignedSlackClient] = []
         env = {**os.environ, **world.env(), "PYTHONUNBUFFERED": "1"}
         # Output goes to a file: a pipe nobody reads would block the server once it fills.
         self.log_path = world.config_path.parent / f"web-{self.port}.log"
@@ -160,9 +161,13 @@ class BotServer:
             time.sleep(0.1)
 
     def client(self, world: World) -> SignedSlackClient:
-        return SignedSlackClient(self.url + "/slack/events", SIGNING_SECRET, world.slack)
+        client = SignedSlackClient(self.url + "/slack/events", SIGNING_SECRET, world.slack)
+        self._clients.append(client)
+        return client
 
     def stop(self) -> str:
+        for client in self._clients:  # an idle kept-alive connection would hold gunicorn's stop for 2 s
+            client.close()
         self.process.terminate()
         try:
             self.process.wait(timeout=20)

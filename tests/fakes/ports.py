@@ -63,6 +63,8 @@ class FakeNotifier:
     sent: dict[str, list[Any]] = field(default_factory=dict)
     refuse: set[str] = field(default_factory=set)  # kinds whose delivery fails definitely
     uncertain: set[str] = field(default_factory=set)  # kinds whose delivery may or may not go through
+    roots: dict[int, str] = field(default_factory=dict)  # root messages posted, by incident
+    posted_unseen: dict[int, str] = field(default_factory=dict)  # roots Slack took while the caller heard nothing
     _ts: int = 0
 
     def _record(self, kind: str, *what: Any) -> str:
@@ -78,7 +80,15 @@ class FakeNotifier:
         return len(self.sent.get(kind, []))
 
     def post_root(self, incident: Incident, steps: Sequence[StepRun]) -> tuple[str, str]:
-        return "C01INCIDENTS", self._record("root", incident)
+        ts = self._record("root", incident)
+        self.roots[incident.id] = ts
+        return "C01INCIDENTS", ts
+
+    def find_root(self, incident: Incident) -> tuple[str, str] | None:
+        if "find_root" in self.uncertain:
+            raise DeliveryFailed("Slack could not be read", definite=False)
+        ts = self.roots.get(incident.id) or self.posted_unseen.get(incident.id)
+        return ("C01INCIDENTS", ts) if ts else None
 
     def refresh_root(self, incident: Incident, steps: Sequence[StepRun]) -> None:
         self.sent.setdefault("refresh", []).append((incident,))

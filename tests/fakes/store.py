@@ -17,7 +17,16 @@ from typing import Any
 from handlers.clock import Clock
 from handlers.model import Approval, Incident, Resolution, Status, StepRun
 from handlers.plans import PlanBase
-from handlers.store import ApprovalOutcome, AuditEntry, DueJob, LockHeld, NewIncident, NewJob
+from handlers.store import (
+    STEP_STALE,
+    ApprovalOutcome,
+    AuditEntry,
+    DueJob,
+    LockHeld,
+    MessageRecord,
+    NewIncident,
+    NewJob,
+)
 from handlers.summary import Summary
 
 JOB_LEASE = timedelta(minutes=5)
@@ -58,6 +67,7 @@ class FakeStore:
     approval_incidents: list[int] = field(default_factory=list)
     step_runs: dict[tuple[int, str], StepRun] = field(default_factory=dict)
     entries: list[AuditEntry] = field(default_factory=list)
+    messages: dict[tuple[int, str], MessageRecord] = field(default_factory=dict)  # "doubt" while in flight
     jobs: dict[int, _Job] = field(default_factory=dict)
     wakeups: int = 0  # NOTIFYs a Postgres store would have sent
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -299,7 +309,10 @@ class FakeStore:
     def restart_step(self, incident_id: int, name: str, at: datetime) -> bool:
         with self.lock:
             step = self.step_runs.get((incident_id, name))
-            if step is None or step.status != "failed":
+            if step is None:
+                return False
+            stale = step.status == "running" and step.started_at < at - STEP_STALE
+            if step.status not in ("failed", "uncertain") and not stale:
                 return False
             self.step_runs[(incident_id, name)] = replace(step, status="running", started_at=at, finished_at=None)
             return True
@@ -309,6 +322,23 @@ class FakeStore:
             step = self.step_runs.get((incident_id, name))
             if step is not None:
                 self.step_runs[(incident_id, name)] = replace(step, status=status, detail=detail, finished_at=at)
+
+    def begin_message(self, incident_id: int, key: str, at: datetime) -> MessageRecord:
+        with self.lock:
+            known = self.messages.get((incident_id, key))
+            if known is None:
+                self.messages[(incident_id, key)] = MessageRecord("doubt")
+                return MessageRecord("new")
+            return known
+
+    def message_posted(self, incident_id: int, key: str, ts: str) -> None:
+        with self.lock:
+            self.messages[(incident_id, key)] = MessageRecord("posted", ts)
+
+    def message_not_posted(self, incident_id: int, key: str) -> None:
+        with self.lock:
+            if self.messages.get((incident_id, key), MessageRecord("posted")).state == "doubt":
+                del self.messages[(incident_id, key)]
 
     def steps(self, incident_id: int) -> list[StepRun]:
         with self.lock:

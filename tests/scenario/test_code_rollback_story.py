@@ -121,6 +121,12 @@ def test_code_rollback_end_to_end(world: World, bot: BotServer) -> None:
     wait_until(lambda: any("summary posted" in _text(m) for m in world.slack.thread(CHANNEL, root["ts"])),
                message="the summary link in the thread")
     assert world.slack.validation_errors == []
+    # Every message the bot posted says which incident and which message it is, and none is doubled.
+    identities = [(m.get("metadata") or {}).get("event_payload") for m in world.slack.messages(CHANNEL)
+                  if m.get("bot_id")]
+    assert all(i and i["incident"] == 1 and i["ref"] == "RB-1" for i in identities), identities
+    keys = [i["key"] for i in identities]
+    assert len(keys) == len(set(keys)) and {"root", "notify", "progress", "monitor.3", "summary"} <= set(keys)
 
     # The report, from the command line, as an operator would print it.
     env = {**os.environ, **world.env()}

@@ -98,6 +98,10 @@ def test_manifest_variants() -> None:
     socket = json.loads(subprocess.run([sys.executable, "-m", "bot.cli", "manifest"], capture_output=True, text=True,
                                        timeout=60, check=True).stdout)
     assert socket["settings"]["socket_mode_enabled"] is True and "url" not in socket["features"]["slash_commands"][0]
+    # Exactly the scopes the bot uses: posting, commands, user groups (roles), and reading a
+    # channel or thread back after a post whose outcome is unknown.
+    assert sorted(http["oauth_config"]["scopes"]["bot"]) == [
+        "channels:history", "chat:write", "chat:write.public", "commands", "groups:history", "usergroups:read"]
 
 
 def test_cli_errors_are_one_clear_line_without_secrets(tmp_path) -> None:

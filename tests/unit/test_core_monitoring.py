@@ -1,5 +1,5 @@
-"""Monitoring, resolution and the worker's due work, on fakes: reminders at most once, retries
-only when Slack certainly refused, the summary once, orphaned requests closed."""
+"""Monitoring, resolution and the worker's due work, on fakes: reminders once, retried while
+Slack has not taken them, the summary once, interrupted requests adopted or closed."""
 
 from __future__ import annotations
 
@@ -59,14 +59,27 @@ def test_a_reminder_slack_refused_is_retried_with_backoff(w: FakeWorld) -> None:
     assert _run_due(w) == ["reminded"] and w.notifier.count("reminder") == 1
 
 
-def test_a_reminder_that_may_have_been_posted_is_never_posted_again(w: FakeWorld) -> None:
+def test_a_reminder_whose_post_slack_did_not_confirm_is_tried_again_later(w: FakeWorld) -> None:
+    """The notifier settles an unknown outcome by reading Slack back before posting (see
+    tests/integration/test_exactly_once.py); the core only has to try again."""
     incident_id = _monitored(w)
     w.notifier.uncertain.add("reminder")
     w.clock.advance(timedelta(minutes=5))
-    assert _run_due(w) == ["uncertain"]
+    assert _run_due(w) == ["retry"]
+    assert [s.status for s in w.store.steps(incident_id) if s.name == "monitor.1"] == ["uncertain"]
     w.notifier.uncertain.clear()
+    w.clock.advance(timedelta(seconds=30))
+    assert _run_due(w) == ["reminded"] and w.notifier.count("reminder") == 1
     assert monitoring.remind(w.svc, incident_id, 1, 3) == "already sent"
-    assert w.notifier.count("reminder") == 0
+
+
+def test_a_reminder_whose_runner_died_mid_post_is_taken_over_once_stale(w: FakeWorld) -> None:
+    incident_id = _monitored(w)
+    w.clock.advance(timedelta(minutes=5))
+    assert w.store.start_step(incident_id, "monitor.1", w.clock.now())  # then the process died
+    assert monitoring.remind(w.svc, incident_id, 1, 3) == "already sent"  # its runner may still be at it
+    w.clock.advance(timedelta(minutes=3))
+    assert monitoring.remind(w.svc, incident_id, 1, 3) == "reminded" and w.notifier.count("reminder") == 1
 
 
 def test_reminders_stop_once_resolved(w: FakeWorld) -> None:
@@ -131,10 +144,56 @@ def test_expiry_is_due_work(w: FakeWorld) -> None:
     assert w.store.get(incident.id).status is Status.EXPIRED
 
 
-def test_a_request_that_never_reached_slack_is_closed(w: FakeWorld) -> None:
-    w.notifier.uncertain.add("root")
-    with pytest.raises(Refused):
+def test_a_root_message_slack_refused_closes_the_request_at_once(w: FakeWorld) -> None:
+    w.notifier.refuse.add("root")
+    with pytest.raises(Refused, match="could not be posted"):
         w.request(ALICE)
-    assert w.store.get(1).status is Status.FAILED  # closed at once: nothing to approve
-    w.notifier.uncertain.clear()
+    assert w.store.get(1).status is Status.FAILED  # certainly not in Slack: nothing to approve
+    w.notifier.refuse.clear()
     assert w.request(BOB).ref == "RB-2"
+
+
+def _unconfirmed_request(w: FakeWorld) -> int:
+    w.notifier.uncertain.add("root")
+    with pytest.raises(Refused, match="did not confirm"):
+        w.request(ALICE)
+    w.notifier.uncertain.clear()
+    incident = w.store.get(1)
+    assert incident.status is Status.PENDING and incident.root_ts is None  # it may be in the channel
+    return incident.id
+
+
+def test_an_unconfirmed_root_message_that_slack_has_is_adopted(w: FakeWorld) -> None:
+    incident_id = _unconfirmed_request(w)
+    w.notifier.posted_unseen[incident_id] = "1700000000.000777"  # Slack took it; the caller never heard
+    assert monitoring.settle_orphans(w.svc) == {}  # too early: the request may still be posting
+    w.clock.advance(monitoring.ORPHAN_AFTER + timedelta(seconds=1))
+    assert monitoring.settle_orphans(w.svc) == {incident_id: "adopted"}
+    adopted = w.store.get(incident_id)
+    assert (adopted.status, adopted.root_ts) == (Status.PENDING, "1700000000.000777")
+    assert w.notifier.count("notify") == 1 and w.notifier.count("root") == 0  # never posted twice
+    assert approvals.approve(w.svc, CAROL, incident_id, adopted.plan_hash).decided  # its buttons work
+    assert monitoring.settle_orphans(w.svc) == {}
+    assert ("rollbot", "slack.post_root", "adopted") in {(e.actor, e.action, e.outcome)
+                                                          for e in w.store.audit_log(incident_id)}
+
+
+def test_an_unconfirmed_root_message_that_slack_lacks_closes_the_request(w: FakeWorld) -> None:
+    incident_id = _unconfirmed_request(w)
+    w.clock.advance(monitoring.ORPHAN_AFTER + timedelta(seconds=1))
+    assert monitoring.settle_orphans(w.svc) == {incident_id: "closed"}
+    assert w.store.get(incident_id).status is Status.FAILED
+    [(user, text)] = w.notifier.sent["tell"]
+    assert user == ALICE and "RB-1" in text and "closed" in text
+    assert w.request(BOB).ref == "RB-2"
+
+
+def test_while_slack_cannot_be_read_an_unconfirmed_request_waits(w: FakeWorld) -> None:
+    incident_id = _unconfirmed_request(w)
+    w.clock.advance(monitoring.ORPHAN_AFTER + timedelta(seconds=1))
+    w.notifier.uncertain.add("find_root")
+    assert monitoring.settle_orphans(w.svc) == {incident_id: "unknown"}
+    assert w.store.get(incident_id).status is Status.PENDING
+    w.notifier.uncertain.clear()
+    w.notifier.posted_unseen[incident_id] = "1700000000.000778"
+    assert monitoring.settle_orphans(w.svc) == {incident_id: "adopted"}

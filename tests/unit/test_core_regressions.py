@@ -43,7 +43,8 @@ def test_one_progress_message_when_execution_fails_fast(tmp_path: Path) -> None:
     incident = w.request(ALICE, "code")
     assert approvals.approve(w.svc, CAROL, incident.id, incident.plan_hash).decided
     slack = SlowSlack()
-    w.svc.notifier = SlackNotifier(slack, w.svc.policy, w.clock, w.svc.live, w.svc.kinds)  # type: ignore[arg-type]
+    w.svc.notifier = SlackNotifier(slack, w.svc.policy, w.clock, w.svc.live, w.svc.kinds,  # type: ignore[arg-type]
+                                   w.store)
     w.vercel.script = ["fail-job"]
     assert execute(w.svc, incident.id).status is Status.FAILED
     assert [p.get("text") for p in slack.posts] == ["RB-1 progress", "RB-1 failed"]

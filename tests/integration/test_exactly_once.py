@@ -1,0 +1,179 @@
+"""Exactly-once Slack messages (SPEC §8), against the Slack emulator over real HTTP: every post
+carries its identity in metadata; a post whose outcome is unknown (Slack took it and the
+connection dropped, a 5xx after or before applying it, a process that died mid-post) is read back
+and adopted, never doubled, never lost."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+
+from bot.exactly_once import EVENT_TYPE, identity
+from handlers import approvals, monitoring, resolution
+from handlers.commands import Rollback
+from handlers.execution import execute
+from handlers.model import Incident, Status
+from handlers.requests import request_rollback
+from handlers.services import Refused, Services
+from sandbox.team import ALICE, CAROL, CHANNEL
+from tests.world import BOT_TOKEN, World
+
+FAULTS = ["drop_after", "error_after", "error_before"]
+
+
+def _svc(world: World) -> Services:
+    return world.container().services
+
+
+def _mine(world: World, incident_id: int) -> list[dict[str, Any]]:
+    return [m for m in world.slack.messages(CHANNEL)
+            if (m.get("metadata") or {}).get("event_payload", {}).get("incident") == incident_id]
+
+
+def _keys(world: World, incident_id: int) -> Counter[str]:
+    return Counter(m["metadata"]["event_payload"]["key"] for m in _mine(world, incident_id))
+
+
+def _monitoring(svc: Services) -> Incident:
+    incident = request_rollback(svc, ALICE, Rollback("code", "prod", "exactly once"))
+    assert approvals.approve(svc, CAROL, incident.id, incident.plan_hash).decided
+    done = execute(svc, incident.id)
+    assert done is not None and done.status is Status.MONITORING
+    return done
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_root_message_whose_post_went_wrong_is_in_the_channel_once(world: World, fault: str) -> None:
+    svc = _svc(world)
+    world.slack.script_fault("chat.postMessage", fault)
+    incident = request_rollback(svc, ALICE, Rollback("code", "prod", f"root {fault}"))
+    assert incident.root_ts and incident.status is Status.PENDING
+    roots = [m for m in _mine(world, incident.id) if m["metadata"]["event_payload"]["key"] == "root"]
+    assert [m["ts"] for m in roots] == [incident.root_ts]
+    assert roots[0]["metadata"] == identity(incident, "root")
+    assert _keys(world, incident.id) == {"root": 1, "notify": 1}
+    assert approvals.approve(svc, CAROL, incident.id, incident.plan_hash).decided
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_reminder_whose_post_went_wrong_is_in_the_thread_once(world: World, fault: str) -> None:
+    svc = _svc(world)
+    incident = _monitoring(svc)
+    world.slack.script_fault("chat.postMessage", fault)
+    world.advance(timedelta(minutes=5))
+    assert monitoring.remind(svc, incident.id, 1, 3) == "reminded"
+    assert monitoring.remind(svc, incident.id, 1, 3) == "already sent"
+    assert _keys(world, incident.id)["monitor.1"] == 1
+
+
+def test_every_message_of_an_incident_carries_its_identity_and_none_is_doubled(world: World) -> None:
+    svc = _svc(world)
+    world.slack.script_fault("chat.postMessage", "drop_after", times=6)  # the next six posts all "time out"
+    incident = _monitoring(svc)
+    world.advance(timedelta(minutes=5))
+    assert monitoring.remind(svc, incident.id, 1, 3) == "reminded"
+    keys = _keys(world, incident.id)
+    assert set(keys) >= {"root", "notify", "progress", "verification.r0", "monitor.1"}
+    assert max(keys.values()) == 1
+    bot_messages = [m for m in world.slack.messages(CHANNEL) if m.get("bot_id")]
+    assert all((m.get("metadata") or {}).get("event_type") == EVENT_TYPE for m in bot_messages)
+
+
+def test_a_crash_after_slack_took_the_post_is_adopted_on_the_next_attempt(world: World) -> None:
+    """The process died after Slack accepted the reminder and before the ledger recorded it."""
+    svc = _svc(world)
+    incident = _monitoring(svc)
+    world.advance(timedelta(minutes=5))
+    assert svc.store.begin_message(incident.id, "monitor.1", svc.clock.now()).state == "new"
+    assert svc.store.start_step(incident.id, "monitor.1", svc.clock.now())
+    slack = WebClient(token=BOT_TOKEN, base_url=world.slack.url)
+    posted = slack.chat_postMessage(channel=CHANNEL, thread_ts=incident.root_ts, text="reminder 1",
+                                    metadata=identity(incident, "monitor.1"))
+    world.advance(timedelta(minutes=3))  # the step's runner is gone
+    assert monitoring.remind(svc, incident.id, 1, 3) == "reminded"
+    assert _keys(world, incident.id)["monitor.1"] == 1
+    assert svc.store.begin_message(incident.id, "monitor.1", svc.clock.now()).ts == posted["ts"]
+
+
+def test_a_crash_before_slack_took_the_post_posts_it_once(world: World) -> None:
+    svc = _svc(world)
+    incident = _monitoring(svc)
+    world.advance(timedelta(minutes=5))
+    svc.store.begin_message(incident.id, "monitor.1", svc.clock.now())  # then the process died
+    assert svc.store.start_step(incident.id, "monitor.1", svc.clock.now())
+    world.advance(timedelta(minutes=3))
+    assert monitoring.remind(svc, incident.id, 1, 3) == "reminded"
+    assert _keys(world, incident.id)["monitor.1"] == 1
+
+
+def test_a_message_by_another_app_with_the_same_identity_is_not_adopted(world: World) -> None:
+    svc = _svc(world)
+    incident = _monitoring(svc)
+    world.advance(timedelta(minutes=5))
+    svc.store.begin_message(incident.id, "monitor.1", svc.clock.now())
+    world.slack.inject_message(CHANNEL, "forged", user=ALICE, thread_ts=incident.root_ts)
+    [forged] = [m for m in world.slack.thread(CHANNEL, incident.root_ts) if m["text"] == "forged"]
+    with world.slack.lock:  # a human's message cannot carry metadata through the API; make one that does
+        world.slack.find_message(CHANNEL, forged["ts"])["metadata"] = identity(incident, "monitor.1")  # type: ignore[index]
+    svc.store.start_step(incident.id, "monitor.1", svc.clock.now())
+    world.advance(timedelta(minutes=3))
+    assert monitoring.remind(svc, incident.id, 1, 3) == "reminded"
+    ours = [m for m in world.slack.thread(CHANNEL, incident.root_ts)
+            if m.get("bot_id") and (m.get("metadata") or {}).get("event_payload", {}).get("key") == "monitor.1"]
+    assert len(ours) == 1
+
+
+def test_a_summary_whose_post_dropped_is_in_the_channel_once(world: World) -> None:
+    svc = _svc(world)
+    incident = _monitoring(svc)
+    world.slack.script_fault("chat.postMessage", "drop_after", times=2)  # the summary and its link
+    resolution.resolve(svc, CAROL, incident.id, "cause", "lessons")
+    assert _keys(world, incident.id)["summary"] == 1 and _keys(world, incident.id)["summary.link"] == 1
+    assert svc.store.get(incident.id).summary_ts
+    world.advance(timedelta(minutes=1))
+    world.worker().run_once()  # the queued delivery job finds nothing left to do
+    assert _keys(world, incident.id)["summary"] == 1
+
+
+def test_an_unconfirmed_root_message_is_adopted_by_the_worker_when_slack_cannot_be_read(world: World) -> None:
+    svc = _svc(world)
+    world.slack.script_fault("chat.postMessage", "drop_after")
+    world.slack.script_fault("conversations.history", "error_before", times=2)
+    with pytest.raises(Refused, match="did not confirm"):
+        request_rollback(svc, ALICE, Rollback("code", "prod", "unconfirmed"))
+    [incident] = svc.store.open_incidents()
+    assert incident.status is Status.PENDING and incident.root_ts is None
+    assert _keys(world, incident.id) == {"root": 1}  # Slack has it; the bot does not know yet
+    world.advance(monitoring.ORPHAN_AFTER + timedelta(seconds=5))
+    world.worker().run_once()
+    adopted = svc.store.get(incident.id)
+    assert adopted.status is Status.PENDING and adopted.root_ts == _mine(world, incident.id)[0]["ts"]
+    assert _keys(world, incident.id) == {"root": 1, "notify": 1}
+    assert approvals.approve(svc, CAROL, incident.id, adopted.plan_hash).decided
+
+
+def test_an_unconfirmed_root_message_that_never_arrived_closes_the_request(world: World) -> None:
+    svc = _svc(world)
+    world.slack.script_fault("chat.postMessage", "error_before")  # a 503: not taken, but the bot cannot know
+    world.slack.script_fault("conversations.history", "error_before", times=2)  # nor read the channel back
+    with pytest.raises(Refused, match="did not confirm"):
+        request_rollback(svc, ALICE, Rollback("code", "prod", "never arrived"))
+    [incident] = svc.store.open_incidents()
+    world.advance(monitoring.ORPHAN_AFTER + timedelta(seconds=5))
+    world.worker().run_once()
+    assert svc.store.get(incident.id).status is Status.FAILED
+    assert _mine(world, incident.id) == []
+    assert any("was interrupted before it reached Slack" in e["text"] for e in world.slack.ephemerals(user=ALICE))
+
+
+def test_a_post_slack_refused_is_not_read_back(world: World) -> None:
+    svc = _svc(world)
+    world.slack.archive_channel(CHANNEL)
+    with pytest.raises(Refused, match="could not be posted"):
+        request_rollback(svc, ALICE, Rollback("code", "prod", "archived"))
+    assert world.slack.calls_to("conversations.history") == []
+    assert svc.store.open_incidents() == []
