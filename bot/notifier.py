@@ -39,6 +39,7 @@ log = logging.getLogger("rollbot.slack")
 # Slack: "about one message per second per channel", short bursts allowed.
 POSTS_PER_SECOND = 1.0
 POST_BURST = 3
+UPDATE_ATTEMPTS = 3
 
 
 class SlackNotifier:
@@ -76,7 +77,7 @@ class SlackNotifier:
         if not ("channel" in refs and "root_ts" in refs):
             return
         text, blocks = self._root(incident)
-        self._safe(self._client.chat_update, channel=refs["channel"], ts=refs["root_ts"], text=text, blocks=blocks)
+        self._update(refs["channel"], refs["root_ts"], text, blocks)
 
     def notify_team(self, incident: Incident, mentions: Sequence[str]) -> None:
         approvers = self._policy.environments[incident.env].policy.rule(incident.kind).approvers
@@ -88,8 +89,7 @@ class SlackNotifier:
         text, blocks = progress_blocks(incident, self._kinds[incident.kind], steps)
         refs = self._refs(incident)
         if "progress_ts" in refs and "channel" in refs:
-            self._safe(self._client.chat_update, channel=refs["channel"], ts=refs["progress_ts"], text=text,
-                       blocks=blocks)
+            self._update(refs["channel"], refs["progress_ts"], text, blocks)
             return refs["progress_ts"]
         ts = self._thread(incident, "progress", text, blocks)
         if ts:
@@ -167,6 +167,21 @@ class SlackNotifier:
             if wait <= 0:
                 return
             time.sleep(wait)
+
+    def _update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        """Redraw a message. An update is idempotent (it sets the whole message), so an unknown
+        outcome (5xx, dropped connection) is simply sent again, a few times; a 429 was already
+        waited out by the client. Best effort after that: logged, never fatal to the flow."""
+        for attempt in range(UPDATE_ATTEMPTS):
+            try:
+                self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+                return
+            except Exception as error:
+                failure = delivery_failed(error)
+                if failure.definite or attempt == UPDATE_ATTEMPTS - 1:
+                    log.warning("slack chat_update of %s failed: %s", ts, failure)
+                    return
+                time.sleep(0.5 * (attempt + 1))
 
     def _safe(self, method: Any, **kwargs: Any) -> None:
         """Updates and ephemerals are best effort: a failure is logged, never fatal to the flow."""

@@ -5,6 +5,7 @@ and adopted, never doubled, never lost."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -177,3 +178,15 @@ def test_a_post_slack_refused_is_not_read_back(world: World) -> None:
         request_rollback(svc, ALICE, Rollback("code", "prod", "archived"))
     assert world.slack.calls_to("conversations.history") == []
     assert svc.store.open_incidents() == []
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_an_update_whose_outcome_is_unknown_is_sent_again(world: World, fault: str) -> None:
+    svc = _svc(world)
+    incident = request_rollback(svc, ALICE, Rollback("code", "prod", f"update {fault}"))
+    assert CAROL not in json.dumps(world.slack.message(CHANNEL, incident.root_ts)["blocks"])
+    world.slack.script_fault("chat.update", fault)
+    assert approvals.approve(svc, CAROL, incident.id, incident.plan_hash).decided
+    assert CAROL in json.dumps(world.slack.message(CHANNEL, incident.root_ts)["blocks"])  # the approval shows
+    updates = world.slack.calls_to("chat.update")
+    assert updates and updates[-1]["error"] is None and updates[-1]["status"] == 200
