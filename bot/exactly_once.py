@@ -31,7 +31,8 @@ EVENT_TYPE = "rollbot_incident_message"
 POST_ATTEMPTS = 3  # posts of one message when each one's outcome was unknown and Slack then lacked it
 READ_BACK_TRIES = (0.0, 1.0)  # waits before each read-back after an uncertain post
 READ_PAGES = 10  # pages of 200 messages searched per read-back
-HISTORY_SLACK = timedelta(minutes=1)  # channel history is searched from a little before the incident
+HISTORY_SLACK = timedelta(minutes=1)
+RATE_LIMITED_WAIT = 2.0  # after the client waited out three 429s  # channel history is searched from a little before the incident
 
 
 def identity(incident: Incident, key: str) -> dict[str, Any]:
@@ -65,7 +66,7 @@ class OncePoster:
             if found:
                 return found
         extra: dict[str, Any] = {"thread_ts": thread_ts, "reply_broadcast": broadcast} if thread_ts else {}
-        for _ in range(POST_ATTEMPTS):
+        for attempt in range(POST_ATTEMPTS):
             try:
                 self._pace(channel)
                 response = self._client.chat_postMessage(channel=channel, text=text, blocks=blocks,
@@ -73,9 +74,12 @@ class OncePoster:
                                                          unfurl_media=False, **extra)
             except Exception as error:
                 failure = delivery_failed(error)
-                if failure.definite:
+                if failure.definite and not (_rate_limited(error) and attempt < POST_ATTEMPTS - 1):
                     self._messages.message_not_posted(incident.id, key)
                     raise failure from None
+                if failure.definite:  # still rate limited after the client's own waits: wait once more
+                    time.sleep(RATE_LIMITED_WAIT)
+                    continue
                 log.warning("%s: Slack did not confirm message %s (%s); reading it back", incident.ref, key, failure,
                             extra={"incident": incident.id})
                 found = self._settle(incident, key, channel, thread_ts)
@@ -153,6 +157,15 @@ class OncePoster:
             except Exception as error:
                 raise ReadBackFailed(str(delivery_failed(error))) from None
         return self._bot_user
+
+
+def _rate_limited(error: Exception) -> bool:
+    return isinstance(error, SlackApiError) and getattr(error.response, "status_code", 200) == 429
+
+
+def retryable(error: Exception) -> bool:
+    """Worth sending again if the call is idempotent: rate limited, or the outcome is unknown."""
+    return _rate_limited(error) or not delivery_failed(error).definite
 
 
 def delivery_failed(error: Exception) -> DeliveryFailed:

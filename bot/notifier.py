@@ -26,7 +26,7 @@ from bot.blocks.thread import (
     reminder_blocks,
     verification_blocks,
 )
-from bot.exactly_once import OncePoster, delivery_failed
+from bot.exactly_once import OncePoster, delivery_failed, retryable
 from handlers.clock import Clock
 from handlers.config import Policy
 from handlers.kind import KindRegistry, Verification
@@ -170,16 +170,15 @@ class SlackNotifier:
 
     def _update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
         """Redraw a message. An update is idempotent (it sets the whole message), so an unknown
-        outcome (5xx, dropped connection) is simply sent again, a few times; a 429 was already
-        waited out by the client. Best effort after that: logged, never fatal to the flow."""
+        outcome (5xx, dropped connection) or a 429 that outlasted the client's own waits is sent
+        again, a few times. Best effort after that: logged, never fatal to the flow."""
         for attempt in range(UPDATE_ATTEMPTS):
             try:
                 self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
                 return
             except Exception as error:
-                failure = delivery_failed(error)
-                if failure.definite or attempt == UPDATE_ATTEMPTS - 1:
-                    log.warning("slack chat_update of %s failed: %s", ts, failure)
+                if not retryable(error) or attempt == UPDATE_ATTEMPTS - 1:
+                    log.warning("slack chat_update of %s failed: %s", ts, delivery_failed(error))
                     return
                 time.sleep(0.5 * (attempt + 1))
 

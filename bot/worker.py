@@ -17,7 +17,10 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+import psycopg
+import redis
 from apscheduler.schedulers.background import BackgroundScheduler
+from psycopg_pool import PoolTimeout
 
 from bot.bootstrap import Container
 from bot.settings import secret
@@ -118,8 +121,8 @@ class Worker:
                         break
                     ran += started
                     wait(running)
-            except Exception:
-                log.exception("worker pass failed; retrying next tick")
+            except Exception as error:
+                _failed("worker pass", error)
             return ran
 
     def _tick(self) -> None:
@@ -129,8 +132,8 @@ class Worker:
                 self.dispatch()
                 if self.leading:
                     self._housekeeping()
-            except Exception:
-                log.exception("worker tick failed; retrying next tick")
+            except Exception as error:
+                _failed("worker tick", error)
 
     # -- the service -------------------------------------------------------------------------
 
@@ -162,8 +165,8 @@ class Worker:
                 with self._busy:
                     try:
                         self.dispatch()
-                    except Exception:
-                        log.exception("dispatching due work failed; retrying")
+                    except Exception as error:
+                        _failed("dispatching due work", error)
                         stop.wait(1.0)
         finally:
             scheduler.shutdown(wait=False)
@@ -175,3 +178,14 @@ class Worker:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.container.redis.release_leader(LEADER)
         self.container.close()
+
+
+def _failed(what: str, error: Exception) -> None:
+    """A pass that failed is retried; a database or Redis that is restarting or down is a
+    one-line warning (it is expected, and it passes), anything else is logged in full."""
+    if isinstance(error, (psycopg.OperationalError, PoolTimeout, redis.ConnectionError, redis.TimeoutError)):
+        log.warning("%s failed, retrying: %s unreachable (%s)", what,
+                    "Redis" if isinstance(error, redis.RedisError) else "the database",
+                    str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__)
+    else:
+        log.exception("%s failed; retrying", what)

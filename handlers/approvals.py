@@ -43,7 +43,7 @@ def record(svc: Services, user: str, incident_id: int, plan_hash: str) -> Approv
 
 def announce(svc: Services, outcome: ApprovalOutcome) -> None:
     """After the ack: redraw the root message with the approval."""
-    svc.notifier.refresh_root(outcome.incident, svc.store.steps(outcome.incident.id))
+    svc.redraw_root(outcome.incident.id)
 
 
 def deny(svc: Services, user: str, incident_id: int, reason: str) -> Incident:
@@ -64,7 +64,7 @@ def deny(svc: Services, user: str, incident_id: int, reason: str) -> Incident:
         raise svc.refuse(incident_id, user, "deny", f"{incident.ref} is already {state}.")
     svc.store.cancel_jobs(incident_id, "expire")
     svc.audit(incident_id, user, "deny", "ok", reason=reason.strip())
-    svc.notifier.refresh_root(denied, [])
+    svc.redraw_root(denied.id, with_steps=False)
     svc.notifier.closed(denied)
     return denied
 
@@ -84,7 +84,7 @@ def cancel(svc: Services, user: str, incident_id: int) -> Incident:
         raise svc.refuse(incident_id, user, "cancel", f"{incident.ref} is no longer pending; it cannot be cancelled.")
     svc.store.cancel_jobs(incident_id, "expire")
     svc.audit(incident_id, user, "cancel", "ok")
-    svc.notifier.refresh_root(cancelled, [])
+    svc.redraw_root(cancelled.id, with_steps=False)
     svc.notifier.closed(cancelled)
     return cancelled
 
@@ -96,7 +96,7 @@ def expire(svc: Services, incident_id: int) -> Incident | None:
     if expired is None:
         return None
     svc.audit(incident_id, "rollbot", "expire", "ok")
-    svc.notifier.refresh_root(expired, [])
+    svc.redraw_root(expired.id, with_steps=False)
     svc.notifier.closed(expired)
     return expired
 

@@ -218,7 +218,7 @@ def _recheck_plan(svc: Services, incident: Incident, kind: RollbackKind, owner: 
     svc.audit(incident.id, "rollbot", "plan_changed", "ok", old=incident.plan.to_json(), new=fresh.to_json(),
               old_hash=incident.plan_hash, new_hash=fresh.hash)
     svc.notifier.plan_changed(reopened, incident.plan)
-    svc.notifier.refresh_root(reopened, [])
+    svc.redraw_root(reopened.id, with_steps=False)
     return reopened
 
 
@@ -271,7 +271,7 @@ def verify(svc: Services, incident_id: int, owner: str) -> Incident | None:
     svc.audit(incident_id, "rollbot", "verify", "ok" if healthy else "unhealthy", detail=result.detail)
     progress(svc, incident_id)
     svc.notifier.verification(monitoring, result, health, healthy)
-    svc.notifier.refresh_root(monitoring, svc.store.steps(incident_id))
+    svc.redraw_root(incident_id)
     return monitoring
 
 
@@ -293,7 +293,7 @@ def fail(svc: Services, incident_id: int, error: str, owner: str) -> Incident | 
     svc.store.cancel_jobs(incident_id, "monitor")
     progress(svc, incident_id)
     svc.notifier.failure(failed, error, svc.kinds[failed.kind].next_step)
-    svc.notifier.refresh_root(failed, svc.store.steps(incident_id))
+    svc.redraw_root(incident_id)
     return failed
 
 

@@ -107,9 +107,7 @@ def settle_orphans(svc: Services) -> dict[int, str]:
             continue
         if found:
             adopt_root(svc, incident_id, *found, "adopted")
-            adopted = svc.store.get(incident_id)
-            if adopted is not None:
-                svc.notifier.refresh_root(adopted, svc.store.steps(incident_id))
+            svc.redraw_root(incident_id)
             settled[incident_id] = "adopted"
         elif svc.store.transition(incident_id, [Status.PENDING], Status.FAILED, finished_at=svc.clock.now(),
                                   failure="the request was interrupted before it reached Slack"):

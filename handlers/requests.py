@@ -102,4 +102,4 @@ def notify_team(svc: Services, incident_id: int) -> None:
     updated = svc.store.set_checklist(incident_id, "notify", True)
     svc.audit(incident_id, "rollbot", "notify_team", "ok", mentions=list(mentions))
     if updated:
-        svc.notifier.refresh_root(updated, svc.store.steps(incident_id))
+        svc.redraw_root(incident_id)

@@ -48,7 +48,7 @@ def resolve(svc: Services, user: str, incident_id: int, root_cause: str, lessons
     if stored is None:
         raise svc.refuse(incident_id, user, "resolve", f"{incident.ref} was resolved meanwhile.")
     svc.audit(incident_id, user, "resolve", "ok", status=final.value)
-    svc.notifier.refresh_root(stored, svc.store.steps(incident_id))
+    svc.redraw_root(incident_id)
     # The resolving transaction queued the summary's delivery: post it now, and if that is
     # interrupted or refused the worker finishes the job (once: the step guard and the message ledger).
     if deliver_summary(svc, incident_id) in ("posted", "already sent"):

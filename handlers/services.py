@@ -13,6 +13,7 @@ from handlers.ports import Directory, HealthChecker, IncidentStore, LiveState, N
 from handlers.roles import Roles
 
 log = logging.getLogger("rollbot.core")
+REDRAW_ROUNDS = 3
 
 
 class Refused(Exception):
@@ -42,6 +43,21 @@ class Services:
         """Append to the audit log; a refused attempt is recorded like any other."""
         self.store.audit(incident_id, actor, action, outcome, detail, self.clock.now())
         log.info("audit %s %s %s", action, outcome, actor, extra={"incident": incident_id})
+
+    def redraw_root(self, incident_id: int, *, with_steps: bool = True) -> None:
+        """Redraw the incident's root message from the stored state. If the state changed while
+        it was drawn (another process moved the incident on, and its drawing may have landed
+        first), draw again: the last drawing Slack keeps is never older than the last change."""
+        drawn: tuple[object, object] | None = None
+        for _ in range(REDRAW_ROUNDS):
+            incident = self.store.get(incident_id)
+            if incident is None:
+                return
+            steps = self.store.steps(incident_id) if with_steps else []
+            if (incident, steps) == drawn:
+                return
+            self.notifier.refresh_root(incident, steps)
+            drawn = (incident, steps)
 
     def refuse(self, incident_id: int | None, actor: str, action: str, message: str, **detail: Any) -> Refused:
         self.audit(incident_id, actor, action, "refused", reason=message, **detail)

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit, urlunsplit
@@ -73,6 +74,8 @@ class EmbeddedServer:
     log_path: Path
     stop_signal: signal.Signals = signal.SIGTERM
     _cleanup_dir: Path | None = field(default=None, repr=False)
+    _respawn: Callable[[], subprocess.Popen[bytes]] | None = field(default=None, repr=False)
+    _ready: Callable[[], bool] | None = field(default=None, repr=False)
 
     @property
     def port(self) -> int:
@@ -106,6 +109,22 @@ class EmbeddedServer:
         if self._cleanup_dir is not None:
             shutil.rmtree(self._cleanup_dir, ignore_errors=True)
             self._cleanup_dir = None
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop the server (its usual stop signal) and start it again on the same port and data
+        directory: a Postgres keeps its data, a Redis (no persistence) comes back empty."""
+        if self._respawn is None or self._ready is None:
+            raise EmbeddedServerError(f"{self.name} cannot be restarted")
+        _killpg(self.process.pid, self.stop_signal)
+        self.process.wait(10)
+        time.sleep(down_for)
+        self.process = self._respawn()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self._ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise EmbeddedServerError(f"{self.name} did not come back on port {self.port}. "
+                                          f"Log tail:\n{_log_tail(self.log_path)}")
+            time.sleep(0.05)
 
     def __enter__(self) -> Self:
         return self
@@ -273,7 +292,9 @@ def start_postgres(data_dir: Path | None = None, *,
                                             _postgres_ready, signal.SIGINT)
         server = EmbeddedServer("postgres", f"postgresql://postgres@127.0.0.1:{port}/rollbot",
                                 process, bin_dir / "postgres", data, log_path,
-                                signal.SIGINT, runtime)  # SIGINT = fast shutdown
+                                signal.SIGINT, runtime,  # SIGINT = fast shutdown
+                                partial(_spawn, argv(port), log_path, runtime, account, signal.SIGINT),
+                                partial(_postgres_ready, port))
     except BaseException:
         shutil.rmtree(runtime, ignore_errors=True)
         raise
@@ -341,7 +362,9 @@ def start_redis(data_dir: Path | None = None, *,
         shutil.rmtree(runtime, ignore_errors=True)
         raise
     server = EmbeddedServer("redis", f"redis://127.0.0.1:{port}/0", process,
-                            binary, data, log_path, signal.SIGTERM, runtime)
+                            binary, data, log_path, signal.SIGTERM, runtime,
+                            partial(_spawn, argv(port), log_path, runtime, None, signal.SIGTERM),
+                            partial(_redis_ready, port))
     with _LIVE_LOCK:
         _LIVE.add(server)
     return server

@@ -63,8 +63,11 @@ class SlackWebApi(MessageWriter):
                 return ApiResponse(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
             fault = self.state.take_fault(method)
             if fault is not None and fault[0] == "error_before":
-                self.state.record_call(method, args, 503, "service_unavailable")
+                self.state.record_call(method, args, 503, "service_unavailable", fault[0])
                 return ApiResponse(503, {"ok": False, "error": "service_unavailable"})
+            if fault is not None and fault[0] == "ratelimited":
+                self.state.record_call(method, args, 429, "ratelimited", fault[0])
+                return ApiResponse(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
             try:
                 handler = self._handlers.get(method)
                 if handler is None:
@@ -78,7 +81,8 @@ class SlackWebApi(MessageWriter):
             except ApiMethodError as failure:
                 body = {"ok": False, "error": failure.error, **failure.extra}
                 error = failure.error
-            self.state.record_call(method, args, 200, error)
+            applied_fault = fault[0] if fault is not None else None
+            self.state.record_call(method, args, 500 if applied_fault == "error_after" else 200, error, applied_fault)
         log.debug("%s(%s) -> %s", method, sorted(args), error or "ok")
         if fault is None:
             return ApiResponse(200, body)

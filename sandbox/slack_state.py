@@ -50,7 +50,7 @@ class ResponseUrlGrant:
     last_posted_ts: str | None = None
 
 
-FAULTS = frozenset({"drop_after", "error_after", "error_before", "slow_after"})
+FAULTS = frozenset({"drop_after", "error_after", "error_before", "ratelimited", "slow_after"})
 
 
 class SlackState:
@@ -97,7 +97,7 @@ class SlackState:
         self._triggers: dict[str, TriggerGrant] = {}
         self._response_urls: dict[str, ResponseUrlGrant] = {}
         self._rate_limits: dict[str, list[int]] = {}
-        self._faults: dict[str, list[tuple[str, float]]] = {}
+        self._faults: dict[str, list[tuple[str, float] | None]] = {}
         self.validation_errors.clear()
         self.response_posts.clear()
 
@@ -148,18 +148,21 @@ class SlackState:
         with self.lock:
             self._rate_limits[method] = [times, retry_after]
 
-    def script_fault(self, method: str, fault: str, times: int = 1, delay: float = 0.0) -> None:
-        """Make the next ``times`` calls of ``method`` fail the way a network or Slack does:
+    def script_fault(self, method: str, fault: str, times: int = 1, delay: float = 0.0, every: int = 1) -> None:
+        """Make the next ``times`` calls of ``method`` (every ``every``-th call, starting with the
+        next) fail the way a network or Slack does:
 
         * ``"drop_after"``: the call is applied, then the connection closes with no answer;
         * ``"error_after"``: the call is applied, then HTTP 500 (a gateway gave up on it);
         * ``"error_before"``: HTTP 503 and nothing applied;
+        * ``"ratelimited"``: HTTP 429 with ``Retry-After: 1`` and nothing applied;
         * ``"slow_after"``: the call is applied, then the answer waits ``delay`` seconds.
         """
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; one of {sorted(FAULTS)}")
         with self.lock:
-            self._faults.setdefault(method, []).extend([(fault, delay)] * times)
+            pattern: list[tuple[str, float] | None] = [(fault, delay)] + [None] * (max(every, 1) - 1)
+            self._faults.setdefault(method, []).extend(pattern * times)
 
     def take_fault(self, method: str) -> tuple[str, float] | None:
         """Consume the next scripted fault of ``method``, if any."""
@@ -406,10 +409,12 @@ class SlackState:
         """The grant behind a response URL token, or ``None``."""
         return self._response_urls.get(token)
 
-    def record_call(self, method: str, args: Record, status: int, error: str | None) -> None:
-        """Append one entry to the call log."""
+    def record_call(self, method: str, args: Record, status: int, error: str | None,
+                    fault: str | None = None) -> None:
+        """Append one entry to the call log (``fault``: the scripted fault it met, if any)."""
         self._calls.append(
-            {"method": method, "args": copy.deepcopy(args), "at": time.time(), "status": status, "error": error}
+            {"method": method, "args": copy.deepcopy(args), "at": time.time(), "status": status, "error": error,
+             "fault": fault}
         )
 
     def _replies(self, channel: str, ts: str) -> list[Record]:

@@ -4,7 +4,9 @@ ports), the Slack and Vercel emulators over real HTTP, and the bot's own process
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +105,37 @@ def bot(world: World) -> Iterator[BotServer]:
         output = server.stop()
         if "Traceback" in output:
             print(output[-6000:])
+
+
+# -- docs/reliability.md: every fault and attack tried, from this run's results -----------------
+
+RELIABILITY_RESULTS = Path(__file__).resolve().parent.parent / "build" / (
+    f"reliability-py{sys.version_info[0]}.{sys.version_info[1]}.json")
+_reliability: dict[str, dict[str, object]] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "reliability(kind, name, trials=1): a fault or an attack this test tries, for docs/reliability.md "
+        "(kind: 'fault' or 'attack'; trials: how many times one run of the test tries it)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report = yield
+    marker = item.get_closest_marker("reliability")
+    if marker is not None and (report.when == "call" or report.outcome != "passed"):
+        kind, name = marker.args
+        entry = _reliability.setdefault(item.nodeid, {"kind": kind, "name": name,
+                                                      "trials": int(marker.kwargs.get("trials", 1)),
+                                                      "outcome": "passed"})
+        if report.outcome != "passed":
+            entry["outcome"] = report.outcome
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _reliability:
+        RELIABILITY_RESULTS.parent.mkdir(exist_ok=True)
+        RELIABILITY_RESULTS.write_text(json.dumps({"python": sys.version.split()[0], "tests": _reliability},
+                                                  indent=1, sort_keys=True))

@@ -141,7 +141,7 @@ def register(app: App, svc: Services) -> None:
         if svc.roles.resolve_refusal(user, incident):
             svc.audit(incident_id, user, "checklist", "refused", reason="not a requester or approver")
             svc.notifier.tell(channel, user, ":no_entry: Only requesters and approvers of this environment tick the checklist.")
-            svc.notifier.refresh_root(incident, [])  # redraw: undo the click on their screen
+            svc.redraw_root(incident_id)  # redraw: undo the click on their screen
             return
         selected = {o["value"] for o in action.get("selected_options") or []}
         in_block = {key for name, items in checklist_groups(incident.checklist) if name == group for key, _, _ in items}
@@ -150,4 +150,4 @@ def register(app: App, svc: Services) -> None:
             if key in in_block and (key in selected) != done:
                 updated = svc.store.set_checklist(incident_id, key, key in selected) or updated
                 svc.audit(incident_id, user, "checklist", "ok", item=key, checked=key in selected)
-        svc.notifier.refresh_root(updated, svc.store.steps(incident_id))
+        svc.redraw_root(incident_id)
