@@ -81,7 +81,41 @@ def _payload(text: str) -> Refusal | None:
         return Refusal(400, "the payload is not JSON")
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         return Refusal(400, "the payload is not an object with a type")
+    for key, kinds in _FIELD_TYPES.items():
+        if key in data and not isinstance(data[key], kinds):
+            return Refusal(400, f"the payload's {key} is not what Slack sends")
+    for key, check in _REQUIRED.get(data["type"], {}).items():
+        if not check(data.get(key)):
+            return Refusal(400, f"a {data['type']} payload needs {key} as Slack sends it")
     return None
+
+
+def _objects_with(field: str) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        return isinstance(value, list) and bool(value) and all(
+            isinstance(v, dict) and isinstance(v.get(field), str) for v in value)
+    return check
+
+
+def _object_with(field: str) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, dict) and isinstance(value.get(field), str)
+
+
+# What Slack always sends, so Bolt can read it: anything else is refused before Bolt sees it.
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "user": dict, "team": (dict, type(None)), "channel": (dict, type(None)), "container": dict, "message": dict,
+    "view": dict, "actions": list, "event": dict, "enterprise": (dict, type(None)), "response_url": str,
+    "trigger_id": str, "api_app_id": str, "token": str, "event_id": str, "callback_id": str,
+}
+_REQUIRED: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "block_actions": {"actions": _objects_with("action_id"), "user": _object_with("id")},
+    "view_submission": {"view": _object_with("id"), "user": _object_with("id")},
+    "view_closed": {"view": _object_with("id"), "user": _object_with("id")},
+    "event_callback": {"event": _object_with("type")},
+    "url_verification": {"challenge": lambda value: isinstance(value, str)},
+    "shortcut": {"callback_id": lambda value: isinstance(value, str), "user": _object_with("id")},
+    "message_action": {"callback_id": lambda value: isinstance(value, str), "user": _object_with("id")},
+}
 
 
 class SlackGate:

@@ -62,7 +62,12 @@ class RollbotWSGI:
             return _json(start_response, refusal.status, {"error": refusal.reason})
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
-        return self.slack(environ, start_response)
+        try:
+            return self.slack(environ, start_response)
+        except Exception as error:  # Bolt could not read it (listener errors never get here: see bot.app)
+            log.warning("refused a signed request Bolt could not read: %s: %s", type(error).__name__,
+                        str(error)[:200])
+            return _json(start_response, 400, {"error": "the payload does not have the shape Slack sends"})
 
     def _seen(self, key: str) -> bool:
         """Acted on before? Redis is the fast filter; Postgres decides what Redis does not know

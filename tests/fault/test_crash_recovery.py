@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import httpx
 import psycopg
+import pytest
 
 from handlers import approvals, resolution
 from handlers.commands import Rollback
@@ -44,6 +45,7 @@ def _lease_runs_out(world: World, incident_id: int) -> None:
                      (incident_id,))
 
 
+@pytest.mark.reliability("fault", "The process that took the deciding click dies before executing")
 def test_the_execution_job_survives_the_web_process(world: World) -> None:
     """The deciding click's process is gone: the job it wrote is all a worker needs."""
     svc, incident = _approved(world)
@@ -52,6 +54,7 @@ def test_the_execution_job_survives_the_web_process(world: World) -> None:
     assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1
 
 
+@pytest.mark.reliability("fault", "An executor dies after taking the lease, before calling Vercel")
 def test_worker_resumes_an_execution_that_never_started(world: World) -> None:
     svc, incident = _approved_then_crashed(world)
     worker = world.worker()
@@ -65,6 +68,7 @@ def test_worker_resumes_an_execution_that_never_started(world: World) -> None:
     assert world.vercel.production(PROJECT) == incident.plan.change[1]
 
 
+@pytest.mark.reliability("fault", "An executor dies after Vercel applied the rollback")
 def test_resume_does_not_repeat_a_rollback_that_already_happened(world: World) -> None:
     svc, incident = _approved_then_crashed(world)
     # The process had sent the rollback (Vercel moved production), then died before recording it.
@@ -84,6 +88,7 @@ def test_resume_does_not_repeat_a_rollback_that_already_happened(world: World) -
     assert any("Verified" in json.dumps(m.get("blocks")) for m in thread)
 
 
+@pytest.mark.reliability("fault", "A stalled executor wakes up after losing its lease", trials=2)
 def test_a_stalled_executor_cannot_send_after_losing_its_lease(world: World) -> None:
     """A is waiting out a 429 when its lease runs out; the worker takes over and rolls back;
     when A wakes it must not send again (it renews its lease before every send, and cannot)."""
@@ -103,6 +108,7 @@ def test_a_stalled_executor_cannot_send_after_losing_its_lease(world: World) -> 
     assert ("execute", "lease_lost") in log and log.count(("vercel.rollback", "attempt")) == 2
 
 
+@pytest.mark.reliability("fault", "A stalled executor wakes up after losing its lease")
 def test_a_stale_executor_cannot_fail_an_incident_it_no_longer_owns(world: World) -> None:
     svc, incident = _approved_then_crashed(world)
     _lease_runs_out(world, incident.id)
@@ -110,6 +116,7 @@ def test_a_stale_executor_cannot_fail_an_incident_it_no_longer_owns(world: World
     assert fail(svc, incident.id, "stale view of the world", "crashed-worker").status is Status.EXECUTING
 
 
+@pytest.mark.reliability("fault", "A request interrupted before its Slack message")
 def test_an_interrupted_request_does_not_block_the_environment(world: World) -> None:
     svc = world.container().services
     env = svc.policy.environments["prod"]
@@ -123,6 +130,7 @@ def test_an_interrupted_request_does_not_block_the_environment(world: World) -> 
     assert request_rollback(svc, ALICE, Rollback("code", "prod", "again")).ref == "RB-2"
 
 
+@pytest.mark.reliability("fault", "Slack refuses the post-incident summary (archived channel)")
 def test_the_summary_is_delivered_by_the_worker_when_slack_refused_it(world: World) -> None:
     svc = world.container().services
     incident = request_rollback(svc, ALICE, Rollback("code", "prod", "summary test"))

@@ -48,6 +48,7 @@ def _monitoring(svc: Services) -> Incident:
 
 
 @pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.reliability("fault", "Slack: the root message's post dropped or failed (after or before applying)")
 def test_a_root_message_whose_post_went_wrong_is_in_the_channel_once(world: World, fault: str) -> None:
     svc = _svc(world)
     world.slack.script_fault("chat.postMessage", fault)
@@ -61,6 +62,7 @@ def test_a_root_message_whose_post_went_wrong_is_in_the_channel_once(world: Worl
 
 
 @pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.reliability("fault", "Slack: a reminder's post dropped or failed (after or before applying)")
 def test_a_reminder_whose_post_went_wrong_is_in_the_thread_once(world: World, fault: str) -> None:
     svc = _svc(world)
     incident = _monitoring(svc)
@@ -71,6 +73,7 @@ def test_a_reminder_whose_post_went_wrong_is_in_the_thread_once(world: World, fa
     assert _keys(world, incident.id)["monitor.1"] == 1
 
 
+@pytest.mark.reliability("fault", "Slack: six posts in a row dropped after applying", trials=6)
 def test_every_message_of_an_incident_carries_its_identity_and_none_is_doubled(world: World) -> None:
     svc = _svc(world)
     world.slack.script_fault("chat.postMessage", "drop_after", times=6)  # the next six posts all "time out"
@@ -84,6 +87,7 @@ def test_every_message_of_an_incident_carries_its_identity_and_none_is_doubled(w
     assert all((m.get("metadata") or {}).get("event_type") == EVENT_TYPE for m in bot_messages)
 
 
+@pytest.mark.reliability("fault", "A process dies after Slack took a post, before recording it")
 def test_a_crash_after_slack_took_the_post_is_adopted_on_the_next_attempt(world: World) -> None:
     """The process died after Slack accepted the reminder and before the ledger recorded it."""
     svc = _svc(world)
@@ -100,6 +104,7 @@ def test_a_crash_after_slack_took_the_post_is_adopted_on_the_next_attempt(world:
     assert svc.store.begin_message(incident.id, "monitor.1", svc.clock.now()).ts == posted["ts"]
 
 
+@pytest.mark.reliability("fault", "A process dies after recording a post as started, before Slack took it")
 def test_a_crash_before_slack_took_the_post_posts_it_once(world: World) -> None:
     svc = _svc(world)
     incident = _monitoring(svc)
@@ -111,6 +116,7 @@ def test_a_crash_before_slack_took_the_post_posts_it_once(world: World) -> None:
     assert _keys(world, incident.id)["monitor.1"] == 1
 
 
+@pytest.mark.reliability("attack", "Someone else's message carrying a Rollbot message identity")
 def test_a_message_by_another_app_with_the_same_identity_is_not_adopted(world: World) -> None:
     svc = _svc(world)
     incident = _monitoring(svc)
@@ -128,6 +134,7 @@ def test_a_message_by_another_app_with_the_same_identity_is_not_adopted(world: W
     assert len(ours) == 1
 
 
+@pytest.mark.reliability("fault", "Slack: the summary and its link dropped after applying", trials=2)
 def test_a_summary_whose_post_dropped_is_in_the_channel_once(world: World) -> None:
     svc = _svc(world)
     incident = _monitoring(svc)
@@ -140,6 +147,7 @@ def test_a_summary_whose_post_dropped_is_in_the_channel_once(world: World) -> No
     assert _keys(world, incident.id)["summary"] == 1
 
 
+@pytest.mark.reliability("fault", "Slack never confirms the root message and cannot be read back")
 def test_an_unconfirmed_root_message_is_adopted_by_the_worker_when_slack_cannot_be_read(world: World) -> None:
     svc = _svc(world)
     world.slack.script_fault("chat.postMessage", "drop_after")
@@ -157,6 +165,7 @@ def test_an_unconfirmed_root_message_is_adopted_by_the_worker_when_slack_cannot_
     assert approvals.approve(svc, CAROL, incident.id, adopted.plan_hash).decided
 
 
+@pytest.mark.reliability("fault", "Slack never confirms the root message and cannot be read back")
 def test_an_unconfirmed_root_message_that_never_arrived_closes_the_request(world: World) -> None:
     svc = _svc(world)
     world.slack.script_fault("chat.postMessage", "error_before")  # a 503: not taken, but the bot cannot know
@@ -171,6 +180,7 @@ def test_an_unconfirmed_root_message_that_never_arrived_closes_the_request(world
     assert any("was interrupted before it reached Slack" in e["text"] for e in world.slack.ephemerals(user=ALICE))
 
 
+@pytest.mark.reliability("fault", "Slack refuses the root message (archived channel)")
 def test_a_post_slack_refused_is_not_read_back(world: World) -> None:
     svc = _svc(world)
     world.slack.archive_channel(CHANNEL)
@@ -181,6 +191,7 @@ def test_a_post_slack_refused_is_not_read_back(world: World) -> None:
 
 
 @pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.reliability("fault", "Slack: an update dropped or failed (after or before applying)")
 def test_an_update_whose_outcome_is_unknown_is_sent_again(world: World, fault: str) -> None:
     svc = _svc(world)
     incident = request_rollback(svc, ALICE, Rollback("code", "prod", f"update {fault}"))

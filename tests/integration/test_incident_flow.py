@@ -64,6 +64,7 @@ def test_one_rollback_per_environment_and_type(world: World) -> None:
     assert second.ref == "RB-2"
 
 
+@pytest.mark.reliability("fault", "Concurrent requests for the same environment")
 def test_the_lock_holds_under_concurrent_requests(world: World) -> None:
     svc = _svc(world)
 
@@ -137,6 +138,7 @@ def test_a_second_worker_stays_idle_while_the_first_leads(world: World) -> None:
     assert svc.store.get(incident.id).status is Status.EXPIRED
 
 
+@pytest.mark.reliability("fault", "Vercel: the alias job fails")
 def test_vercel_alias_failure_fails_the_incident_and_releases_the_lock(world: World) -> None:
     svc = _svc(world)
     world.vercel.fail_next_alias(PROJECT, "Deployment is not eligible")
@@ -154,6 +156,7 @@ def test_vercel_alias_failure_fails_the_incident_and_releases_the_lock(world: Wo
     assert "execute" in actions
 
 
+@pytest.mark.reliability("fault", "Vercel: 5xx on the rollback call")
 def test_vercel_server_errors_do_not_duplicate_the_rollback(world: World) -> None:
     svc = _svc(world)
     incident = _request(svc)
@@ -190,6 +193,7 @@ def test_plan_change_voids_approvals(world: World) -> None:
     assert [j.kind for j in svc.store.pending_jobs(incident.id)].count("expire") == 0  # decided again
 
 
+@pytest.mark.reliability("fault", "Two approvals in the same instant")
 def test_two_threads_approving_at_once_decide_exactly_once(world: World, database_url: str) -> None:
     world.config_path.write_text(world.config_path.read_text().replace("approvals = 1", "approvals = 2"))
     svc = _svc(world)
@@ -201,6 +205,7 @@ def test_two_threads_approving_at_once_decide_exactly_once(world: World, databas
         assert conn.execute("SELECT status FROM incidents").fetchone()[0] == "executing"
 
 
+@pytest.mark.reliability("fault", "Redis flushed mid-incident (in process)")
 def test_redis_flush_loses_nothing(world: World, redis_url: str) -> None:
     svc = _svc(world)
     incident = _request(svc)
@@ -218,6 +223,7 @@ def test_redis_flush_loses_nothing(world: World, redis_url: str) -> None:
     assert len([m for m in world.slack.thread(CHANNEL, incident.root_ts) if "Progress" in _text(m)]) == 1
 
 
+@pytest.mark.reliability("fault", "Slack: 429 on posts")
 def test_slack_rate_limit_is_honoured_without_duplicates(world: World) -> None:
     svc = _svc(world)
     world.slack.script_rate_limit("chat.postMessage", times=1, retry_after=1)
@@ -250,6 +256,7 @@ def _audit(world: World) -> list[tuple[str, str, str]]:
         return [tuple(r) for r in conn.execute("SELECT actor, action, outcome FROM audit_log ORDER BY id")]
 
 
+@pytest.mark.reliability("fault", "Vercel: the connection drops after the rollback call was applied")
 def test_a_dropped_connection_after_the_rollback_call_does_not_fail_the_incident(world: World) -> None:
     svc = _svc(world)
     incident = _request(svc)
@@ -261,6 +268,7 @@ def test_a_dropped_connection_after_the_rollback_call_does_not_fail_the_incident
     assert world.vercel.production(PROJECT) == incident.plan.change[1]
 
 
+@pytest.mark.reliability("fault", "Slack down after the approval")
 def test_slack_down_after_approval_does_not_fail_the_rollback(world: World) -> None:
     svc = _svc(world)
     incident = _request(svc)
@@ -272,6 +280,7 @@ def test_slack_down_after_approval_does_not_fail_the_rollback(world: World) -> N
     assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1
 
 
+@pytest.mark.reliability("fault", "Slack refuses a reminder")
 def test_a_reminder_slack_refused_is_retried_and_sent_once(world: World) -> None:
     svc = _svc(world)
     incident = _request(svc)
@@ -290,6 +299,7 @@ def test_a_reminder_slack_refused_is_retried_and_sent_once(world: World) -> None
     assert len(reminders) == 1
 
 
+@pytest.mark.reliability("fault", "A slow Vercel call outlasting the worker's patience, lease renewed")
 def test_a_live_execution_waiting_on_vercel_is_not_taken_over(world: World) -> None:
     svc = _svc(world)
     incident = _request(svc)
@@ -331,6 +341,7 @@ def test_an_approval_after_the_timeout_is_refused_before_the_worker_runs(world: 
     assert world.vercel.calls_to("POST", "/v1/") == []
 
 
+@pytest.mark.reliability("fault", "The worker dies after posting a reminder, before finishing its job")
 def test_a_reminder_whose_worker_died_mid_post_is_not_posted_again(world: World) -> None:
     svc = _svc(world)
     incident = _request(svc)
@@ -347,6 +358,7 @@ def test_a_reminder_whose_worker_died_mid_post_is_not_posted_again(world: World)
     assert len(reminders) == 1
 
 
+@pytest.mark.reliability("fault", "Vercel says succeeded but production did not move")
 def test_a_read_back_that_disagrees_fails_the_incident(world: World) -> None:
     svc = _svc(world)
     incident = _request(svc)

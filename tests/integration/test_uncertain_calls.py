@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from handlers import approvals
 from handlers.code import CodeKind
 from handlers.commands import Rollback
@@ -37,6 +39,7 @@ def _log(svc: Services, incident_id: int) -> list[tuple[str, str]]:
     return [(e.action, e.outcome) for e in svc.store.audit_log(incident_id)]
 
 
+@pytest.mark.reliability("fault", "Vercel: the rollback call times out, and Vercel applies it late")
 def test_a_rollback_applied_after_the_client_timed_out_is_sent_once(world: World) -> None:
     svc = _impatient(world)
     incident_id = _approved(svc)
@@ -51,6 +54,7 @@ def test_a_rollback_applied_after_the_client_timed_out_is_sent_once(world: World
     assert ("vercel.rollback", "ok") in log and ("vercel.rollback", "not_taken") not in log
 
 
+@pytest.mark.reliability("fault", "Vercel: a 5xx on the rollback call that did not take")
 def test_a_server_error_that_did_not_take_is_sent_again_after_the_record_shows_it(world: World) -> None:
     svc = _impatient(world, window=1.0)
     incident_id = _approved(svc)
@@ -62,6 +66,7 @@ def test_a_server_error_that_did_not_take_is_sent_again_after_the_record_shows_i
     assert log.index(("vercel.rollback", "not_taken")) < len(log) - 1 - log[::-1].index(("vercel.rollback", "attempt"))
 
 
+@pytest.mark.reliability("fault", "Vercel: a late rollback whose alias job then fails")
 def test_a_late_request_whose_job_failed_fails_the_rollback_without_a_resend(world: World) -> None:
     """The call timed out; Vercel's record then shows our job, failed: as if Vercel had answered."""
     svc = _impatient(world)
@@ -74,6 +79,7 @@ def test_a_late_request_whose_job_failed_fails_the_rollback_without_a_resend(wor
     assert ("vercel.rollback", "not_taken") not in _log(svc, incident_id)
 
 
+@pytest.mark.reliability("fault", "Vercel: every answer uncertain")
 def test_it_gives_up_without_a_blind_resend_when_every_answer_is_uncertain(world: World) -> None:
     svc = _impatient(world, window=0.5)
     incident_id = _approved(svc)

@@ -27,6 +27,7 @@ def _request(world: World, bot: BotServer, reason: str = "broken") -> dict:
     return wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
 
 
+@pytest.mark.reliability("fault", "20 simultaneous Approve clicks; the deciding click re-delivered 3 times, once after a Redis flush", trials=23)
 def test_twenty_simultaneous_approvals_and_a_replay_roll_back_once(world: World, bot: BotServer) -> None:
     root = _request(world, bot)
     client = bot.client(world)
@@ -79,6 +80,7 @@ def _decided_by(world: World) -> str | None:
 
 
 @pytest.mark.parametrize("case", ["forged", "garbage", "stale", "unsigned"])
+@pytest.mark.reliability("attack", "Forged, stale, unsigned or garbage request signature")
 def test_forged_and_stale_signatures_get_401(world: World, bot: BotServer, case: str) -> None:
     client = bot.client(world)
     body = urllib.parse.urlencode({"command": "/rollback", "text": "code prod", "user_id": ALICE,
@@ -101,6 +103,7 @@ def test_a_correctly_signed_request_is_accepted(world: World, bot: BotServer) ->
     assert response.status_code == 200 and "/rollback code" in response.text
 
 
+@pytest.mark.reliability("attack", "Mentions and links in user text echoed to Slack")
 def test_mentions_and_links_in_a_reason_are_escaped(world: World, bot: BotServer) -> None:
     root = _request(world, bot, "<!channel> ping <@U01CAROL> see <https://evil.example|here> & <!here>")
     body = _text(root)
@@ -108,6 +111,7 @@ def test_mentions_and_links_in_a_reason_are_escaped(world: World, bot: BotServer
     assert "<!channel>" not in body and "<!here>" not in body and "<https://evil" not in body
 
 
+@pytest.mark.reliability("attack", "Unknown commands, typos and unknown environments", trials=3)
 def test_nonsense_gets_a_helpful_ephemeral_reply(world: World, bot: BotServer) -> None:
     client = bot.client(world)
     response = client.command(ALICE, "nonsense", channel_id=CHANNEL)
@@ -154,6 +158,7 @@ def test_two_approvers_needed_and_plan_binding(database_url: str, redis_url: str
         world.close()
 
 
+@pytest.mark.reliability("fault", "The bot's database gone when a command arrives")
 def test_a_database_outage_gets_a_clear_message(world: World, bot: BotServer, postgres_server_url: str) -> None:
     client = bot.client(world)
     name = world.database_url.rsplit("/", 1)[1]
@@ -168,6 +173,7 @@ def test_a_database_outage_gets_a_clear_message(world: World, bot: BotServer, po
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
+@pytest.mark.reliability("attack", "A signed command replayed byte for byte in its window, before and after a Redis flush", trials=2)
 def test_a_signed_request_replayed_byte_for_byte_is_acted_on_once(world: World, bot: BotServer) -> None:
     """The same signed bytes again inside the 5-minute window open nothing, notify nobody and take
     no lock, even after Redis was flushed (Postgres remembers what Redis forgot)."""
@@ -194,6 +200,7 @@ def test_a_signed_request_replayed_byte_for_byte_is_acted_on_once(world: World, 
 
 
 @pytest.mark.parametrize("timestamp", ["abc", "1.5", "1e3", "", "-5", "99999999999999999999"])
+@pytest.mark.reliability("attack", "Malformed X-Slack-Request-Timestamp (letters, decimals, exponent, empty, negative, huge)")
 def test_a_malformed_timestamp_is_401_before_anything_is_parsed(world: World, bot: BotServer, timestamp: str) -> None:
     client = bot.client(world)
     response = httpx.post(client.events_url, content=b"{", headers={
@@ -213,6 +220,7 @@ def test_a_malformed_timestamp_is_401_before_anything_is_parsed(world: World, bo
     ("application/x-www-form-urlencoded", b"nothing=here", 400),
     ("text/plain", b"hello", 400),
 ])
+@pytest.mark.reliability("attack", "Signed but malformed body (not JSON, not an object, no type, not UTF-8, wrong content type)")
 def test_a_signed_but_malformed_payload_gets_a_clear_4xx_and_no_traceback(world: World, bot: BotServer,
                                                                          content_type: str, body: bytes,
                                                                          status: int) -> None:
@@ -222,6 +230,7 @@ def test_a_signed_but_malformed_payload_gets_a_clear_4xx_and_no_traceback(world:
     assert "Traceback" not in output, output[-2000:]
 
 
+@pytest.mark.reliability("attack", "NUL and control characters in a command")
 def test_a_nul_in_a_command_is_refused_with_a_reply_that_says_so(world: World, bot: BotServer) -> None:
     response = bot.client(world).command(ALICE, "code prod a\x00b", channel_id=CHANNEL)
     assert response.status_code == 200 and "control character (U+0000)" in response.text
@@ -234,6 +243,7 @@ def test_a_nul_in_a_command_is_refused_with_a_reply_that_says_so(world: World, b
 
 @pytest.mark.parametrize("value", ["", "abc", "1:" + "x" * 100, "99999999999999:x", "١:x"])
 @pytest.mark.parametrize("action_id", ["approve", "deny"])
+@pytest.mark.reliability("attack", "A button value Rollbot did not write (missing, forged, out of range)")
 def test_a_button_whose_value_the_bot_did_not_write_is_acked_at_once_and_explained(
         world: World, bot: BotServer, action_id: str, value: str) -> None:
     client = bot.client(world)

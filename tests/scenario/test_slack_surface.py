@@ -6,6 +6,8 @@ import json
 import time
 import urllib.parse
 
+import pytest
+
 from sandbox.team import ALICE, BOB, CAROL, CHANNEL, PROJECT
 from tests.world import BotServer, World, wait_until
 
@@ -94,6 +96,7 @@ def test_app_home_shows_open_rollbacks_and_the_last_one(world: World, bot: BotSe
     assert "Decision matrix" in _text(world.slack.home(BOB)) and world.slack.validation_errors == []
 
 
+@pytest.mark.reliability("fault", "An Events API delivery retried by Slack")
 def test_an_event_retried_by_slack_is_handled_once(world: World, bot: BotServer) -> None:
     client = bot.client(world)
     opened = {"type": "app_home_opened", "user": BOB, "tab": "home", "channel": "D01BOB"}
@@ -107,6 +110,7 @@ def test_an_event_retried_by_slack_is_handled_once(world: World, bot: BotServer)
     wait_until(lambda: len(world.slack.calls_to("views.publish")) == 2, message="the second publish")
 
 
+@pytest.mark.reliability("attack", "A modal submission Rollbot did not open")
 def test_a_modal_submission_the_bot_did_not_open_is_answered_in_the_form(world: World, bot: BotServer) -> None:
     client = bot.client(world)
     for callback, metadata in (("deny_modal", "not-a-number"), ("resolve_modal", ""), ("deny_modal", None)):

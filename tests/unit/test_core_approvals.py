@@ -40,6 +40,7 @@ def test_a_request_becomes_a_pending_incident_with_its_root_message_and_the_team
     assert [j.kind for j in w.store.pending_jobs(incident.id)] == ["expire"]
 
 
+@pytest.mark.reliability("attack", "Authorisation matrix: who may request, approve and deny, by role, for every kind")
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("user, allowed", [(ALICE, True), (BOB, True), (CAROL, True), (DAN, False), (EVE, False)])
 def test_only_requesters_may_request(w: FakeWorld, kind: str, user: str, allowed: bool) -> None:
@@ -70,6 +71,7 @@ def test_different_kinds_do_not_block_each_other(w: FakeWorld) -> None:
     (DAN, "you hold `dba`"),
     (EVE, "you hold no role"),
 ])
+@pytest.mark.reliability("attack", "Authorisation matrix: who may request, approve and deny, by role, for every kind")
 def test_approvals_that_do_not_count_say_why_and_change_nothing(w: FakeWorld, kind: str, approver: str,
                                                                why: str) -> None:
     incident = _request(w, kind)
@@ -135,6 +137,7 @@ def test_many_simultaneous_approvals_decide_exactly_once(tmp_path: Path, kind: s
     assert [j.kind for j in w.store.pending_jobs(incident.id)] == ["execute"]
 
 
+@pytest.mark.reliability("attack", "An approval for a plan that changed since it was drawn")
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_approval_is_bound_to_the_plan_it_was_drawn_for(w: FakeWorld, kind: str) -> None:
     incident = _request(w, kind)
@@ -143,6 +146,7 @@ def test_an_approval_is_bound_to_the_plan_it_was_drawn_for(w: FakeWorld, kind: s
     assert w.store.get(incident.id).status is Status.PENDING
 
 
+@pytest.mark.reliability("attack", "An approval after the approval window")
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_approval_after_the_timeout_is_refused_and_expires_the_request(w: FakeWorld, kind: str) -> None:
     incident = _request(w, kind)
@@ -161,6 +165,7 @@ def test_expiry_is_a_no_op_once_decided(w: FakeWorld, kind: str) -> None:
     assert w.store.get(incident.id).status is Status.EXECUTING
 
 
+@pytest.mark.reliability("attack", "Authorisation matrix: who may request, approve and deny, by role, for every kind")
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("user, allowed", [(ALICE, True), (CAROL, True), (LEADS[0], True), (BOB, False), (DAN, False)])
 def test_deny_needs_the_requester_or_an_approver_and_a_reason(w: FakeWorld, kind: str, user: str, allowed: bool) -> None:

@@ -45,8 +45,15 @@ def test_the_signature_covers_every_byte() -> None:
 
 @pytest.mark.parametrize("content_type, body, fine", [
     ("application/x-www-form-urlencoded", b"command=%2Frollback&user_id=U1&text=", True),
-    ("application/x-www-form-urlencoded; charset=utf-8", b"payload=%7B%22type%22%3A%22block_actions%22%7D", True),
-    ("application/json", b'{"type": "event_callback"}', True),
+    ("application/x-www-form-urlencoded; charset=utf-8", b"payload=%7B%22type%22%3A%20%22block_actions%22%2C%20%22user%22%3A%20%7B%22id%22%3A%20%22U1%22%7D%2C%20%22actions%22%3A%20%5B%7B%22action_id%22%3A%20%22approve%22%7D%5D%7D", True),
+    ("application/x-www-form-urlencoded; charset=utf-8", b"payload=%7B%22type%22%3A%22block_actions%22%7D", False),
+    ("application/json", b'{"type": "block_actions", "user": {"id": "U1"}, "actions": null}', False),
+    ("application/json", b'{"type": "block_actions", "user": {"id": "U1"}, "actions": [{}]}', False),
+    ("application/json", b'{"type": "block_actions", "user": "U1", "actions": [{"action_id": "a"}]}', False),
+    ("application/json", b'{"type": "view_submission", "user": {"id": "U1"}, "view": []}', False),
+    ("application/json", b'{"type": "event_callback", "event": {"type": "app_home_opened"}}', True),
+    ("application/json", b'{"type": "event_callback"}', False),
+    ("application/json", b'{"type": "something_new"}', True),
     ("application/json", b'{"type": 3}', False),
     ("application/json", b"\xff", False),
     ("application/x-www-form-urlencoded", b"payload=null", False),
@@ -71,7 +78,7 @@ def test_the_gate_lets_a_signed_request_act_once() -> None:
         return known
 
     gate = SlackGate(SECRET, first, clock=lambda: NOW)
-    body, ts = b'{"type": "event_callback"}', str(NOW)
+    body, ts = b'{"type": "event_callback", "event": {"type": "app_home_opened"}}', str(NOW)
     environ = {"HTTP_X_SLACK_REQUEST_TIMESTAMP": ts, "HTTP_X_SLACK_SIGNATURE": _sign(body, ts),
                "CONTENT_TYPE": "application/json"}
     assert gate.check(environ, body) is None

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
@@ -38,6 +39,7 @@ from tests.kinds.switch import SwitchKind
 settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("long", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+EXAMPLES = settings.default.max_examples
 
 NOW = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
 CODE = CodeKind(provider=None)  # type: ignore[arg-type]
@@ -54,6 +56,7 @@ def _mentions_escaped(text: str) -> bool:
     return "<!" not in text and "<@" not in text
 
 
+@pytest.mark.reliability("attack", "Random command text, parsed directly (hypothesis)", trials=EXAMPLES)
 @given(TEXT)
 def test_any_command_text_parses_or_gets_a_helpful_escaped_error(text: str) -> None:
     try:
@@ -73,11 +76,13 @@ JSONISH = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.tex
 
 @given(st.binary(max_size=400), st.sampled_from(["application/json", "application/x-www-form-urlencoded", "",
                                                   "text/plain", "application/json; charset=utf-8"]))
+@pytest.mark.reliability("attack", "Random bodies, judged by the edge directly (hypothesis)", trials=EXAMPLES)
 def test_any_body_is_judged_without_raising(body: bytes, content_type: str) -> None:
     refusal = shape(content_type, body)
     assert refusal is None or (refusal.status == 400 and refusal.reason)
 
 
+@pytest.mark.reliability("attack", "Random interactive payloads, read directly (hypothesis)", trials=EXAMPLES)
 @given(st.dictionaries(st.sampled_from(["type", "user", "actions", "channel", "container", "message"]), JSONISH))
 def test_any_interactive_payload_is_read_without_raising(payload: dict) -> None:
     user, channel, thread = _where(payload)
