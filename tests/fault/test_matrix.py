@@ -24,6 +24,7 @@ from tests.fault.cluster import Cluster, audit, identities, kill9, logs_clean, s
 from tests.world import LEADS, World, make_world, wait_until
 
 ROLLBACK = f"/v1/projects/{PROJECT}/rollback"
+pytestmark = pytest.mark.slow  # CI runs the matrix on its default Python (see .ci/run)
 
 
 @pytest.fixture
@@ -99,7 +100,6 @@ def test_a_web_process_killed_at_the_deciding_ack(world: World, cluster: Cluster
     _exactly_once(world, "root", "notify", "progress", "verification.r0")
 
 
-@pytest.mark.slow
 @pytest.mark.reliability("fault", "kill -9 of the leader worker while the rollback call is in flight")
 def test_the_leader_worker_killed_mid_rollback(world: World, cluster: Cluster) -> None:
     world.vercel.script_late(ROLLBACK, delay=3.0, method="POST")  # Vercel applies it, and answers, 3 s later
