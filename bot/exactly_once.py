@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 import time
+import urllib.error
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk import WebClient
@@ -23,7 +25,7 @@ from slack_sdk.errors import SlackApiError
 
 from handlers.clock import Clock
 from handlers.model import Incident
-from handlers.ports import DeliveryFailed, Messages
+from handlers.ports import DeliveryFailed, MessageRecord, Messages
 
 log = logging.getLogger("rollbot.slack")
 
@@ -32,16 +34,25 @@ POST_ATTEMPTS = 3  # posts of one message when each one's outcome was unknown an
 READ_BACK_TRIES = (0.0, 1.0)  # waits before each read-back after an uncertain post
 READ_PAGES = 10  # pages of 200 messages searched per read-back
 HISTORY_SLACK = timedelta(minutes=1)
-RATE_LIMITED_WAIT = 2.0  # after the client waited out three 429s  # channel history is searched from a little before the incident
+RATE_LIMITED_WAIT = 2.0  # after the client waited out three 429s
+MAYBE_APPLIED = frozenset({"internal_error", "fatal_error", "request_timeout", "service_unavailable"})  # channel history is searched from a little before the incident
 
 
 def identity(incident: Incident, key: str) -> dict[str, Any]:
-    """The ``metadata`` of a message: which incident it is about and which message it is."""
-    return {"event_type": EVENT_TYPE, "event_payload": {"incident": incident.id, "ref": incident.ref, "key": key}}
+    """The ``metadata`` of a message: which incident (and which install's incident: its creation
+    time tells two deployments sharing a channel apart) and which message it is."""
+    return {"event_type": EVENT_TYPE, "event_payload": {"incident": incident.id, "ref": incident.ref, "key": key,
+                                                        "created": incident.created_at.isoformat()}}
 
 
 class ReadBackFailed(Exception):
     """Slack could not be read: whether the message exists is still unknown."""
+
+
+@dataclass(frozen=True)
+class Posted:
+    ts: str
+    adopted: bool = False  # an earlier attempt had posted it: its content may be older than this one's
 
 
 class OncePoster:
@@ -55,17 +66,35 @@ class OncePoster:
         self._bot_user: str | None = None
 
     def post(self, incident: Incident, key: str, channel: str, text: str, blocks: list[dict[str, Any]], *,
-             thread_ts: str | None = None, broadcast: bool = False) -> str:
-        """Post message ``key`` of ``incident`` once; returns its ts (posted now, before, or
-        adopted). Raises DeliveryFailed: ``definite`` when certainly not posted."""
+             thread_ts: str | None = None, broadcast: bool = False) -> Posted:
+        """Post message ``key`` of ``incident`` once; returns where it is (posted now, before, or
+        adopted). Raises DeliveryFailed: ``definite`` only when it is certainly not in Slack."""
         record = self._messages.begin_message(incident.id, key, self._clock.now())
         if record.state == "posted" and record.ts:
-            return record.ts
+            return Posted(record.ts, adopted=True)
+        if record.state == "busy":
+            raise DeliveryFailed(f"another process is posting message {key}", definite=False)
+        try:
+            return self._post(incident, key, channel, text, blocks, thread_ts, broadcast, record)
+        except DeliveryFailed as failure:
+            if failure.definite:
+                self._messages.message_not_posted(incident.id, key)
+            else:
+                self._messages.message_unsettled(incident.id, key)
+            raise
+        except BaseException:
+            self._messages.message_unsettled(incident.id, key)
+            raise
+
+    def _post(self, incident: Incident, key: str, channel: str, text: str, blocks: list[dict[str, Any]],
+              thread_ts: str | None, broadcast: bool, record: MessageRecord) -> Posted:
+        since = record.since
         if record.state == "doubt":
-            found = self._settle(incident, key, channel, thread_ts)
+            found = self._settle(incident, key, channel, thread_ts, since)
             if found:
-                return found
+                return Posted(found, adopted=True)
         extra: dict[str, Any] = {"thread_ts": thread_ts, "reply_broadcast": broadcast} if thread_ts else {}
+        unknown = record.state == "doubt"  # an earlier attempt may have posted it, however this one ends
         for attempt in range(POST_ATTEMPTS):
             try:
                 self._pace(channel)
@@ -74,44 +103,55 @@ class OncePoster:
                                                          unfurl_media=False, **extra)
             except Exception as error:
                 failure = delivery_failed(error)
-                if failure.definite and not (_rate_limited(error) and attempt < POST_ATTEMPTS - 1):
-                    self._messages.message_not_posted(incident.id, key)
-                    raise failure from None
-                if failure.definite:  # still rate limited after the client's own waits: wait once more
-                    time.sleep(RATE_LIMITED_WAIT)
+                if failure.definite and _rate_limited(error) and attempt < POST_ATTEMPTS - 1:
+                    time.sleep(RATE_LIMITED_WAIT)  # still rate limited after the client's own waits
                     continue
+                if failure.definite:
+                    raise (failure if not unknown else DeliveryFailed(str(failure), definite=False)) from None
+                unknown = True
                 log.warning("%s: Slack did not confirm message %s (%s); reading it back", incident.ref, key, failure,
                             extra={"incident": incident.id})
-                found = self._settle(incident, key, channel, thread_ts)
+                found = self._settle(incident, key, channel, thread_ts, since)
                 if found:
-                    return found
+                    return Posted(found, adopted=True)
                 continue  # Slack does not have it: posting again cannot double it
             ts = str(response["ts"])
             self._messages.message_posted(incident.id, key, ts)
-            return ts
+            return Posted(ts)
         raise DeliveryFailed(f"Slack did not confirm message {key} after {POST_ATTEMPTS} tries", definite=False)
 
     def find(self, incident: Incident, key: str, channel: str, thread_ts: str | None = None) -> str | None:
         """Where message ``key`` is, without posting: the ledger first, then (if an attempt was
-        made) Slack. None when it was never posted; raises DeliveryFailed if Slack cannot say."""
+        made) Slack. None when it is certainly not in Slack; raises DeliveryFailed (uncertain)
+        when that cannot be told now (Slack cannot be read, or another process is posting it)."""
         record = self._messages.begin_message(incident.id, key, self._clock.now())
         if record.state == "posted" and record.ts:
             return record.ts
+        if record.state == "busy":
+            raise DeliveryFailed(f"another process is posting message {key}", definite=False)
         if record.state == "new":
             self._messages.message_not_posted(incident.id, key)
             return None
-        return self._settle(incident, key, channel, thread_ts)
+        try:
+            found = self._settle(incident, key, channel, thread_ts, record.since)
+        except BaseException:
+            self._messages.message_unsettled(incident.id, key)
+            raise
+        if found is None:
+            self._messages.message_not_posted(incident.id, key)
+        return found
 
     # -- reading back --------------------------------------------------------------------------
 
-    def _settle(self, incident: Incident, key: str, channel: str, thread_ts: str | None) -> str | None:
+    def _settle(self, incident: Incident, key: str, channel: str, thread_ts: str | None,
+                since: datetime | None) -> str | None:
         """Read Slack back: the ts of the message if it is there (recorded as posted), None if
         Slack certainly lacks it; DeliveryFailed (uncertain) when Slack cannot be read."""
         failure: ReadBackFailed | None = None
         for wait in self._tries:
             time.sleep(wait)
             try:
-                found = self._read_back(incident, key, channel, thread_ts)
+                found = self._read_back(incident, key, channel, thread_ts, since)
             except ReadBackFailed as error:
                 failure = error
                 continue
@@ -125,29 +165,48 @@ class OncePoster:
             raise DeliveryFailed(f"Slack could not be read back ({failure}); message {key} may exist", definite=False)
         return None
 
-    def _read_back(self, incident: Incident, key: str, channel: str, thread_ts: str | None) -> str | None:
+    def _read_back(self, incident: Incident, key: str, channel: str, thread_ts: str | None,
+                   since: datetime | None) -> str | None:
         me = self._me()
+        wanted = identity(incident, key)["event_payload"]
         cursor = None
-        for _ in range(READ_PAGES):
+        joined = False
+        page_number = 0
+        while page_number < READ_PAGES:
             try:
                 if thread_ts:
                     page = self._client.conversations_replies(channel=channel, ts=thread_ts, limit=200, cursor=cursor,
                                                               include_all_metadata=True)
                 else:
-                    oldest = (incident.created_at - HISTORY_SLACK).timestamp()
+                    oldest = ((since or incident.created_at) - HISTORY_SLACK).timestamp()
                     page = self._client.conversations_history(channel=channel, oldest=f"{oldest:.6f}", limit=200,
                                                               cursor=cursor, include_all_metadata=True)
+            except SlackApiError as error:
+                if not joined and error.response.get("error") == "not_in_channel":
+                    # chat:write.public posts without joining; reading needs membership (public channels)
+                    joined = True
+                    self._join(channel)
+                    continue
+                raise ReadBackFailed(str(delivery_failed(error))) from None
             except Exception as error:
                 raise ReadBackFailed(str(delivery_failed(error))) from None
+            page_number += 1
             for message in page.get("messages") or []:
-                payload = (message.get("metadata") or {}).get("event_payload") or {}
-                if (message.get("user") == me and (message.get("metadata") or {}).get("event_type") == EVENT_TYPE
-                        and payload.get("incident") == incident.id and payload.get("key") == key):
+                metadata = message.get("metadata") or {}
+                if (message.get("user") == me and metadata.get("event_type") == EVENT_TYPE
+                        and metadata.get("event_payload") == wanted):
                     return str(message["ts"])
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not page.get("has_more") or not cursor:
                 return None
         raise ReadBackFailed(f"more than {READ_PAGES * 200} messages to search")
+
+    def _join(self, channel: str) -> None:
+        try:
+            self._client.conversations_join(channel=channel)
+            log.info("joined %s to read it back (the bot could post there without being a member)", channel)
+        except Exception as error:
+            raise ReadBackFailed(f"not a member of {channel}, and joining failed: {delivery_failed(error)}") from None
 
     def _me(self) -> str:
         """The bot's own user id: only its messages are adopted."""
@@ -174,9 +233,16 @@ def delivery_failed(error: Exception) -> DeliveryFailed:
         status = getattr(error.response, "status_code", 200)
         data = getattr(error.response, "data", None)
         code = data.get("error") if isinstance(data, dict) else None
-        return DeliveryFailed(f"Slack answered {code or f'HTTP {status}'}", definite=status < 500)
+        # Slack documents internal_error and fatal_error (HTTP 200) as "some aspect of the
+        # operation may have succeeded".
+        definite = status < 500 and code not in MAYBE_APPLIED
+        return DeliveryFailed(f"Slack answered {code or f'HTTP {status}'}", definite=definite)
     reason = getattr(error, "reason", None)
     if isinstance(error, ConnectionRefusedError) or isinstance(reason, ConnectionRefusedError):
         return DeliveryFailed("Slack refused the connection", definite=True)
+    if isinstance(error, urllib.error.URLError) and isinstance(reason, OSError):
+        # urllib wraps what fails before the request is sent (DNS, connect); a timeout or a
+        # dropped connection while waiting for the answer surfaces unwrapped.
+        return DeliveryFailed(f"Slack could not be reached ({type(reason).__name__})", definite=True)
     return DeliveryFailed(f"Slack call failed ({type(error).__name__}); it may or may not have been posted",
                           definite=False)

@@ -33,9 +33,10 @@ def manifest(url: str | None) -> dict[str, Any]:
         "oauth_config": {
             "scopes": {
                 # channels:history and groups:history: after a post whose outcome is unknown, the bot reads
-                # the channel or thread back to find it (exactly-once messages).
+                # the channel or thread back to find it (exactly-once messages); channels:join: to read a
+                # public channel it posted in without being a member (chat:write.public).
                 "bot": ["chat:write", "chat:write.public", "commands", "usergroups:read", "channels:history",
-                        "groups:history"],
+                        "groups:history", "channels:join"],
             }
         },
         "settings": {

@@ -26,7 +26,7 @@ from bot.blocks.thread import (
     reminder_blocks,
     verification_blocks,
 )
-from bot.exactly_once import OncePoster, delivery_failed, retryable
+from bot.exactly_once import OncePoster, Posted, delivery_failed, retryable
 from handlers.clock import Clock
 from handlers.config import Policy
 from handlers.kind import KindRegistry, Verification
@@ -65,7 +65,7 @@ class SlackNotifier:
     def post_root(self, incident: Incident, steps: Sequence[StepRun]) -> tuple[str, str]:
         channel = self._policy.environments[incident.env].channel
         text, blocks = self._root(incident)
-        return channel, self._once.post(incident, "root", channel, text, blocks)
+        return channel, self._once.post(incident, "root", channel, text, blocks).ts
 
     def find_root(self, incident: Incident) -> tuple[str, str] | None:
         channel = self._policy.environments[incident.env].channel
@@ -91,10 +91,15 @@ class SlackNotifier:
         if "progress_ts" in refs and "channel" in refs:
             self._update(refs["channel"], refs["progress_ts"], text, blocks)
             return refs["progress_ts"]
-        ts = self._thread(incident, "progress", text, blocks)
-        if ts:
-            self._live.remember_thread(incident.id, {"progress_ts": ts})
-        return ts
+        try:
+            posted = self._post_thread(incident, "progress", text, blocks)
+        except DeliveryFailed as error:
+            log.warning("progress message not delivered: %s", error, extra={"incident": incident.id})
+            return None
+        if posted.adopted:  # drawn by an earlier attempt: show the steps as they are now
+            self._update(refs["channel"], posted.ts, text, blocks)
+        self._live.remember_thread(incident.id, {"progress_ts": posted.ts})
+        return posted.ts
 
     def verification(self, incident: Incident, result: Verification, health: Sequence[HealthResult], ok: bool) -> None:
         monitor = self._policy.environments[incident.env].monitor
@@ -112,7 +117,7 @@ class SlackNotifier:
     def summary(self, incident: Incident, summary: Summary) -> str:
         channel = self._refs(incident).get("channel") or self._policy.environments[incident.env].channel
         text, blocks = summary_blocks(summary)
-        ts = self._once.post(incident, "summary", channel, text, blocks)
+        ts = self._once.post(incident, "summary", channel, text, blocks).ts
         link = self._permalink(channel, ts)
         self._thread(incident, "summary.link", f"Post-incident summary posted: {link}",
                      [{"type": "section", "text": {"type": "mrkdwn",
@@ -143,7 +148,7 @@ class SlackNotifier:
         return refs
 
     def _post_thread(self, incident: Incident, key: str, text: str, blocks: list[dict[str, Any]],
-                     broadcast: bool = False) -> str:
+                     broadcast: bool = False) -> Posted:
         refs = self._refs(incident)
         if not ("channel" in refs and "root_ts" in refs):
             raise DeliveryFailed(f"{incident.ref} has no Slack thread yet", definite=True)
@@ -154,7 +159,7 @@ class SlackNotifier:
                 broadcast: bool = False) -> str | None:
         """A best-effort thread note: a Slack failure is logged, never fatal to the flow."""
         try:
-            return self._post_thread(incident, key, text, blocks, broadcast)
+            return self._post_thread(incident, key, text, blocks, broadcast).ts
         except DeliveryFailed as error:
             log.warning("thread message %s not delivered: %s", key, error, extra={"incident": incident.id})
             return None

@@ -30,7 +30,9 @@ def remind(svc: Services, incident_id: int, index: int, total: int) -> str:
     step = f"monitor.{index}"
     now = svc.clock.now()
     if not (svc.store.start_step(incident_id, step, now) or svc.store.restart_step(incident_id, step, now)):
-        return "already sent"  # posted, or another runner is at it
+        if any(s.name == step and s.status == "ok" for s in svc.store.steps(incident_id)):
+            return "already sent"
+        raise RetryLater(f"{step} is being posted by another runner")  # or its runner died: look again later
     try:
         svc.notifier.reminder(incident, index, total, health)
     except DeliveryFailed as error:
@@ -81,8 +83,11 @@ def process(svc: Services, job: DueJob) -> str:
 def housekeeping(svc: Services) -> list[int]:
     """What the leading worker checks every tick besides due jobs. Returns the executions whose
     lease ran out, for the worker to take over on its pool (never on the tick's own thread)."""
-    settle_orphans(svc)
-    return stale_to_resume(svc)
+    try:
+        settle_orphans(svc)
+    finally:  # an orphan that cannot be settled must not keep a stalled rollback from being taken over
+        resumable = stale_to_resume(svc)
+    return resumable
 
 
 ORPHAN_AFTER = timedelta(minutes=2)
@@ -95,26 +100,35 @@ def settle_orphans(svc: Services) -> dict[int, str]:
     While Slack cannot say, ask again next tick. Returns what became of each."""
     settled: dict[int, str] = {}
     for incident_id in svc.store.orphaned_requests(svc.clock.now() - ORPHAN_AFTER):
-        incident = svc.store.get(incident_id)
-        if incident is None:
-            continue
         try:
-            found = svc.notifier.find_root(incident)
-        except DeliveryFailed as error:
-            log.warning("%s: cannot tell yet whether its root message exists: %s", incident.ref, error,
-                        extra={"incident": incident_id})
-            settled[incident_id] = "unknown"
-            continue
-        if found:
-            adopt_root(svc, incident_id, *found, "adopted")
-            svc.redraw_root(incident_id)
-            settled[incident_id] = "adopted"
-        elif svc.store.transition(incident_id, [Status.PENDING], Status.FAILED, finished_at=svc.clock.now(),
-                                  failure="the request was interrupted before it reached Slack"):
-            svc.audit(incident_id, "rollbot", "request", "failed", reason="interrupted before its Slack message")
-            channel = svc.policy.environments[incident.env].channel
-            svc.notifier.tell(channel, incident.requester,
-                              f"{incident.ref} ({incident.kind} on {incident.env}) was interrupted before it reached "
-                              "Slack and was closed; nothing was rolled back. Request it again if it is still needed.")
-            settled[incident_id] = "closed"
+            settled[incident_id] = _settle_orphan(svc, incident_id)
+        except Exception:  # one bad orphan must not stop the others (nor the takeovers after them)
+            log.exception("settling an interrupted request failed; trying again next tick",
+                          extra={"incident": incident_id})
+            settled[incident_id] = "error"
     return settled
+
+
+def _settle_orphan(svc: Services, incident_id: int) -> str:
+    incident = svc.store.get(incident_id)
+    if incident is None or incident.status is not Status.PENDING:
+        return "gone"
+    try:
+        found = svc.notifier.find_root(incident)
+    except DeliveryFailed as error:
+        log.warning("%s: cannot tell yet whether its root message exists: %s", incident.ref, error,
+                    extra={"incident": incident_id})
+        return "unknown"
+    if found:
+        adopt_root(svc, incident_id, *found, "adopted")
+        svc.redraw_root(incident_id)
+        return "adopted"
+    if not svc.store.transition(incident_id, [Status.PENDING], Status.FAILED, finished_at=svc.clock.now(),
+                                failure="the request was interrupted before it reached Slack"):
+        return "gone"
+    svc.audit(incident_id, "rollbot", "request", "failed", reason="interrupted before its Slack message")
+    channel = svc.policy.environments[incident.env].channel
+    svc.notifier.tell(channel, incident.requester,
+                      f"{incident.ref} ({incident.kind} on {incident.env}) was interrupted before it reached "
+                      "Slack and was closed; nothing was rolled back. Request it again if it is still needed.")
+    return "closed"

@@ -166,14 +166,20 @@ class Steps(Protocol):
     def steps(self, incident_id: int) -> list[StepRun]: ...
 
 
+MESSAGE_IN_FLIGHT = timedelta(seconds=90)
+"""How long an attempt to post a message may hold it; a poster gives up well before."""
+
+
 @dataclass(frozen=True)
 class MessageRecord:
     """Where one of an incident's Slack messages stands. ``state``: "new" (nobody tried: post
-    it), "doubt" (a post was tried and its outcome is unknown: read Slack back before posting),
-    or "posted" (``ts`` says where)."""
+    it), "doubt" (an attempt's outcome is unknown: read Slack back before posting), "busy"
+    (another attempt is in flight: leave it), or "posted" (``ts`` says where). ``since``: when
+    the first attempt began (a read-back need not search older messages)."""
 
     state: str
     ts: str | None = None
+    since: datetime | None = None
 
 
 class Messages(Protocol):
@@ -181,9 +187,13 @@ class Messages(Protocol):
     the same key the message carries in its Slack metadata."""
 
     def begin_message(self, incident_id: int, key: str, at: datetime) -> MessageRecord:
-        """Record an attempt to post ``key``; returns where it stood before this call."""
+        """Claim the right to post (or settle) ``key`` until ``at + MESSAGE_IN_FLIGHT``, unless
+        it is posted or another claim is live; returns where it stood before this call."""
 
     def message_posted(self, incident_id: int, key: str, ts: str) -> None: ...
+
+    def message_unsettled(self, incident_id: int, key: str) -> None:
+        """Give up the claim with the outcome unknown: the next attempt reads Slack back."""
 
     def message_not_posted(self, incident_id: int, key: str) -> None:
         """The attempt certainly did not post (Slack refused it): a later one starts afresh."""

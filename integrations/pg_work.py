@@ -16,7 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from handlers.model import StepRun
 from handlers.ports import AuditEntry, DueJob, MessageRecord, NewJob
-from handlers.store import STEP_STALE
+from handlers.store import MESSAGE_IN_FLIGHT, STEP_STALE
 from integrations.pg_rows import audit_from_row, job_from_row, step_from_row
 
 
@@ -72,23 +72,37 @@ class WorkTables:
     def begin_message(self, incident_id: int, key: str, at: datetime) -> MessageRecord:
         with self.pool.connection() as conn, conn.transaction():
             if conn.execute(
-                """INSERT INTO slack_messages (incident_id, key, state, attempted_at) VALUES (%s, %s, 'posting', %s)
-                   ON CONFLICT DO NOTHING RETURNING 1""",
-                (incident_id, key, at),
+                """INSERT INTO slack_messages (incident_id, key, state, first_attempt_at, claimed_at)
+                   VALUES (%s, %s, 'posting', %s, %s) ON CONFLICT DO NOTHING RETURNING 1""",
+                (incident_id, key, at, at),
             ).fetchone():
-                return MessageRecord("new")
-            row = conn.execute(
-                """UPDATE slack_messages SET attempted_at = CASE WHEN state = 'posting' THEN %s ELSE attempted_at END
-                   WHERE incident_id = %s AND key = %s RETURNING state, ts""",
-                (at, incident_id, key),
-            ).fetchone()
-            assert row is not None  # rows are never deleted while their incident exists
-            return MessageRecord("posted", row["ts"]) if row["state"] == "posted" else MessageRecord("doubt")
+                return MessageRecord("new", since=at)
+            before = conn.execute(
+                "SELECT state, ts, first_attempt_at, claimed_at FROM slack_messages "
+                "WHERE incident_id = %s AND key = %s FOR UPDATE", (incident_id, key)).fetchone()
+            if before is None:  # deleted (refused) between the two statements: try again next time
+                return MessageRecord("busy", since=at)
+            since = before["first_attempt_at"]
+            if before["state"] == "posted":
+                return MessageRecord("posted", before["ts"], since)
+            if before["claimed_at"] is not None and before["claimed_at"] > at - MESSAGE_IN_FLIGHT:
+                return MessageRecord("busy", since=since)
+            conn.execute("UPDATE slack_messages SET claimed_at = %s WHERE incident_id = %s AND key = %s",
+                         (at, incident_id, key))
+            return MessageRecord("doubt", since=since)
 
     def message_posted(self, incident_id: int, key: str, ts: str) -> None:
         with self.pool.connection() as conn:
-            conn.execute("UPDATE slack_messages SET state = 'posted', ts = %s WHERE incident_id = %s AND key = %s",
-                         (ts, incident_id, key))
+            conn.execute(
+                """INSERT INTO slack_messages (incident_id, key, state, ts, first_attempt_at)
+                   VALUES (%s, %s, 'posted', %s, now())
+                   ON CONFLICT (incident_id, key) DO UPDATE SET state = 'posted', ts = EXCLUDED.ts, claimed_at = NULL""",
+                (incident_id, key, ts))
+
+    def message_unsettled(self, incident_id: int, key: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("UPDATE slack_messages SET claimed_at = NULL WHERE incident_id = %s AND key = %s "
+                         "AND state = 'posting'", (incident_id, key))
 
     def message_not_posted(self, incident_id: int, key: str) -> None:
         with self.pool.connection() as conn:

@@ -46,6 +46,7 @@ class SlackWebApi(MessageWriter):
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.replies": self._conversations_replies,
             "conversations.history": self._conversations_history,
+            "conversations.join": self._conversations_join,
         }
 
     @property
@@ -82,13 +83,16 @@ class SlackWebApi(MessageWriter):
                 body = {"ok": False, "error": failure.error, **failure.extra}
                 error = failure.error
             applied_fault = fault[0] if fault is not None else None
-            self.state.record_call(method, args, 500 if applied_fault == "error_after" else 200, error, applied_fault)
+            self.state.record_call(method, args, 500 if applied_fault == "error_after" else 200,
+                                   "internal_error" if applied_fault == "internal_error_after" else error, applied_fault)
         log.debug("%s(%s) -> %s", method, sorted(args), error or "ok")
         if fault is None:
             return ApiResponse(200, body)
         name, delay = fault
         if name == "error_after":
             return ApiResponse(500, "<html>Internal Server Error</html>")
+        if name == "internal_error_after":
+            return ApiResponse(200, {"ok": False, "error": "internal_error"})
         return ApiResponse(200, body, drop=name == "drop_after", delay=delay)
 
     def _auth_test(self, args: Record) -> Record:
@@ -249,8 +253,19 @@ class SlackWebApi(MessageWriter):
             raise ApiMethodError("no_such_subteam")
         return {"users": list(group["users"])}
 
-    def _conversations_replies(self, args: Record) -> Record:
+    def _readable(self, args: Record) -> str:
         channel = self._channel(args, posting=False)
+        if not self.state.bot_is_member(channel):
+            raise ApiMethodError("not_in_channel")
+        return channel
+
+    def _conversations_join(self, args: Record) -> Record:
+        channel = self._channel(args, posting=False)
+        self.state.join(channel)
+        return {"channel": {"id": channel, "is_member": True}}
+
+    def _conversations_replies(self, args: Record) -> Record:
+        channel = self._readable(args)
         ts = str(args.get("ts", ""))
         message = self.state.find_message(channel, ts)
         if message is None:
@@ -261,7 +276,7 @@ class SlackWebApi(MessageWriter):
 
     def _conversations_history(self, args: Record) -> Record:
         """Top-level messages (and thread broadcasts) of a channel, newest first."""
-        channel = self._channel(args, posting=False)
+        channel = self._readable(args)
         found = [m for m in self.state.messages(channel)
                  if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"]
         return _page(found, args, oldest_first=False)

@@ -50,7 +50,7 @@ class ResponseUrlGrant:
     last_posted_ts: str | None = None
 
 
-FAULTS = frozenset({"drop_after", "error_after", "error_before", "ratelimited", "slow_after"})
+FAULTS = frozenset({"drop_after", "error_after", "error_before", "internal_error_after", "ratelimited", "slow_after"})
 
 
 class SlackState:
@@ -83,6 +83,7 @@ class SlackState:
         self._users: dict[str, Record] = {}
         self._usergroups: dict[str, Record] = {}
         self._archived: set[str] = set()
+        self._left: set[str] = set()  # public channels the bot is not a member of (it may still post)
         self._ids = itertools.count(1)
         self._last_ts_micros = 0
         self._clear_activity()
@@ -139,6 +140,18 @@ class SlackState:
         with self.lock:
             self._archived.add(channel_id)
 
+    def remove_bot_from(self, channel_id: str) -> None:
+        """The bot is no longer a member of ``channel_id``: it can still post there (``chat:write.public``)
+        but reading it answers ``not_in_channel`` until ``conversations.join``."""
+        with self.lock:
+            self._left.add(channel_id)
+
+    def bot_is_member(self, channel_id: str) -> bool:
+        return channel_id not in self._left
+
+    def join(self, channel_id: str) -> None:
+        self._left.discard(channel_id)
+
     def unarchive_channel(self, channel_id: str) -> None:
         with self.lock:
             self._archived.discard(channel_id)
@@ -155,6 +168,7 @@ class SlackState:
         * ``"drop_after"``: the call is applied, then the connection closes with no answer;
         * ``"error_after"``: the call is applied, then HTTP 500 (a gateway gave up on it);
         * ``"error_before"``: HTTP 503 and nothing applied;
+        * ``"internal_error_after"``: the call is applied, then HTTP 200 ``internal_error``;
         * ``"ratelimited"``: HTTP 429 with ``Retry-After: 1`` and nothing applied;
         * ``"slow_after"``: the call is applied, then the answer waits ``delay`` seconds.
         """

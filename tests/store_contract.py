@@ -14,7 +14,15 @@ import pytest
 
 from handlers.code import CodePlan
 from handlers.model import Resolution, Status
-from handlers.store import STEP_STALE, IncidentStore, LockHeld, MessageRecord, NewIncident, NewJob
+from handlers.store import (
+    MESSAGE_IN_FLIGHT,
+    STEP_STALE,
+    IncidentStore,
+    LockHeld,
+    MessageRecord,
+    NewIncident,
+    NewJob,
+)
 from tests.fakes.ports import deployment
 
 T0 = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
@@ -169,17 +177,25 @@ class StoreContract:
         [step] = store.steps(incident.id)
         assert (step.status, step.detail) == ("ok", "done")
 
-    def test_the_message_ledger_says_new_then_doubt_then_where(self, store: IncidentStore) -> None:
+    def test_the_message_ledger_says_new_then_busy_then_doubt_then_where(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())
-        assert store.begin_message(incident.id, "root", T0) == MessageRecord("new")
-        assert store.begin_message(incident.id, "root", T0) == MessageRecord("doubt")  # in flight, or lost
+        assert store.begin_message(incident.id, "root", T0) == MessageRecord("new", since=T0)
+        assert store.begin_message(incident.id, "root", T0 + timedelta(seconds=5)).state == "busy"  # in flight
+        later = T0 + MESSAGE_IN_FLIGHT + timedelta(seconds=1)
+        assert store.begin_message(incident.id, "root", later) == MessageRecord("doubt", since=T0)  # its poster died
+        assert store.begin_message(incident.id, "root", later).state == "busy"  # now this caller settles it
+        store.message_unsettled(incident.id, "root")  # it could not: Slack cannot be read
+        assert store.begin_message(incident.id, "root", later).state == "doubt"  # at once, nobody is on it
         store.message_posted(incident.id, "root", "1700000000.000100")
-        assert store.begin_message(incident.id, "root", T0) == MessageRecord("posted", "1700000000.000100")
+        assert store.begin_message(incident.id, "root", T0) == MessageRecord("posted", "1700000000.000100", T0)
         store.message_not_posted(incident.id, "root")  # too late: it was posted
+        store.message_unsettled(incident.id, "root")
         assert store.begin_message(incident.id, "root", T0).state == "posted"
         assert store.begin_message(incident.id, "monitor.1", T0).state == "new"
         store.message_not_posted(incident.id, "monitor.1")  # refused: the next try starts afresh
         assert store.begin_message(incident.id, "monitor.1", T0).state == "new"
+        store.message_posted(incident.id, "summary", "1700000000.000200")  # recorded even with no attempt row
+        assert store.begin_message(incident.id, "summary", T0).ts == "1700000000.000200"
         other = store.create_incident(new(env="staging"))
         assert store.begin_message(other.id, "root", T0).state == "new"  # keys are per incident
 

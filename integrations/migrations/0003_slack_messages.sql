@@ -1,12 +1,16 @@
 -- The ledger of every Slack message Rollbot posts about an incident, by its identity key (the
--- same key travels in the message's Slack metadata). 'posting': a post was tried and its outcome
--- is not known yet (in flight, a timeout, a crash), so the next attempt reads Slack back before
--- posting; 'posted': done, at ts.
+-- same key travels in the message's Slack metadata).
+--   state 'posting', claimed_at set:  an attempt is in flight since claimed_at;
+--   state 'posting', claimed_at NULL: an attempt's outcome is unknown and nobody is settling it
+--                                     (the next attempt reads Slack back before posting);
+--   state 'posted':                   done, at ts.
+-- first_attempt_at bounds how far back a read-back searches the channel.
 CREATE TABLE slack_messages (
-    incident_id  bigint      NOT NULL REFERENCES incidents (id),
-    key          text        NOT NULL,
-    state        text        NOT NULL CHECK (state IN ('posting', 'posted')),
-    ts           text,
-    attempted_at timestamptz NOT NULL,
+    incident_id      bigint      NOT NULL REFERENCES incidents (id),
+    key              text        NOT NULL,
+    state            text        NOT NULL CHECK (state IN ('posting', 'posted')),
+    ts               text,
+    first_attempt_at timestamptz NOT NULL,
+    claimed_at       timestamptz,
     PRIMARY KEY (incident_id, key)
 );

@@ -18,6 +18,7 @@ from handlers.clock import Clock
 from handlers.model import Approval, Incident, Resolution, Status, StepRun
 from handlers.plans import PlanBase
 from handlers.store import (
+    MESSAGE_IN_FLIGHT,
     STEP_STALE,
     ApprovalOutcome,
     AuditEntry,
@@ -67,7 +68,7 @@ class FakeStore:
     approval_incidents: list[int] = field(default_factory=list)
     step_runs: dict[tuple[int, str], StepRun] = field(default_factory=dict)
     entries: list[AuditEntry] = field(default_factory=list)
-    messages: dict[tuple[int, str], MessageRecord] = field(default_factory=dict)  # "doubt" while in flight
+    messages: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)  # the ledger's rows
     jobs: dict[int, _Job] = field(default_factory=dict)
     wakeups: int = 0  # NOTIFYs a Postgres store would have sent
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -325,19 +326,31 @@ class FakeStore:
 
     def begin_message(self, incident_id: int, key: str, at: datetime) -> MessageRecord:
         with self.lock:
-            known = self.messages.get((incident_id, key))
-            if known is None:
-                self.messages[(incident_id, key)] = MessageRecord("doubt")
-                return MessageRecord("new")
-            return known
+            row = self.messages.get((incident_id, key))
+            if row is None:
+                self.messages[(incident_id, key)] = {"state": "posting", "ts": None, "since": at, "claimed": at}
+                return MessageRecord("new", since=at)
+            if row["state"] == "posted":
+                return MessageRecord("posted", row["ts"], row["since"])
+            if row["claimed"] is not None and row["claimed"] > at - MESSAGE_IN_FLIGHT:
+                return MessageRecord("busy", since=row["since"])
+            row["claimed"] = at
+            return MessageRecord("doubt", since=row["since"])
 
     def message_posted(self, incident_id: int, key: str, ts: str) -> None:
         with self.lock:
-            self.messages[(incident_id, key)] = MessageRecord("posted", ts)
+            row = self.messages.setdefault((incident_id, key), {"since": self.clock.now()})
+            row.update(state="posted", ts=ts, claimed=None)
+
+    def message_unsettled(self, incident_id: int, key: str) -> None:
+        with self.lock:
+            row = self.messages.get((incident_id, key))
+            if row is not None and row["state"] == "posting":
+                row["claimed"] = None
 
     def message_not_posted(self, incident_id: int, key: str) -> None:
         with self.lock:
-            if self.messages.get((incident_id, key), MessageRecord("posted")).state == "doubt":
+            if self.messages.get((incident_id, key), {}).get("state") == "posting":
                 del self.messages[(incident_id, key)]
 
     def steps(self, incident_id: int) -> list[StepRun]:

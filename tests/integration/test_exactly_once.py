@@ -23,7 +23,7 @@ from handlers.services import Refused, Services
 from sandbox.team import ALICE, CAROL, CHANNEL
 from tests.world import BOT_TOKEN, World
 
-FAULTS = ["drop_after", "error_after", "error_before"]
+FAULTS = ["drop_after", "error_after", "error_before", "internal_error_after"]
 
 
 def _svc(world: World) -> Services:
@@ -201,3 +201,28 @@ def test_an_update_whose_outcome_is_unknown_is_sent_again(world: World, fault: s
     assert CAROL in json.dumps(world.slack.message(CHANNEL, incident.root_ts)["blocks"])  # the approval shows
     updates = world.slack.calls_to("chat.update")
     assert updates and updates[-1]["error"] is None and updates[-1]["status"] == 200
+
+
+@pytest.mark.reliability("fault", "Slack: a post dropped in a public channel the bot is not a member of")
+def test_a_channel_the_bot_only_posts_in_is_joined_to_read_it_back(world: World) -> None:
+    svc = _svc(world)
+    world.slack.remove_bot_from(CHANNEL)  # chat:write.public: it may post, but not read
+    world.slack.script_fault("chat.postMessage", "drop_after")
+    incident = request_rollback(svc, ALICE, Rollback("code", "prod", "not a member"))
+    assert _keys(world, incident.id) == {"root": 1, "notify": 1}
+    assert [c["error"] for c in world.slack.calls_to("conversations.history")][:1] == ["not_in_channel"]
+    assert len(world.slack.calls_to("conversations.join")) == 1
+
+
+@pytest.mark.reliability("fault", "Two processes post the same message at once")
+def test_a_message_another_process_is_posting_is_left_to_it(world: World) -> None:
+    svc = _svc(world)
+    incident = _monitoring(svc)
+    world.advance(timedelta(minutes=5))
+    assert svc.store.begin_message(incident.id, "monitor.1", svc.clock.now()).state == "new"  # another process
+    with pytest.raises(monitoring.RetryLater):
+        monitoring.remind(svc, incident.id, 1, 3)
+    assert _keys(world, incident.id)["monitor.1"] == 0
+    world.advance(timedelta(minutes=2))  # that process died: its claim runs out, and nothing is in Slack
+    assert monitoring.remind(svc, incident.id, 1, 3) == "reminded"
+    assert _keys(world, incident.id)["monitor.1"] == 1

@@ -101,7 +101,8 @@ def test_manifest_variants() -> None:
     # Exactly the scopes the bot uses: posting, commands, user groups (roles), and reading a
     # channel or thread back after a post whose outcome is unknown.
     assert sorted(http["oauth_config"]["scopes"]["bot"]) == [
-        "channels:history", "chat:write", "chat:write.public", "commands", "groups:history", "usergroups:read"]
+        "channels:history", "channels:join", "chat:write", "chat:write.public", "commands", "groups:history",
+        "usergroups:read"]
 
 
 def test_cli_errors_are_one_clear_line_without_secrets(tmp_path) -> None:

@@ -77,7 +77,8 @@ def test_a_reminder_whose_runner_died_mid_post_is_taken_over_once_stale(w: FakeW
     incident_id = _monitored(w)
     w.clock.advance(timedelta(minutes=5))
     assert w.store.start_step(incident_id, "monitor.1", w.clock.now())  # then the process died
-    assert monitoring.remind(w.svc, incident_id, 1, 3) == "already sent"  # its runner may still be at it
+    with pytest.raises(monitoring.RetryLater):  # its runner may still be at it: look again later
+        monitoring.remind(w.svc, incident_id, 1, 3)
     w.clock.advance(timedelta(minutes=3))
     assert monitoring.remind(w.svc, incident_id, 1, 3) == "reminded" and w.notifier.count("reminder") == 1
 
@@ -197,3 +198,18 @@ def test_while_slack_cannot_be_read_an_unconfirmed_request_waits(w: FakeWorld) -
     w.notifier.uncertain.clear()
     w.notifier.posted_unseen[incident_id] = "1700000000.000778"
     assert monitoring.settle_orphans(w.svc) == {incident_id: "adopted"}
+
+
+def test_an_orphan_that_cannot_be_settled_does_not_stop_the_takeovers(w: FakeWorld) -> None:
+    orphan = _unconfirmed_request(w)
+    stalled = w.request(ALICE, "switch", name="checkout")  # another kind: not blocked by the orphan
+    assert approvals.approve(w.svc, CAROL, stalled.id, stalled.plan_hash).decided
+    assert w.store.claim_execution(stalled.id, "crashed-worker", timedelta(seconds=30))
+    w.clock.advance(monitoring.ORPHAN_AFTER + timedelta(seconds=1))
+
+    def broken(incident):  # noqa: ANN001, ANN202 - say, its environment was removed from the config
+        raise KeyError(incident.env)
+
+    w.notifier.find_root = broken  # type: ignore[method-assign]
+    assert monitoring.housekeeping(w.svc) == [stalled.id]  # the stalled rollback is still taken over
+    assert monitoring.settle_orphans(w.svc) == {orphan: "error"}
