@@ -24,7 +24,7 @@ from tests.fault.cluster import Cluster, audit, identities, kill9, logs_clean, s
 from tests.world import LEADS, World, make_world, wait_until
 
 ROLLBACK = f"/v1/projects/{PROJECT}/rollback"
-pytestmark = pytest.mark.slow  # CI runs the matrix on its default Python (see .ci/run)
+pytestmark = pytest.mark.slow  # minutes of kills and restarts: `pytest -m "not slow"` skips them
 
 
 @pytest.fixture
