@@ -19,8 +19,10 @@ from bot.settings import Settings, secret
 from handlers.clock import Clock, SystemClock
 from handlers.code import CodeKind
 from handlers.config import Policy
+from handlers.flag import FlagKind
 from handlers.kind import KindRegistry, RollbackKind
 from handlers.services import Services
+from integrations.edge_config import EdgeConfigClient
 from integrations.health import HttpHealthChecker
 from integrations.pg_store import PostgresStore, thread_refs_from
 from integrations.redis_state import RedisState
@@ -75,7 +77,8 @@ def vercel_client(settings: Settings) -> VercelClient:
 def build_kinds(settings: Settings, vercel: VercelClient, policy: Policy | None = None) -> KindRegistry:
     """The registry of rollback kinds: the built-in ones, then those named in ROLLBOT_KINDS.
     With a policy, every approval rule must name a registered kind."""
-    kinds = KindRegistry([CodeKind(vercel, uncertain_window=settings.rollbot_uncertain_window)])
+    kinds = KindRegistry([CodeKind(vercel, uncertain_window=settings.rollbot_uncertain_window),
+                          FlagKind(EdgeConfigClient(vercel), uncertain_window=settings.rollbot_uncertain_window)])
     for spec in filter(None, (part.strip() for part in settings.rollbot_kinds.split(","))):
         kinds.register(_plugin(spec, settings))
     for name, env in (policy.environments.items() if policy else ()):

@@ -6,7 +6,7 @@ Loaded by ``bot.config_file``; the core only reads these objects. Every error na
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -80,6 +80,16 @@ class EnvironmentPolicy(BaseModel):
         return tuple(self.__pydantic_extra__ or {})
 
 
+class FlagSpec(_Strict):
+    """One feature flag's "disabled" value (`off`); a boolean flag needs none (`false`)."""
+
+    off: Any = None
+
+    @property
+    def has_off(self) -> bool:
+        return "off" in self.model_fields_set
+
+
 class Environment(_Strict):
     aliases: tuple[str, ...] = ()
     channel: str
@@ -93,6 +103,7 @@ class Environment(_Strict):
     monitor: tuple[Duration, ...] = (timedelta(minutes=5), timedelta(minutes=10), timedelta(minutes=15))
     approval_timeout: Duration = timedelta(minutes=30)
     production: bool | None = None
+    flags: dict[str, FlagSpec] = Field(default_factory=dict)
     policy: EnvironmentPolicy = EnvironmentPolicy()
 
     @model_validator(mode="after")

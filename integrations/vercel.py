@@ -77,6 +77,10 @@ class VercelClient:
         return query
 
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        data = self.get_json(path, params)
+        return data if isinstance(data, dict) else {}
+
+    def get_json(self, path: str, params: dict[str, Any]) -> Any:
         """A read: retried (bounded) on 429, 5xx, timeouts and refused connections."""
         try:
             response = http.read(self._client, "GET", path, params=self._query(params), attempts=self._max_attempts,
@@ -89,10 +93,13 @@ class VercelClient:
             raise ProviderError(f"lost the connection to Vercel ({type(error).__name__})", code="unreachable") from None
         return self._answer(response, uncertain_5xx=False)
 
-    def _send(self, method: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _send(self, method: str, path: str, params: dict[str, Any]) -> Any:
+        return self.send_json(method, path, params)
+
+    def send_json(self, method: str, path: str, params: dict[str, Any], body: Any = None) -> Any:
         """A change: sent once. Whether a failure may have taken effect is in ``uncertain``."""
         try:
-            response = http.send_once(self._client, method, path, params=self._query(params))
+            response = http.send_once(self._client, method, path, params=self._query(params), json=body)
         except httpx.TimeoutException:
             raise ProviderError(f"Vercel did not answer {method} {path} in time", code="timeout",
                                 uncertain=True) from None
@@ -103,7 +110,7 @@ class VercelClient:
                                 uncertain=True) from None
         return self._answer(response, uncertain_5xx=True)
 
-    def _answer(self, response: httpx.Response, *, uncertain_5xx: bool) -> dict[str, Any]:
+    def _answer(self, response: httpx.Response, *, uncertain_5xx: bool) -> Any:
         if response.status_code == 429:
             wait = min(http.retry_after(response) or 1.0, self._max_wait)
             raise ProviderError(_message(response), code="rate_limited", status=429, retry_after=wait)
@@ -113,7 +120,10 @@ class VercelClient:
         if response.status_code >= 400:
             details = _body(response).get("error") or {}
             raise ProviderError(_message(response), code=details.get("code"), status=response.status_code)
-        return _body(response)
+        try:
+            return response.json()
+        except ValueError:
+            return {}
 
 
 def _body(response: httpx.Response) -> dict[str, Any]:

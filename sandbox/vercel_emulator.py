@@ -22,6 +22,7 @@ import threading
 import time
 from http.server import ThreadingHTTPServer
 
+from sandbox.vercel_edge_config import EdgeConfigRecord, EdgeConfigRoutes
 from sandbox.vercel_http import VercelHandler
 from sandbox.vercel_records import (
     BASE62,
@@ -35,14 +36,18 @@ from sandbox.vercel_records import (
 from sandbox.vercel_routes import VercelRoutes
 
 logger = logging.getLogger("rollbot.sandbox.vercel")
+DEMO_EDGE_CONFIG = "ecfg_demo"
 
 
-class VercelEmulator(VercelRoutes):
+class VercelEmulator(VercelRoutes, EdgeConfigRoutes):
     """In-memory Vercel API over real HTTP; see the module docstring."""
 
     def __init__(self, token: str = "vercel-sandbox-token", *, host: str = "127.0.0.1",
-                 port: int = 0, team_id: str | None = None, alias_delay: float = 0.2) -> None:
+                 port: int = 0, team_id: str | None = None, alias_delay: float = 0.2,
+                 edge_delay: float = 0.0) -> None:
         self.token = token
+        self.edge_delay = edge_delay
+        self._edge_configs: dict[str, EdgeConfigRecord] = {}
         self.team_id = team_id
         self.alias_delay = alias_delay
         self.calls: list[JSON] = []
@@ -148,7 +153,8 @@ class VercelEmulator(VercelRoutes):
             self._deployments[uid].healthy = healthy
 
     def seed_demo(self, project_id: str = "prj_demo") -> str:
-        """Seed ``demo-shop``: two good deployments and a broken current production one."""
+        """Seed ``demo-shop``: two good deployments and a broken current production one, and its
+        Edge Config ``ecfg_demo`` with a boolean flag on, a text flag and a setting."""
         now = now_ms()
         commits = [
             ("feat(cart): persist cart across sessions", "Maya Chen", now - 3 * 24 * HOUR_MS, True),
@@ -158,6 +164,8 @@ class VercelEmulator(VercelRoutes):
              now - 2 * HOUR_MS, False),
         ]
         with self._lock:
+            self.add_edge_config(DEMO_EDGE_CONFIG, {"new_checkout": True, "promo_banner": "Black Friday: 30% off",
+                                                    "search_v2": False, "max_cart_items": 50})
             self.add_project(project_id, "demo-shop")
             uid = ""
             for message, author, created, healthy in commits:
@@ -247,6 +255,7 @@ class VercelEmulator(VercelRoutes):
                 "projects": [self._project_view(p) for p in self._projects.values()],
                 "deployments": [{**d.public(), "healthy": d.healthy}
                                 for d in self._sorted(None)],
+                "edge_configs": {i: self.edge_items(i) for i in self._edge_configs},
                 "faults": self._faults, "calls": self.calls}))
 
     def reset(self) -> None:
@@ -254,6 +263,7 @@ class VercelEmulator(VercelRoutes):
         with self._lock:
             self._projects.clear()
             self._deployments.clear()
+            self._edge_configs.clear()
             self._faults.clear()
             self.calls.clear()
 

@@ -42,6 +42,7 @@ class VercelRoutes:
     _project_view: Callable[[ProjectRecord], JSON]
     _settle: Callable[[], None]
     state: Callable[[], JSON]
+    _edge_route: Callable[[str, list[str], Any], tuple[int, Any, dict[str, str]] | None]
 
     def _fault(self, method: str, path: str) -> tuple[int, JSON, dict[str, str]] | None:
         for fault in self._faults:
@@ -84,7 +85,7 @@ class VercelRoutes:
             self._settle()
             drop = self._take_drop(method, path)
             try:
-                status, payload, headers = self._route(method, path, query, authorization)
+                status, payload, headers = self._route(method, path, query, authorization, body)
             except ApiError as exc:
                 status, payload, headers = exc.status, error_body(exc.code, exc.message), {}
             except Exception as exc:
@@ -97,7 +98,7 @@ class VercelRoutes:
             return status, json.dumps(payload).encode(), headers
 
     def _route(self, method: str, path: str, query: dict[str, str],
-               authorization: str | None) -> tuple[int, JSON, dict[str, str]]:
+               authorization: str | None, body: Any = None) -> tuple[int, Any, dict[str, str]]:
         parts = [p for p in path.split("/") if p]
         if parts == ["_emulator", "state"] and method == "GET":
             return 200, self.state(), {}
@@ -128,6 +129,9 @@ class VercelRoutes:
                 and parts[3] == "promote":
             self._alias(parts[2], parts[4], "promote")
             return 202, {}, {}
+        edge = self._edge_route(method, parts, body)
+        if edge is not None:
+            return edge
         raise ApiError(404, f"The requested path {path} was not found")
 
     def _api_project(self, id_or_name: str) -> ProjectRecord:

@@ -209,3 +209,42 @@ class FakeVercel:
         self.production = deployment_uid
         if step == "timeout-applied":
             raise ProviderError("Vercel did not answer in time", code="timeout", uncertain=True)
+
+
+@dataclass
+class FakeFlags:
+    """An Edge Config's items. Scripts, consumed in order by ``set_flag``: "ok" (applies),
+    "timeout-applied" (applies, then an uncertain timeout), "timeout-lost" (an uncertain timeout,
+    applies nothing), "429" (definite refusal). ``lag``: reads that still show the old value after
+    a write (propagation)."""
+
+    items: dict[str, Any] = field(default_factory=lambda: {"new_checkout": True, "promo_banner": "Sale!",
+                                                           "max_cart_items": 50, "search_v2": False})
+    script: list[str] = field(default_factory=list)
+    patches: list[tuple[str, str, Any]] = field(default_factory=list)  # every PATCH, applied or not
+    lag: int = 0
+    unreadable: bool = False
+    _stale: dict[str, Any] = field(default_factory=dict)
+    _stale_reads: int = 0
+
+    def flag_items(self, config_id: str) -> dict[str, Any]:
+        if self.unreadable:
+            raise ProviderError("Vercel answered 503: maintenance", status=503)
+        if self._stale_reads > 0:
+            self._stale_reads -= 1
+            return {**self.items, **self._stale}
+        return dict(self.items)
+
+    def set_flag(self, config_id: str, key: str, value: Any) -> None:
+        self.patches.append((config_id, key, value))
+        step = self.script.pop(0) if self.script else "ok"
+        if step == "429":
+            raise ProviderError("Vercel answered 429 rate_limited", status=429, retry_after=1.0)
+        if step == "timeout-lost":
+            raise ProviderError("Vercel did not answer in time", code="timeout", uncertain=True)
+        if key not in self.items:
+            raise ProviderError(f"Vercel answered 404 not_found: Item {key} not found", status=404)
+        self._stale, self._stale_reads = {key: self.items[key]}, self.lag
+        self.items[key] = value
+        if step == "timeout-applied":
+            raise ProviderError("Vercel did not answer in time", code="timeout", uncertain=True)

@@ -1,0 +1,124 @@
+"""The feature-flag kind on fakes: the plan shows the value now and the off value; after approval
+one PATCH of that item only, read back until visible, verified; refusals touch nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from handlers import approvals
+from handlers.execution import execute
+from handlers.flag import FlagPlan
+from handlers.model import Status
+from handlers.services import Refused
+from tests.fakes.world import ALICE, CAROL, FakeWorld, fake_world
+
+
+@pytest.fixture
+def w(tmp_path: Path) -> FakeWorld:
+    return fake_world(tmp_path, uncertain_window=5.0)
+
+
+def _flag(w: FakeWorld, key: str = "new_checkout") -> int:
+    incident = w.request(ALICE, "flag", key=key)
+    assert approvals.approve(w.svc, CAROL, incident.id, incident.plan_hash).decided
+    return incident.id
+
+
+def test_a_boolean_flag_is_planned_to_false_with_its_value_now(w: FakeWorld) -> None:
+    incident = w.request(ALICE, "flag", key="new_checkout")
+    plan = incident.plan
+    assert isinstance(plan, FlagPlan)
+    assert (plan.edge_config, plan.key, plan.from_value, plan.to_value) == ("ecfg_test", "new_checkout", True, False)
+    assert plan.change == ("true", "false") and plan.target == "new_checkout"
+    assert incident.checklist["known_good"] is True  # off is the known good state
+    assert w.flags.patches == []
+
+
+def test_a_flag_with_a_configured_off_value_is_planned_to_it(w: FakeWorld) -> None:
+    plan = w.request(ALICE, "flag", key="promo_banner").plan
+    assert isinstance(plan, FlagPlan) and (plan.from_value, plan.to_value) == ("Sale!", "")
+
+
+def test_a_non_boolean_flag_without_an_off_value_is_refused_with_the_fix(w: FakeWorld) -> None:
+    with pytest.raises(Refused, match=r"not a boolean flag .*50.*flags = \{ max_cart_items = \{ off = … \} \}.*"
+                                      r"\[environments.prod\]"):
+        w.request(ALICE, "flag", key="max_cart_items")
+    assert w.flags.patches == [] and w.store.open_incidents() == []
+
+
+def test_an_unknown_key_is_refused_naming_close_matches(w: FakeWorld) -> None:
+    with pytest.raises(Refused, match="`new_chekout` is not a flag in Edge Config `ecfg_test`. Did you mean "
+                                      "`new_checkout`"):
+        w.request(ALICE, "flag", key="new_chekout")
+    assert w.flags.patches == [] and w.store.open_incidents() == []
+
+
+def test_a_flag_already_off_is_refused(w: FakeWorld) -> None:
+    with pytest.raises(Refused, match="already false"):
+        w.request(ALICE, "flag", key="search_v2")
+
+
+def test_after_approval_one_patch_of_that_item_only_then_verified(w: FakeWorld) -> None:
+    before = dict(w.flags.items)
+    incident_id = _flag(w)
+    done = execute(w.svc, incident_id)
+    assert done is not None and done.status is Status.MONITORING
+    assert w.flags.patches == [("ecfg_test", "new_checkout", False)]
+    assert w.flags.items == {**before, "new_checkout": False}  # nothing else touched
+    [(_, result, ok)] = w.notifier.sent["verification"]
+    assert ok and result.detail == "new_checkout reads false"
+
+
+def test_it_waits_until_the_new_value_is_visible(w: FakeWorld) -> None:
+    w.flags.lag = 3  # three reads still show the old value after the write
+    incident_id = _flag(w)
+    assert execute(w.svc, incident_id).status is Status.MONITORING
+    assert len(w.flags.patches) == 1 and w.time.slept  # it looked again, with a pause
+
+
+def test_a_write_that_timed_out_but_took_effect_is_not_sent_again(w: FakeWorld) -> None:
+    w.flags.script = ["timeout-applied"]
+    incident_id = _flag(w)
+    assert execute(w.svc, incident_id).status is Status.MONITORING
+    assert len(w.flags.patches) == 1
+    log = [(e.action, e.outcome) for e in w.store.audit_log(incident_id)]
+    assert ("flag.update", "uncertain") in log and ("flag.update", "not_taken") not in log
+
+
+def test_a_write_that_timed_out_and_was_lost_is_sent_again_after_reading_back(w: FakeWorld) -> None:
+    w.flags.script = ["timeout-lost"]
+    incident_id = _flag(w)
+    assert execute(w.svc, incident_id).status is Status.MONITORING
+    assert len(w.flags.patches) == 2
+    log = [(e.action, e.outcome) for e in w.store.audit_log(incident_id)]
+    assert log.index(("flag.update", "not_taken")) < len(log) - 1
+
+
+def test_a_flag_changed_since_approval_reopens_the_request_without_a_write(w: FakeWorld) -> None:
+    incident_id = _flag(w, "promo_banner")
+    w.flags.items["promo_banner"] = "Other sale"  # someone changed it by hand meanwhile
+    reopened = execute(w.svc, incident_id)
+    assert reopened is not None and reopened.status is Status.PENDING and reopened.plan.revision == 1
+    assert reopened.plan.change == ('"Other sale"', '""') and reopened.valid_approvals() == ()
+    assert w.flags.patches == [] and w.notifier.count("plan_changed") == 1
+
+
+def test_a_failed_write_fails_the_incident_and_gives_the_runbook_step(w: FakeWorld) -> None:
+    incident_id = _flag(w)
+    w.flags.script = ["timeout-lost", "timeout-lost", "timeout-lost"]
+    failed = execute(w.svc, incident_id)
+    assert failed is not None and failed.status is Status.FAILED
+    assert len(w.flags.patches) == 3 and w.flags.items["new_checkout"] is True
+    [(_, error, next_step)] = w.notifier.sent["failure"]
+    assert "failed 3 times" in error and "Edge Config" in next_step
+
+
+def test_an_environment_without_an_edge_config_refuses_flag_rollbacks(tmp_path: Path) -> None:
+    w = fake_world(tmp_path)
+    with pytest.raises(Refused, match="has no `edge_config` configured"):
+        from handlers.commands import Rollback
+        from handlers.requests import request_rollback
+
+        request_rollback(w.svc, ALICE, Rollback("flag", "staging", "x", {"key": "new_checkout"}))
