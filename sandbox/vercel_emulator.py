@@ -285,13 +285,22 @@ class VercelEmulator(VercelRoutes, EdgeConfigRoutes):
         return sorted(deps, key=lambda d: (d.created_at, d.seq), reverse=True)
 
     def _project_view(self, project: ProjectRecord) -> JSON:
+        """``GET /v9/projects/{id}`` as Vercel answers it: every field its OpenAPI schema (and so
+        the official ``@vercel/sdk``) requires, checked by tests/integration/test_vercel_sdk.py."""
         targets: JSON = {}
         if project.production in self._deployments:
             dep = self._deployments[project.production]
-            targets["production"] = {"id": dep.uid, **dep.public()}
+            targets["production"] = {
+                **dep.public(), "id": dep.uid, "name": project.name, "aliasAssigned": dep.created_at,
+                "aliasError": None, "createdIn": "iad1", "deploymentHostname": dep.url.split(".")[0],
+                "plan": "pro", "private": True, "readyState": dep.state, "type": "LAMBDAS",
+                "creator": {"email": "deployer@demo-shop.test", "uid": "usr_sandbox", "username": "deployer"}}
+        resources = {"functionDefaultRegions": ["iad1"]}
         return {"id": project.id, "name": project.name, "accountId": self.team_id or "team_sandbox",
-                "createdAt": project.created_at, "framework": "nextjs", "targets": targets,
-                "lastAliasRequest": copy_json(project.last_alias_request),
+                "createdAt": project.created_at, "updatedAt": project.created_at, "framework": "nextjs",
+                "alias": [], "defaultResourceConfig": resources, "resourceConfig": resources,
+                "deploymentExpiration": {}, "directoryListing": False, "nodeVersion": "22.x",
+                "targets": targets, "lastAliasRequest": copy_json(project.last_alias_request),
                 "lastRollbackTarget": copy_json(project.last_rollback_target)}
 
     def _settle(self) -> None:
