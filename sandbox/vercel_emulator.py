@@ -23,6 +23,7 @@ import time
 from http.server import ThreadingHTTPServer
 
 from sandbox.vercel_edge_config import EdgeConfigRecord, EdgeConfigRoutes
+from sandbox.vercel_env import EnvRoutes, EnvVarRecord
 from sandbox.vercel_http import VercelHandler
 from sandbox.vercel_records import (
     BASE62,
@@ -39,13 +40,17 @@ logger = logging.getLogger("rollbot.sandbox.vercel")
 DEMO_EDGE_CONFIG = "ecfg_demo"
 
 
-class VercelEmulator(VercelRoutes, EdgeConfigRoutes):
+class VercelEmulator(VercelRoutes, EdgeConfigRoutes, EnvRoutes):
     """In-memory Vercel API over real HTTP; see the module docstring."""
 
     def __init__(self, token: str = "vercel-sandbox-token", *, host: str = "127.0.0.1",
                  port: int = 0, team_id: str | None = None, alias_delay: float = 0.2,
-                 edge_delay: float = 0.0) -> None:
+                 edge_delay: float = 0.0, build_delay: float = 0.5) -> None:
         self.token = token
+        self.build_delay = build_delay
+        self._env: dict[str, list[EnvVarRecord]] = {}
+        self._builds: dict[str, float] = {}
+        self.env_at_build: dict[str, dict[str, str]] = {}
         self.edge_delay = edge_delay
         self._edge_configs: dict[str, EdgeConfigRecord] = {}
         self.team_id = team_id
@@ -167,6 +172,10 @@ class VercelEmulator(VercelRoutes, EdgeConfigRoutes):
             self.add_edge_config(DEMO_EDGE_CONFIG, {"new_checkout": True, "promo_banner": "Black Friday: 30% off",
                                                     "search_v2": False, "max_cart_items": 50})
             self.add_project(project_id, "demo-shop")
+            for key, value, kind in (("API_URL", "https://api.demo-shop.test/v2", "encrypted"),
+                                     ("FEATURE_RECS", "on", "plain"),
+                                     ("PAYMENT_SECRET", "sk_live_demo_0123456789", "sensitive")):
+                self.add_env(project_id, key, value, type=kind)
             uid = ""
             for message, author, created, healthy in commits:
                 sha = hashlib.sha1(f"{project_id}:{message}".encode()).hexdigest()
@@ -264,6 +273,8 @@ class VercelEmulator(VercelRoutes, EdgeConfigRoutes):
             self._projects.clear()
             self._deployments.clear()
             self._edge_configs.clear()
+            self._env.clear()
+            self._builds.clear()
             self._faults.clear()
             self.calls.clear()
 
@@ -304,7 +315,8 @@ class VercelEmulator(VercelRoutes, EdgeConfigRoutes):
                 "lastRollbackTarget": copy_json(project.last_rollback_target)}
 
     def _settle(self) -> None:
-        """Advance alias jobs whose time has come."""
+        """Advance alias jobs and builds whose time has come."""
+        self._settle_builds()
         now = time.monotonic()
         for project in self._projects.values():
             job = project.job

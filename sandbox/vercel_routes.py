@@ -43,6 +43,7 @@ class VercelRoutes:
     _settle: Callable[[], None]
     state: Callable[[], JSON]
     _edge_route: Callable[[str, list[str], Any], tuple[int, Any, dict[str, str]] | None]
+    _env_route: Callable[..., tuple[int, Any, dict[str, str]] | None]
 
     def _fault(self, method: str, path: str) -> tuple[int, JSON, dict[str, str]] | None:
         for fault in self._faults:
@@ -129,7 +130,7 @@ class VercelRoutes:
                 and parts[3] == "promote":
             self._alias(parts[2], parts[4], "promote")
             return 202, {}, {}
-        edge = self._edge_route(method, parts, body)
+        edge = self._edge_route(method, parts, body) or self._env_route(method, parts, query, body, self._api_project)
         if edge is not None:
             return edge
         raise ApiError(404, f"The requested path {path} was not found")

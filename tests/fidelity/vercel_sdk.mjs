@@ -8,6 +8,7 @@ import path from "node:path";
 const [sdkDir, serverURL, bearerToken, project, edgeConfigId, deploymentId] = process.argv.slice(2);
 const { Vercel } = await import(pathToFileURL(path.join(sdkDir, "node_modules/@vercel/sdk/esm/index.js")).href);
 const vercel = new Vercel({ bearerToken, serverURL });
+let envId = "";
 
 const calls = [
   ["projects.getProject", () => vercel.projects.getProject({ idOrName: project })],
@@ -17,6 +18,13 @@ const calls = [
   ["edgeConfig.getEdgeConfigItem", () => vercel.globalConfig.getEdgeConfigItem({ edgeConfigId, edgeConfigItemKey: "new_checkout" })],
   ["projects.requestRollback", () => vercel.projects.requestRollback({ projectId: project, deploymentId })],
   ["projects.getProject (with lastAliasRequest)", () => vercel.projects.getProject({ idOrName: project })],
+  ["projects.filterProjectEnvs", async () => {
+    const listed = await vercel.projects.filterProjectEnvs({ idOrName: project });
+    envId = listed.envs.find((e) => e.key === "API_URL").id;
+  }],
+  ["projects.getProjectEnv", () => vercel.projects.getProjectEnv({ idOrName: project, id: envId })],
+  ["projects.editProjectEnv", () => vercel.projects.editProjectEnv({ idOrName: project, id: envId, requestBody: { value: "https://api.demo-shop.test/v1" } })],
+  ["deployments.createDeployment (redeploy)", () => vercel.deployments.createDeployment({ requestBody: { name: "demo-shop", deploymentId, target: "production" } })],
 ];
 let failed = 0;
 for (const [name, call] of calls) {

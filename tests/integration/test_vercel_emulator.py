@@ -281,3 +281,24 @@ def test_calls_state_and_reset(client: httpx.Client, emulator: VercelEmulator) -
     assert len(emulator.deployments("prj_demo")) == 3
     emulator.reset()
     assert emulator.calls == [] and emulator.state()["projects"] == []
+
+
+def test_env_vars_read_decrypted_one_by_one_never_a_sensitive_one_and_a_redeploy_takes_them() -> None:
+    with VercelEmulator("tok", build_delay=0.2) as emu:
+        emu.seed_demo("prj_demo")
+        client = httpx.Client(base_url=emu.url, headers={"Authorization": "Bearer tok"}, trust_env=False)
+        envs = {e["key"]: e for e in client.get("/v10/projects/prj_demo/env").json()["envs"]}
+        assert envs["API_URL"]["value"] != "https://api.demo-shop.test/v2"  # listed encrypted
+        one = client.get(f"/v1/projects/prj_demo/env/{envs['API_URL']['id']}").json()
+        assert one["value"] == "https://api.demo-shop.test/v2" and one["decrypted"] is True
+        secret = client.get(f"/v1/projects/prj_demo/env/{envs['PAYMENT_SECRET']['id']}").json()
+        assert secret["type"] == "sensitive" and secret["value"] != "sk_live_demo_0123456789"
+        edited = client.patch(f"/v9/projects/prj_demo/env/{envs['API_URL']['id']}", json={"value": "https://old"})
+        assert edited.status_code == 200 and emu.env_values("prj_demo")["API_URL"] == "https://old"
+        current = client.get("/v9/projects/prj_demo").json()["targets"]["production"]["id"]
+        built = client.post("/v13/deployments", json={"name": "demo-shop", "deploymentId": current,
+                                                      "target": "production"}).json()
+        assert built["readyState"] == "BUILDING" and emu.production("prj_demo") == current
+        time.sleep(0.3)
+        assert emu.production("prj_demo") == built["id"] and emu.env_at_build[built["id"]]["API_URL"] == "https://old"
+        client.close()

@@ -47,4 +47,6 @@ def test_the_official_vercel_client_accepts_every_answer_rollbot_relies_on() -> 
     assert [c["call"] for c in calls] == ["projects.getProject", "deployments.getDeployments",
                                           "deployments.getDeployment", "edgeConfig.getEdgeConfigItems",
                                           "edgeConfig.getEdgeConfigItem", "projects.requestRollback",
-                                          "projects.getProject (with lastAliasRequest)"]
+                                          "projects.getProject (with lastAliasRequest)", "projects.filterProjectEnvs",
+                                          "projects.getProjectEnv", "projects.editProjectEnv",
+                                          "deployments.createDeployment (redeploy)"]
