@@ -38,6 +38,11 @@ class FlagProvider(Protocol):
         """One PATCH updating that item only; never retried inside."""
 
 
+def same(a: Any, b: Any) -> bool:
+    """JSON equality: `true` is not `1`, `false` is not `0` (Python's == says they are)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
 def show(value: Any) -> str:
     """A flag value as people read it: JSON (`false`, `""`, `"on"`), cut with an ellipsis."""
     text = json.dumps(value, ensure_ascii=False)
@@ -114,7 +119,7 @@ class FlagKind:
                 f"`{escape(key)}` is not a boolean flag (it holds {escape(show(current))}), so Rollbot does not know "
                 f"its off value. Add it to the policy file: `flags = {{ {escape(key)} = {{ off = … }} }}` under "
                 f"`[environments.{escape(env_name)}]`.")
-        if current == off:
+        if same(current, off):
             raise Refused(f"`{escape(key)}` is already {escape(show(off))} (its off value); nothing to roll back.")
         return FlagPlan(env=env_name, edge_config=env.edge_config, key=key, from_value=current, to_value=off)
 
@@ -129,12 +134,12 @@ class FlagKind:
         run.step(STEP_UPDATE.name)
         current = self._read(plan)
         run.audit("edge_config.read", "ok", key=plan.key, value=show(current))
-        if current == plan.to_value:
+        if same(current, plan.to_value):
             run.audit(STEP_UPDATE.name, "skipped", why="the flag already holds its off value")
             done = "the flag was already off"
         elif run.unresolved_attempt and self._took_hold(plan, run, "a previous executor sent it and stopped"):
             done = "set by a previous executor (confirmed by reading it back)"
-        elif current != plan.from_value:
+        elif not same(current, plan.from_value):
             raise RollbackFailed(
                 f"`{plan.key}` changed to {show(current)} after {run.incident_ref} was approved (the approved plan was "
                 f"{show(plan.from_value)} → {show(plan.to_value)}); nothing was changed. Request the rollback again.")
@@ -185,7 +190,7 @@ class FlagKind:
         while True:
             run.hold()
             try:
-                if self._read(plan) == plan.to_value:
+                if same(self._read(plan), plan.to_value):
                     return True
             except ProviderError:
                 pass  # a read that failed says nothing; keep looking until the deadline
@@ -202,7 +207,8 @@ class FlagKind:
 
     def took_effect(self, plan: PlanBase) -> bool:
         assert isinstance(plan, FlagPlan)
-        return bool(self.provider.flag_items(plan.edge_config).get(plan.key, MISSING) == plan.to_value)
+        value = self.provider.flag_items(plan.edge_config).get(plan.key, MISSING)
+        return value is not MISSING and same(value, plan.to_value)
 
     def verify(self, plan: PlanBase) -> Verification:
         assert isinstance(plan, FlagPlan)
@@ -210,6 +216,6 @@ class FlagKind:
         facts = {"key": plan.key, "value": None if value is MISSING else show(value)}
         if value is MISSING:
             return Verification(False, f"{plan.key} is no longer in Edge Config", facts)
-        if value != plan.to_value:
+        if not same(value, plan.to_value):
             return Verification(False, f"{plan.key} reads {show(value)}, not {show(plan.to_value)}", facts)
         return Verification(True, f"{plan.key} reads {show(value)}", facts)

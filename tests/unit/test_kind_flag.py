@@ -122,3 +122,16 @@ def test_an_environment_without_an_edge_config_refuses_flag_rollbacks(tmp_path: 
         from handlers.requests import request_rollback
 
         request_rollback(w.svc, ALICE, Rollback("flag", "staging", "x", {"key": "new_checkout"}))
+
+
+def test_a_number_is_not_a_boolean(w: FakeWorld) -> None:
+    w.flags.items["rollout_percent"] = 0  # zero, not false
+    with pytest.raises(Refused, match="not a boolean flag"):
+        w.request(ALICE, "flag", key="rollout_percent")
+    incident_id = _flag(w)
+    assert execute(w.svc, incident_id).status is Status.MONITORING
+    w.flags.items["new_checkout"] = 0  # someone wrote 0 over it: Python's 0 == False must not pass for it
+    plan = w.store.get(incident_id).plan
+    result = w.svc.kinds["flag"].verify(plan)
+    assert not result.ok and result.detail == "new_checkout reads 0, not false"
+    assert not w.svc.kinds["flag"].took_effect(plan)
