@@ -15,6 +15,7 @@ from bot.config_file import ConfigError, load_policy
 from bot.logs import redact
 from bot.settings import Settings, secret
 from integrations.schema import current_version, migration_files
+from integrations.secret_box import SecretBox
 from integrations.vercel import VercelClient
 
 
@@ -53,6 +54,13 @@ def check_config(settings: Settings, secrets: list[str]) -> int:
         report("redis", lambda: "PONG" if redis.Redis.from_url(secret(settings.redis_url), socket_timeout=3).ping() else "no answer")
     if settings.slack_bot_token:
         report("slack", lambda: "authenticated as " + str(slack_client(settings).auth_test().get("user")))
+    if settings.rollbot_secret_key:
+        def secret_key() -> str:
+            box = SecretBox(secret(settings.rollbot_secret_key))
+            box.open(box.seal(b"check"))
+            keys = len([k for k in secret(settings.rollbot_secret_key).split(",") if k.strip()])
+            return f"{keys} key(s); the first encrypts, every one decrypts"
+        report("ROLLBOT_SECRET_KEY", secret_key)
     if settings.vercel_token and "p" in policy_holder:
         vercel = VercelClient(secret(settings.vercel_token), base_url=settings.vercel_api_url,
                               team_id=settings.vercel_team_id, max_attempts=1)

@@ -28,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("check-config", help="validate env + rollbot.toml and ping every dependency")
     manifest = sub.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", default=None, help="public base URL (HTTP mode); omit for Socket Mode")
+    sub.add_parser("secret-key", help="print a new key for ROLLBOT_SECRET_KEY (env-var snapshots)")
     report = sub.add_parser("report", help="print one incident")
     report.add_argument("incident", help="RB-N")
     report.add_argument("--format", choices=("md", "json"), default="md")
@@ -96,6 +97,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         from bot.manifest import manifest
 
         print(json.dumps(manifest(args.url), indent=2))
+        return 0
+    if args.command == "secret-key":
+        from integrations.secret_box import new_key
+
+        print(new_key())
         return 0
     if args.command == "report":
         from bot.report import print_report

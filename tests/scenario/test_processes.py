@@ -81,6 +81,20 @@ def test_check_config_pings_everything(world: World) -> None:
     assert "xoxb-wrong" not in failed.stdout + failed.stderr
 
 
+def test_a_secret_key_is_made_by_the_cli_and_checked_by_check_config(world: World) -> None:
+    made = subprocess.run([sys.executable, "-m", "bot.cli", "secret-key"], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0 and len(made.stdout.strip()) == 44
+    env = {**os.environ, **world.env(), "ROLLBOT_SECRET_KEY": made.stdout.strip()}
+    ok = subprocess.run([sys.executable, "-m", "bot.cli", "check-config"], env=env, capture_output=True, text=True,
+                        timeout=60)
+    assert "ok    ROLLBOT_SECRET_KEY: 1 key(s)" in ok.stdout, ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "bot.cli", "check-config"],
+                         env={**env, "ROLLBOT_SECRET_KEY": "hunter2-not-a-key"}, capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 1 and "FAIL  ROLLBOT_SECRET_KEY: ROLLBOT_SECRET_KEY must be Fernet keys" in bad.stdout
+    assert "hunter2" not in bad.stdout + bad.stderr
+
+
 def test_bad_policy_file_stops_the_web_server_with_a_clear_message(world: World) -> None:
     world.config_path.write_text(world.config_path.read_text().replace('monitor = ["5m"', 'monitor = ["5x"'))
     env = {**os.environ, **world.env()}

@@ -1,0 +1,63 @@
+"""Encryption at rest for what Rollbot must keep but never show (env-var snapshots).
+
+``ROLLBOT_SECRET_KEY`` holds one or more Fernet keys (32 url-safe base64 bytes each), comma
+separated, newest first. The newest encrypts; every one decrypts (``cryptography``'s
+MultiFernet), so a key is rotated by putting the new one first, re-encrypting (``rotate``), then
+dropping the old one. Fingerprints are keyed hashes (HMAC-SHA256 under a key derived from the
+newest key): two values can be told apart in Slack without showing either.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+FINGERPRINT_CONTEXT = b"rollbot value fingerprint v1"
+
+
+class SecretKeyError(Exception):
+    """The key is missing, malformed, or cannot open what was sealed; the message says how to fix it."""
+
+
+def new_key() -> str:
+    """A fresh Fernet key, for ``ROLLBOT_SECRET_KEY``."""
+    return Fernet.generate_key().decode()
+
+
+class SecretBox:
+    def __init__(self, keys: str) -> None:
+        parts = [part.strip() for part in keys.split(",") if part.strip()]
+        if not parts:
+            raise SecretKeyError("ROLLBOT_SECRET_KEY is not set; make one with `rollbot secret-key`")
+        try:
+            fernets = [Fernet(part.encode()) for part in parts]
+        except (ValueError, binascii.Error):
+            raise SecretKeyError("ROLLBOT_SECRET_KEY must be Fernet keys (32 url-safe base64-encoded bytes), comma "
+                                 "separated, newest first; make one with `rollbot secret-key`") from None
+        self._box = MultiFernet(fernets)
+        self._mac_key = hmac.new(parts[0].encode(), FINGERPRINT_CONTEXT, hashlib.sha256).digest()
+
+    def seal(self, data: bytes) -> bytes:
+        return self._box.encrypt(data)
+
+    def open(self, token: bytes) -> bytes:
+        try:
+            return self._box.decrypt(token)
+        except InvalidToken:
+            raise SecretKeyError("ROLLBOT_SECRET_KEY cannot decrypt this snapshot: it was sealed with a key that is "
+                                 "not in ROLLBOT_SECRET_KEY (when rotating, keep the old key after the new one until "
+                                 "every snapshot is re-encrypted)") from None
+
+    def rotate(self, token: bytes) -> bytes:
+        """The same data sealed with the newest key."""
+        try:
+            return self._box.rotate(token)
+        except InvalidToken:
+            raise SecretKeyError("ROLLBOT_SECRET_KEY cannot decrypt this snapshot to re-encrypt it") from None
+
+    def fingerprint(self, value: str) -> str:
+        """A short keyed hash of ``value``: equal values match, and nothing about it can be read back."""
+        return hmac.new(self._mac_key, value.encode(), hashlib.sha256).hexdigest()[:8]

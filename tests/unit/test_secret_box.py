@@ -1,0 +1,48 @@
+"""Encryption at rest for env-var snapshots: sealed data never shows, a rotated key keeps the old
+snapshots readable, a wrong or malformed key is a clear error, fingerprints tell values apart."""
+
+from __future__ import annotations
+
+import pytest
+
+from integrations.secret_box import SecretBox, SecretKeyError, new_key
+
+
+def test_sealed_data_opens_with_the_key_and_shows_nothing() -> None:
+    box = SecretBox(new_key())
+    token = box.seal(b'{"API_URL": "https://api.internal/v2"}')
+    assert b"api.internal" not in token and box.open(token) == b'{"API_URL": "https://api.internal/v2"}'
+
+
+def test_a_rotated_key_still_opens_old_snapshots_and_rotate_moves_them_to_the_new_key() -> None:
+    old, new = new_key(), new_key()
+    token = SecretBox(old).seal(b"value")
+    rotating = SecretBox(f"{new},{old}")
+    assert rotating.open(token) == b"value"
+    moved = rotating.rotate(token)
+    assert SecretBox(new).open(moved) == b"value"
+    with pytest.raises(SecretKeyError, match="keep the old key after the new one"):
+        SecretBox(new).open(token)
+
+
+@pytest.mark.parametrize("keys, message", [
+    ("", "not set; make one with `rollbot secret-key`"),
+    (" , ", "not set"),
+    ("not-a-fernet-key", "must be Fernet keys"),
+])
+def test_a_missing_or_malformed_key_says_how_to_fix_it(keys: str, message: str) -> None:
+    with pytest.raises(SecretKeyError, match=message):
+        SecretBox(keys)
+
+
+def test_a_malformed_key_never_appears_in_the_error() -> None:
+    with pytest.raises(SecretKeyError) as raised:
+        SecretBox("s3cr3t-but-wrong")
+    assert "s3cr3t" not in str(raised.value)
+
+
+def test_fingerprints_match_equal_values_differ_otherwise_and_depend_on_the_key() -> None:
+    key = new_key()
+    box = SecretBox(key)
+    assert box.fingerprint("a") == SecretBox(key).fingerprint("a") != box.fingerprint("b")
+    assert len(box.fingerprint("a")) == 8 and SecretBox(new_key()).fingerprint("a") != box.fingerprint("a")
