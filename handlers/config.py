@@ -5,10 +5,11 @@ Loaded by ``bot.config_file``; the core only reads these objects. Every error na
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from handlers.durations import parse_duration
 
@@ -84,6 +85,16 @@ class FlagSpec(_Strict):
     """One feature flag's "disabled" value (`off`); a boolean flag needs none (`false`)."""
 
     off: Any = None
+
+    @field_validator("off")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValueError("must be a JSON value (true/false, a number, a string, an array or a table); "
+                             "dates and NaN are not") from None
+        return value
 
     @property
     def has_off(self) -> bool:

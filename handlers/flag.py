@@ -26,7 +26,7 @@ from handlers.services import Refused
 from handlers.text import escape
 
 STEP_UPDATE = Step("flag.update", "Set the flag to its off value")
-STEP_VISIBLE = Step("flag.visible", "The new value is visible")
+STEP_VISIBLE = Step("flag.visible", "The new value reads back")
 MISSING = object()
 
 
@@ -39,8 +39,31 @@ class FlagProvider(Protocol):
 
 
 def same(a: Any, b: Any) -> bool:
-    """JSON equality: `true` is not `1`, `false` is not `0` (Python's == says they are)."""
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    """JSON equality: booleans only equal booleans (Python's `True == 1` does not hold here),
+    numbers compare by value (`0` is `0.0`, as JavaScript stores them), objects and arrays
+    recursively."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and bool(a == b)
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of a value, as people call it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "object" if isinstance(value, dict) else "array" if isinstance(value, list) else type(value).__name__
 
 
 def show(value: Any) -> str:
@@ -119,12 +142,20 @@ class FlagKind:
                 f"`{escape(key)}` is not a boolean flag (it holds {escape(show(current))}), so Rollbot does not know "
                 f"its off value. Add it to the policy file: `flags = {{ {escape(key)} = {{ off = … }} }}` under "
                 f"`[environments.{escape(env_name)}]`.")
+        if current is not None and json_type(off) != json_type(current):
+            raise Refused(
+                f"`{escape(key)}` holds a {json_type(current)} ({escape(show(current))}), but its configured off "
+                f"value is a {json_type(off)} ({escape(show(off))}); writing it would change the flag's type. Fix "
+                f"`flags.{escape(key)}.off` under `[environments.{escape(env_name)}]`.")
         if same(current, off):
             raise Refused(f"`{escape(key)}` is already {escape(show(off))} (its off value); nothing to roll back.")
         return FlagPlan(env=env_name, edge_config=env.edge_config, key=key, from_value=current, to_value=off)
 
     def replan(self, plan: PlanBase, env: Environment) -> FlagPlan:
         assert isinstance(plan, FlagPlan)
+        current = self.provider.flag_items(plan.edge_config).get(plan.key, MISSING)
+        if current is not MISSING and same(current, plan.to_value):
+            return plan  # turned off by hand meanwhile: the approved plan stands; execute only verifies
         return self.plan(plan.env, env, {"key": plan.key})
 
     # -- execution ---------------------------------------------------------------------------
@@ -133,27 +164,38 @@ class FlagKind:
         assert isinstance(plan, FlagPlan)
         run.step(STEP_UPDATE.name)
         current = self._read(plan)
+        if current is MISSING:
+            raise RollbackFailed(f"`{plan.key}` is no longer in Edge Config `{plan.edge_config}`; nothing was changed.")
         run.audit("edge_config.read", "ok", key=plan.key, value=show(current))
         if same(current, plan.to_value):
             run.audit(STEP_UPDATE.name, "skipped", why="the flag already holds its off value")
-            done = "the flag was already off"
-        elif run.unresolved_attempt and self._took_hold(plan, run, "a previous executor sent it and stopped"):
-            done = "set by a previous executor (confirmed by reading it back)"
+            done = "the flag already held its off value"
         elif not same(current, plan.from_value):
+            if run.unresolved_attempt:  # our earlier write may have landed, and someone wrote after it
+                raise ProviderError(f"`{plan.key}` reads {show(current)}, neither the approved {show(plan.from_value)} "
+                                    f"nor {show(plan.to_value)}; an earlier attempt was sent, so it is not sent again.")
             raise RollbackFailed(
                 f"`{plan.key}` changed to {show(current)} after {run.incident_ref} was approved (the approved plan was "
                 f"{show(plan.from_value)} → {show(plan.to_value)}); nothing was changed. Request the rollback again.")
+        elif run.unresolved_attempt and (outcome := self._settle(plan, run, self.uncertain_window)) != "still":
+            if outcome != "took":
+                raise ProviderError(f"`{plan.key}` reads {outcome} after an earlier executor's unanswered update; it is "
+                                    "not sent again.", uncertain=True)
+            run.audit(STEP_UPDATE.name, "ok", why="a previous executor's update took effect")
+            done = "set by a previous executor (confirmed by reading it back)"
         else:
             done = self._send(plan, run)
         run.finish(STEP_UPDATE.name, "ok", f"{done}: {plan.key} = {show(plan.to_value)}")
         run.step(STEP_VISIBLE.name)
-        if not self._wait_visible(plan, run, self.visible_timeout):
-            raise ProviderError(f"Edge Config did not show `{plan.key}` = {show(plan.to_value)} within "
+        if self._settle(plan, run, self.visible_timeout) != "took":
+            raise ProviderError(f"Edge Config did not read `{plan.key}` = {show(plan.to_value)} within "
                                 f"{int(self.visible_timeout)}s")
-        run.finish(STEP_VISIBLE.name, "ok", "reads show the new value")
+        run.finish(STEP_VISIBLE.name, "ok", "the API reads the new value")
         return done
 
     def _send(self, plan: FlagPlan, run: Run, attempts: int = 3) -> str:
+        """Send the update. After an unknown outcome it is sent again only when a fresh read shows
+        the flag still holds the approved value (never over someone else's change)."""
         for attempt in range(1, attempts + 1):
             run.hold()
             run.audit(STEP_UPDATE.name, "attempt", key=plan.key, to=show(plan.to_value))
@@ -163,47 +205,56 @@ class FlagKind:
                 run.audit(STEP_UPDATE.name, "uncertain" if error.uncertain else "refused", error=error.message,
                           status=error.status)
                 if error.uncertain:
-                    if self._took_hold(plan, run, error.message):
+                    outcome = self._settle(plan, run, self.uncertain_window)
+                    if outcome == "took":
+                        run.audit(STEP_UPDATE.name, "ok", why=f"took effect despite: {error.message}")
                         return "set (confirmed by reading it back after an uncertain answer)"
-                elif not error.refused_for_now:
+                    if outcome != "still":
+                        raise ProviderError(f"after an unanswered update `{plan.key}` reads {outcome}, neither the "
+                                            f"approved {show(plan.from_value)} nor {show(plan.to_value)}; it is not "
+                                            "sent again.", uncertain=True) from None
+                    run.audit(STEP_UPDATE.name, "not_taken",
+                              why=f"still {show(plan.from_value)} after {self.uncertain_window:g}s")
+                    if attempt == attempts:
+                        raise ProviderError(f"setting `{plan.key}` went unanswered {attempts} times ({error.message})",
+                                            uncertain=True) from None
+                    continue
+                if not error.refused_for_now:
                     raise
                 if attempt == attempts:
-                    raise RollbackFailed(f"setting `{plan.key}` failed {attempts} times ({error.message}); reading it "
-                                         "back shows none of them took effect.") from None
+                    raise RollbackFailed(f"Vercel refused to set `{plan.key}` {attempts} times ({error.message}); "
+                                         "nothing was changed.") from None
                 self._sleep(min(error.retry_after or 1.0 * attempt, 10.0))
                 continue
             run.audit(STEP_UPDATE.name, "ok", key=plan.key, to=show(plan.to_value))
             return "set"
         raise AssertionError("unreachable")
 
-    def _took_hold(self, plan: FlagPlan, run: Run, why: str) -> bool:
-        """After an unknown outcome: does the flag show the new value within the window?"""
-        if self._wait_visible(plan, run, self.uncertain_window):
-            run.audit(STEP_UPDATE.name, "ok", why=f"took effect despite: {why}")
-            return True
-        run.audit(STEP_UPDATE.name, "not_taken", why=f"still {show(plan.from_value)} after {self.uncertain_window:g}s")
-        return False
-
-    def _wait_visible(self, plan: FlagPlan, run: Run, within: float) -> bool:
+    def _settle(self, plan: FlagPlan, run: Run, within: float) -> str:
+        """Read the flag until it holds the new value ("took"), or until ``within`` runs out:
+        "still" when it holds the approved value, else what it reads (someone else wrote it)."""
         deadline = self._monotonic() + within
         interval = 0.1
+        last: Any = plan.from_value
         while True:
             run.hold()
             try:
-                if same(self._read(plan), plan.to_value):
-                    return True
+                last = self._read(plan)
             except ProviderError:
                 pass  # a read that failed says nothing; keep looking until the deadline
+            else:
+                if last is not MISSING and same(last, plan.to_value):
+                    return "took"
             if self._monotonic() >= deadline:
-                return False
+                if last is not MISSING and same(last, plan.from_value):
+                    return "still"
+                return "missing" if last is MISSING else show(last)
             self._sleep(interval)
             interval = min(interval * 2, 2.0)
 
     def _read(self, plan: FlagPlan) -> Any:
-        value = self.provider.flag_items(plan.edge_config).get(plan.key, MISSING)
-        if value is MISSING:
-            raise RollbackFailed(f"`{plan.key}` is no longer in Edge Config `{plan.edge_config}`; nothing was changed.")
-        return value
+        """The flag's value now, or MISSING."""
+        return self.provider.flag_items(plan.edge_config).get(plan.key, MISSING)
 
     def took_effect(self, plan: PlanBase) -> bool:
         assert isinstance(plan, FlagPlan)

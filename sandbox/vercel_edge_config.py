@@ -6,13 +6,13 @@ Routes (``/v1/edge-config/…`` and the newer ``/v1/global-config/…`` are the 
 * ``GET   /v1/edge-config/{id}/item/{key}``       one item (404 when absent)
 * ``PATCH /v1/edge-config/{id}/items``            ``{"items": [{"operation", "key", "value"}]}``
 
-A write becomes visible to reads after ``edge_delay`` seconds, as Edge Config propagates.
+As Vercel documents, reads through the REST API always return the latest version (only reads at
+the edge lag while a change propagates), so a PATCH is visible to the next GET here.
 """
 
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +27,6 @@ class EdgeItem:
     value: Any
     created_at: int
     updated_at: int
-    previous: Any = None  # what reads show until the write has propagated
-    visible_at: float = 0.0  # monotonic time from which reads show ``value``
     deleted: bool = False
 
 
@@ -40,7 +38,6 @@ class EdgeConfigRecord:
 
 
 class EdgeConfigRoutes:
-    edge_delay: float
     _edge_configs: dict[str, EdgeConfigRecord]
 
     def add_edge_config(self, config_id: str, items: dict[str, Any], slug: str | None = None) -> None:
@@ -73,15 +70,11 @@ class EdgeConfigRoutes:
 
     def _visible(self, record: EdgeConfigRecord, key: str) -> bool:
         item = record.items.get(key)
-        if item is None:
-            return False
-        propagated = time.monotonic() >= item.visible_at
-        return not item.deleted if propagated else item.previous is not None
+        return item is not None and not item.deleted
 
     def _item_view(self, record: EdgeConfigRecord, key: str) -> JSON:
         item = record.items[key]
-        value = item.value if time.monotonic() >= item.visible_at else item.previous
-        return {"key": key, "value": copy.deepcopy(value), "edgeConfigId": record.id,
+        return {"key": key, "value": copy.deepcopy(item.value), "edgeConfigId": record.id,
                 "createdAt": item.created_at, "updatedAt": item.updated_at}
 
     def _patch(self, record: EdgeConfigRecord, body: Any) -> None:
@@ -99,10 +92,8 @@ class EdgeConfigRoutes:
                 raise ApiError(409, f"Item {change['key']} already exists", "conflict")
             if change["operation"] != "delete" and "value" not in change:
                 raise ApiError(400, f"Invalid request: item {change['key']} needs a `value`")
-        now, visible_at = now_ms(), time.monotonic() + max(self.edge_delay, 0.0)
+        now = now_ms()
         for change in items:
             key, old = change["key"], record.items.get(change["key"])
-            shown = None if old is None or old.deleted else old.value
-            record.items[key] = EdgeItem(
-                copy.deepcopy(change.get("value")), old.created_at if old else now, now, previous=shown,
-                visible_at=visible_at, deleted=change["operation"] == "delete")
+            record.items[key] = EdgeItem(copy.deepcopy(change.get("value")), old.created_at if old else now, now,
+                                         deleted=change["operation"] == "delete")

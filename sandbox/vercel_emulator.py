@@ -45,13 +45,12 @@ class VercelEmulator(VercelRoutes, EdgeConfigRoutes, EnvRoutes):
 
     def __init__(self, token: str = "vercel-sandbox-token", *, host: str = "127.0.0.1",
                  port: int = 0, team_id: str | None = None, alias_delay: float = 0.2,
-                 edge_delay: float = 0.0, build_delay: float = 0.5) -> None:
+                 build_delay: float = 0.5) -> None:
         self.token = token
         self.build_delay = build_delay
         self._env: dict[str, list[EnvVarRecord]] = {}
         self._builds: dict[str, float] = {}
         self.env_at_build: dict[str, dict[str, str]] = {}
-        self.edge_delay = edge_delay
         self._edge_configs: dict[str, EdgeConfigRecord] = {}
         self.team_id = team_id
         self.alias_delay = alias_delay

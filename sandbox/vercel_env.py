@@ -6,7 +6,8 @@ Routes (as Vercel documents them):
 * ``GET   /v1/projects/{id}/env/{envId}``   one variable, its value decrypted (never a ``sensitive`` one)
 * ``PATCH /v9/projects/{id}/env/{envId}``   change ``value`` (and ``type``, ``target``)
 * ``POST  /v13/deployments``                ``{"name", "deploymentId", "target"}``: redeploy a deployment
-  with the project's current variables (READY after ``build_delay`` seconds)
+  with the project's current variables (READY after ``build_delay`` seconds; production too,
+  unless the project was rolled back and not promoted since)
 """
 
 from __future__ import annotations
@@ -73,13 +74,15 @@ class EnvRoutes:
         record.value, record.updated_at = value, now_ms()
 
     def _env_view(self, record: EnvVarRecord, decrypted: bool) -> JSON:
-        shown = record.value if decrypted and record.type != "sensitive" else _encrypted(record.value)
+        """A variable as Vercel shows it: the value only when read singly (``decrypted: true``),
+        never for a ``sensitive`` one (its value is empty and ``decrypted`` false)."""
+        decrypted = decrypted and record.type != "sensitive"
+        shown = record.value if decrypted else "" if record.type == "sensitive" else _encrypted(record.value)
         view: JSON = {"id": record.id, "key": record.key, "value": shown, "type": record.type,
                       "target": copy.copy(record.target), "configurationId": None, "createdAt": record.created_at,
                       "updatedAt": record.updated_at, "createdBy": "usr_sandbox", "updatedBy": "usr_sandbox",
                       "securityIssues": []}
-        if decrypted and record.type != "sensitive":
-            view["decrypted"] = True
+        view["decrypted"] = decrypted
         return view
 
     def _env_route(self, method: str, parts: list[str], query: dict[str, str], body: Any,
@@ -87,9 +90,8 @@ class EnvRoutes:
         if len(parts) >= 4 and parts[1] == "projects" and parts[3] == "env":
             project = project_of(parts[2])
             records = self._env.setdefault(project.id, [])
-            if parts[0] == "v10" and len(parts) == 4 and method == "GET":
-                decrypt = query.get("decrypt") == "true"
-                return 200, {"envs": [self._env_view(r, decrypt) for r in records],
+            if parts[0] == "v10" and len(parts) == 4 and method == "GET":  # listed encrypted, even with decrypt=true
+                return 200, {"envs": [self._env_view(r, decrypted=False) for r in records],
                              "pagination": {"count": len(records), "next": None, "prev": None}}, {}
             if len(parts) == 5:
                 record = next((r for r in records if r.id == parts[4]), None)
@@ -112,7 +114,7 @@ class EnvRoutes:
         if source is None:
             raise ApiError(404, "Deployment not found")
         project = project_of(source.project_id)
-        if body.get("name") not in (None, project.name):
+        if body.get("name") != project.name:
             raise ApiError(400, f"Invalid request: `name` should be {project.name}")
         self._seq += 1
         uid = "dpl_" + secrets.token_hex(14)
@@ -133,9 +135,11 @@ class EnvRoutes:
             del self._builds[uid]
             dep = self._deployments[uid]
             dep.state, dep.ready = "READY", now_ms()
-            if dep.target == "production":
-                project = self._projects[dep.project_id]
-                project.production, project.last_rollback_target = uid, None
+            project = self._projects[dep.project_id]
+            # After an instant rollback Vercel stops assigning production to new deployments until
+            # one is promoted: a production build then stays off the production alias.
+            if dep.target == "production" and project.last_rollback_target is None:
+                project.production = uid
 
     def _edit_env(self, record: EnvVarRecord, body: Any) -> JSON:
         if not isinstance(body, dict) or not isinstance(body.get("value", ""), str):

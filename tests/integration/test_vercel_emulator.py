@@ -292,10 +292,13 @@ def test_env_vars_read_decrypted_one_by_one_never_a_sensitive_one_and_a_redeploy
         one = client.get(f"/v1/projects/prj_demo/env/{envs['API_URL']['id']}").json()
         assert one["value"] == "https://api.demo-shop.test/v2" and one["decrypted"] is True
         secret = client.get(f"/v1/projects/prj_demo/env/{envs['PAYMENT_SECRET']['id']}").json()
-        assert secret["type"] == "sensitive" and secret["value"] != "sk_live_demo_0123456789"
+        assert (secret["type"], secret["value"], secret["decrypted"]) == ("sensitive", "", False)
+        listed = client.get("/v10/projects/prj_demo/env", params={"decrypt": "true"}).json()["envs"]
+        assert all(not e["decrypted"] for e in listed)  # the list never decrypts
         edited = client.patch(f"/v9/projects/prj_demo/env/{envs['API_URL']['id']}", json={"value": "https://old"})
         assert edited.status_code == 200 and emu.env_values("prj_demo")["API_URL"] == "https://old"
         current = client.get("/v9/projects/prj_demo").json()["targets"]["production"]["id"]
+        assert client.post("/v13/deployments", json={"deploymentId": current}).status_code == 400  # no name
         built = client.post("/v13/deployments", json={"name": "demo-shop", "deploymentId": current,
                                                       "target": "production"}).json()
         assert built["readyState"] == "BUILDING" and emu.production("prj_demo") == current

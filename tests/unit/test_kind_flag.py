@@ -112,7 +112,7 @@ def test_a_failed_write_fails_the_incident_and_gives_the_runbook_step(w: FakeWor
     assert failed is not None and failed.status is Status.FAILED
     assert len(w.flags.patches) == 3 and w.flags.items["new_checkout"] is True
     [(_, error, next_step)] = w.notifier.sent["failure"]
-    assert "failed 3 times" in error and "Edge Config" in next_step
+    assert "went unanswered 3 times" in error and "Edge Config" in next_step
 
 
 def test_an_environment_without_an_edge_config_refuses_flag_rollbacks(tmp_path: Path) -> None:
@@ -135,3 +135,46 @@ def test_a_number_is_not_a_boolean(w: FakeWorld) -> None:
     result = w.svc.kinds["flag"].verify(plan)
     assert not result.ok and result.detail == "new_checkout reads 0, not false"
     assert not w.svc.kinds["flag"].took_effect(plan)
+
+
+def test_after_an_unanswered_write_it_is_never_sent_over_someone_elses_change(w: FakeWorld) -> None:
+    incident_id = _flag(w, "promo_banner")
+    w.flags.script = ["timeout-lost"]
+    real = w.flags.flag_items
+
+    def edited_meanwhile(config_id: str):  # noqa: ANN202 - someone edits the banner by hand during the wait
+        if w.flags.patches:
+            w.flags.items["promo_banner"] = "Hand-edited banner"
+        return real(config_id)
+
+    w.flags.flag_items = edited_meanwhile  # type: ignore[method-assign]
+    failed = execute(w.svc, incident_id)
+    assert failed is not None and failed.status is Status.FAILED
+    assert len(w.flags.patches) == 1 and w.flags.items["promo_banner"] == "Hand-edited banner"
+
+
+def test_a_flag_turned_off_by_hand_after_approval_is_verified_not_failed(w: FakeWorld) -> None:
+    incident_id = _flag(w)
+    w.flags.items["new_checkout"] = False  # someone beat Rollbot to it
+    done = execute(w.svc, incident_id)
+    assert done is not None and done.status is Status.MONITORING and w.flags.patches == []
+
+
+def test_numbers_compare_by_value_booleans_only_with_booleans() -> None:
+    from handlers.flag import same
+
+    assert same(0, 0.0) and same({"a": [1, 2.0]}, {"a": [1.0, 2]}) and same(None, None)
+    assert not same(0, False) and not same(1, True) and not same("1", 1) and not same([1], [1, 2])
+
+
+def test_an_off_value_of_another_type_than_the_flag_is_refused(tmp_path: Path) -> None:
+    from bot.config_file import parse_policy
+    from tests.fakes.world import policy_data
+
+    data = policy_data()
+    data["environments"]["prod"]["flags"] = {"new_checkout": {"off": "false"}}  # a string, for a boolean flag
+    w = fake_world(tmp_path)
+    w.svc.policy = parse_policy(data)
+    with pytest.raises(Refused, match="holds a boolean .* but its configured off value is a string"):
+        w.request(ALICE, "flag", key="new_checkout")
+    assert w.flags.patches == []
