@@ -114,6 +114,14 @@ RELIABILITY_RESULTS = Path(__file__).resolve().parent.parent / "build" / (
 _reliability: dict[str, dict[str, object]] = {}
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long property run (HYPOTHESIS_PROFILE=long: 10,000 examples each) takes minutes per
+    test: the per-test timeout does not apply to it."""
+    if os.environ.get("HYPOTHESIS_PROFILE") == "long":
+        for item in items:
+            item.add_marker(pytest.mark.timeout(0))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "reliability(kind, name, trials=1): a fault or an attack this test tries, for docs/reliability.md "
