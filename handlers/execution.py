@@ -12,6 +12,7 @@ back before it acts again.
 
 from __future__ import annotations
 
+import html
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -202,8 +203,8 @@ def _recheck_plan(svc: Services, incident: Incident, kind: RollbackKind, owner: 
     when the plan still holds (or cannot be read now: the kind reads again before any change)."""
     try:
         fresh = kind.replan(incident.plan, svc.policy.environments[incident.env])
-    except Refused as refused:
-        return fail(svc, incident.id, f"the approved plan no longer holds: {refused.message}", owner)
+    except Refused as refused:  # its message is already escaped for Slack; the failure note escapes it again
+        return fail(svc, incident.id, f"the approved plan no longer holds: {html.unescape(refused.message)}", owner)
     except ProviderError:
         return None
     if fresh.model_copy(update={"revision": incident.plan.revision}).hash == incident.plan_hash:
@@ -226,7 +227,7 @@ def _unresolved_attempt(svc: Services, incident_id: int, kind: RollbackKind) -> 
     """Did an earlier executor audit an attempt at a change and stop before its outcome?"""
     names = {step.name for step in kind.steps}
     last = [e.outcome for e in svc.store.audit_log(incident_id) if e.action in names]
-    return bool(last) and last[-1] == "attempt"
+    return bool(last) and last[-1] in ("attempt", "uncertain")  # sent, and never settled either way
 
 
 def _took_effect(svc: Services, incident: Incident, kind: RollbackKind) -> bool:

@@ -178,3 +178,27 @@ def test_an_off_value_of_another_type_than_the_flag_is_refused(tmp_path: Path) -
     with pytest.raises(Refused, match="holds a boolean .* but its configured off value is a string"):
         w.request(ALICE, "flag", key="new_checkout")
     assert w.flags.patches == []
+
+
+def test_an_executor_that_died_after_an_unanswered_update_is_read_back_before_sending(w: FakeWorld) -> None:
+    from datetime import timedelta
+
+    from handlers.execution import resume
+
+    incident_id = _flag(w)
+    assert w.store.claim_execution(incident_id, "crashed-worker", timedelta(seconds=30))
+    w.store.audit(incident_id, "rollbot", "flag.update", "attempt", {}, w.clock.now())
+    w.store.audit(incident_id, "rollbot", "flag.update", "uncertain", {}, w.clock.now())  # then it died
+    w.clock.advance(31)
+    resumed = resume(w.svc, incident_id)
+    assert resumed is not None and resumed.status is Status.MONITORING
+    assert len(w.flags.patches) == 1 and sum(w.time.slept) >= 5.0  # it watched the window before sending
+
+
+def test_a_plan_that_no_longer_holds_is_reported_once_escaped(w: FakeWorld) -> None:
+    incident_id = _flag(w, "promo_banner")
+    w.flags.items["promo_banner"] = ["<b>", "&"]  # now an array: the approved string off value no longer fits
+    failed = execute(w.svc, incident_id)
+    assert failed is not None and failed.status is Status.FAILED and w.flags.patches == []
+    [(_, error, _)] = w.notifier.sent["failure"]
+    assert '["<b>", "&"]' in error and "&lt;" not in error  # the failure note escapes it, once
