@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -37,10 +36,6 @@ class WorkerProcess:
                                         env={**os.environ, **world.env(), "ROLLBOT_LOG_LEVEL": "INFO",
                                              "PYTHONUNBUFFERED": "1"},
                                         stdout=self._log, stderr=subprocess.STDOUT)
-
-    @property
-    def worker_id(self) -> str:
-        return f":{self.process.pid} "
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -123,4 +118,4 @@ def logs_clean(output: str) -> None:
     assert "Traceback" not in output, output[-4000:]
 
 
-__all__ = ["Cluster", "Path", "WorkerProcess", "audit", "identities", "kill9", "logs_clean", "status", "text_of"]
+__all__ = ["Cluster", "WorkerProcess", "audit", "identities", "kill9", "logs_clean", "status", "text_of"]

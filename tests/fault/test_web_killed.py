@@ -11,9 +11,8 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from sandbox.team import ALICE, CAROL, CHANNEL, PROJECT
+from tests.fault.cluster import kill9
 from tests.world import BotServer, World, wait_until
 
 
@@ -21,17 +20,6 @@ def _text(message: dict) -> str:
     return json.dumps(message.get("blocks") or []) + (message.get("text") or "")
 
 
-def _kill_all(process: subprocess.Popen[bytes]) -> None:
-    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
-    for pid in [process.pid, *map(int, children)]:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    process.wait(timeout=10)
-
-
-@pytest.mark.reliability("fault", "kill -9 of every web process at the deciding ack")
 def test_the_rollback_completes_when_every_web_process_dies_at_the_deciding_ack(world: World) -> None:
     world.config_path.write_text(world.config_path.read_text().replace('tick = "1s"', 'tick = "60s"'))
     log = open(world.config_path.parent / "worker.log", "wb")  # noqa: SIM115 - closed below
@@ -48,7 +36,7 @@ def test_the_rollback_completes_when_every_web_process_dies_at_the_deciding_ack(
 
         response = client.click(CAROL, channel=CHANNEL, message_ts=root["ts"], action_id="approve")
         assert response.status_code == 200
-        _kill_all(bot.process)  # master and every gunicorn worker, at the ack
+        kill9(bot.process)  # master and every gunicorn worker, at the ack
         killed_at = time.monotonic()
 
         verified = wait_until(lambda: next((m for m in world.slack.thread(CHANNEL, root["ts"])
