@@ -148,6 +148,10 @@ class SlackEmulator(SlackState):
 class _EmulatorServer(ThreadingHTTPServer):
     """HTTP server carrying a reference to its emulator."""
 
+    # socketserver listens with a backlog of 5: a burst of concurrent clients (two web processes
+    # answering 20 clicks, each asking auth.test on its first request) would see connections
+    # reset, which Slack never does.
+    request_queue_size = 128
     daemon_threads = True
     allow_reuse_address = True
 

@@ -40,6 +40,10 @@ logger = logging.getLogger("rollbot.sandbox.vercel")
 DEMO_EDGE_CONFIG = "ecfg_demo"
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # socketserver's default of 5 resets connections under a burst
+
+
 class VercelEmulator(VercelRoutes, EdgeConfigRoutes, EnvRoutes):
     """In-memory Vercel API over real HTTP; see the module docstring."""
 
@@ -69,7 +73,7 @@ class VercelEmulator(VercelRoutes, EdgeConfigRoutes, EnvRoutes):
         """Start serving in a daemon thread (idempotent); returns self."""
         if self._server is None:
             handler = type("_BoundHandler", (VercelHandler,), {"emulator": self})
-            self._server = ThreadingHTTPServer((self._host, self._port), handler)
+            self._server = _Server((self._host, self._port), handler)
             self._server.daemon_threads = True
             self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                             name="vercel-emulator", daemon=True)
