@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from sandbox.team import ALICE, CAROL, CHANNEL, PROJECT
 from tests.fault.cluster import kill9
 from tests.world import BotServer, World, wait_until
@@ -20,6 +22,7 @@ def _text(message: dict) -> str:
     return json.dumps(message.get("blocks") or []) + (message.get("text") or "")
 
 
+@pytest.mark.reliability("fault", "kill -9 of every web process at the deciding ack")
 def test_the_rollback_completes_when_every_web_process_dies_at_the_deciding_ack(world: World) -> None:
     world.config_path.write_text(world.config_path.read_text().replace('tick = "1s"', 'tick = "60s"'))
     log = open(world.config_path.parent / "worker.log", "wb")  # noqa: SIM115 - closed below
