@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.blocks.code_plan import CodePlanRenderer
+from bot.blocks.env_plan import EnvPlanRenderer
 from bot.config_file import ConfigError, load_policy
 from bot.directory import SlackDirectory
 from bot.notifier import SlackNotifier
@@ -19,14 +20,17 @@ from bot.settings import Settings, secret
 from handlers.clock import Clock, SystemClock
 from handlers.code import CodeKind
 from handlers.config import Policy
+from handlers.env import EnvKind
 from handlers.flag import FlagKind
 from handlers.kind import KindRegistry, RollbackKind
 from handlers.services import Services
 from integrations.edge_config import EdgeConfigClient
 from integrations.health import HttpHealthChecker
+from integrations.pg_snapshots import PostgresSnapshots
 from integrations.pg_store import PostgresStore, thread_refs_from
 from integrations.redis_state import RedisState
 from integrations.vercel import VercelClient
+from integrations.vercel_env import VercelEnvClient
 
 log = logging.getLogger("rollbot")
 
@@ -74,11 +78,17 @@ def vercel_client(settings: Settings) -> VercelClient:
                         team_id=settings.vercel_team_id)
 
 
-def build_kinds(settings: Settings, vercel: VercelClient, policy: Policy | None = None) -> KindRegistry:
+def build_kinds(settings: Settings, vercel: VercelClient, store: PostgresStore, policy: Policy | None = None,
+                clock: Clock | None = None) -> KindRegistry:
     """The registry of rollback kinds: the built-in ones, then those named in ROLLBOT_KINDS.
     With a policy, every approval rule must name a registered kind."""
-    kinds = KindRegistry([CodeKind(vercel, uncertain_window=settings.rollbot_uncertain_window),
-                          FlagKind(EdgeConfigClient(vercel), uncertain_window=settings.rollbot_uncertain_window)])
+    window = settings.rollbot_uncertain_window
+    snapshots = PostgresSnapshots(store.pool, secret(settings.rollbot_secret_key) if settings.rollbot_secret_key
+                                  else None)
+    kinds = KindRegistry([CodeKind(vercel, uncertain_window=window),
+                          FlagKind(EdgeConfigClient(vercel), uncertain_window=window),
+                          EnvKind(VercelEnvClient(vercel), snapshots, (clock or SystemClock()).now,
+                                  uncertain_window=window)])
     for spec in filter(None, (part.strip() for part in settings.rollbot_kinds.split(","))):
         kinds.register(_plugin(spec, settings))
     for name, env in (policy.environments.items() if policy else ()):
@@ -109,8 +119,15 @@ def build(settings: Settings, *, clock: Clock | None = None, policy: Policy | No
     policy = policy or load_policy(settings.rollbot_config)
     clock = clock or SystemClock()
     vercel = vercel_client(settings)
-    kinds = build_kinds(settings, vercel, policy)
-    store = PostgresStore(secret(settings.database_url), kinds.load_plan, max_size=pool_size)
+    registry: list[KindRegistry] = []  # the store reads plans with the kinds, which need its pool
+    store = PostgresStore(secret(settings.database_url), lambda data: registry[0].load_plan(data), max_size=pool_size)
+    try:
+        kinds = build_kinds(settings, vercel, store, policy, clock)
+    except BaseException:
+        store.close()
+        vercel.close()
+        raise
+    registry.append(kinds)
     redis = RedisState(secret(settings.redis_url), rebuild=partial(thread_refs_from, store))
     slack = slack_client(settings)
     health = HttpHealthChecker()
@@ -118,7 +135,7 @@ def build(settings: Settings, *, clock: Clock | None = None, policy: Policy | No
         policy=policy,
         store=store,
         live=redis,
-        notifier=SlackNotifier(slack, policy, clock, redis, kinds, store, {"code": CodePlanRenderer()}),
+        notifier=SlackNotifier(slack, policy, clock, redis, kinds, store, {"code": CodePlanRenderer(), "env": EnvPlanRenderer()}),
         kinds=kinds,
         health=health,
         # Role checks run before an Approve click is acknowledged (Slack allows 3 s): the lookup of a

@@ -9,6 +9,7 @@ import sys
 from bot.bootstrap import build_kinds, vercel_client
 from bot.config_file import ConfigError
 from bot.settings import Settings, secret
+from handlers.kind import KindRegistry
 from handlers.summary import build_summary, render_markdown
 from integrations.pg_store import PostgresStore
 
@@ -21,8 +22,10 @@ def print_report(settings: Settings, ref: str, fmt: str) -> int:
     if not settings.database_url:
         raise ConfigError("DATABASE_URL is not set")
     vercel = vercel_client(settings)  # the kinds need their adapters; a report calls none of them
-    kinds = build_kinds(settings, vercel)
-    store = PostgresStore(secret(settings.database_url), kinds.load_plan, max_size=1)
+    registry: list[KindRegistry] = []  # the store reads plans with the kinds, which need its pool
+    store = PostgresStore(secret(settings.database_url), lambda data: registry[0].load_plan(data), max_size=1)
+    kinds = build_kinds(settings, vercel, store)
+    registry.append(kinds)
     try:
         incident = store.get(int(match.group(1)))
         if incident is None:

@@ -45,6 +45,7 @@ class Worker:
         self._concurrency = concurrency
         self._running: set[Future[object]] = set()
         self._resuming: set[int] = set()  # incidents being taken over by this worker
+        self._maintaining: set[str] = set()  # kinds' upkeep tasks running now
         self._running_lock = threading.Lock()
         self._wake = threading.Event()
         self._busy = threading.Lock()  # one dispatcher at a time (tick, wake-up, a test's run_once)
@@ -88,13 +89,31 @@ class Worker:
         self._wake.set()  # a free slot: claim more if more is due
 
     def _housekeeping(self) -> None:
-        """Orphans closed; executions whose lease ran out taken over on the pool, each once."""
+        """Orphans closed; executions whose lease ran out taken over on the pool, each once; the
+        kinds' upkeep."""
+        self._upkeep()
         for incident_id in monitoring.housekeeping(self.container.services):
             with self._running_lock:
                 if incident_id in self._resuming:
                     continue
                 self._resuming.add(incident_id)
             self._submit(self._resume, incident_id)
+
+    def _upkeep(self) -> None:
+        """The kinds' standing work (scheduled env-var snapshots), on the pool, each task once at a time."""
+        for key, task in monitoring.maintenance(self.container.services):
+            with self._running_lock:
+                if key in self._maintaining:
+                    continue
+                self._maintaining.add(key)
+            self._submit(self._maintain, key, task)
+
+    def _maintain(self, key: str, task: Callable[[], None]) -> None:
+        try:
+            task()
+        finally:
+            with self._running_lock:
+                self._maintaining.discard(key)
 
     def _resume(self, incident_id: int) -> None:
         try:

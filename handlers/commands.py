@@ -6,13 +6,11 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from handlers.config import Policy
+from handlers.kind import KindRegistry, Queryable
 from handlers.text import escape
-
-if TYPE_CHECKING:
-    from handlers.kind import KindRegistry
 
 # The runbook's kinds not built yet: parsed and validated here, then refused as not available.
 PLANNED_USAGE = """\
@@ -63,6 +61,15 @@ class ListMigrations:
 
 
 @dataclass(frozen=True)
+class Query:
+    """A kind's read-only question (`/rollback env prod list`): answered, nothing started."""
+
+    kind: str
+    env: str
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Decide:
     pass
 
@@ -93,7 +100,7 @@ class Drill:
     env: str
 
 
-Command = Help | Rollback | ListMigrations | Decide | StatusQuery | History | Resolve | Cancel | Drill
+Command = Help | Rollback | Query | ListMigrations | Decide | StatusQuery | History | Resolve | Cancel | Drill
 
 
 def usage(kinds: KindRegistry) -> str:
@@ -118,6 +125,8 @@ def parse(text: str, policy: Policy, kinds: KindRegistry) -> Command:
         if not rest:
             raise CommandError(f"`{head}` needs an environment: `/rollback {head} &lt;env&gt; …`. " + _envs(policy))
         env = _env(rest[0], policy)
+        if len(rest) > 1 and isinstance(kind, Queryable) and rest[1].lower() in kind.queries:
+            return Query(kind.name, env, tuple(word.lower() for word in rest[1:]))
         args, reason = kind.parse(env, rest[1:])
         return Rollback(kind.name, env, reason.strip(), args)
     if head in _PLANNED_WORDS:

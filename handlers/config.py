@@ -114,6 +114,7 @@ class Environment(_Strict):
     monitor: tuple[Duration, ...] = (timedelta(minutes=5), timedelta(minutes=10), timedelta(minutes=15))
     approval_timeout: Duration = timedelta(minutes=30)
     production: bool | None = None
+    env_snapshot_every: Duration | None = None  # env-var snapshots (and env rollbacks) only when set
     flags: dict[str, FlagSpec] = Field(default_factory=dict)
     policy: EnvironmentPolicy = EnvironmentPolicy()
 
@@ -124,6 +125,8 @@ class Environment(_Strict):
         for url in self.health_checks:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"health check {url!r} must be an http(s) URL")
+        if self.env_snapshot_every is not None and self.env_snapshot_every < timedelta(minutes=1):
+            raise ValueError("env_snapshot_every must be at least '1m' (each snapshot reads every variable)")
         if list(self.monitor) != sorted(self.monitor):
             raise ValueError("monitor offsets must be in increasing order")
         return self

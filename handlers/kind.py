@@ -116,6 +116,25 @@ class RollbackKind(Protocol):
         """Read the provider back. Raises ProviderError when it cannot be read."""
 
 
+@runtime_checkable
+class Queryable(Protocol):
+    """A kind that also answers read-only questions: `/rollback env prod list`."""
+
+    queries: tuple[str, ...]  # the words after ``<kind> <env>`` that ask one ("list")
+
+    def query(self, env_name: str, env: Environment, words: Sequence[str]) -> str:
+        """The answer, as Slack mrkdwn (user text escaped). Raises Refused or ProviderError."""
+
+
+@runtime_checkable
+class Maintained(Protocol):
+    """A kind with standing work for the worker (the env kind's scheduled snapshots)."""
+
+    def maintain(self, env_name: str, env: Environment) -> str | None:
+        """Do what is due for ``env`` now, if anything; returns what was done. Called by the
+        leading worker on its pool, once per environment per tick at most."""
+
+
 class KindRegistry:
     """Names -> kinds, built once by the bootstrap."""
 

@@ -4,10 +4,13 @@ backoff; a message that may already have been posted is read back, never posted 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 
 from handlers.approvals import expire
 from handlers.execution import execute, stale_to_resume
+from handlers.kind import Maintained, RollbackKind
 from handlers.model import Status
 from handlers.ports import DeliveryFailed, DueJob
 from handlers.requests import adopt_root
@@ -88,6 +91,25 @@ def housekeeping(svc: Services) -> list[int]:
     finally:  # an orphan that cannot be settled must not keep a stalled rollback from being taken over
         resumable = stale_to_resume(svc)
     return resumable
+
+
+def maintenance(svc: Services) -> list[tuple[str, Callable[[], None]]]:
+    """The kinds' standing work (scheduled env-var snapshots), one task per kind and environment,
+    keyed so the worker never runs the same one twice at once."""
+    return [(f"{kind.name}:{name}", partial(_maintain, svc, kind, name))
+            for kind in svc.kinds if isinstance(kind, Maintained) for name in svc.policy.environments]
+
+
+def _maintain(svc: Services, kind: RollbackKind, env_name: str) -> None:
+    assert isinstance(kind, Maintained)
+    try:
+        done = kind.maintain(env_name, svc.policy.environments[env_name])
+    except Exception as error:  # a provider or store outage: the next tick tries again
+        log.warning("%s upkeep of %s failed, retrying next tick: %s", kind.name, env_name,
+                    getattr(error, "message", None) or type(error).__name__)
+        return
+    if done:
+        svc.audit(None, "rollbot", f"{kind.name}.maintain", "ok", env=env_name, result=done)
 
 
 ORPHAN_AFTER = timedelta(minutes=2)

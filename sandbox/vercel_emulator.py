@@ -139,6 +139,7 @@ class VercelEmulator(VercelRoutes, EdgeConfigRoutes, EnvRoutes):
                               state, target, healthy, commit_sha, commit_message,
                               author, self._seq)
             self._deployments[uid] = dep
+            self.env_at_build[uid] = self.env_values(project.id)
             current = self._deployments.get(project.production or "")
             if (dep.state == "READY" and dep.target == "production"
                     and project.last_rollback_target is None

@@ -5,9 +5,13 @@ Routes (as Vercel documents them):
 * ``GET   /v10/projects/{id}/env``          ``{"envs": [...]}``; values encrypted unless ``decrypt=true``
 * ``GET   /v1/projects/{id}/env/{envId}``   one variable, its value decrypted (never a ``sensitive`` one)
 * ``PATCH /v9/projects/{id}/env/{envId}``   change ``value`` (and ``type``, ``target``)
-* ``POST  /v13/deployments``                ``{"name", "deploymentId", "target"}``: redeploy a deployment
-  with the project's current variables (READY after ``build_delay`` seconds; production too,
-  unless the project was rolled back and not promoted since)
+* ``POST  /v10/projects/{id}/env``          create one (``key``, ``value``, ``type``, ``target``)
+* ``POST  /v13/deployments``                ``{"name", "deploymentId", "target", "meta"}``: redeploy a
+  deployment with the project's current variables (READY after ``build_delay`` seconds; production
+  too, unless the project was rolled back and not promoted since)
+
+A project can ``require_env`` values: its health endpoint then fails for a deployment built
+without them, so a test sees whether a redeploy really carried restored values.
 """
 
 from __future__ import annotations
@@ -67,6 +71,20 @@ class EnvRoutes:
         """key -> value of the project's production variables, as stored now."""
         return {r.key: r.value for r in self._env.get(project_id, []) if "production" in r.target}
 
+    def delete_env(self, project_id: str, key: str) -> None:
+        """Remove a variable by hand."""
+        self._env[project_id] = [r for r in self._env.get(project_id, []) if r.key != key]
+
+    def require_env(self, project_id: str, key: str, value: str) -> None:
+        """Deployments of the project built without ``key`` = ``value`` fail their health check."""
+        self._projects[project_id].required_env[key] = value
+
+    def build_env_ok(self, uid: str) -> str | None:
+        """Why deployment ``uid``'s build lacks a required value (the key), or None."""
+        dep = self._deployments[uid]
+        built = self.env_at_build.get(uid, {})
+        return next((k for k, v in self._projects[dep.project_id].required_env.items() if built.get(k) != v), None)
+
     def set_env_value(self, project_id: str, key: str, value: str) -> None:
         """Change a variable by hand (what someone in the dashboard would do)."""
         record = next(r for r in self._env.get(project_id, []) if r.key == key)
@@ -93,6 +111,8 @@ class EnvRoutes:
             if parts[0] == "v10" and len(parts) == 4 and method == "GET":  # listed encrypted, even with decrypt=true
                 return 200, {"envs": [self._env_view(r, decrypted=False) for r in records],
                              "pagination": {"count": len(records), "next": None, "prev": None}}, {}
+            if parts[0] == "v10" and len(parts) == 4 and method == "POST":
+                return 201, self._create_env(project.id, records, body), {}
             if len(parts) == 5:
                 record = next((r for r in records if r.id == parts[4]), None)
                 if record is None:
@@ -104,6 +124,20 @@ class EnvRoutes:
         if parts == ["v13", "deployments"] and method == "POST":
             return 200, self._redeploy(body, project_of), {}
         return None
+
+    def _create_env(self, project_id: str, records: list[EnvVarRecord], body: Any) -> JSON:
+        if not isinstance(body, dict) or not isinstance(body.get("key"), str) or not isinstance(body.get("value"), str):
+            raise ApiError(400, "Invalid request: `key` and `value` should be strings")
+        kind = body.get("type", "encrypted")
+        target = body.get("target") or []
+        if kind not in TYPES or not isinstance(target, list) or not target:
+            raise ApiError(400, "Invalid request: `type` and `target` are required")
+        if any(r.key == body["key"] and set(r.target) & set(target) for r in records):
+            raise ApiError(400, f"A variable with the name `{body['key']}` already exists for the target",
+                           code="ENV_ALREADY_EXISTS")
+        env_id = self.add_env(project_id, body["key"], body["value"], type=kind, target=[str(t) for t in target])
+        record = next(r for r in self._env[project_id] if r.id == env_id)
+        return {"created": self._env_view(record, decrypted=False), "failed": []}
 
     def _redeploy(self, body: Any, project_of: Any) -> JSON:
         """A new deployment of an existing one's source with the project's variables as they are
@@ -121,6 +155,9 @@ class EnvRoutes:
         dep = DeploymentRecord(uid, project.id, project.name, f"{project.name}-{secrets.token_hex(4)}.vercel.app",
                                now_ms(), None, "BUILDING", body.get("target") or None, source.healthy,
                                source.commit_sha, source.commit_message, source.author, self._seq)
+        meta = body.get("meta")
+        if isinstance(meta, dict):
+            dep.extra_meta = {str(k): str(v) for k, v in meta.items()}
         self._deployments[uid] = dep
         self.env_at_build[uid] = self.env_values(project.id)
         self._builds[uid] = time.monotonic() + max(self.build_delay, 0.0)

@@ -49,6 +49,7 @@ class DeploymentRecord:
     commit_message: str
     author: str
     seq: int
+    extra_meta: dict[str, str] = field(default_factory=dict)  # a create request's own `meta`
 
     def public(self) -> JSON:
         """The deployment as Vercel's list endpoint shows it."""
@@ -64,7 +65,7 @@ class DeploymentRecord:
             "meta": {"githubCommitSha": self.commit_sha,
                      "githubCommitMessage": self.commit_message,
                      "githubCommitAuthorName": self.author,
-                     "githubCommitAuthorLogin": login, "githubCommitRef": "main"},
+                     "githubCommitAuthorLogin": login, "githubCommitRef": "main", **self.extra_meta},
             "inspectorUrl": f"https://vercel.com/sandbox/{self.name}/{self.uid[4:]}",
             "isRollbackCandidate": self.state == "READY" and self.target == "production",
         }
@@ -90,6 +91,7 @@ class ProjectRecord:
     job: AliasJob | None = None
     fail_next: list[str] = field(default_factory=list)
     phantom_next: int = 0
+    required_env: dict[str, str] = field(default_factory=dict)  # health fails for builds without these values
 
 
 def copy_json(value: JSON | None) -> JSON | None:

@@ -40,6 +40,7 @@ class VercelRoutes:
     _known: Callable[[str], bool]
     _sorted: Callable[[str | None], list[DeploymentRecord]]
     _project_view: Callable[[ProjectRecord], JSON]
+    build_env_ok: Callable[[str], str | None]
     _settle: Callable[[], None]
     state: Callable[[], JSON]
     _edge_route: Callable[[str, list[str], Any], tuple[int, Any, dict[str, str]] | None]
@@ -212,4 +213,8 @@ class VercelRoutes:
         if not dep.healthy:
             return 500, {"status": "error", "deployment": dep.uid,
                          "message": "health check failed"}, {}
+        missing = self.build_env_ok(dep.uid)
+        if missing:
+            return 500, {"status": "error", "deployment": dep.uid,
+                         "message": f"misconfigured: {missing}"}, {}
         return 200, {"status": "ok", "deployment": dep.uid}, {}

@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from bot.blocks.modals import decide_modal, resolve_modal
 from bot.blocks.status import history_blocks, status_blocks
 from bot.blocks.text import escape
-from handlers import approvals, commands, resolution
+from handlers import approvals, commands, queries, resolution
 from handlers.commands import CommandError
 from handlers.requests import request_rollback
 from handlers.services import Refused, Services
@@ -43,6 +43,14 @@ def register(app: App, svc: Services) -> None:
                     return
                 respond(response_type="ephemeral", replace_original=False,
                         text=f":rewind: {incident.ref} is waiting for approval in <#{incident.channel}>.")
+            case commands.Query():
+                ack()  # first: the answer may read Vercel and open snapshots
+                try:
+                    answer = queries.answer(svc, user, cmd)
+                except Refused as refused:
+                    respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
+                    return
+                respond(response_type="ephemeral", text=answer)
             case commands.StatusQuery():
                 ack()  # first: the database may be slow
                 respond(response_type="ephemeral", text="Rollbot status",

@@ -9,11 +9,13 @@ from typing import Any
 from bot.config_file import parse_policy
 from handlers.code import CodeKind
 from handlers.commands import Rollback
+from handlers.env import EnvKind
 from handlers.flag import FlagKind
 from handlers.kind import KindRegistry
 from handlers.model import Incident
 from handlers.requests import request_rollback
 from handlers.services import Services
+from tests.fakes.env import FakeEnv, FakeSnapshots
 from tests.fakes.ports import FakeClock, FakeDirectory, FakeFlags, FakeHealth, FakeLive, FakeNotifier, FakeVercel
 from tests.fakes.store import FakeStore
 from tests.kinds.switch import SwitchKind
@@ -43,12 +45,13 @@ def policy_data(*, approvals: int = 1, self_approval: bool = False, switch_appro
                   "dba": {"users": [DAN]}},
         "environments": {
             "prod": {"channel": "C01INCIDENTS", "notify": ["S01ONCALL"], "vercel_project": "prj",
-                     "edge_config": "ecfg_test", "flags": {"promo_banner": {"off": ""}},
+                     "edge_config": "ecfg_test", "flags": {"promo_banner": {"off": ""}}, "env_snapshot_every": "1h",
                      "health_checks": ["https://shop.test/health"], "monitor": ["5m", "10m", "15m"],
                      "approval_timeout": "30m",
                      "policy": {"requesters": ["engineer", "lead"], "self_approval": self_approval,
                                 "code": {"approvers": ["lead"], "approvals": approvals},
                                 "flag": {"approvers": ["lead"], "approvals": approvals},
+                                "env": {"approvers": ["lead"], "approvals": approvals},
                                 "switch": {"approvers": ["lead"], "approvals": switch_approvals}}},
             "staging": {"channel": "C02STAGING", "policy": {"requesters": ["engineer"]}},
         },
@@ -67,6 +70,8 @@ class FakeWorld:
     health: FakeHealth
     time: FakeTime
     switches: Path
+    env: FakeEnv
+    snapshots: FakeSnapshots
 
     def request(self, user: str = ALICE, kind: str = "code", reason: str = "checkout 500",
                 **args: Any) -> Incident:
@@ -79,13 +84,16 @@ def fake_world(tmp_path: Path, *, approvals: int = 1, self_approval: bool = Fals
     store, notifier, vercel, flags = FakeStore(clock), FakeNotifier(), FakeVercel(), FakeFlags()
     directory = FakeDirectory({"S01LEADS": frozenset(LEADS)})
     health = FakeHealth()
+    env, snapshots = FakeEnv(), FakeSnapshots()
     switches = tmp_path / "switches"
     switches.mkdir(exist_ok=True)
     (switches / "checkout").write_text("on")
     kinds = KindRegistry([CodeKind(vercel, uncertain_window=uncertain_window, sleep=time.sleep,
                                    monotonic=time.monotonic), SwitchKind(switches),
-                          FlagKind(flags, uncertain_window=uncertain_window, sleep=time.sleep, monotonic=time.monotonic)])
+                          FlagKind(flags, uncertain_window=uncertain_window, sleep=time.sleep, monotonic=time.monotonic),
+                          EnvKind(env, snapshots, clock.now, uncertain_window=uncertain_window, sleep=time.sleep,
+                                  monotonic=time.monotonic)])
     policy = parse_policy(policy_data(approvals=approvals, self_approval=self_approval, switch_approvals=approvals))
     svc = Services(policy=policy, store=store, live=FakeLive(), notifier=notifier, kinds=kinds, health=health,
                    directory=directory, clock=clock)
-    return FakeWorld(svc, store, clock, notifier, vercel, flags, directory, health, time, switches)
+    return FakeWorld(svc, store, clock, notifier, vercel, flags, directory, health, time, switches, env, snapshots)

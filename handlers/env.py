@@ -1,0 +1,523 @@
+"""The env-var rollback kind (Vercel): restore named production variables from a snapshot, then
+redeploy production so they take effect.
+
+Plan: for each named key, the snapshot's value against the value now, shown only as fingerprints
+(changed, or re-created when it was removed since); the other keys added or removed since the
+snapshot, left alone; the production deployment that will be rebuilt. Refused with the reason:
+no snapshot, a key not in the snapshot, a sensitive key, a snapshot the key cannot open.
+Execute: a snapshot of the values now (so this rollback can be undone), then each key set once
+(read back first after an unknown outcome), then one redeploy of the production deployment,
+tagged with the plan so an unanswered one is found instead of sent again; wait until it is READY
+and serving (promoted, when production is pinned by an instant rollback). Verify: every key reads
+back as in the snapshot and production serves the rebuilt deployment. Only this module, its
+snapshots and its adapter (``integrations.vercel_env``) know Vercel's env vars.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from handlers.commands import CommandError
+from handlers.config import Environment
+from handlers.durations import format_duration
+from handlers.env_snapshots import (
+    SENSITIVE,
+    EnvReader,
+    EnvSnapshots,
+    EnvVar,
+    Snapshot,
+    SnapshotUnreadable,
+    listing,
+    production_vars,
+    snapshot_due,
+    take,
+)
+from handlers.kind import RollbackFailed, Run, Step, Verification
+from handlers.plans import PlanBase
+from handlers.ports import ProviderError
+from handlers.services import Refused
+from handlers.text import escape
+
+STEP_SNAPSHOT = Step("env.snapshot", "Snapshot the values now")
+STEP_RESTORE = Step("env.restore", "Restore the variables")
+STEP_REDEPLOY = Step("env.redeploy", "Redeploy production")
+STEP_SERVING = Step("env.serving", "The new deployment is READY and serving")
+KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")  # as typed in the command: UPPER_CASE
+SNAPSHOT_REF = re.compile(r"^S-?(\d+)$", re.IGNORECASE)
+FAILED_BUILD = ("ERROR", "CANCELED")
+
+
+@dataclass(frozen=True)
+class Production:
+    name: str  # the project's name (a redeploy names it)
+    deployment: str | None  # what production serves
+    pinned: bool  # an instant rollback stopped Vercel assigning new production deployments
+
+
+class EnvProvider(EnvReader, Protocol):
+    def set_env_value(self, project: str, env_id: str, value: str) -> None:
+        """One PATCH of that variable's value; never retried inside."""
+
+    def create_env(self, project: str, key: str, value: str, type: str, target: Sequence[str]) -> None:
+        """One POST creating the variable; never retried inside."""
+
+    def production(self, project: str) -> Production: ...
+
+    def redeploy(self, name: str, deployment: str, tag: str) -> str:
+        """One POST of a production deployment built from ``deployment``'s source with the
+        variables as they are now, carrying ``tag`` in its meta; returns its id."""
+
+    def find_redeploy(self, project: str, tag: str) -> str | None:
+        """The deployment a redeploy tagged ``tag`` created, if Vercel has one."""
+
+    def deployment_state(self, uid: str) -> str:
+        """BUILDING, READY, ERROR, CANCELED, ..."""
+
+    def promote(self, project: str, uid: str) -> None:
+        """One promote request (production to ``uid``, automatic assignment back on)."""
+
+
+class EnvChange(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    action: Literal["change", "create"]
+    env_id: str | None  # the variable now (None: removed since the snapshot, so re-created)
+    type: str
+    target: tuple[str, ...]
+    from_fp: str | None  # fingerprints, never values
+    to_fp: str
+
+
+class EnvPlan(PlanBase):
+    kind: Literal["env"] = "env"
+    project: str
+    snapshot_id: int
+    snapshot_at: datetime
+    snapshot_named: bool = False  # the requester named it (`from S-12`)
+    keys: tuple[str, ...]
+    changes: tuple[EnvChange, ...]
+    unchanged: tuple[str, ...] = ()  # named keys that already hold the snapshot's value
+    since: tuple[str, ...] = ()  # other keys added or removed since the snapshot, left alone (display only)
+    deployment: str  # the production deployment rebuilt with the restored values
+    project_name: str
+    promote: bool = False
+
+    def binding(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"since", "snapshot_at", "revision"})
+
+    @property
+    def target(self) -> str:
+        return self.project
+
+    @property
+    def tag(self) -> str:
+        """Carried by the redeploy, so an unanswered one can be found instead of sent again."""
+        return f"rollbot-{self.hash}"
+
+    @property
+    def change(self) -> tuple[str, str]:
+        keys = ", ".join(c.key for c in self.changes)
+        return f"{keys} as now", f"{keys} as in S-{self.snapshot_id}"
+
+
+class EnvKind:
+    name: str = "env"
+    words: tuple[str, ...] = ("env", "config")
+    title: str = "Env-var rollback"
+    usage: str = ("/rollback env   <env> <KEY>[ <KEY>…] [from S-<id>] [reason]   restore env vars from a snapshot, "
+                  "redeploy\n/rollback env   <env> list                          the env-var snapshots")
+    plan_model: type[PlanBase] = EnvPlan
+    target: timedelta = timedelta(minutes=5)
+    risk: str = "Low"
+    lease: timedelta = timedelta(seconds=60)
+    steps: tuple[Step, ...] = (STEP_SNAPSHOT, STEP_RESTORE, STEP_REDEPLOY, STEP_SERVING)
+    ticks: tuple[str, ...] = ("known_good",)  # the snapshot is the known good state
+    checklist: tuple[str, ...] = ()
+    queries: tuple[str, ...] = ("list",)
+    next_step: str = ("Runbook, environment variables: open Vercel → Project → Settings → Environment Variables, "
+                      "set the variables back to their previous values (`/rollback env <env> list` shows the "
+                      "snapshots; the values themselves are only in Vercel and your records), redeploy production, "
+                      "verify the configuration and monitor for 15 minutes.")
+
+    def __init__(self, provider: EnvProvider, snapshots: EnvSnapshots, now: Callable[[], datetime], *,
+                 build_timeout: float = 900.0, serve_timeout: float = 120.0, uncertain_window: float = 10.0,
+                 sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.provider = provider
+        self.snapshots = snapshots
+        self._now = now
+        self.build_timeout = build_timeout
+        self.serve_timeout = serve_timeout
+        self.uncertain_window = uncertain_window
+        self._sleep = sleep
+        self._monotonic = monotonic
+
+    # -- request -----------------------------------------------------------------------------
+
+    def parse(self, env: str, words: Sequence[str]) -> tuple[dict[str, Any], str]:
+        keys: list[str] = []
+        rest = list(words)
+        while rest and KEY.match(rest[0]):
+            keys.append(rest.pop(0))
+        if not keys:
+            raise CommandError(f"`env {escape(env)}` needs at least one variable name in UPPER_CASE, or `list`: "
+                               f"`/rollback env {escape(env)} API_URL FEATURE_X reason…`.")
+        args: dict[str, Any] = {"keys": tuple(dict.fromkeys(keys))}
+        if len(rest) >= 2 and rest[0].lower() == "from":
+            match = SNAPSHOT_REF.match(rest[1])
+            if not match:
+                raise CommandError(f"`{escape(rest[1])}` is not a snapshot; name one like `S-12` "
+                                   f"(`/rollback env {escape(env)} list` shows them).")
+            args["snapshot"] = int(match.group(1))
+            rest = rest[2:]
+        return args, " ".join(rest)
+
+    def configured(self, env: Environment) -> str | None:
+        if not env.vercel_project:
+            return "has no `vercel_project` configured, so env rollbacks are off"
+        if env.env_snapshot_every is None:
+            return "has no `env_snapshot_every` configured, so no env-var snapshots are taken and env rollbacks are off"
+        unavailable = self.snapshots.unavailable()
+        return f"cannot use its env-var snapshots: {unavailable}" if unavailable else None
+
+    def query(self, env_name: str, env: Environment, words: Sequence[str]) -> str:
+        """`/rollback env <env> list`."""
+        assert env.vercel_project is not None
+        try:
+            return listing(self.snapshots, env.vercel_project, env_name, self._now())
+        except SnapshotUnreadable as error:
+            raise Refused(error.message) from None
+
+    def plan(self, env_name: str, env: Environment, args: Mapping[str, Any]) -> EnvPlan:
+        assert env.vercel_project is not None
+        return self._resolve(env_name, env.vercel_project, tuple(args["keys"]), args.get("snapshot"))
+
+    def replan(self, plan: PlanBase, env: Environment) -> EnvPlan:
+        assert isinstance(plan, EnvPlan)
+        if self._all_restored(plan):  # set by hand meanwhile: the approved plan stands; execute checks
+            return plan
+        return self._resolve(plan.env, plan.project, plan.keys, plan.snapshot_id, named=plan.snapshot_named)
+
+    def _resolve(self, env_name: str, project: str, keys: tuple[str, ...], snapshot_id: int | None, *,
+                 named: bool | None = None) -> EnvPlan:
+        now_vars = self._by_key(project)
+        current = {key: self._value(project, now_vars[key]) for key in keys if key in now_vars}
+        snapshot = self._choose(project, keys, snapshot_id, current, now_vars)
+        changes, unchanged = [], []
+        for key in keys:
+            old = snapshot.get(key)
+            if old is None:
+                raise Refused(f"`{escape(key)}` is not in snapshot `{snapshot.info.ref}` of `{project}` (taken "
+                              f"{self._ago(snapshot.info.taken_at)} ago): it was added after it, or never existed. "
+                              "Remove or change it in Vercel by hand.")
+            if old.value is None:
+                raise Refused(f"`{escape(key)}` is a sensitive variable: Vercel never returns its value, so no "
+                              "snapshot holds it and Rollbot cannot restore it. Set it in Vercel by hand.")
+            var = now_vars.get(key)
+            if var is not None and var.type == SENSITIVE:
+                raise Refused(f"`{escape(key)}` is sensitive now: Vercel would not let Rollbot read it back to verify "
+                              "the restore. Set it in Vercel by hand.")
+            to_fp = self.snapshots.fingerprint(old.value)
+            if var is None:
+                changes.append(EnvChange(key=key, action="create", env_id=None, type=old.type, target=old.target,
+                                         from_fp=None, to_fp=to_fp))
+            elif current[key] == old.value:
+                unchanged.append(key)
+            else:
+                changes.append(EnvChange(key=key, action="change", env_id=var.id, type=var.type, target=var.target,
+                                         from_fp=self.snapshots.fingerprint(current[key] or ""), to_fp=to_fp))
+        if not changes:
+            raise Refused(f"{', '.join(f'`{escape(k)}`' for k in keys)} already hold the values of snapshot "
+                          f"`{snapshot.info.ref}`; nothing to restore.")
+        since = [f"{k} added" for k in sorted(now_vars) if snapshot.get(k) is None and k not in keys]
+        since += [f"{v.key} removed" for v in snapshot.vars if v.key not in now_vars and v.key not in keys]
+        production = self.provider.production(project)
+        if not production.deployment:
+            raise Refused(f"Vercel reports no production deployment for `{project}` to redeploy with the restored "
+                          "values.")
+        return EnvPlan(env=env_name, project=project, snapshot_id=snapshot.info.id,
+                       snapshot_at=snapshot.info.taken_at, snapshot_named=bool(named if named is not None
+                                                                               else snapshot_id is not None),
+                       keys=keys, changes=tuple(changes), unchanged=tuple(unchanged), since=tuple(since),
+                       deployment=production.deployment, project_name=production.name, promote=production.pinned)
+
+    def _choose(self, project: str, keys: Sequence[str], snapshot_id: int | None, current: Mapping[str, str | None],
+                now_vars: Mapping[str, EnvVar]) -> Snapshot:
+        """The named snapshot; else the newest one in which a named key differs from now (so a
+        scheduled snapshot taken after a bad change does not hide the good value); else the newest."""
+        try:
+            if snapshot_id is not None:
+                named = self.snapshots.load(snapshot_id)
+                if named is None or named.info.project != project:
+                    raise Refused(f"there is no snapshot `S-{snapshot_id}` of `{project}`; "
+                                  "`/rollback env <env> list` shows them.")
+                return named
+            infos = self.snapshots.snapshots(project, 50)
+            if not infos:
+                raise Refused(f"there is no env-var snapshot of `{project}` yet, so there is nothing to restore from. "
+                              "The worker takes one every `env_snapshot_every`; until then, change the variables in "
+                              "Vercel by hand.")
+            newest: Snapshot | None = None
+            for info in infos:
+                snap = self.snapshots.load(info.id)
+                if snap is None:
+                    continue
+                newest = newest or snap
+                for key in keys:
+                    old = snap.get(key)
+                    if old is not None and old.value is not None and (key not in now_vars or old.value != current[key]):
+                        return snap
+            assert newest is not None
+            return newest
+        except SnapshotUnreadable as error:
+            raise Refused(error.message) from None
+
+    # -- execution ---------------------------------------------------------------------------
+
+    def execute(self, plan: PlanBase, run: Run) -> str:
+        assert isinstance(plan, EnvPlan)
+        run.step(STEP_SNAPSHOT.name)
+        try:
+            snapshot = self.snapshots.load(plan.snapshot_id)
+        except SnapshotUnreadable as error:
+            raise RollbackFailed(f"snapshot S-{plan.snapshot_id} cannot be opened: {error.message}. Nothing was "
+                                 "changed.") from None
+        if snapshot is None:
+            raise RollbackFailed(f"snapshot S-{plan.snapshot_id} is gone; nothing was changed.")
+        before, _ = take(self.provider, self.snapshots, plan.project, self._now(), f"before {run.incident_ref}",
+                         always=True)
+        run.audit(STEP_SNAPSHOT.name, "ok", snapshot=before.ref, variables=before.variables)
+        run.finish(STEP_SNAPSHOT.name, "ok", f"{before.ref}: {before.variables} variables as they were")
+
+        run.step(STEP_RESTORE.name)
+        todo = self._check_all(plan, run)  # every key checked before the first is changed: all or nothing
+        for change in todo:
+            value = snapshot.get(change.key)
+            assert value is not None and value.value is not None
+            self._restore(plan, change, value.value, run)
+        kept = len(plan.changes) - len(todo)
+        run.finish(STEP_RESTORE.name, "ok", f"{len(todo)} restored from S-{plan.snapshot_id}"
+                   + (f", {kept} already held it" if kept else ""))
+
+        run.step(STEP_REDEPLOY.name)
+        uid = self._redeploy(plan, run)
+        run.finish(STEP_REDEPLOY.name, "ok", f"{uid}, rebuilt from {plan.deployment}")
+        run.step(STEP_SERVING.name)
+        self._wait_built(uid, run)
+        self._wait_serving(plan, uid, run)
+        run.finish(STEP_SERVING.name, "ok", f"production serves {uid}")
+        return f"restored {', '.join(c.key for c in plan.changes)} from S-{plan.snapshot_id}; production serves {uid}"
+
+    def _check_all(self, plan: EnvPlan, run: Run) -> list[EnvChange]:
+        """The changes still to make. A key someone changed after the approval fails the rollback
+        before anything is sent (an earlier executor's own write, read back, is not a change)."""
+        now_vars = self._by_key(plan.project)
+        todo = []
+        for change in plan.changes:
+            var = now_vars.get(change.key)
+            fp = None if var is None else self.snapshots.fingerprint(self._value(plan.project, var) or "")
+            if fp == change.to_fp:
+                run.audit(STEP_RESTORE.name, "skipped", key=change.key, why="already holds the snapshot's value")
+                continue
+            if fp != change.from_fp:
+                now = "was removed" if fp is None else "was created" if change.from_fp is None else f"reads {fp} now"
+                raise RollbackFailed(f"`{change.key}` {now} after {run.incident_ref} was approved (the approved plan "
+                                     f"was {change.from_fp or 'absent'} → {change.to_fp}); nothing was changed. Request "
+                                     "the rollback again.")
+            todo.append(change)
+        return todo
+
+    def _restore(self, plan: EnvPlan, change: EnvChange, value: str, run: Run, attempts: int = 3) -> None:
+        for attempt in range(1, attempts + 1):
+            run.hold()
+            run.audit(STEP_RESTORE.name, "attempt", key=change.key, to=change.to_fp, how=change.action)
+            try:
+                if change.action == "create":
+                    self.provider.create_env(plan.project, change.key, value, change.type, change.target)
+                else:
+                    assert change.env_id is not None
+                    self.provider.set_env_value(plan.project, change.env_id, value)
+            except ProviderError as error:
+                run.audit(STEP_RESTORE.name, "uncertain" if error.uncertain else "refused", key=change.key,
+                          error=error.message, status=error.status)
+                if error.uncertain:
+                    seen = self._read_fp(plan.project, change.key)
+                    if seen == change.to_fp:
+                        run.audit(STEP_RESTORE.name, "ok", key=change.key, why=f"took effect despite: {error.message}")
+                        return
+                    if seen != change.from_fp:
+                        raise ProviderError(f"after an unanswered write `{change.key}` reads {seen or 'absent'}, "
+                                            "neither the approved value nor the snapshot's; it is not sent again.",
+                                            uncertain=True) from None
+                    if attempt < attempts:
+                        continue
+                elif error.refused_for_now and attempt < attempts:
+                    self._sleep(min(error.retry_after or 1.0 * attempt, 10.0))
+                    continue
+                restored = [c.key for c in plan.changes if self._read_fp(plan.project, c.key) == c.to_fp]
+                raise RollbackFailed(f"Vercel did not take `{change.key}` ({error.message}). Restored so far: "
+                                     f"{', '.join(restored) or 'none'}; production was not redeployed. The values "
+                                     f"before this rollback are in the snapshot taken just now.") from None
+            run.audit(STEP_RESTORE.name, "ok", key=change.key, to=change.to_fp)
+            return
+
+    def _redeploy(self, plan: EnvPlan, run: Run, attempts: int = 3) -> str:
+        if run.unresolved_attempt:
+            found = self.provider.find_redeploy(plan.project, plan.tag)
+            if found:
+                run.audit(STEP_REDEPLOY.name, "ok", deployment=found, why="a previous executor's redeploy")
+                return found
+        for attempt in range(1, attempts + 1):
+            run.hold()
+            run.audit(STEP_REDEPLOY.name, "attempt", source=plan.deployment, tag=plan.tag)
+            try:
+                uid = self.provider.redeploy(plan.project_name, plan.deployment, plan.tag)
+            except ProviderError as error:
+                run.audit(STEP_REDEPLOY.name, "uncertain" if error.uncertain else "refused", error=error.message,
+                          status=error.status)
+                if error.uncertain:
+                    found = self._find_within(plan, run)
+                    if found:
+                        run.audit(STEP_REDEPLOY.name, "ok", deployment=found, why=f"took effect despite: {error.message}")
+                        return found
+                    run.audit(STEP_REDEPLOY.name, "not_taken", why=f"no deployment tagged {plan.tag} "
+                                                                    f"in {self.uncertain_window:g}s")
+                    if attempt < attempts:
+                        continue
+                elif error.refused_for_now and attempt < attempts:
+                    self._sleep(min(error.retry_after or 2.0 * attempt, 20.0))
+                    continue
+                raise RollbackFailed(f"the variables are restored, but Vercel did not take the redeploy "
+                                     f"({error.message}); production still runs the old values. Redeploy production "
+                                     "in Vercel.") from None
+            run.audit(STEP_REDEPLOY.name, "ok", deployment=uid, source=plan.deployment)
+            return uid
+        raise AssertionError("unreachable")
+
+    def _find_within(self, plan: EnvPlan, run: Run) -> str | None:
+        deadline = self._monotonic() + self.uncertain_window
+        interval = 0.1
+        while True:
+            run.hold()
+            try:
+                found = self.provider.find_redeploy(plan.project, plan.tag)
+            except ProviderError:
+                found = None
+            if found or self._monotonic() >= deadline:
+                return found
+            self._sleep(interval)
+            interval = min(interval * 2, 2.0)
+
+    def _wait_built(self, uid: str, run: Run) -> None:
+        deadline = self._monotonic() + self.build_timeout
+        interval = 0.2
+        while True:
+            run.hold()
+            state = self.provider.deployment_state(uid)
+            if state == "READY":
+                run.audit("vercel.build", "ok", deployment=uid)
+                return
+            if state in FAILED_BUILD:
+                raise RollbackFailed(f"the variables are restored, but the rebuilt deployment {uid} ended {state}; "
+                                     "production still runs the old values. Check the build in Vercel.")
+            if self._monotonic() >= deadline:
+                raise ProviderError(f"the rebuilt deployment {uid} was not READY within "
+                                    f"{format_duration(timedelta(seconds=self.build_timeout))} (state {state})")
+            self._sleep(interval)
+            interval = min(interval * 1.5, 5.0)
+
+    def _wait_serving(self, plan: EnvPlan, uid: str, run: Run) -> None:
+        production = self.provider.production(plan.project)
+        if production.deployment != uid and production.pinned:
+            run.hold()
+            run.audit("vercel.promote", "attempt", deployment=uid, why="production is pinned by an instant rollback")
+            try:
+                self.provider.promote(plan.project, uid)
+            except ProviderError as error:
+                run.audit("vercel.promote", "uncertain" if error.uncertain else "refused", error=error.message)
+                if not error.uncertain:
+                    raise RollbackFailed(f"the variables are restored and {uid} is built, but Vercel refused to "
+                                         f"promote it ({error.message}); promote it in Vercel.") from None
+        deadline = self._monotonic() + self.serve_timeout
+        interval = 0.2
+        while production.deployment != uid:
+            if self._monotonic() >= deadline:
+                raise ProviderError(f"{uid} is READY but production still serves {production.deployment} after "
+                                    f"{int(self.serve_timeout)}s")
+            self._sleep(interval)
+            interval = min(interval * 1.5, 5.0)
+            run.hold()
+            production = self.provider.production(plan.project)
+        run.audit("vercel.serving", "ok", deployment=uid)
+
+    # -- read-back ---------------------------------------------------------------------------
+
+    def _all_restored(self, plan: EnvPlan) -> bool:
+        return all(self._read_fp(plan.project, c.key) == c.to_fp for c in plan.changes)
+
+    def took_effect(self, plan: PlanBase) -> bool:
+        assert isinstance(plan, EnvPlan)
+        if not self._all_restored(plan):
+            return False
+        uid = self.provider.find_redeploy(plan.project, plan.tag)
+        return bool(uid) and self.provider.production(plan.project).deployment == uid
+
+    def verify(self, plan: PlanBase) -> Verification:
+        assert isinstance(plan, EnvPlan)
+        seen = {c.key: self._read_fp(plan.project, c.key) for c in plan.changes}
+        wrong = [f"{c.key} reads {seen[c.key] or 'absent'}, not {c.to_fp}" for c in plan.changes
+                 if seen[c.key] != c.to_fp]
+        uid = self.provider.find_redeploy(plan.project, plan.tag)
+        serving = self.provider.production(plan.project).deployment
+        facts = {"fingerprints": seen, "production": serving, "rebuilt": uid}
+        if wrong:
+            return Verification(False, "; ".join(wrong), facts)
+        if not uid or serving != uid:
+            return Verification(False, f"production serves {serving}, not the rebuilt deployment {uid}", facts)
+        keys = ", ".join(c.key for c in plan.changes)
+        return Verification(True, f"{keys} read back as in S-{plan.snapshot_id}; production serves {uid}, rebuilt "
+                                  "with them", facts)
+
+    # -- the worker's part -------------------------------------------------------------------
+
+    def maintain(self, env_name: str, env: Environment) -> str | None:
+        """Take the scheduled snapshot of the environment's project when it is due."""
+        if env.vercel_project is None or env.env_snapshot_every is None or self.snapshots.unavailable():
+            return None
+        now = self._now()
+        if not snapshot_due(self.snapshots, env.vercel_project, env.env_snapshot_every.total_seconds(), now):
+            return None
+        info, new = take(self.provider, self.snapshots, env.vercel_project, now, "scheduled")
+        return f"{info.ref} taken" if new else f"{info.ref} still current"
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _by_key(self, project: str) -> dict[str, EnvVar]:
+        found: dict[str, EnvVar] = {}
+        for var in production_vars(self.provider, project):
+            if var.key in found:
+                raise Refused(f"`{escape(var.key)}` has more than one production entry in `{project}`; restore it "
+                              "in Vercel by hand.")
+            found[var.key] = var
+        return found
+
+    def _value(self, project: str, var: EnvVar) -> str | None:
+        return None if var.type == SENSITIVE else self.provider.env_value(project, var.id)
+
+    def _read_fp(self, project: str, key: str) -> str | None:
+        """The fingerprint of ``key``'s value now, or None when it does not exist."""
+        var = next((v for v in production_vars(self.provider, project) if v.key == key), None)
+        if var is None:
+            return None
+        return self.snapshots.fingerprint(self._value(project, var) or "")
+
+    def _ago(self, at: datetime) -> str:
+        return format_duration(self._now() - at)
