@@ -16,13 +16,14 @@ from typing import Any
 from handlers.durations import parse_duration
 from sandbox.devenv import DevEnvironment
 from sandbox.render import Renderer
-from sandbox.team import CHANNEL, USERS
+from sandbox.team import CHANNEL, PROJECT, USERS
 
 HELP = """Commands:
   /rollback …          run the slash command as the current user (try `/rollback code prod checkout 500`)
   as <name>            switch user: alice (engineer), bob (engineer), carol (lead), dan (dba)
   click <N|label>      click button or checkbox number N, or the newest one labelled so (`click approve`)
   time +<duration>     move the clock forward (e.g. `time +5m`) and let the worker run
+  vercel env KEY=VALUE change a variable in the Vercel emulator, as someone in its dashboard would
   show                 redraw the channel and its threads
   help | quit"""
 
@@ -71,12 +72,23 @@ class Console:
                 self.out(f"! {error}")
                 return True
             self.advance(delta, prompt)
+        elif line.startswith("vercel env "):
+            self.set_env(line[len("vercel env "):].strip())
         elif line == "show":
             self._seen.clear()
             self.settle(prompt, wait=0.2)
         else:
             self.out("! unknown input; type `help`")
         return True
+
+    def set_env(self, assignment: str) -> None:
+        key, sep, value = assignment.partition("=")
+        known = self.dev.vercel.env_values(PROJECT)
+        if not sep or key.strip() not in known:
+            self.out(f"! write it like `vercel env API_URL=https://…`; the demo's variables: {', '.join(sorted(known))}")
+            return
+        self.dev.vercel.set_env_value(PROJECT, key.strip(), value.strip())
+        self.out(f"(the Vercel emulator's {key.strip()} changed; production gets it at its next deployment)")
 
     def click(self, number: str, prompt: Callable[[str], str] = input) -> None:
         """Click by number (``click 6``) or by label, newest first (``click approve``)."""

@@ -19,6 +19,7 @@ from bot.worker import WORKER_POOL, Worker
 from bot.wsgi import RollbotWSGI
 from handlers.clock import ShiftedClock
 from integrations.schema import migrate
+from integrations.secret_box import new_key
 from sandbox.embedded import EmbeddedServer, services_from_env
 from sandbox.slack_client import SignedSlackClient
 from sandbox.slack_emulator import SlackEmulator
@@ -73,6 +74,7 @@ class DevEnvironment:
             "DATABASE_URL": database_url, "REDIS_URL": redis_url, "VERCEL_TOKEN": VERCEL_TOKEN,
             "VERCEL_API_URL": self.vercel.url, "ROLLBOT_CONFIG": str(config),
             "ROLLBOT_LOG_LEVEL": os.environ.get("ROLLBOT_LOG_LEVEL", "WARNING"),
+            "ROLLBOT_SECRET_KEY": os.environ.get("ROLLBOT_SECRET_KEY") or self._secret_key(),
             "HTTP_PROXY": "", "HTTPS_PROXY": "", "http_proxy": "", "https_proxy": "",
         }
         settings = Settings(_env_file=None, **{k.lower(): v for k, v in self.env.items() if "proxy" not in k.lower()})  # type: ignore[call-arg, arg-type]
@@ -87,6 +89,15 @@ class DevEnvironment:
         say(f"  Slack emulator    {self.slack.url}  (state: {self.slack.root_url}/_emulator/state)")
         say(f"  Vercel emulator   {self.vercel.url}  (state: {self.vercel.url}/_emulator/state)")
         say(f"  signing secret    {SIGNING_SECRET}  (sandbox only)")
+
+    def _secret_key(self) -> str:
+        """The sandbox's key for env-var snapshots, kept beside its other files (mode 0600), so a
+        later run on the same database can still open them."""
+        path = self.workdir / "secret-key"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(new_key())
+        return path.read_text().strip()
 
     def _bind(self, app: RollbotWSGI) -> WSGIServer:
         """Port 3000 unless taken (then any free one); a port asked for is used or fails. Binding

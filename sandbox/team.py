@@ -31,6 +31,7 @@ notify = ["S01ONCALL"]
 vercel_project = "{project}"
 edge_config = "ecfg_demo"
 flags = {{ promo_banner = {{ off = "" }} }}
+env_snapshot_every = "1h"
 health_checks = [{health}]
 monitor = ["5m", "10m", "15m"]
 approval_timeout = "30m"
@@ -40,11 +41,13 @@ requesters = ["engineer", "lead"]
 self_approval = false
 code = {{ approvers = ["lead"], approvals = {approvals} }}
 flag = {{ approvers = ["lead"], approvals = 1 }}
+env = {{ approvers = ["lead"], approvals = 1 }}
 """
 
 
 def sandbox_policy(health_url: str, *, approvals: int = 1, lead_groups: Sequence[str] = (),
                    engineer_groups: Sequence[str] = ()) -> str:
-    """The policy file text: prod, code and flag rollbacks approved by a lead, reminders at 5/10/15 min."""
+    """The policy file text: prod, code, flag and env rollbacks approved by a lead, env-var snapshots
+    hourly, reminders at 5/10/15 min."""
     return _POLICY.format(channel=CHANNEL, project=PROJECT, health=json.dumps(health_url), approvals=approvals,
                           lead_groups=json.dumps(list(lead_groups)), engineer_groups=json.dumps(list(engineer_groups)))

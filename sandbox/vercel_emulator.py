@@ -180,6 +180,7 @@ class VercelEmulator(VercelRoutes, EdgeConfigRoutes, EnvRoutes):
                                      ("FEATURE_RECS", "on", "plain"),
                                      ("PAYMENT_SECRET", "sk_live_demo_0123456789", "sensitive")):
                 self.add_env(project_id, key, value, type=kind)
+            self.require_env(project_id, "API_URL", "https://api.demo-shop.test/v2")  # a build without it fails
             uid = ""
             for message, author, created, healthy in commits:
                 sha = hashlib.sha1(f"{project_id}:{message}".encode()).hexdigest()

@@ -28,6 +28,7 @@ from sandbox.vercel_emulator import VercelEmulator
 SIGNING_SECRET = "test-signing-secret-0123456789"
 BOT_TOKEN = "xoxb-test-bot-token"
 VERCEL_TOKEN = "vercel-test-token"
+SECRET_KEY = "3Q9nZp5m4w2Qe0y8aVt1cX7bH6kLrS2dF4gJ8uN0oPw="  # a Fernet key for the tests' env-var snapshots
 LEADS = [f"U02LEAD{n:02d}" for n in range(1, 21)]
 
 
@@ -72,6 +73,7 @@ class World:
             "ROLLBOT_CONFIG": str(self.config_path),
             "ROLLBOT_LOG_LEVEL": "WARNING",
             "ROLLBOT_UNCERTAIN_WINDOW": "2",
+            "ROLLBOT_SECRET_KEY": SECRET_KEY,
             **self.extra_env,
         }
 

@@ -35,7 +35,8 @@ def register(app: App, svc: Services) -> None:
                     text=f"*Rollbot* — guided, approved, audited rollbacks.\n```{escape(commands.usage(svc.kinds))}```")
             case commands.Rollback():
                 what = f"{cmd.kind} rollback on *{cmd.env}*"
-                ack(response_type="ephemeral", text=f":mag: Planning a {what}…")
+                article = "an" if what[0] in "aeiou" else "a"
+                ack(response_type="ephemeral", text=f":mag: Planning {article} {what}…")
                 try:
                     incident = request_rollback(svc, user, cmd)
                 except Refused as refused:

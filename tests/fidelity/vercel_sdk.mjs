@@ -24,7 +24,8 @@ const calls = [
   }],
   ["projects.getProjectEnv", () => vercel.projects.getProjectEnv({ idOrName: project, id: envId })],
   ["projects.editProjectEnv", () => vercel.projects.editProjectEnv({ idOrName: project, id: envId, requestBody: { value: "https://api.demo-shop.test/v1" } })],
-  ["deployments.createDeployment (redeploy)", () => vercel.deployments.createDeployment({ requestBody: { name: "demo-shop", deploymentId, target: "production" } })],
+  ["deployments.createDeployment (redeploy)", () => vercel.deployments.createDeployment({ requestBody: { name: "demo-shop", deploymentId, target: "production", meta: { rollbotTag: "rollbot-fidelity" } } })],
+  ["projects.createProjectEnv", () => vercel.projects.createProjectEnv({ idOrName: project, requestBody: { key: "RESTORED_KEY", value: "restored", type: "encrypted", target: ["production"] } })],
 ];
 let failed = 0;
 for (const [name, call] of calls) {

@@ -49,4 +49,4 @@ def test_the_official_vercel_client_accepts_every_answer_rollbot_relies_on() -> 
                                           "edgeConfig.getEdgeConfigItem", "projects.requestRollback",
                                           "projects.getProject (with lastAliasRequest)", "projects.filterProjectEnvs",
                                           "projects.getProjectEnv", "projects.editProjectEnv",
-                                          "deployments.createDeployment (redeploy)"]
+                                          "deployments.createDeployment (redeploy)", "projects.createProjectEnv"]
