@@ -54,13 +54,20 @@ def check_config(settings: Settings, secrets: list[str]) -> int:
         report("redis", lambda: "PONG" if redis.Redis.from_url(secret(settings.redis_url), socket_timeout=3).ping() else "no answer")
     if settings.slack_bot_token:
         report("slack", lambda: "authenticated as " + str(slack_client(settings).auth_test().get("user")))
+    snapshotting = [name for name, env in policy_holder["p"].environments.items()
+                    if env.env_snapshot_every is not None] if "p" in policy_holder else []
     if settings.rollbot_secret_key:
         def secret_key() -> str:
             box = SecretBox(secret(settings.rollbot_secret_key))
             box.open(box.seal(b"check"))
             keys = len([k for k in secret(settings.rollbot_secret_key).split(",") if k.strip()])
-            return f"{keys} key(s); the first encrypts, every one decrypts"
+            opened = _newest_snapshot_opens(box, secret(settings.database_url)) if settings.database_url else ""
+            return f"{keys} key(s); the first encrypts, every one decrypts{opened}"
         report("ROLLBOT_SECRET_KEY", secret_key)
+    elif snapshotting:
+        report("ROLLBOT_SECRET_KEY", partial(_raise, ConfigError(
+            f"not set, but {', '.join(snapshotting)} take(s) env-var snapshots (`env_snapshot_every`), which are "
+            "encrypted with it; make one with `rollbot secret-key`")))
     if settings.vercel_token and "p" in policy_holder:
         vercel = VercelClient(secret(settings.vercel_token), base_url=settings.vercel_api_url,
                               team_id=settings.vercel_team_id, max_attempts=1)
@@ -69,6 +76,20 @@ def check_config(settings: Settings, secrets: list[str]) -> int:
                 report(f"vercel ({name})", partial(_serves, vercel, env.vercel_project))
     print("configuration OK" if not failures else f"{failures} problem(s) found")
     return 0 if not failures else 1
+
+
+def _newest_snapshot_opens(box: SecretBox, database_url: str) -> str:
+    """A key that cannot open the snapshots already stored is the wrong key (or a rotation dropped
+    the old key too early): say so now, not during an incident."""
+    try:
+        with psycopg.connect(database_url, connect_timeout=3) as conn:
+            row = conn.execute("SELECT id, sealed FROM env_snapshots ORDER BY id DESC LIMIT 1").fetchone()
+    except psycopg.Error:
+        return ""  # the postgres line reports the database itself
+    if row is None:
+        return "; no snapshots yet"
+    box.open(bytes(row[1]))
+    return f"; it opens the newest snapshot (S-{row[0]})"
 
 
 def _serves(vercel: VercelClient, project: str) -> str:

@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     manifest = sub.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", default=None, help="public base URL (HTTP mode); omit for Socket Mode")
     sub.add_parser("secret-key", help="print a new key for ROLLBOT_SECRET_KEY (env-var snapshots)")
+    sub.add_parser("rotate-secret-key", help="re-encrypt every env-var snapshot with the first key of ROLLBOT_SECRET_KEY")
     report = sub.add_parser("report", help="print one incident")
     report.add_argument("incident", help="RB-N")
     report.add_argument("--format", choices=("md", "json"), default="md")
@@ -103,6 +104,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         print(new_key())
         return 0
+    if args.command == "rotate-secret-key":
+        from bot.report import rotate_snapshots
+
+        return rotate_snapshots(settings)
     if args.command == "report":
         from bot.report import print_report
 

@@ -1,4 +1,5 @@
-"""`rollbot report RB-N`: one incident as Markdown or JSON."""
+"""`rollbot report RB-N`: one incident as Markdown or JSON; `rollbot rotate-secret-key`: the stored
+env-var snapshots re-encrypted with the newest key."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from bot.bootstrap import build_kinds, vercel_client
 from bot.config_file import ConfigError
 from bot.settings import Settings, secret
+from handlers.env_snapshots import SnapshotUnreadable
 from handlers.kind import KindRegistry
 from handlers.summary import build_summary, render_markdown
 from integrations.pg_store import PostgresStore
@@ -49,3 +51,27 @@ def print_report(settings: Settings, ref: str, fmt: str) -> int:
     finally:
         store.close()
         vercel.close()
+
+
+def rotate_snapshots(settings: Settings) -> int:
+    """Re-seal every env-var snapshot with the first key of ROLLBOT_SECRET_KEY (put a new key first,
+    run this, then drop the old key)."""
+    from integrations.pg_snapshots import PostgresSnapshots
+
+    if not settings.database_url:
+        raise ConfigError("DATABASE_URL is not set")
+    if not settings.rollbot_secret_key:
+        raise ConfigError("ROLLBOT_SECRET_KEY is not set; make one with `rollbot secret-key`")
+    store = PostgresStore(secret(settings.database_url), lambda data: None, max_size=1)  # type: ignore[arg-type,return-value]
+    try:
+        snapshots = PostgresSnapshots(store.pool, secret(settings.rollbot_secret_key))
+        if snapshots.unavailable():
+            raise ConfigError(str(snapshots.unavailable()))
+        try:
+            count = snapshots.rotate()
+        except SnapshotUnreadable as error:
+            raise ConfigError(f"{error.message}; nothing was changed") from None
+    finally:
+        store.close()
+    print(f"re-encrypted {count} env-var snapshot(s) with the first key; the other keys can be dropped now")
+    return 0

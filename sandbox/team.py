@@ -11,7 +11,7 @@ ALICE, BOB, CAROL, DAN = "U01ALICE", "U01BOB", "U01CAROL", "U01DAN"
 USERS = {  # name -> (user id, what they are in the sandbox policy)
     "alice": (ALICE, "engineer"),
     "bob": (BOB, "engineer, not an approver for prod"),
-    "carol": (CAROL, "lead, approves prod code rollbacks"),
+    "carol": (CAROL, "lead, approves prod rollbacks"),
     "dan": (DAN, "dba"),
 }
 

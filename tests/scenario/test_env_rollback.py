@@ -9,6 +9,7 @@ import logging
 
 import psycopg
 import pytest
+import redis
 
 from sandbox.team import ALICE, CAROL, CHANNEL, PROJECT
 from tests.world import BotServer, World, wait_until
@@ -34,6 +35,19 @@ def _database_text(world: World) -> str:
             listed = ", ".join(f'"{c}"' for c in columns)
             rows += [str(r) for r in conn.execute(f'SELECT {listed} FROM "{table}"')]  # noqa: S608 - catalogue names
     return "\n".join(rows)
+
+
+def _redis_text(world: World) -> str:
+    """Every key and value in Redis as text."""
+    client = redis.Redis.from_url(world.redis_url, decode_responses=True)
+    dumped = []
+    for key in client.scan_iter():
+        kind = client.type(key)
+        value = (client.get(key) if kind == "string" else client.hgetall(key) if kind == "hash"
+                 else client.lrange(key, 0, -1) if kind == "list" else client.smembers(key) if kind == "set"
+                 else client.zrange(key, 0, -1) if kind == "zset" else kind)
+        dumped.append(f"{key} = {value}")
+    return "\n".join(dumped)
 
 
 def _ephemeral(world: World, client, text: str, marker: str = "") -> str:  # noqa: ANN001 - the signed client
@@ -79,6 +93,7 @@ def test_a_variable_is_restored_from_its_snapshot_redeployed_and_verified(world:
 
     # No value anywhere but Vercel and the sealed snapshots.
     surfaces = {"slack": json.dumps(world.slack.snapshot(), default=str), "postgres": _database_text(world),
+                "redis": _redis_text(world),
                 "web log": bot.log_path.read_text(errors="replace"), "worker log": caplog.text}
     for where, text in surfaces.items():
         for value in (GOOD, BAD, SECRET):

@@ -93,6 +93,31 @@ def test_a_secret_key_is_made_by_the_cli_and_checked_by_check_config(world: Worl
                          timeout=60)
     assert bad.returncode == 1 and "FAIL  ROLLBOT_SECRET_KEY: ROLLBOT_SECRET_KEY must be Fernet keys" in bad.stdout
     assert "hunter2" not in bad.stdout + bad.stderr
+    unset = {k: v for k, v in env.items() if k != "ROLLBOT_SECRET_KEY"}
+    missing = subprocess.run([sys.executable, "-m", "bot.cli", "check-config"], env=unset, capture_output=True,
+                             text=True, timeout=60)
+    assert missing.returncode == 1 and "FAIL  ROLLBOT_SECRET_KEY: not set, but prod take(s) env-var snapshots" \
+        in missing.stdout, missing.stdout
+
+
+def test_snapshots_are_re_encrypted_by_the_cli_and_a_wrong_key_is_caught_by_check_config(world: World) -> None:
+    def cli(*args: str, key: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot.cli", *args], env={**os.environ, **world.env(),
+                              "ROLLBOT_SECRET_KEY": key}, capture_output=True, text=True, timeout=60)
+
+    old = world.env()["ROLLBOT_SECRET_KEY"]
+    world.worker().run_once()  # the scheduled snapshot, sealed with the old key
+    new = cli("secret-key", key=old).stdout.strip()
+    checked = cli("check-config", key=new)
+    assert checked.returncode == 1 and "FAIL  ROLLBOT_SECRET_KEY: ROLLBOT_SECRET_KEY cannot decrypt" in checked.stdout
+    refused = cli("rotate-secret-key", key=new)
+    assert refused.returncode == 2 and "cannot" in refused.stderr and "nothing was changed" in refused.stderr
+    rotated = cli("rotate-secret-key", key=f"{new},{old}")
+    assert rotated.returncode == 0 and "re-encrypted 1 env-var snapshot(s)" in rotated.stdout, rotated.stderr
+    after = cli("check-config", key=new)
+    assert "ok    ROLLBOT_SECRET_KEY: 1 key(s); the first encrypts, every one decrypts; it opens the newest " \
+        "snapshot (S-1)" in after.stdout, after.stdout
+    assert old not in after.stdout + rotated.stdout + refused.stderr and new not in checked.stdout
 
 
 def test_bad_policy_file_stops_the_web_server_with_a_clear_message(world: World) -> None:
