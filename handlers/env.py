@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,9 +50,10 @@ STEP_SNAPSHOT = Step("env.snapshot", "Snapshot the values now")
 STEP_RESTORE = Step("env.restore", "Restore the variables")
 STEP_REDEPLOY = Step("env.redeploy", "Redeploy production")
 STEP_SERVING = Step("env.serving", "The new deployment is READY and serving")
-KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")  # as typed in the command: UPPER_CASE
+KEY = re.compile(r"^[A-Z_][A-Z0-9_]+$")  # as typed: UPPER_CASE, two characters at least (a reason's "I" is not one)
 SNAPSHOT_REF = re.compile(r"^S-?(\d+)$", re.IGNORECASE)
 FAILED_BUILD = ("ERROR", "CANCELED")
+UNREADABLE = "(unreadable)"  # what a sensitive variable reads as: never equal to a fingerprint
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class EnvPlan(PlanBase):
     deployment: str  # the production deployment rebuilt with the restored values
     project_name: str
     promote: bool = False
+    request: str  # made once per request (kept when re-planned): tells its redeploy from any other
 
     def binding(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"since", "snapshot_at", "revision"})
@@ -119,8 +122,9 @@ class EnvPlan(PlanBase):
 
     @property
     def tag(self) -> str:
-        """Carried by the redeploy, so an unanswered one can be found instead of sent again."""
-        return f"rollbot-{self.hash}"
+        """Carried by the redeploy (in its meta), so an unanswered one, or one sent by an executor
+        that died, is found instead of sent again; no other request or revision has it."""
+        return f"rollbot-{self.request}-r{self.revision}"
 
     @property
     def change(self) -> tuple[str, str]:
@@ -159,6 +163,7 @@ class EnvKind:
         self.uncertain_window = uncertain_window
         self._sleep = sleep
         self._monotonic = monotonic
+        self._failures: dict[str, tuple[int, datetime]] = {}  # project -> (failed snapshots in a row, next try)
 
     # -- request -----------------------------------------------------------------------------
 
@@ -204,10 +209,11 @@ class EnvKind:
         assert isinstance(plan, EnvPlan)
         if self._all_restored(plan):  # set by hand meanwhile: the approved plan stands; execute checks
             return plan
-        return self._resolve(plan.env, plan.project, plan.keys, plan.snapshot_id, named=plan.snapshot_named)
+        return self._resolve(plan.env, plan.project, plan.keys, plan.snapshot_id, named=plan.snapshot_named,
+                             request=plan.request)
 
     def _resolve(self, env_name: str, project: str, keys: tuple[str, ...], snapshot_id: int | None, *,
-                 named: bool | None = None) -> EnvPlan:
+                 named: bool | None = None, request: str | None = None) -> EnvPlan:
         now_vars = self._by_key(project)
         current = {key: self._value(project, now_vars[key]) for key in keys if key in now_vars}
         snapshot = self._choose(project, keys, snapshot_id, current, now_vars)
@@ -222,10 +228,10 @@ class EnvKind:
                 raise Refused(f"`{escape(key)}` is a sensitive variable: Vercel never returns its value, so no "
                               "snapshot holds it and Rollbot cannot restore it. Set it in Vercel by hand.")
             var = now_vars.get(key)
-            if var is not None and var.type == SENSITIVE:
-                raise Refused(f"`{escape(key)}` is sensitive now: Vercel would not let Rollbot read it back to verify "
-                              "the restore. Set it in Vercel by hand.")
-            to_fp = self.snapshots.fingerprint(old.value)
+            if var is not None and current[key] is None:
+                raise Refused(f"`{escape(key)}` cannot be read now (it is sensitive, or Vercel did not decrypt it), so "
+                              "Rollbot could not verify a restore. Set it in Vercel by hand.")
+            to_fp = self._fp(project, key, old.value)
             if var is None:
                 changes.append(EnvChange(key=key, action="create", env_id=None, type=old.type, target=old.target,
                                          from_fp=None, to_fp=to_fp))
@@ -233,7 +239,7 @@ class EnvKind:
                 unchanged.append(key)
             else:
                 changes.append(EnvChange(key=key, action="change", env_id=var.id, type=var.type, target=var.target,
-                                         from_fp=self.snapshots.fingerprint(current[key] or ""), to_fp=to_fp))
+                                         from_fp=self._fp(project, key, current[key] or ""), to_fp=to_fp))
         if not changes:
             raise Refused(f"{', '.join(f'`{escape(k)}`' for k in keys)} already hold the values of snapshot "
                           f"`{snapshot.info.ref}`; nothing to restore.")
@@ -247,12 +253,14 @@ class EnvKind:
                        snapshot_at=snapshot.info.taken_at, snapshot_named=bool(named if named is not None
                                                                                else snapshot_id is not None),
                        keys=keys, changes=tuple(changes), unchanged=tuple(unchanged), since=tuple(since),
-                       deployment=production.deployment, project_name=production.name, promote=production.pinned)
+                       deployment=production.deployment, project_name=production.name, promote=production.pinned,
+                       request=request or uuid.uuid4().hex[:12])
 
     def _choose(self, project: str, keys: Sequence[str], snapshot_id: int | None, current: Mapping[str, str | None],
                 now_vars: Mapping[str, EnvVar]) -> Snapshot:
-        """The named snapshot; else the newest one in which a named key differs from now (so a
-        scheduled snapshot taken after a bad change does not hide the good value); else the newest."""
+        """The named snapshot; else the newest one in which every named key differs from now, else
+        the newest in which any does (so a scheduled snapshot taken after a bad change does not hide
+        the good value); else the newest."""
         try:
             if snapshot_id is not None:
                 named = self.snapshots.load(snapshot_id)
@@ -265,18 +273,15 @@ class EnvKind:
                 raise Refused(f"there is no env-var snapshot of `{project}` yet, so there is nothing to restore from. "
                               "The worker takes one every `env_snapshot_every`; until then, change the variables in "
                               "Vercel by hand.")
-            newest: Snapshot | None = None
-            for info in infos:
-                snap = self.snapshots.load(info.id)
-                if snap is None:
-                    continue
-                newest = newest or snap
-                for key in keys:
-                    old = snap.get(key)
-                    if old is not None and old.value is not None and (key not in now_vars or old.value != current[key]):
-                        return snap
-            assert newest is not None
-            return newest
+            opened = [snap for snap in (self.snapshots.load(info.id) for info in infos) if snap is not None]
+
+            def differs(snap: Snapshot, key: str) -> bool:
+                old = snap.get(key)
+                return old is not None and old.value is not None and (key not in now_vars or old.value != current[key])
+
+            return (next((snap for snap in opened if all(differs(snap, key) for key in keys)), None)
+                    or next((snap for snap in opened if any(differs(snap, key) for key in keys)), None)
+                    or opened[0])
         except SnapshotUnreadable as error:
             raise Refused(error.message) from None
 
@@ -292,8 +297,11 @@ class EnvKind:
                                  "changed.") from None
         if snapshot is None:
             raise RollbackFailed(f"snapshot S-{plan.snapshot_id} is gone; nothing was changed.")
-        before, _ = take(self.provider, self.snapshots, plan.project, self._now(), f"before {run.incident_ref}",
-                         always=True)
+        reason = f"before {run.incident_ref}"
+        taken = next((info for info in self.snapshots.snapshots(plan.project, 20) if info.reason == reason), None)
+        if taken is None:  # (a resumed execution keeps the one its first run took: it holds the values before)
+            taken, _ = take(self.provider, self.snapshots, plan.project, self._now(), reason, always=True)
+        before = taken
         run.audit(STEP_SNAPSHOT.name, "ok", snapshot=before.ref, variables=before.variables)
         run.finish(STEP_SNAPSHOT.name, "ok", f"{before.ref}: {before.variables} variables as they were")
 
@@ -307,12 +315,18 @@ class EnvKind:
         run.finish(STEP_RESTORE.name, "ok", f"{len(todo)} restored from S-{plan.snapshot_id}"
                    + (f", {kept} already held it" if kept else ""))
 
-        run.step(STEP_REDEPLOY.name)
-        uid = self._redeploy(plan, run)
-        run.finish(STEP_REDEPLOY.name, "ok", f"{uid}, rebuilt from {plan.deployment}")
-        run.step(STEP_SERVING.name)
-        self._wait_built(uid, run)
-        self._wait_serving(plan, uid, run)
+        try:
+            run.step(STEP_REDEPLOY.name)
+            uid = self._redeploy(plan, run)
+            run.finish(STEP_REDEPLOY.name, "ok", f"{uid}, rebuilt from {plan.deployment}")
+            run.step(STEP_SERVING.name)
+            self._wait_built(uid, run)
+            self._wait_serving(plan, uid, run)
+        except ProviderError as error:  # say where things stand: the values are in, production may not have them
+            keys = ", ".join(c.key for c in plan.changes)
+            raise ProviderError(f"{keys} are restored in Vercel, but production may still run the old values: "
+                                f"{error.message}", code=error.code, status=error.status,
+                                uncertain=error.uncertain) from None
         run.finish(STEP_SERVING.name, "ok", f"production serves {uid}")
         return f"restored {', '.join(c.key for c in plan.changes)} from S-{plan.snapshot_id}; production serves {uid}"
 
@@ -323,7 +337,7 @@ class EnvKind:
         todo = []
         for change in plan.changes:
             var = now_vars.get(change.key)
-            fp = None if var is None else self.snapshots.fingerprint(self._value(plan.project, var) or "")
+            fp = None if var is None else self._fp_of(plan.project, var)
             if fp == change.to_fp:
                 run.audit(STEP_RESTORE.name, "skipped", key=change.key, why="already holds the snapshot's value")
                 continue
@@ -336,6 +350,8 @@ class EnvKind:
         return todo
 
     def _restore(self, plan: EnvPlan, change: EnvChange, value: str, run: Run, attempts: int = 3) -> None:
+        """Set one key. After an unknown outcome it is read back for the uncertain window and sent
+        again only if it still holds the approved old value (a create: still absent)."""
         for attempt in range(1, attempts + 1):
             run.hold()
             run.audit(STEP_RESTORE.name, "attempt", key=change.key, to=change.to_fp, how=change.action)
@@ -346,10 +362,12 @@ class EnvKind:
                     assert change.env_id is not None
                     self.provider.set_env_value(plan.project, change.env_id, value)
             except ProviderError as error:
-                run.audit(STEP_RESTORE.name, "uncertain" if error.uncertain else "refused", key=change.key,
+                # A create that conflicts after an unanswered one: the first may have landed.
+                unknown = error.uncertain or (attempt > 1 and change.action == "create" and error.status == 400)
+                run.audit(STEP_RESTORE.name, "uncertain" if unknown else "refused", key=change.key,
                           error=error.message, status=error.status)
-                if error.uncertain:
-                    seen = self._read_fp(plan.project, change.key)
+                if unknown:
+                    seen = self._settle_key(plan, change, run)
                     if seen == change.to_fp:
                         run.audit(STEP_RESTORE.name, "ok", key=change.key, why=f"took effect despite: {error.message}")
                         return
@@ -357,24 +375,48 @@ class EnvKind:
                         raise ProviderError(f"after an unanswered write `{change.key}` reads {seen or 'absent'}, "
                                             "neither the approved value nor the snapshot's; it is not sent again.",
                                             uncertain=True) from None
+                    run.audit(STEP_RESTORE.name, "not_taken", key=change.key,
+                              why=f"still as approved after {self.uncertain_window:g}s")
                     if attempt < attempts:
                         continue
                 elif error.refused_for_now and attempt < attempts:
                     self._sleep(min(error.retry_after or 1.0 * attempt, 10.0))
                     continue
-                restored = [c.key for c in plan.changes if self._read_fp(plan.project, c.key) == c.to_fp]
                 raise RollbackFailed(f"Vercel did not take `{change.key}` ({error.message}). Restored so far: "
-                                     f"{', '.join(restored) or 'none'}; production was not redeployed. The values "
-                                     f"before this rollback are in the snapshot taken just now.") from None
+                                     f"{', '.join(self._restored(plan)) or 'none'}; production was not redeployed. "
+                                     f"The values before this rollback are in the snapshot `before "
+                                     f"{run.incident_ref}`.") from None
             run.audit(STEP_RESTORE.name, "ok", key=change.key, to=change.to_fp)
             return
 
+    def _settle_key(self, plan: EnvPlan, change: EnvChange, run: Run) -> str | None:
+        """Read ``change.key`` until it shows the snapshot's value or the window ends; returns
+        the last fingerprint read (None: absent). A read that fails says nothing: if no read
+        succeeds, the outcome stays unknown and nothing is sent again."""
+        deadline = self._monotonic() + self.uncertain_window
+        interval = 0.1
+        seen: str | None = UNREADABLE
+        read = False
+        while True:
+            run.hold()
+            try:
+                seen, read = self._read_fp(plan.project, change.key), True
+            except ProviderError:
+                pass
+            if (read and seen == change.to_fp) or self._monotonic() >= deadline:
+                break
+            self._sleep(interval)
+            interval = min(interval * 2, 2.0)
+        if not read:
+            raise ProviderError(f"Vercel could not be read back after an unanswered write of `{change.key}`; it is "
+                                "not sent again.", uncertain=True)
+        return seen
+
     def _redeploy(self, plan: EnvPlan, run: Run, attempts: int = 3) -> str:
-        if run.unresolved_attempt:
-            found = self.provider.find_redeploy(plan.project, plan.tag)
-            if found:
-                run.audit(STEP_REDEPLOY.name, "ok", deployment=found, why="a previous executor's redeploy")
-                return found
+        found = self.provider.find_redeploy(plan.project, plan.tag)  # sent by an earlier executor of this plan?
+        if found:
+            run.audit(STEP_REDEPLOY.name, "ok", deployment=found, why="already sent for this plan")
+            return found
         for attempt in range(1, attempts + 1):
             run.hold()
             run.audit(STEP_REDEPLOY.name, "attempt", source=plan.deployment, tag=plan.tag)
@@ -403,16 +445,25 @@ class EnvKind:
         raise AssertionError("unreachable")
 
     def _find_within(self, plan: EnvPlan, run: Run) -> str | None:
+        """After an unanswered redeploy: the deployment it made, if Vercel lists one within the
+        window; None only when Vercel was read and listed none (an unreadable listing is no
+        evidence: the outcome stays unknown, and nothing is sent again)."""
         deadline = self._monotonic() + self.uncertain_window
         interval = 0.1
+        read = False
         while True:
             run.hold()
             try:
-                found = self.provider.find_redeploy(plan.project, plan.tag)
+                found, read = self.provider.find_redeploy(plan.project, plan.tag), True
             except ProviderError:
                 found = None
-            if found or self._monotonic() >= deadline:
+            if found:
                 return found
+            if self._monotonic() >= deadline:
+                if not read:
+                    raise ProviderError("Vercel's deployments could not be listed after an unanswered redeploy; it "
+                                        "is not sent again.", uncertain=True)
+                return None
             self._sleep(interval)
             interval = min(interval * 2, 2.0)
 
@@ -492,10 +543,17 @@ class EnvKind:
         """Take the scheduled snapshot of the environment's project when it is due."""
         if env.vercel_project is None or env.env_snapshot_every is None or self.snapshots.unavailable():
             return None
-        now = self._now()
-        if not snapshot_due(self.snapshots, env.vercel_project, env.env_snapshot_every.total_seconds(), now):
+        now, project = self._now(), env.vercel_project
+        every = env.env_snapshot_every.total_seconds()
+        failed, retry_at = self._failures.get(project, (0, now))
+        if now < retry_at or not snapshot_due(self.snapshots, project, every, now):
             return None
-        info, new = take(self.provider, self.snapshots, env.vercel_project, now, "scheduled")
+        try:
+            info, new = take(self.provider, self.snapshots, project, now, "scheduled")
+        except Exception:  # Vercel or the store failing: back off (30 s, 1 m, 2 m, … up to the period)
+            self._failures[project] = (failed + 1, now + timedelta(seconds=min(30 * 2 ** failed, every)))
+            raise
+        self._failures.pop(project, None)
         return f"{info.ref} taken" if new else f"{info.ref} still current"
 
     # -- helpers -----------------------------------------------------------------------------
@@ -510,14 +568,27 @@ class EnvKind:
         return found
 
     def _value(self, project: str, var: EnvVar) -> str | None:
+        """The value now; None when it cannot be read (sensitive, or not decrypted)."""
         return None if var.type == SENSITIVE else self.provider.env_value(project, var.id)
 
+    def _fp(self, project: str, key: str, value: str) -> str:
+        return self.snapshots.fingerprint(f"{project}/{key}", value)
+
+    def _fp_of(self, project: str, var: EnvVar) -> str:
+        value = self._value(project, var)
+        return UNREADABLE if value is None else self._fp(project, var.key, value)
+
     def _read_fp(self, project: str, key: str) -> str | None:
-        """The fingerprint of ``key``'s value now, or None when it does not exist."""
+        """The fingerprint of ``key``'s value now; None when it does not exist, UNREADABLE when
+        it cannot be read."""
         var = next((v for v in production_vars(self.provider, project) if v.key == key), None)
-        if var is None:
-            return None
-        return self.snapshots.fingerprint(self._value(project, var) or "")
+        return None if var is None else self._fp_of(project, var)
+
+    def _restored(self, plan: EnvPlan) -> list[str]:
+        try:
+            return [c.key for c in plan.changes if self._read_fp(plan.project, c.key) == c.to_fp]
+        except ProviderError:
+            return ["(Vercel could not be read to tell)"]
 
     def _ago(self, at: datetime) -> str:
         return format_duration(self._now() - at)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Protocol
 
 from handlers.durations import format_duration
+from handlers.ports import ProviderError
 
 SENSITIVE = "sensitive"
 PRODUCTION = "production"
@@ -99,8 +100,10 @@ class EnvSnapshots(Protocol):
     def load(self, snapshot_id: int) -> Snapshot | None:
         """Opened; None when there is no such snapshot. Raises SnapshotUnreadable."""
 
-    def fingerprint(self, value: str) -> str:
-        """A short keyed hash: equal values match, and nothing of the value can be read back."""
+    def fingerprint(self, scope: str, value: str) -> str:
+        """A short keyed hash of ``value`` as the value of ``scope`` ("prj_abc/API_URL"): equal
+        values of the same variable match, nothing of the value can be read back, and the same
+        value in two variables cannot be linked. Stable across a rotation of the key."""
 
 
 class EnvReader(Protocol):
@@ -108,7 +111,8 @@ class EnvReader(Protocol):
         """Every variable of the project, values left out."""
 
     def env_value(self, project: str, env_id: str) -> str | None:
-        """One value, decrypted; None for a ``sensitive`` variable (Vercel never returns it)."""
+        """One value, decrypted; None when Vercel does not return it (``sensitive``, or not
+        decrypted). Raises ProviderError (status 404 when the variable is gone)."""
 
 
 def production_vars(reader: EnvReader, project: str) -> list[EnvVar]:
@@ -117,10 +121,16 @@ def production_vars(reader: EnvReader, project: str) -> list[EnvVar]:
 
 
 def read_snapshot(reader: EnvReader, project: str) -> tuple[SnapshotVar, ...]:
-    """The production variables now, each value read decrypted one by one."""
+    """The production variables now, each value read decrypted one by one. One Vercel does not
+    return is kept as not restorable; one deleted between the listing and its read is left out."""
     taken = []
     for var in sorted(production_vars(reader, project), key=lambda v: (v.key, v.id)):
-        value = None if var.type == SENSITIVE else reader.env_value(project, var.id)
+        try:
+            value = None if var.type == SENSITIVE else reader.env_value(project, var.id)
+        except ProviderError as error:
+            if error.status == 404:
+                continue
+            raise
         taken.append(SnapshotVar(var.key, var.id, var.type, var.target, value))
     return tuple(taken)
 

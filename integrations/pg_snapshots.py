@@ -5,6 +5,8 @@ before the INSERT and opened after the SELECT."""
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -14,7 +16,7 @@ from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
 
 from handlers.env_snapshots import Snapshot, SnapshotInfo, SnapshotUnreadable, SnapshotVar
-from integrations.secret_box import SecretBox, SecretKeyError
+from integrations.secret_box import SecretBox, SecretKeyError, fingerprint
 
 COLUMNS = "id, project, taken_at, reason, variables, unreadable"
 
@@ -24,6 +26,8 @@ class PostgresSnapshots:
         self._pool = pool
         self._box: SecretBox | None = None
         self._problem: str | None = None
+        self._mac_key: bytes | None = None
+        self._mac_lock = threading.Lock()
         try:
             self._box = SecretBox(secret_key or "")
         except SecretKeyError as error:
@@ -77,8 +81,24 @@ class PostgresSnapshots:
             raise SnapshotUnreadable(f"snapshot S-{snapshot_id}: {error}") from None
         return Snapshot(_info(row), tuple(_var(v) for v in json.loads(opened)))
 
-    def fingerprint(self, value: str) -> str:
-        return self._sealer().fingerprint(value)
+    def fingerprint(self, scope: str, value: str) -> str:
+        return fingerprint(self._fingerprint_key(), scope, value)
+
+    def _fingerprint_key(self) -> bytes:
+        """Made once per database (the first process to ask makes it), kept sealed."""
+        with self._mac_lock:
+            if self._mac_key is None:
+                box = self._sealer()
+                with self._pool.connection() as conn:
+                    conn.execute("INSERT INTO env_fingerprint_key (id, sealed) VALUES (1, %s) ON CONFLICT DO NOTHING",
+                                 (box.seal(os.urandom(32)),))
+                    row = conn.execute("SELECT sealed FROM env_fingerprint_key WHERE id = 1").fetchone()
+                assert row is not None
+                try:
+                    self._mac_key = box.open(bytes(row["sealed"]))
+                except SecretKeyError as error:
+                    raise SnapshotUnreadable(f"the fingerprint key: {error}") from None
+            return self._mac_key
 
     def rotate(self) -> int:
         """Re-seal every snapshot with the newest key (after putting a new key first); returns how many."""
@@ -92,6 +112,13 @@ class PostgresSnapshots:
                     raise SnapshotUnreadable(f"snapshot S-{row['id']}: {error}") from None
                 conn.execute("UPDATE env_snapshots SET sealed = %s WHERE id = %s", (resealed, row["id"]))
                 count += 1
+            key = conn.execute("SELECT sealed FROM env_fingerprint_key WHERE id = 1 FOR UPDATE").fetchone()
+            if key is not None:
+                try:
+                    resealed = box.rotate(bytes(key["sealed"]))
+                except SecretKeyError as error:
+                    raise SnapshotUnreadable(f"the fingerprint key: {error}") from None
+                conn.execute("UPDATE env_fingerprint_key SET sealed = %s WHERE id = 1", (resealed,))
         return count
 
 

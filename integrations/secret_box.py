@@ -3,8 +3,9 @@
 ``ROLLBOT_SECRET_KEY`` holds one or more Fernet keys (32 url-safe base64 bytes each), comma
 separated, newest first. The newest encrypts; every one decrypts (``cryptography``'s
 MultiFernet), so a key is rotated by putting the new one first, re-encrypting (``rotate``), then
-dropping the old one. Fingerprints are keyed hashes (HMAC-SHA256 under a key derived from the
-newest key): two values can be told apart in Slack without showing either.
+dropping the old one. Fingerprints are keyed hashes (``fingerprint``: HMAC-SHA256 under a random
+key the store keeps sealed, so a rotation does not change them, bound to the variable they
+belong to): two values can be told apart in Slack without showing either.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import hashlib
 import hmac
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-
-FINGERPRINT_CONTEXT = b"rollbot value fingerprint v1"
 
 
 class SecretKeyError(Exception):
@@ -38,7 +37,6 @@ class SecretBox:
             raise SecretKeyError("ROLLBOT_SECRET_KEY must be Fernet keys (32 url-safe base64-encoded bytes), comma "
                                  "separated, newest first; make one with `rollbot secret-key`") from None
         self._box = MultiFernet(fernets)
-        self._mac_key = hmac.new(parts[0].encode(), FINGERPRINT_CONTEXT, hashlib.sha256).digest()
 
     def seal(self, data: bytes) -> bytes:
         return self._box.encrypt(data)
@@ -58,6 +56,10 @@ class SecretBox:
         except InvalidToken:
             raise SecretKeyError("ROLLBOT_SECRET_KEY cannot decrypt this snapshot to re-encrypt it") from None
 
-    def fingerprint(self, value: str) -> str:
-        """A short keyed hash of ``value``: equal values match, and nothing about it can be read back."""
-        return hmac.new(self._mac_key, value.encode(), hashlib.sha256).hexdigest()[:8]
+
+
+def fingerprint(mac_key: bytes, scope: str, value: str) -> str:
+    """A short keyed hash of ``value`` as the value of ``scope`` (a project's variable): equal
+    values of the same variable match; nothing about the value can be read back or guessed
+    without the key, and equal values of two variables cannot be linked."""
+    return hmac.new(mac_key, f"{scope}\0{value}".encode(), hashlib.sha256).hexdigest()[:8]

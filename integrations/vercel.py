@@ -118,8 +118,7 @@ class VercelClient:
             raise ProviderError(_message(response), code="server_error", status=response.status_code,
                                 uncertain=uncertain_5xx)
         if response.status_code >= 400:
-            details = _body(response).get("error") or {}
-            raise ProviderError(_message(response), code=details.get("code"), status=response.status_code)
+            raise ProviderError(_message(response), code=_error(response).get("code"), status=response.status_code)
         try:
             return response.json()
         except ValueError:
@@ -134,9 +133,17 @@ def _body(response: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _error(response: httpx.Response) -> dict[str, Any]:
+    """Vercel's ``{"error": {"code", "message"}}``, whatever shape actually came."""
+    error = _body(response).get("error")
+    if isinstance(error, dict):
+        return error
+    return {"message": str(error)[:300]} if error else {}
+
+
 def _message(response: httpx.Response) -> str:
-    error = _body(response).get("error") or {}
-    text = error.get("message") or response.reason_phrase or "error"
+    error = _error(response)
+    text = str(error.get("message") or response.reason_phrase or "error")[:500]
     code = error.get("code")
     return f"Vercel answered {response.status_code}" + (f" {code}" if code else "") + f": {text}"
 

@@ -5,7 +5,8 @@ through here in memory only; no message or error carries one."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from handlers.env import Production
@@ -38,27 +39,30 @@ class VercelEnvClient:
         if not isinstance(data, dict):
             raise ProviderError(f"Vercel answered a variable of `{project}` in a shape Rollbot does not know")
         if data.get("type") == SENSITIVE or data.get("decrypted") is False:
-            if data.get("type") == SENSITIVE:
-                return None
-            raise ProviderError(f"Vercel did not decrypt variable `{data.get('key', env_id)}` of `{project}`")
+            return None  # Vercel does not return it: not restorable
         value = data.get("value")
         if not isinstance(value, str):
             raise ProviderError(f"Vercel answered variable `{data.get('key', env_id)}` of `{project}` without a value")
         return value
 
     def set_env_value(self, project: str, env_id: str, value: str) -> None:
-        self._vercel.send_json("PATCH", f"/v9/projects/{project}/env/{env_id}", {}, {"value": value})
+        with _value_hidden(value):
+            self._vercel.send_json("PATCH", f"/v9/projects/{project}/env/{env_id}", {}, {"value": value})
 
     def create_env(self, project: str, key: str, value: str, type: str, target: Sequence[str]) -> None:
-        self._vercel.send_json("POST", f"/v10/projects/{project}/env", {},
-                               {"key": key, "value": value, "type": type, "target": list(target)})
+        with _value_hidden(value):
+            self._vercel.send_json("POST", f"/v10/projects/{project}/env", {},
+                                   {"key": key, "value": value, "type": type, "target": list(target)})
 
     def production(self, project: str) -> Production:
         data = self._vercel.get_json(f"/v9/projects/{project}", {})
         if not isinstance(data, dict):
             raise ProviderError(f"Vercel answered project `{project}` in a shape Rollbot does not know")
-        production = ((data.get("targets") or {}).get("production") or {}).get("id")
-        return Production(str(data.get("name") or project), production, data.get("lastRollbackTarget") is not None)
+        targets: Any = data.get("targets")
+        serving: Any = targets.get("production") if isinstance(targets, dict) else None
+        production = serving.get("id") if isinstance(serving, dict) else None
+        return Production(str(data.get("name") or project), str(production) if production else None,
+                          data.get("lastRollbackTarget") is not None)
 
     def redeploy(self, name: str, deployment: str, tag: str) -> str:
         data = self._vercel.send_json("POST", "/v13/deployments", {},
@@ -71,8 +75,11 @@ class VercelEnvClient:
 
     def find_redeploy(self, project: str, tag: str) -> str | None:
         data = self._vercel.get_json("/v7/deployments", {"projectId": project, "target": "production", "limit": 20})
-        for item in data.get("deployments", []) if isinstance(data, dict) else []:
-            meta: Any = item.get("meta") or {}
+        listed = data.get("deployments") if isinstance(data, dict) else None
+        if not isinstance(listed, list):
+            raise ProviderError(f"Vercel listed the deployments of `{project}` in a shape Rollbot does not know")
+        for item in listed:
+            meta: Any = item.get("meta") if isinstance(item, dict) else None
             if isinstance(meta, dict) and meta.get(TAG) == tag:
                 return str(item.get("uid") or item.get("id"))
         return None
@@ -83,3 +90,16 @@ class VercelEnvClient:
 
     def promote(self, project: str, uid: str) -> None:
         self._vercel.send_json("POST", f"/v10/projects/{project}/promote/{uid}", {})
+
+
+@contextmanager
+def _value_hidden(value: str) -> Iterator[None]:
+    """Vercel's error messages are shown and audited: one that echoes the value sent (a
+    validation error, say) has it replaced before it leaves this adapter."""
+    try:
+        yield
+    except ProviderError as error:
+        if value and len(value) >= 3 and value in error.message:
+            raise ProviderError(error.message.replace(value, "[value]"), code=error.code, status=error.status,
+                                uncertain=error.uncertain, retry_after=error.retry_after) from None
+        raise

@@ -48,9 +48,10 @@ class SnapshotContract:
         assert snapshots.snapshots("prj", 10)[0].taken_at == T0  # a touch is not a new snapshot
 
     def test_fingerprints_tell_values_apart_without_showing_them(self, snapshots: EnvSnapshots) -> None:
-        a, b = snapshots.fingerprint("https://api.shop.test/v2"), snapshots.fingerprint("https://api.shop.test/v3")
-        assert a == snapshots.fingerprint("https://api.shop.test/v2") and a != b and len(a) == 8
-        assert "api" not in a
+        a, b = (snapshots.fingerprint("prj/API_URL", "https://api.shop.test/v2"),
+                snapshots.fingerprint("prj/API_URL", "https://api.shop.test/v3"))
+        assert a == snapshots.fingerprint("prj/API_URL", "https://api.shop.test/v2") and a != b and len(a) == 8
+        assert snapshots.fingerprint("prj/OTHER_URL", "https://api.shop.test/v2") != a  # not linkable across keys
 
     def test_without_a_key_it_says_so_and_keeps_nothing(self, snapshots: EnvSnapshots) -> None:
         keyless = self.keyless()

@@ -12,3 +12,10 @@ CREATE TABLE env_snapshots (
     sealed     bytea       NOT NULL
 );
 CREATE INDEX env_snapshots_newest ON env_snapshots (project, id DESC);
+
+-- The key of the values' fingerprints: random, made once, sealed like the snapshots (a rotation
+-- of ROLLBOT_SECRET_KEY re-seals it, so fingerprints stay the same across a rotation).
+CREATE TABLE env_fingerprint_key (
+    id     integer PRIMARY KEY CHECK (id = 1),
+    sealed bytea   NOT NULL
+);

@@ -181,10 +181,10 @@ class FakeSnapshots:
         info, vars, _ = self.rows[snapshot_id]
         return Snapshot(info, vars)
 
-    def fingerprint(self, value: str) -> str:
+    def fingerprint(self, scope: str, value: str) -> str:
         self._usable()
         assert self.key is not None
-        return hmac.new(self.key, value.encode(), hashlib.sha256).hexdigest()[:8]
+        return hmac.new(self.key, f"{scope}\0{value}".encode(), hashlib.sha256).hexdigest()[:8]
 
     def _usable(self) -> None:
         if not self.key:

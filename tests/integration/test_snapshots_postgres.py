@@ -54,8 +54,12 @@ def test_a_wrong_key_is_refused_with_the_fix(pool: ConnectionPool[Connection[Dic
 
 
 def test_a_key_is_rotated_by_putting_the_new_one_first(pool: ConnectionPool[Connection[DictRow]]) -> None:
-    info = PostgresSnapshots(pool, KEY).save("prj", T0, "scheduled", VARS)
+    before = PostgresSnapshots(pool, KEY)
+    info = before.save("prj", T0, "scheduled", VARS)
+    fingerprint = before.fingerprint("prj/API_URL", "https://api.shop.test/v2")
     newer = new_key()
     assert PostgresSnapshots(pool, f"{newer},{KEY}").rotate() == 1
-    opened = PostgresSnapshots(pool, newer).load(info.id)  # the old key is no longer needed
+    after = PostgresSnapshots(pool, newer)  # the old key is no longer needed
+    opened = after.load(info.id)
     assert opened is not None and opened.vars == VARS
+    assert after.fingerprint("prj/API_URL", "https://api.shop.test/v2") == fingerprint  # approvals stay bound

@@ -4,6 +4,7 @@ refusals that touch nothing, restore + redeploy exactly once, and verification b
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import pytest
 from handlers import approvals, commands, queries
 from handlers.env import EnvKind, EnvPlan
 from handlers.execution import execute
-from handlers.kind import Maintained
+from handlers.kind import LeaseLost, Maintained
 from handlers.model import Status
 from handlers.monitoring import maintenance
+from handlers.ports import ProviderError
 from handlers.services import Refused
 from tests.fakes.env import rename
 from tests.fakes.world import ALICE, CAROL, EVE, FakeWorld, fake_world
@@ -54,6 +56,10 @@ def approved(w: FakeWorld, *keys: str) -> int:
     incident = w.request(ALICE, "env", keys=keys or ("API_URL",))
     assert approvals.approve(w.svc, CAROL, incident.id, incident.plan_hash).decided
     return incident.id
+
+
+def fingerprint_of(w: FakeWorld, key: str) -> Callable[[str], str]:
+    return lambda value: w.snapshots.fingerprint(f"prj/{key}", value)
 
 
 def plaintexts(w: FakeWorld) -> list[str]:
@@ -136,7 +142,7 @@ def test_the_plan_shows_fingerprints_and_what_changed_since(w: FakeWorld) -> Non
     w.env.vars.append(type(w.env.vars[0])("env_x", "NEW_FLAG", "1"))
     plan = request(w, "API_URL")
     [change] = plan.changes
-    fp = w.snapshots.fingerprint
+    fp = fingerprint_of(w, "API_URL")
     assert (change.key, change.action, change.from_fp, change.to_fp) == ("API_URL", "change", fp(BAD), fp(GOOD))
     assert plan.since == ("NEW_FLAG added",) and plan.deployment == "dpl_live" and not plan.promote
     assert plan.snapshot_id == 1 and not plan.snapshot_named
@@ -308,7 +314,7 @@ def test_verification_fails_when_a_value_reads_back_different(w: FakeWorld) -> N
     plan = w.store.get(incident_id).plan
     w.env.set("API_URL", "https://elsewhere.test")
     result = kind(w).verify(plan)
-    fp = w.snapshots.fingerprint
+    fp = fingerprint_of(w, "API_URL")
     assert not result.ok and result.detail == f"API_URL reads {fp('https://elsewhere.test')}, not {fp(GOOD)}"
 
 
@@ -339,3 +345,117 @@ def test_list_shows_snapshots_by_key_never_values(w: FakeWorld) -> None:
     with pytest.raises(Refused, match="not allowed|cannot|not in"):
         queries.answer(w.svc, EVE, commands.Query("env", "prod", ("list",)))
     assert [e.outcome for e in w.store.audit_log(None) if e.action == "query.env"] == ["ok", "refused"]
+
+
+# -- what a reviewer broke once ----------------------------------------------------------------
+
+
+def test_an_executor_that_dies_waiting_for_the_build_is_resumed_without_a_second_redeploy(w: FakeWorld) -> None:
+    snapshot_then_break(w)
+    incident_id = approved(w)
+    real = w.env.deployment_state
+    calls = {"n": 0}
+
+    def dies_once(uid: str) -> str:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise LeaseLost()  # the executor stalls while the build runs
+        return real(uid)
+
+    w.env.deployment_state = dies_once  # type: ignore[method-assign]
+    assert execute(w.svc, incident_id, heartbeat=False) is None
+    w.clock.advance(timedelta(seconds=61))
+    done = execute(w.svc, incident_id, resume=True, heartbeat=False)
+    assert done is not None and done.status is Status.MONITORING
+    assert w.env.writes.count(("redeploy", "dpl_live")) == 1 and len(w.env.builds) == 1
+    befores = [s for s in w.snapshots.snapshots("prj", 10) if s.reason == f"before {done.ref}"]
+    assert len(befores) == 1  # the resumed run keeps the snapshot of the values before, not one of its own
+
+
+def test_a_new_request_for_the_same_change_never_adopts_an_earlier_requests_redeploy(w: FakeWorld) -> None:
+    snapshot_then_break(w)
+    w.env.fail_build = True
+    first = approved(w)
+    assert execute(w.svc, first).status is Status.FAILED
+    w.env.fail_build = False
+    w.env.set("API_URL", BAD)  # broken again, the same way
+    second = approved(w)
+    assert w.store.get(first).plan.tag != w.store.get(second).plan.tag
+    w.env.script = ["ok", "timeout-lost"]  # its redeploy is lost: the earlier, failed one must not stand in
+    assert execute(w.svc, second).status is Status.MONITORING
+    assert len(w.env.builds) == 2 and w.env.production_uid == w.env.builds[1].uid
+
+
+def test_an_unanswered_redeploy_is_not_sent_again_while_vercel_cannot_be_listed(w: FakeWorld) -> None:
+    snapshot_then_break(w)
+    w.env.script = ["ok", "timeout-lost"]
+    incident_id = approved(w)
+    real = w.env.find_redeploy
+
+    def listing_down_after_the_send(project: str, tag: str) -> str | None:
+        if ("redeploy", "dpl_live") in w.env.writes:
+            raise ProviderError("Vercel answered 503", status=503)
+        return real(project, tag)
+
+    w.env.find_redeploy = listing_down_after_the_send  # type: ignore[method-assign]
+    failed = execute(w.svc, incident_id)
+    assert failed is not None and failed.status is Status.FAILED
+    assert w.env.writes.count(("redeploy", "dpl_live")) == 1
+    [(_, error, _)] = w.notifier.sent["failure"]
+    assert "API_URL are restored in Vercel, but production may still run the old values" in error
+    assert "not sent again" in error
+
+
+def test_several_keys_come_from_the_newest_snapshot_where_every_one_differs(w: FakeWorld) -> None:
+    upkeep(w)  # S-1: both good
+    w.env.set("API_URL", BAD)
+    w.clock.advance(timedelta(hours=1))
+    upkeep(w)  # S-2: API_URL bad, FEATURE_RECS good
+    w.env.set("FEATURE_RECS", "off")
+    plan = request(w, "API_URL", "FEATURE_RECS")
+    assert plan.snapshot_id == 1 and {c.key for c in plan.changes} == {"API_URL", "FEATURE_RECS"}
+
+
+def test_an_unanswered_create_is_read_back_and_a_conflict_after_it_is_not_a_failure(w: FakeWorld) -> None:
+    upkeep(w)
+    w.env.vars = [v for v in w.env.vars if v.key != "FEATURE_RECS"]
+    w.env.script = ["timeout-applied"]
+    incident = w.request(ALICE, "env", keys=("FEATURE_RECS",))
+    assert approvals.approve(w.svc, CAROL, incident.id, incident.plan_hash).decided
+    assert execute(w.svc, incident.id).status is Status.MONITORING
+    assert w.env.writes.count(("create", "FEATURE_RECS")) == 1 and w.env.value("FEATURE_RECS") == "on"
+
+
+def test_a_build_that_never_finishes_fails_saying_the_values_are_restored(w: FakeWorld) -> None:
+    snapshot_then_break(w)
+    w.env.build_polls = 10**9
+    incident_id = approved(w)
+    failed = execute(w.svc, incident_id)
+    assert failed is not None and failed.status is Status.FAILED
+    [(_, error, _)] = w.notifier.sent["failure"]
+    assert error.startswith("API_URL are restored in Vercel, but production may still run the old values")
+    assert "was not READY within 15m" in error
+
+
+def test_a_key_that_became_sensitive_is_refused(w: FakeWorld) -> None:
+    snapshot_then_break(w)
+    w.env._var("API_URL").type = "sensitive"
+    with pytest.raises(Refused, match="`API_URL` cannot be read now"):
+        request(w, "API_URL")
+
+
+def test_a_failing_scheduled_snapshot_backs_off(w: FakeWorld) -> None:
+    w.env.unreadable = True
+    env = w.svc.policy.environments["prod"]
+    with pytest.raises(ProviderError):
+        kind(w).maintain("prod", env)
+    assert kind(w).maintain("prod", env) is None  # not again at once: 30 s later, then 1 m, 2 m, …
+    w.env.unreadable = False
+    w.clock.advance(timedelta(seconds=31))
+    assert kind(w).maintain("prod", env) == "S-1 taken"
+
+
+def test_a_reason_is_not_taken_for_keys(w: FakeWorld) -> None:
+    parsed = commands.parse("env prod API_URL I broke it", w.svc.policy, w.svc.kinds)
+    assert isinstance(parsed, commands.Rollback) and parsed.args == {"keys": ("API_URL",)}
+    assert parsed.reason == "I broke it"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from integrations.secret_box import SecretBox, SecretKeyError, new_key
+from integrations.secret_box import SecretBox, SecretKeyError, fingerprint, new_key
 
 
 def test_sealed_data_opens_with_the_key_and_shows_nothing() -> None:
@@ -41,8 +41,9 @@ def test_a_malformed_key_never_appears_in_the_error() -> None:
     assert "s3cr3t" not in str(raised.value)
 
 
-def test_fingerprints_match_equal_values_differ_otherwise_and_depend_on_the_key() -> None:
-    key = new_key()
-    box = SecretBox(key)
-    assert box.fingerprint("a") == SecretBox(key).fingerprint("a") != box.fingerprint("b")
-    assert len(box.fingerprint("a")) == 8 and SecretBox(new_key()).fingerprint("a") != box.fingerprint("a")
+def test_fingerprints_match_equal_values_differ_otherwise_and_depend_on_the_key_and_the_variable() -> None:
+    key = b"k" * 32
+    assert fingerprint(key, "prj/A", "on") == fingerprint(key, "prj/A", "on") != fingerprint(key, "prj/A", "off")
+    assert len(fingerprint(key, "prj/A", "on")) == 8
+    assert fingerprint(b"j" * 32, "prj/A", "on") != fingerprint(key, "prj/A", "on")
+    assert fingerprint(key, "prj/B", "on") != fingerprint(key, "prj/A", "on")  # equal values of two variables

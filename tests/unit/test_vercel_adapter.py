@@ -88,3 +88,35 @@ def test_deployments_are_parsed() -> None:
     [d] = client.production_deployments("prj")
     assert (d.uid, d.short_sha, d.author, d.commit_message) == ("dpl_a", "abc1234", "Jonas", "fix: tax")
     assert d.created_at.year == 2023
+
+
+def test_an_error_body_of_an_unexpected_shape_is_still_a_clear_error() -> None:
+    client, _ = _client(lambda r: httpx.Response(400, json={"error": "bad things"}))
+    with pytest.raises(ProviderError) as error:
+        client.production_deployments("prj")
+    assert error.value.message == "Vercel answered 400: bad things" and error.value.status == 400
+
+
+def test_an_env_write_error_that_echoes_the_value_has_it_hidden() -> None:
+    from integrations.vercel_env import VercelEnvClient
+
+    secret = "https://internal.example/token=abc123"
+    client, _ = _client(lambda r: httpx.Response(400, json={"error": {"code": "bad_request",
+                                                                      "message": f"invalid value {secret}"}}))
+    env = VercelEnvClient(client)
+    for write in (lambda: env.set_env_value("prj", "env_1", secret),
+                  lambda: env.create_env("prj", "API_URL", secret, "encrypted", ["production"])):
+        with pytest.raises(ProviderError) as error:
+            write()
+        assert secret not in str(error.value) and "invalid value [value]" in error.value.message
+
+
+def test_env_answers_of_an_unexpected_shape_are_clear_errors() -> None:
+    from integrations.vercel_env import VercelEnvClient
+
+    client, _ = _client(lambda r: httpx.Response(200, json={"deployments": "none", "envs": {"x": 1}}))
+    env = VercelEnvClient(client)
+    with pytest.raises(ProviderError, match="in a shape Rollbot does not know"):
+        env.find_redeploy("prj", "tag")
+    with pytest.raises(ProviderError, match="in a shape Rollbot does not know"):
+        env.env_vars("prj")
