@@ -115,6 +115,9 @@ class Environment(_Strict):
     approval_timeout: Duration = timedelta(minutes=30)
     production: bool | None = None
     env_snapshot_every: Duration | None = None  # env-var snapshots (and env rollbacks) only when set
+    backup_retention: Duration = timedelta(days=14)  # database backups older than this are pruned
+    lock_timeout: Duration = timedelta(seconds=5)  # a database revert waits this long for a lock, then gives up
+    statement_timeout: Duration = timedelta(minutes=5)  # and this long for any one statement
     flags: dict[str, FlagSpec] = Field(default_factory=dict)
     policy: EnvironmentPolicy = EnvironmentPolicy()
 
@@ -127,6 +130,9 @@ class Environment(_Strict):
                 raise ValueError(f"health check {url!r} must be an http(s) URL")
         if self.env_snapshot_every is not None and self.env_snapshot_every < timedelta(minutes=1):
             raise ValueError("env_snapshot_every must be at least '1m' (each snapshot reads every variable)")
+        for key in ("lock_timeout", "statement_timeout", "backup_retention"):
+            if getattr(self, key) <= timedelta(0):
+                raise ValueError(f"{key} must be longer than 0s")
         if list(self.monitor) != sorted(self.monitor):
             raise ValueError("monitor offsets must be in increasing order")
         return self

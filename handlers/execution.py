@@ -43,6 +43,10 @@ class _Run:
         self._progress = progress
 
     @property
+    def incident_id(self) -> int:
+        return self._incident.id
+
+    @property
     def incident_ref(self) -> str:
         return self._incident.ref
 
@@ -69,6 +73,15 @@ class _Run:
     def finish(self, name: str, status: str, detail: str) -> None:
         self._svc.store.start_step(self._incident.id, name, self._svc.clock.now())
         self._svc.store.finish_step(self._incident.id, name, status, detail, self._svc.clock.now())
+
+    def note(self, name: str, detail: str) -> None:
+        self._svc.store.note_step(self._incident.id, name, detail)
+        self._progress.poke()
+
+    def tick(self, key: str) -> None:
+        if self._svc.store.set_checklist(self._incident.id, key, True):
+            self._svc.audit(self._incident.id, "rollbot", "checklist", "ok", item=key, by="rollbot")
+            self._svc.redraw_root(self._incident.id)
 
 
 class ProgressUpdates:

@@ -56,6 +56,8 @@ class Run(Protocol):
     """What the driver lends a kind while it executes (implemented by ``handlers.execution``)."""
 
     @property
+    def incident_id(self) -> int: ...
+    @property
     def incident_ref(self) -> str: ...
     @property
     def reason(self) -> str: ...
@@ -74,6 +76,13 @@ class Run(Protocol):
         """Mark step ``name`` running (the previous one, if any, is finished ok)."""
 
     def finish(self, name: str, status: str, detail: str) -> None: ...
+
+    def note(self, name: str, detail: str) -> None:
+        """How running step ``name`` is getting on, shown in the progress message (a long backup's
+        bytes and time); cheap to call often: redraws are folded together."""
+
+    def tick(self, key: str) -> None:
+        """Tick a checklist item the kind has done itself ("backup")."""
 
 
 @runtime_checkable

@@ -163,6 +163,10 @@ class Steps(Protocol):
         running since before ``at - STEP_STALE``; True when a retry may proceed."""
 
     def finish_step(self, incident_id: int, name: str, status: str, detail: str, at: datetime) -> None: ...
+
+    def note_step(self, incident_id: int, name: str, detail: str) -> None:
+        """Say how a running step is getting on ("812 MB written, 1m 40s"); no-op once it finished."""
+
     def steps(self, incident_id: int) -> list[StepRun]: ...
 
 

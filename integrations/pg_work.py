@@ -67,6 +67,11 @@ class WorkTables:
                 (status, detail, at, incident_id, name),
             )
 
+    def note_step(self, incident_id: int, name: str, detail: str) -> None:
+        with self.pool.connection() as conn:
+            conn.execute("UPDATE step_runs SET detail = %s WHERE incident_id = %s AND name = %s AND status = 'running'",
+                         (detail, incident_id, name))
+
     # -- the Slack message ledger --------------------------------------------------------------
 
     def begin_message(self, incident_id: int, key: str, at: datetime) -> MessageRecord:

@@ -177,6 +177,16 @@ class StoreContract:
         [step] = store.steps(incident.id)
         assert (step.status, step.detail) == ("ok", "done")
 
+    def test_a_running_step_takes_notes_and_a_finished_one_keeps_its_outcome(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new())
+        store.start_step(incident.id, "backup", T0)
+        store.note_step(incident.id, "backup", "12 MB written")
+        assert [(s.status, s.detail) for s in store.steps(incident.id)] == [("running", "12 MB written")]
+        store.finish_step(incident.id, "backup", "ok", "B-1: 40 MB", T0)
+        store.note_step(incident.id, "backup", "late note from a slow thread")
+        store.note_step(incident.id, "nothing", "no such step")
+        assert [(s.status, s.detail) for s in store.steps(incident.id)] == [("ok", "B-1: 40 MB")]
+
     def test_the_message_ledger_says_new_then_busy_then_doubt_then_where(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())
         assert store.begin_message(incident.id, "root", T0) == MessageRecord("new", since=T0)

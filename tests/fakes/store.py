@@ -324,6 +324,12 @@ class FakeStore:
             if step is not None:
                 self.step_runs[(incident_id, name)] = replace(step, status=status, detail=detail, finished_at=at)
 
+    def note_step(self, incident_id: int, name: str, detail: str) -> None:
+        with self.lock:
+            step = self.step_runs.get((incident_id, name))
+            if step is not None and step.status == "running":
+                self.step_runs[(incident_id, name)] = replace(step, detail=detail)
+
     def begin_message(self, incident_id: int, key: str, at: datetime) -> MessageRecord:
         with self.lock:
             row = self.messages.get((incident_id, key))

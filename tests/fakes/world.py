@@ -9,12 +9,14 @@ from typing import Any
 from bot.config_file import parse_policy
 from handlers.code import CodeKind
 from handlers.commands import Rollback
+from handlers.db import DatabaseKind
 from handlers.env import EnvKind
 from handlers.flag import FlagKind
 from handlers.kind import KindRegistry
 from handlers.model import Incident
 from handlers.requests import request_rollback
 from handlers.services import Services
+from tests.fakes.db import FakeBackups, FakeSource, FakeTarget
 from tests.fakes.env import FakeEnv, FakeSnapshots
 from tests.fakes.ports import FakeClock, FakeDirectory, FakeFlags, FakeHealth, FakeLive, FakeNotifier, FakeVercel
 from tests.fakes.store import FakeStore
@@ -46,6 +48,8 @@ def policy_data(*, approvals: int = 1, self_approval: bool = False, switch_appro
         "environments": {
             "prod": {"channel": "C01INCIDENTS", "notify": ["S01ONCALL"], "vercel_project": "prj",
                      "edge_config": "ecfg_test", "flags": {"promo_banner": {"off": ""}}, "env_snapshot_every": "1h",
+                     "database_url_env": "PROD_DATABASE_URL", "migrations_dir": "supabase/migrations",
+                     "backup_dir": "/var/backups/rollbot", "lock_timeout": "2s", "statement_timeout": "1m",
                      "health_checks": ["https://shop.test/health"], "monitor": ["5m", "10m", "15m"],
                      "approval_timeout": "30m",
                      "policy": {"requesters": ["engineer", "lead"], "self_approval": self_approval,
@@ -72,6 +76,9 @@ class FakeWorld:
     switches: Path
     env: FakeEnv
     snapshots: FakeSnapshots
+    target: FakeTarget
+    source: FakeSource
+    backups: FakeBackups
 
     def request(self, user: str = ALICE, kind: str = "code", reason: str = "checkout 500",
                 **args: Any) -> Incident:
@@ -85,6 +92,8 @@ def fake_world(tmp_path: Path, *, approvals: int = 1, self_approval: bool = Fals
     directory = FakeDirectory({"S01LEADS": frozenset(LEADS)})
     health = FakeHealth()
     env, snapshots = FakeEnv(), FakeSnapshots()
+    target, source = FakeTarget(), FakeSource()
+    backups = FakeBackups(target, clock=clock.now)
     switches = tmp_path / "switches"
     switches.mkdir(exist_ok=True)
     (switches / "checkout").write_text("on")
@@ -92,8 +101,16 @@ def fake_world(tmp_path: Path, *, approvals: int = 1, self_approval: bool = Fals
                                    monotonic=time.monotonic), SwitchKind(switches),
                           FlagKind(flags, uncertain_window=uncertain_window, sleep=time.sleep, monotonic=time.monotonic),
                           EnvKind(env, snapshots, clock.now, uncertain_window=uncertain_window, sleep=time.sleep,
-                                  monotonic=time.monotonic)])
+                                  monotonic=time.monotonic),
+                          DatabaseKind(target, source, backups, clock.now, lambda i: _open(store, i),
+                                       monotonic=time.monotonic)])
     policy = parse_policy(policy_data(approvals=approvals, self_approval=self_approval, switch_approvals=approvals))
     svc = Services(policy=policy, store=store, live=FakeLive(), notifier=notifier, kinds=kinds, health=health,
                    directory=directory, clock=clock)
-    return FakeWorld(svc, store, clock, notifier, vercel, flags, directory, health, time, switches, env, snapshots)
+    return FakeWorld(svc, store, clock, notifier, vercel, flags, directory, health, time, switches, env, snapshots,
+                     target, source, backups)
+
+
+def _open(store: FakeStore, incident_id: int) -> bool:
+    incident = store.get(incident_id)
+    return incident is not None and incident.status.is_open

@@ -198,10 +198,10 @@ def test_an_unknown_incident_is_refused_by_number(w: FakeWorld) -> None:
             action()
 
 
-def test_a_kind_that_is_not_built_yet_is_refused_and_audited(w: FakeWorld) -> None:
-    with pytest.raises(Refused, match="not available in this version"):
-        w.request(ALICE, "database", migration="2025_add_orders")
-    assert _refusals(w, "request.database")
+def test_a_kind_that_is_not_registered_is_refused_and_audited(w: FakeWorld) -> None:
+    with pytest.raises(Refused, match="warp rollbacks are not available in this version"):
+        w.request(ALICE, "warp", target="engines")
+    assert _refusals(w, "request.warp")
 
 
 def test_an_environment_without_the_kinds_settings_is_refused(w: FakeWorld) -> None:
