@@ -12,7 +12,9 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.blocks.code_plan import CodePlanRenderer
+from bot.blocks.db_plan import DatabasePlanRenderer
 from bot.blocks.env_plan import EnvPlanRenderer
+from bot.blocks.plans import PlanRenderer
 from bot.config_file import ConfigError, load_policy
 from bot.directory import SlackDirectory
 from bot.notifier import SlackNotifier
@@ -20,20 +22,25 @@ from bot.settings import Settings, secret
 from handlers.clock import Clock, SystemClock
 from handlers.code import CodeKind
 from handlers.config import Policy
+from handlers.db import DatabaseKind
 from handlers.env import EnvKind
 from handlers.flag import FlagKind
 from handlers.kind import KindRegistry, RollbackKind
 from handlers.services import Services
 from integrations.edge_config import EdgeConfigClient
 from integrations.health import HttpHealthChecker
+from integrations.migration_files import MigrationFolder
+from integrations.pg_backups import PgBackups
 from integrations.pg_snapshots import PostgresSnapshots
 from integrations.pg_store import PostgresStore, thread_refs_from
 from integrations.redis_state import RedisState
+from integrations.target_db import PostgresTarget
 from integrations.vercel import VercelClient
 from integrations.vercel_env import VercelEnvClient
 
 log = logging.getLogger("rollbot")
 
+RENDERERS: dict[str, PlanRenderer] = {"code": CodePlanRenderer(), "env": EnvPlanRenderer(), "database": DatabasePlanRenderer()}
 REQUIRED = ("slack_bot_token", "slack_signing_secret", "database_url", "redis_url", "vercel_token")
 
 
@@ -83,12 +90,19 @@ def build_kinds(settings: Settings, vercel: VercelClient, store: PostgresStore, 
     """The registry of rollback kinds: the built-in ones, then those named in ROLLBOT_KINDS.
     With a policy, every approval rule must name a registered kind."""
     window = settings.rollbot_uncertain_window
+    now = (clock or SystemClock()).now
     snapshots = PostgresSnapshots(store.pool, secret(settings.rollbot_secret_key) if settings.rollbot_secret_key
                                   else None)
+
+    def still_open(incident_id: int) -> bool:
+        incident = store.get(incident_id)
+        return incident is not None and incident.status.is_open
+
     kinds = KindRegistry([CodeKind(vercel, uncertain_window=window),
                           FlagKind(EdgeConfigClient(vercel), uncertain_window=window),
-                          EnvKind(VercelEnvClient(vercel), snapshots, (clock or SystemClock()).now,
-                                  uncertain_window=window)])
+                          EnvKind(VercelEnvClient(vercel), snapshots, now, uncertain_window=window),
+                          DatabaseKind(PostgresTarget(), MigrationFolder(), PgBackups(store.pool, clock=now), now,
+                                       still_open)])
     for spec in filter(None, (part.strip() for part in settings.rollbot_kinds.split(","))):
         kinds.register(_plugin(spec, settings))
     for name, env in (policy.environments.items() if policy else ()):
@@ -135,7 +149,7 @@ def build(settings: Settings, *, clock: Clock | None = None, policy: Policy | No
         policy=policy,
         store=store,
         live=redis,
-        notifier=SlackNotifier(slack, policy, clock, redis, kinds, store, {"code": CodePlanRenderer(), "env": EnvPlanRenderer()}),
+        notifier=SlackNotifier(slack, policy, clock, redis, kinds, store, RENDERERS),
         kinds=kinds,
         health=health,
         # Role checks run before an Approve click is acknowledged (Slack allows 3 s): the lookup of a

@@ -195,7 +195,7 @@ class DatabaseKind:
                 run.hold()
                 run.audit(STEP_BACKUP.name, "attempt", database=plan.database)
                 taken = self.backups.backup(plan.env, plan.database, plan.backup_dir, reason, run.incident_id,
-                                            versions, progress)
+                                            versions, progress, timedelta(milliseconds=plan.statement_timeout_ms))
             except DatabaseError as error:
                 run.audit(STEP_BACKUP.name, "failed", error=error.message)
                 raise RollbackFailed(f"the backup failed ({error.message}); nothing was changed.") from None
@@ -233,8 +233,9 @@ class DatabaseKind:
                     run.audit(STEP_REVERT.name, "ok", why=f"committed despite: {error.message}")
                     run.finish(STEP_REVERT.name, "ok", "committed (read back after a lost connection)")
                     return f"reverted {migration.version} (confirmed by reading the history back)"
-            raise RollbackFailed(f"{error.message}. The transaction rolled back: nothing was changed. Backup "
-                                 f"{backup.ref} was kept.") from None
+            said = error.message.rstrip(". ")
+            also = "" if "nothing was changed" in said else " The transaction rolled back: nothing was changed."
+            raise RollbackFailed(f"{said}.{also} Backup {backup.ref} was kept.") from None
         run.audit(STEP_REVERT.name, "ok", version=migration.version)
         run.finish(STEP_REVERT.name, "ok", f"{migration.version}_{migration.name} reverted; its history row removed")
         return f"reverted {migration.version}_{migration.name} (backup {backup.ref} first)"

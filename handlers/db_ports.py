@@ -111,10 +111,11 @@ class Backups(Protocol):
         found), or None."""
 
     def backup(self, env: str, database: str, directory: str, reason: str, incident_id: int | None,
-               versions: Sequence[str], progress: Progress) -> Backup:
+               versions: Sequence[str], progress: Progress, lock_wait: timedelta | None = None) -> Backup:
         """``pg_dump -Fc`` into a new file of ``directory`` (mode 0600), catalogued with size,
-        sha256, duration and versions. Raises DatabaseError; a failed dump leaves no file and no
-        catalogue row."""
+        sha256, duration and versions; ``lock_wait``: how long pg_dump may wait for its shared
+        table locks before it fails (never forever). Raises DatabaseError; a failed dump leaves
+        no file and no catalogue row."""
 
     def restore(self, database: str, backup: Backup, progress: Progress) -> None:
         """``pg_restore --clean --if-exists --single-transaction`` of ``backup`` into the target,

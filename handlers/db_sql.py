@@ -212,9 +212,13 @@ def reverted(forward: Effects) -> list[Expectation]:
 
 
 def parses(sql: str) -> str | None:
-    """Why ``sql`` cannot be run (a parse error), or None."""
+    """Why ``sql`` cannot be run as reverse SQL (a parse error, or transaction control of its
+    own, which would end Rollbot's one transaction part-way), or None."""
     try:
-        parse_sql(sql)
+        statements = parse_sql(sql)
     except ParseError as error:
         return str(error)
+    if any(isinstance(raw.stmt, ast.TransactionStmt) for raw in statements):
+        return ("it has BEGIN/COMMIT/ROLLBACK of its own, which would end Rollbot's single transaction part-way; "
+                "remove them (Rollbot wraps it in one transaction)")
     return None

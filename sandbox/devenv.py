@@ -20,6 +20,7 @@ from bot.wsgi import RollbotWSGI
 from handlers.clock import ShiftedClock
 from integrations.schema import migrate
 from integrations.secret_box import new_key
+from sandbox.demo_db import DATABASE_URL_ENV, seed_demo_database
 from sandbox.embedded import EmbeddedServer, services_from_env
 from sandbox.slack_client import SignedSlackClient
 from sandbox.slack_emulator import SlackEmulator
@@ -68,7 +69,10 @@ class DevEnvironment:
         self.slack.add_usergroup("S01ONCALL", "oncall", ["U01CAROL", "U01DAN"])
         self.vercel.seed_demo(PROJECT)
         config = self.workdir / "rollbot.toml"
-        config.write_text(sandbox_policy(self.vercel.health_url(PROJECT)))
+        config.write_text(sandbox_policy(self.vercel.health_url(PROJECT), str(self.workdir / "backups")))
+        if not os.environ.get("DATABASE_URL"):  # an embedded Postgres of its own: the demo database lives there too
+            say("• creating the demo application database (demo_shop) with its migrations")
+            os.environ[DATABASE_URL_ENV] = seed_demo_database(database_url)
         self.env = {
             "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": self.slack.url,
             "DATABASE_URL": database_url, "REDIS_URL": redis_url, "VERCEL_TOKEN": VERCEL_TOKEN,

@@ -286,7 +286,8 @@ def start_postgres(data_dir: Path | None = None, *,
         def argv(port: int) -> list[str]:
             return [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
                     "-h", "127.0.0.1", "-k", str(sockets), "-c", "fsync=off",
-                    "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+                    "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                    "-c", "track_commit_timestamp=on"]  # when each migration was applied (database rollbacks)
 
         process, port = _start_with_retries("Postgres", argv, log_path, runtime, account,
                                             _postgres_ready, signal.SIGINT)

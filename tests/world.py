@@ -126,7 +126,8 @@ def make_world(database_url: str, redis_url: str, tmp: Path, approvals: int = 1)
     slack.add_usergroup("S01ONCALL", "oncall", [CAROL])
     vercel.seed_demo(PROJECT)
     config = tmp / "rollbot.toml"
-    config.write_text(sandbox_policy(vercel.health_url(PROJECT), approvals=approvals, lead_groups=["S01LEADS"],
+    config.write_text(sandbox_policy(vercel.health_url(PROJECT), str(tmp / "backups"), approvals=approvals,
+                                     lead_groups=["S01LEADS"],
                                      engineer_groups=["S01ENG"]))
     return World(slack, vercel, database_url, redis_url, config)
 

@@ -106,7 +106,7 @@ class FakeBackups:
         return self.problem
 
     def backup(self, env: str, database: str, directory: str, reason: str, incident_id: int | None,
-               versions: Sequence[str], progress: Progress) -> Backup:
+               versions: Sequence[str], progress: Progress, lock_wait: timedelta | None = None) -> Backup:
         if self.script and self.script.pop(0) == "fail":
             raise DatabaseError("pg_dump: error: connection to server failed")
         for n in range(1, self.chunks + 1):

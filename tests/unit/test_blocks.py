@@ -132,3 +132,41 @@ def test_reason_is_escaped_in_the_root_message() -> None:
                          NOW, CodePlanRenderer())
     text = str(blocks)
     assert "&lt;!channel&gt;" in text and "<!channel>" not in text and "<@U01BOB>" not in text
+
+
+def _big_plans() -> list[tuple[object, object]]:
+    """Each built-in kind's plan, as large as a real one gets, with its kind."""
+    from handlers.db import DatabaseKind
+    from handlers.db_plan import BackupRef, DatabasePlan, Fact, MigrationRef
+    from handlers.env import EnvChange, EnvKind, EnvPlan
+
+    long = "<@U01EVIL> " + "n" * 300
+    revert = DatabasePlan(
+        env="prod", action="revert", database="PROD_DATABASE_URL", server_version=long, head="1",
+        migration=MigrationRef(version="20261128100000", name=long, applied_at=NOW, reverse_source=long,
+                               reverse_sha256="ab" * 32),
+        facts=tuple(Fact(check="absent", target=f"public.{long}{n}") for n in range(40)), estimate_seconds=95.0)
+    restore = DatabasePlan(
+        env="prod", action="restore", database="PROD_DATABASE_URL", server_version="17.2", head="1",
+        backup=BackupRef(id=3, taken_at=NOW, size=10**9, sha256="cd" * 32, reason=long, versions=("1",)),
+        removed=tuple(f"2026112{n:07d}" for n in range(60)), added=("1",))
+    env = EnvPlan(env="prod", project="prj", snapshot_id=4, snapshot_at=NOW, keys=("A",), deployment="dpl_x",
+                  project_name=long, request="r1", since=tuple(f"{long}{n} added" for n in range(40)),
+                  changes=tuple(EnvChange(key=f"KEY_{n}_{'X' * 80}", action="change", env_id=f"e{n}", type="plain",
+                                          target=("production",), from_fp="12345678", to_fp="87654321")
+                                for n in range(60)))
+    db_kind = DatabaseKind(None, None, None, lambda: NOW, lambda i: False)  # type: ignore[arg-type]
+    env_kind = EnvKind(None, None, lambda: NOW)  # type: ignore[arg-type]
+    return [(revert, db_kind), (restore, db_kind), (env, env_kind)]
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_every_kinds_plan_renders_within_slacks_limits_and_escapes_what_it_echoes(index: int) -> None:
+    from bot.bootstrap import RENDERERS
+
+    plan, kind = _big_plans()[index]
+    incident = replace(_incident(Status.PENDING), kind=plan.kind, plan=plan)  # type: ignore[attr-defined]
+    blocks = root_blocks(incident, kind, EnvironmentPolicy(), NOW, RENDERERS[plan.kind])  # type: ignore[arg-type,attr-defined]
+    _valid(blocks)
+    text = str(blocks)
+    assert "<@U01EVIL>" not in text and "more (`rollbot report` lists every one)" in text

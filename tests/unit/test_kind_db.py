@@ -310,3 +310,10 @@ def test_a_provider_error_reading_the_target_is_a_clear_refusal(w: FakeWorld) ->
     with pytest.raises(ProviderError):
         kind(w).verify(DatabasePlan(env="prod", action="revert", database="PROD_DATABASE_URL", server_version="17",
                                     head=None))
+
+
+def test_reverse_sql_with_its_own_transaction_control_is_refused(w: FakeWorld) -> None:
+    w.source.files[TIER] = MigrationFile(TIER, "add_customer_tier",
+                                         "begin;\nalter table customers drop column tier;\ncommit;", "x.down.sql")
+    with pytest.raises(Refused, match="has BEGIN/COMMIT/ROLLBACK of its own"):
+        plan_of(w, version=TIER)
