@@ -74,6 +74,9 @@ def check_config(settings: Settings, secrets: list[str]) -> int:
         for name, env in policy_holder["p"].environments.items():
             if env.vercel_project:
                 report(f"vercel ({name})", partial(_serves, vercel, env.vercel_project))
+    for name, env in (policy_holder["p"].environments.items() if "p" in policy_holder else ()):
+        if env.database_url_env:
+            report(f"database ({name})", partial(_target, env.database_url_env, env.migrations_dir))
     print("configuration OK" if not failures else f"{failures} problem(s) found")
     return 0 if not failures else 1
 
@@ -90,6 +93,35 @@ def _newest_snapshot_opens(box: SecretBox, database_url: str) -> str:
         return "; no snapshots yet"
     box.open(bytes(row[1]))
     return f"; it opens the newest snapshot (S-{row[0]})"
+
+
+def _target(database: str, migrations_dir: str | None) -> str:
+    """The target database a database rollback would work on: reachable, its history readable,
+    its migration folder readable, and a pg_dump that can back it up."""
+    from integrations.migration_files import MigrationFolder
+    from integrations.target_db import PostgresTarget
+
+    target = PostgresTarget()
+    problem = target.unavailable(database)
+    if problem:
+        raise ConfigError(problem)
+    history = target.history(database)
+    files = MigrationFolder().migrations(migrations_dir) if migrations_dir else {}
+    reversible = sum(1 for f in files.values() if f.reverse_sql and not f.problem)
+    tools = _tools_for(database)
+    return (f"${database}: PostgreSQL {target.server_version(database).split()[0]}, {len(history)} migrations "
+            f"applied, {len(files)} in {migrations_dir} ({reversible} with reverse SQL); {tools}")
+
+
+def _tools_for(database: str) -> str:
+    from integrations import pg_tools
+    from integrations.target_db import PostgresTarget
+
+    major = pg_tools.parse_version(PostgresTarget().server_version(database))
+    tools, why = pg_tools.find_tools(major[1] if major else ())
+    if tools is None:
+        raise ConfigError(why or "no pg_dump/pg_restore found")
+    return f"backups with {tools.label}"
 
 
 def _serves(vercel: VercelClient, project: str) -> str:

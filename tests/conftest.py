@@ -96,6 +96,24 @@ def world(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[World]:
         w.vercel.stop()
 
 
+_targets = itertools.count()
+
+
+@pytest.fixture
+def target(world: World, postgres_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The sandbox's demo application database (a database rollback's target), seeded for this
+    test and named for the web process and the test's in-process worker."""
+    from sandbox.demo_db import DATABASE_URL_ENV, seed_demo_database
+
+    name = f"demo_shop_{os.getpid()}_{next(_targets)}"
+    url = seed_demo_database(postgres_server_url, name)
+    world.extra_env[DATABASE_URL_ENV] = url
+    monkeypatch.setenv(DATABASE_URL_ENV, url)
+    yield url
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def bot(world: World) -> Iterator[BotServer]:
     server = BotServer(world)

@@ -4,35 +4,17 @@ Slack emulator and a real target Postgres with a Supabase-style history, its mig
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 import stat
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
-from sandbox.demo_db import DATABASE_URL_ENV, seed_demo_database
 from sandbox.team import ALICE, CAROL, CHANNEL, DAN
 from tests.world import BotServer, World, wait_until
 
 TIER, ORDERS = "20261128080000", "20261120090000"
-_names = itertools.count()
-
-
-@pytest.fixture
-def target(world: World, postgres_server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The demo application database, named for the web process and this test's in-process worker."""
-    name = f"demo_shop_{os.getpid()}_{next(_names)}"
-    url = seed_demo_database(postgres_server_url, name)
-    world.extra_env[DATABASE_URL_ENV] = url
-    monkeypatch.setenv(DATABASE_URL_ENV, url)
-    yield url
-    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _text(message: dict) -> str:

@@ -63,13 +63,19 @@ def test_worker_process_sends_due_reminders(world: World) -> None:
     assert not any("Traceback" in out for out in outputs), outputs
 
 
-def test_check_config_pings_everything(world: World) -> None:
+def test_check_config_pings_everything(world: World, target: str) -> None:
     env = {**os.environ, **world.env()}
     ok = subprocess.run([sys.executable, "-m", "bot.cli", "check-config"], env=env, capture_output=True, text=True,
                         timeout=60)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     for name in ("environment", "policy", "postgres", "redis", "slack", "vercel (prod)"):
         assert f"ok    {name}" in ok.stdout
+    assert "ok    database (prod): $DEMO_DATABASE_URL: PostgreSQL" in ok.stdout
+    assert "4 migrations applied, 4 in" in ok.stdout and "(3 with reverse SQL); backups with pg_dump" in ok.stdout
+    unset = subprocess.run([sys.executable, "-m", "bot.cli", "check-config"],
+                           env={k: v for k, v in env.items() if k != "DEMO_DATABASE_URL"}, capture_output=True,
+                           text=True, timeout=60)
+    assert unset.returncode == 1 and "FAIL  database (prod): DEMO_DATABASE_URL is not set" in unset.stdout
     bad = {**env, "SLACK_BOT_TOKEN": "xoxb-wrong", "REDIS_URL": "redis://127.0.0.1:1/0"}
     bad.pop("VERCEL_TOKEN")
     failed = subprocess.run([sys.executable, "-m", "bot.cli", "check-config"], env=bad, capture_output=True,
