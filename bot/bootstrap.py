@@ -26,6 +26,7 @@ from handlers.db import DatabaseKind
 from handlers.env import EnvKind
 from handlers.flag import FlagKind
 from handlers.kind import KindRegistry, RollbackKind
+from handlers.plans import PlanBase
 from handlers.services import Services
 from integrations.edge_config import EdgeConfigClient
 from integrations.health import HttpHealthChecker
@@ -94,9 +95,8 @@ def build_kinds(settings: Settings, vercel: VercelClient, store: PostgresStore, 
     snapshots = PostgresSnapshots(store.pool, secret(settings.rollbot_secret_key) if settings.rollbot_secret_key
                                   else None)
 
-    def still_open(incident_id: int) -> bool:
-        incident = store.get(incident_id)
-        return incident is not None and incident.status.is_open
+    def still_open() -> list[tuple[int, PlanBase]]:
+        return [(incident.id, incident.plan) for incident in store.open_incidents()]
 
     kinds = KindRegistry([CodeKind(vercel, uncertain_window=window),
                           FlagKind(EdgeConfigClient(vercel), uncertain_window=window),

@@ -65,13 +65,13 @@ class DatabaseKind:
                       "reset against production. Verify the data, then monitor for 15 minutes.")
 
     def __init__(self, target_db: TargetDatabase, source: MigrationSource, backups: Backups,
-                 now: Callable[[], datetime], open_incident: Callable[[int], bool], *,
+                 now: Callable[[], datetime], open_incidents: Callable[[], Sequence[tuple[int, PlanBase]]], *,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.db = target_db
         self.source = source
         self.backups = backups
         self._now = now
-        self._open = open_incident
+        self._open = open_incidents  # (id, plan) of every incident still open
         self._monotonic = monotonic
 
     # -- request -----------------------------------------------------------------------------
@@ -83,12 +83,12 @@ class DatabaseKind:
         if words[0].lower() == "restore":
             ref = words[1] if len(words) > 1 else ""
             number = ref.upper().removeprefix("B-")
-            if not number.isdigit():
+            if not (number.isascii() and number.isdigit()):
                 raise CommandError(f"`restore` needs a backup like `B-12` (`/rollback db {escape(env)} list` shows them), "
                                    f"not `{escape(ref) or 'nothing'}`.")
             return {"backup": int(number)}, " ".join(words[2:])
         version = words[0].split("_", 1)[0]
-        if not version.isdigit():
+        if not (version.isascii() and version.isdigit()):
             raise CommandError(f"`{escape(words[0])}` is not a migration version (the digits its file name starts "
                                "with, like `20250130120000`).")
         return {"version": version}, " ".join(words[1:])
@@ -154,6 +154,9 @@ class DatabaseKind:
             raise Refused(f"`B-{backup_id}` was taken of `{escape(backup.database)}`, not of this environment's "
                           f"`{escape(env.database_url_env)}`.")
         self._tools(env.database_url_env)
+        unrestorable = self.backups.restore_tools(env.database_url_env, backup)
+        if unrestorable:
+            raise Refused(f"`B-{backup_id}` cannot be restored here: {escape(unrestorable)}")
         now = [m.version for m in self.db.history(env.database_url_env)]
         return DatabasePlan(
             env=env_name, action="restore", database=env.database_url_env,
@@ -170,10 +173,13 @@ class DatabaseKind:
 
     def execute(self, plan: PlanBase, run: Run) -> str:
         assert isinstance(plan, DatabasePlan)
-        backup = self._backup(plan, run)
-        if plan.action == "restore":
-            return self._restore(plan, run, backup)
-        return self._revert(plan, run, backup)
+        try:
+            backup = self._backup(plan, run)
+            if plan.action == "restore":
+                return self._restore(plan, run, backup)
+            return self._revert(plan, run, backup)
+        except DatabaseError as error:  # the target could not be read: the driver reads back before it says anything
+            raise ProviderError(error.message, uncertain=error.uncertain) from None
 
     def _backup(self, plan: DatabasePlan, run: Run) -> Backup:
         """The backup before the change: taken once per incident (a resumed execution keeps it)."""
@@ -210,6 +216,10 @@ class DatabaseKind:
         assert plan.migration is not None
         migration = plan.migration
         run.step(STEP_REVERT.name)
+        if run.unresolved_attempt and not self.db.settled(plan.database, run.incident_id, self._settle_wait(plan)):
+            raise ProviderError("an earlier executor's transaction on the database is still open; whether it will "
+                                "commit cannot be told yet, so nothing is sent again. Check the migration history "
+                                "by hand.", uncertain=True)
         versions = [m.version for m in self.db.history(plan.database)]
         if migration.version not in versions:
             run.audit(STEP_REVERT.name, "skipped", why="the history row is already gone")
@@ -224,15 +234,27 @@ class DatabaseKind:
         run.audit(STEP_REVERT.name, "attempt", version=migration.version, reverse_sha256=migration.reverse_sha256)
         try:
             self.db.revert(plan.database, migration.version, file.reverse_sql,
-                           timedelta(milliseconds=plan.lock_timeout_ms), timedelta(milliseconds=plan.statement_timeout_ms))
+                           timedelta(milliseconds=plan.lock_timeout_ms), timedelta(milliseconds=plan.statement_timeout_ms),
+                           run.incident_id)
         except DatabaseError as error:
             run.audit(STEP_REVERT.name, "uncertain" if error.uncertain else "failed", error=error.message,
                       timed_out=error.timed_out)
             if error.uncertain:
-                if migration.version not in [m.version for m in self.db.history(plan.database)]:
+                try:
+                    settled = self.db.settled(plan.database, run.incident_id, self._settle_wait(plan))
+                    still = migration.version in [m.version for m in self.db.history(plan.database)]
+                except DatabaseError as unreadable:
+                    raise ProviderError(f"{error.message}, and the database cannot be read back ({unreadable.message}): "
+                                        "the revert may or may not have committed. Check the migration history by "
+                                        "hand.", uncertain=True) from None
+                if not still:
                     run.audit(STEP_REVERT.name, "ok", why=f"committed despite: {error.message}")
                     run.finish(STEP_REVERT.name, "ok", "committed (read back after a lost connection)")
                     return f"reverted {migration.version} (confirmed by reading the history back)"
+                if not settled:
+                    raise ProviderError(f"{error.message}; its transaction is still open on the server, so whether it "
+                                        "commits cannot be told yet. Check the migration history by hand.",
+                                        uncertain=True) from None
             said = error.message.rstrip(". ")
             also = "" if "nothing was changed" in said else " The transaction rolled back: nothing was changed."
             raise RollbackFailed(f"{said}.{also} Backup {backup.ref} was kept.") from None
@@ -253,19 +275,44 @@ class DatabaseKind:
             run.note(STEP_RESTORE.name, f"{size(done)} of {size(backup.size)} read, "
                                         f"{format_duration(timedelta(seconds=self._monotonic() - started))}")
 
+        if run.unresolved_attempt:  # an earlier executor started pg_restore and never said how it ended
+            now = tuple(m.version for m in self.db.history(plan.database))
+            if now == backup.versions and self._distinguishable(plan):
+                run.audit(STEP_RESTORE.name, "ok", why="an earlier executor's restore took effect (history read back)")
+                run.finish(STEP_RESTORE.name, "ok", f"{backup.ref} restored by an earlier executor")
+                return f"restored {backup.ref} (by an earlier executor; confirmed by reading the history back)"
+            # Its pg_restore may still be running (or committing): never a second one alongside it.
+            raise ProviderError(f"an earlier executor started restoring {backup.ref} and stopped before it said how "
+                                "it ended; it is not restored again. Check the data and the migration history by "
+                                "hand.", uncertain=True)
         run.hold()
         run.audit(STEP_RESTORE.name, "attempt", backup=backup.ref, sha256=backup.sha256)
         try:
-            self.backups.restore(plan.database, backup, progress)
+            self.backups.restore(plan.database, backup, progress, timedelta(milliseconds=plan.lock_timeout_ms))
         except DatabaseError as error:
             run.audit(STEP_RESTORE.name, "uncertain" if error.uncertain else "failed", error=error.message)
-            if error.uncertain and self.took_effect(plan):
+            if error.uncertain and self._distinguishable(plan) and self.took_effect(plan):
                 return f"restored {backup.ref} (confirmed by reading the history back)"
+            if error.uncertain:
+                raise ProviderError(f"the restore of {backup.ref} ended without an answer ({error.message}); whether "
+                                    "it committed cannot be told, so it is not run again. Check the data by hand.",
+                                    uncertain=True) from None
             raise RollbackFailed(f"the restore failed ({error.message}); it ran as one transaction, so nothing was "
                                  f"changed. Backup {fresh.ref} of the state before was kept.") from None
         run.audit(STEP_RESTORE.name, "ok", backup=backup.ref)
         run.finish(STEP_RESTORE.name, "ok", f"{backup.ref} restored ({size(backup.size)})")
         return f"restored {backup.ref} (backup {fresh.ref} of the state before first)"
+
+    @staticmethod
+    def _distinguishable(plan: DatabasePlan) -> bool:
+        """Can the migration history tell a restored database from one not restored?"""
+        return bool(plan.removed or plan.added)
+
+    @staticmethod
+    def _settle_wait(plan: DatabasePlan) -> timedelta:
+        """Long enough for an earlier executor's open revert to end: its statement, then the
+        server's idle-in-transaction limit."""
+        return timedelta(milliseconds=plan.statement_timeout_ms) + timedelta(seconds=45)
 
     # -- what people ask, and the worker's upkeep -----------------------------------------------
 
@@ -308,17 +355,25 @@ class DatabaseKind:
         return "\n".join(lines)
 
     def maintain(self, env_name: str, env: Environment) -> str | None:
-        """Prune backups older than ``backup_retention``, but never the only backup taken before
-        a still-open incident."""
+        """Prune backups older than ``backup_retention``, but never the newest backup taken
+        before a still-open incident, nor one a still-open restore names."""
         if not env.database_url_env or not env.backup_dir:
             return None
         before = self._now() - env.backup_retention
-        recent = self.backups.recent(env_name, 1000)
+        recent = self.backups.recent(env_name, 1000)  # newest first
+        open_ids: set[int] = set()
+        named: set[int] = set()
+        for incident_id, plan in self._open():
+            open_ids.add(incident_id)
+            if isinstance(plan, DatabasePlan) and plan.backup is not None:
+                named.add(plan.backup.id)  # a restore still to run (or running) needs its backup
+        newest_of: dict[int | None, int] = {}
+        for b in recent:
+            if b.incident_id in open_ids:
+                newest_of.setdefault(b.incident_id, b.id)  # the newest backup of each open incident stays
 
         def keep(backup: Backup) -> bool:
-            if backup.incident_id is None or not self._open(backup.incident_id):
-                return False
-            return sum(1 for b in recent if b.incident_id == backup.incident_id) <= 1
+            return backup.id in named or newest_of.get(backup.incident_id) == backup.id
 
         pruned = self.backups.prune(env_name, before, keep)
         return f"pruned {', '.join(b.ref for b in pruned)}" if pruned else None
@@ -326,6 +381,11 @@ class DatabaseKind:
     # -- read-back ---------------------------------------------------------------------------
 
     def took_effect(self, plan: PlanBase) -> bool:
+        """After an error: is the change in place? A restore the history cannot tell apart (the
+        backup has the same migrations as before) never counts as done by reading back."""
+        assert isinstance(plan, DatabasePlan)
+        if plan.action == "restore" and not self._distinguishable(plan):
+            return False
         try:
             return self.verify(plan).ok
         except ProviderError:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from handlers.db_ports import AppliedMigration, Backup, MigrationFile
 from handlers.db_sql import Effects, Expectation, effects, parses, reverted
+from handlers.db_txn import transaction_problem
 from handlers.plans import PlanBase
 from handlers.services import Refused
 from handlers.text import escape
@@ -99,7 +100,17 @@ def sha256(text: str) -> str:
 
 
 def applied_effects(migration: AppliedMigration) -> Effects:
+    if not any(s.strip() for s in migration.statements):
+        return Effects(doubts=["its history row records no statements (written by `migration repair`?)"])
     return effects(";\n".join(migration.statements))
+
+
+def applied_after(target: AppliedMigration, history: Sequence[AppliedMigration]) -> list[AppliedMigration]:
+    """The migrations applied after ``target``: by commit time when the server keeps it (a
+    migration with an older version can be applied later), else by version."""
+    if target.applied_at is not None and all(m.applied_at is not None for m in history):
+        return [m for m in history if m.version != target.version and m.applied_at >= target.applied_at]  # type: ignore[operator]
+    return [m for m in history if m.version > target.version]
 
 
 def check_revert(version: str, history: Sequence[AppliedMigration], files: dict[str, MigrationFile],
@@ -126,7 +137,7 @@ def check_revert(version: str, history: Sequence[AppliedMigration], files: dict[
         raise Refused(f"`{escape(version)}_{escape(file.name)}` has no reverse SQL: add "
                       f"`{escape(version)}_{escape(file.name)}.down.sql` beside it, or a `-- rollback` section at its "
                       "end (each line commented out).")
-    unreadable = parses(file.reverse_sql)
+    unreadable = parses(file.reverse_sql) or transaction_problem(file.reverse_sql)
     if unreadable:
         raise Refused(f"the reverse SQL of `{escape(version)}` ({escape(file.reverse_source or '')}) does not parse: "
                       f"{escape(unreadable)}")
@@ -136,7 +147,7 @@ def check_revert(version: str, history: Sequence[AppliedMigration], files: dict[
 def later_dependents(target: AppliedMigration, forward: Effects, history: Sequence[AppliedMigration]) -> list[str]:
     """Later applied migrations that touch what ``target`` created or altered, each with why;
     when in doubt (SQL that cannot be followed), the migration counts."""
-    later = [m for m in history if m.version > target.version]
+    later = applied_after(target, history)
     if not later:
         return []
     if forward.doubts:

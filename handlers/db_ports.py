@@ -57,10 +57,12 @@ class TargetDatabase(Protocol):
     def history(self, database: str) -> list[AppliedMigration]:
         """Every applied migration, oldest first. Raises DatabaseError."""
 
-    def dependents(self, database: str, objects: Sequence[str]) -> list[str]:
-        """Objects the catalogue says depend on any of ``objects`` (``schema.name``) and are not
-        among them: views, foreign keys of other tables, columns of other tables typed with them,
-        triggers calling them. Described for people ("view public.order_totals")."""
+    def dependents(self, database: str, objects: Sequence[str], columns: Sequence[tuple[str, str]] = ()) -> list[str]:
+        """What the catalogue (``pg_depend``) says depends on any of ``objects`` (``schema.name``;
+        a name without a dot is a schema) or on any of ``columns`` ((table, column)) and is not
+        part of them: views, foreign keys, column defaults, check constraints, indexes, policies,
+        triggers, columns of other tables typed with them, objects in the schema. Described for
+        people ("view public.order_totals", "default of public.invoices.status")."""
 
     def exists(self, database: str, name: str) -> bool:
         """Is there a relation, type, function or schema of that ``schema.name``?"""
@@ -68,10 +70,17 @@ class TargetDatabase(Protocol):
     def has_column(self, database: str, table: str, column: str) -> bool: ...
 
     def revert(self, database: str, version: str, sql: str, lock_timeout: timedelta,
-               statement_timeout: timedelta) -> None:
+               statement_timeout: timedelta, key: int) -> None:
         """Run ``sql`` and delete the history row of ``version`` in ONE transaction, with those
-        timeouts. Raises DatabaseError (``timed_out`` for a timeout; ``uncertain`` when the
-        connection broke during the commit); otherwise it committed."""
+        timeouts, holding the transaction-level advisory lock ``key`` (the incident) and an
+        ``idle_in_transaction_session_timeout`` shorter than the execution lease (so a frozen
+        executor's transaction cannot outlive its lease for long). Raises DatabaseError
+        (``timed_out`` for a timeout; ``uncertain`` when the connection broke during the commit);
+        otherwise it committed."""
+
+    def settled(self, database: str, key: int, wait: timedelta) -> bool:
+        """Wait up to ``wait`` until no transaction holds the advisory lock ``key`` (an earlier
+        executor's revert has committed or rolled back); False when one still does."""
 
 
 class MigrationSource(Protocol):
@@ -117,9 +126,15 @@ class Backups(Protocol):
         table locks before it fails (never forever). Raises DatabaseError; a failed dump leaves
         no file and no catalogue row."""
 
-    def restore(self, database: str, backup: Backup, progress: Progress) -> None:
+    def restore(self, database: str, backup: Backup, progress: Progress, lock_wait: timedelta | None = None) -> None:
         """``pg_restore --clean --if-exists --single-transaction`` of ``backup`` into the target,
-        after checking the file's sha256. Raises DatabaseError (nothing changed: one transaction)."""
+        after checking the file's sha256; ``lock_wait`` becomes its ``lock_timeout`` (it never
+        queues for the application's locks forever). Raises DatabaseError (nothing changed: one
+        transaction)."""
+
+    def restore_tools(self, database: str, backup: Backup) -> str | None:
+        """Why no ``pg_restore`` here can restore ``backup`` (made by its ``tool_version``) into
+        the target's server, or None."""
 
     def get(self, backup_id: int) -> Backup | None: ...
 

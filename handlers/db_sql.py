@@ -22,6 +22,7 @@ from pglast.parser import ParseError
 from pglast.visitors import Visitor
 
 HARMLESS = (ast.VariableSetStmt, ast.TransactionStmt, ast.SelectStmt, ast.NotifyStmt)
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_$]*(\.[a-z_][a-z0-9_$]*)?$")
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,12 @@ class Effects:
         return self.created | self.altered
 
     def touches(self, names: Iterable[str]) -> set[str]:
-        """Which of ``names`` this SQL touches in any way (bodies searched as words)."""
+        """Which of ``names`` this SQL touches in any way (bodies searched as words; a schema is
+        touched by anything in it)."""
         wanted = set(names)
-        hit = wanted & (self.created | self.altered | self.referenced)
+        mine = self.created | self.altered | self.referenced
+        hit = wanted & mine
+        hit |= {name for name in wanted if "." not in name and any(m.startswith(f"{name}.") for m in mine)}
         for body in self.bodies:
             words = {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_$]*", body)}
             hit |= {name for name in wanted if name.rsplit(".", 1)[-1] in words}
@@ -120,6 +124,13 @@ class _References(Visitor):
         if name and not name.startswith("pg_catalog."):
             self.found.add(name)
 
+    def visit_A_Const(self, ancestors: Any, node: ast.A_Const) -> None:
+        """A string that names an object (``nextval('orders_id_seq')``, ``'orders'::regclass``)."""
+        value = node.val.sval if isinstance(node.val, ast.String) else None
+        if value and IDENTIFIER.match(value.lower()):
+            schema, _, name = value.lower().rpartition(".")
+            self.found.add(qualify(schema or None, name))
+
 
 def effects(sql: str) -> Effects:
     """What ``sql`` (one or more statements) does. A parse error is a doubt, not an exception."""
@@ -157,7 +168,7 @@ def _statement(stmt: Any, out: Effects) -> None:  # noqa: C901 - one branch per 
         created.add(_names(stmt.funcname) or "")
         out.bodies += [_body(o.arg) for o in stmt.options or () if o.defname == "as"]
     elif isinstance(stmt, ast.CreateSchemaStmt):
-        created.add(str(stmt.schemaname).lower())
+        created.add(str(stmt.schemaname).lower())  # a schema: no dot (what is in it is touched by it)
     elif isinstance(stmt, ast.IndexStmt):
         if stmt.idxname and stmt.relation is not None:
             created.add(qualify(stmt.relation.schemaname, stmt.idxname))
@@ -177,7 +188,10 @@ def _statement(stmt: Any, out: Effects) -> None:  # noqa: C901 - one branch per 
     elif isinstance(stmt, ast.AlterEnumStmt):
         altered.add(_names(stmt.typeName) or "")
     elif isinstance(stmt, ast.RenameStmt):
-        altered.add(_rv(stmt.relation) or _object(stmt.object, stmt.renameType) or "")
+        old = _rv(stmt.relation) or _object(stmt.object, stmt.renameType) or ""
+        altered.add(old)
+        if stmt.newname and old and stmt.renameType not in (ObjectType.OBJECT_COLUMN, ObjectType.OBJECT_TABCONSTRAINT):
+            altered.add(qualify(old.rpartition(".")[0], stmt.newname))  # what it is called now is its too
     elif isinstance(stmt, ast.DropStmt):
         altered.update(_object(o, stmt.removeType) or "" for o in stmt.objects or ())
     elif isinstance(stmt, ast.CommentStmt):
@@ -191,6 +205,8 @@ def _statement(stmt: Any, out: Effects) -> None:  # noqa: C901 - one branch per 
     elif isinstance(stmt, ast.DoStmt):
         out.bodies += [_body(o.arg) for o in stmt.args or () if o.defname == "as"]
         out.doubts.append("a DO block (what it changes cannot be read)")
+    elif isinstance(stmt, ast.VariableSetStmt) and (stmt.name or "").lower() == "search_path":
+        out.doubts.append("it sets search_path (which schema its names are in cannot be told)")
     elif not isinstance(stmt, HARMLESS):
         out.doubts.append(f"a {type(stmt).__name__} statement (not one Rollbot can follow)")
     created.discard("")

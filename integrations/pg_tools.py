@@ -196,7 +196,11 @@ def find_tools(server: Major, dirs: Sequence[Path] | None = None,
 @dataclass(frozen=True)
 class ToolTarget:
     """A database as the tools reach it: ``conninfo`` (for ``--dbname``) has no password, ``env()``
-    carries it in ``PGPASSWORD``, and ``scrub()`` takes it and the URL out of any text."""
+    carries it in ``PGPASSWORD``, and ``scrub()`` takes it and the URL out of any text.
+
+    Any other conninfo key holding a password (``sslpassword``: the client key's passphrase) has
+    no libpq environment variable, so it could only reach the tools on their command line, which
+    every local user can read: such a URL is refused."""
 
     url: str
     conninfo: str
@@ -205,24 +209,22 @@ class ToolTarget:
 
     @classmethod
     def from_url(cls, url: str) -> ToolTarget:
-        """Raises ValueError, whose message does not quote the URL (psycopg's does)."""
+        """Raises ValueError, whose message does not quote the URL (psycopg's does) or a password."""
         from psycopg import Error
         from psycopg.conninfo import conninfo_to_dict, make_conninfo  # not at import: sandbox uses this module
 
-        secrets = [url]
-        try:
-            raw = urlsplit(url).password
-        except ValueError:
-            raw = None
-        secrets += [raw, unquote(raw)] if raw else []
         try:
             params = conninfo_to_dict(url)
         except Error:
             raise ValueError("not a valid PostgreSQL URL") from None
         password = params.pop("password", None)
-        secrets += [str(password)] if password else []
+        others = sorted(key for key in params if "password" in key.lower())
+        if others:
+            raise ValueError(f"its {' and '.join(others)} cannot be given to pg_dump/pg_restore safely: libpq "
+                             "reads it from no environment variable, and a command line is visible to every "
+                             "local user. Use a client key without a passphrase (file mode 0600) instead")
         return cls(url, make_conninfo("", **params), None if password is None else str(password),
-                   tuple(sorted({s for s in secrets if s}, key=len, reverse=True)))
+                   secrets_of(url, password))
 
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
@@ -236,6 +238,25 @@ class ToolTarget:
         if self.password is not None:
             env["PGPASSWORD"] = self.password
         return env
+
+
+def secrets_of(url: str, *known: object) -> tuple[str, ...]:
+    """What must never be shown of ``url``: itself, its URL password (raw and decoded), the value
+    of every conninfo key with "password" in its name, and ``known`` values; longest first."""
+    from psycopg import Error
+    from psycopg.conninfo import conninfo_to_dict
+
+    found = [url, *(str(k) for k in known if k)]
+    try:
+        raw = urlsplit(url).password
+    except ValueError:
+        raw = None
+    found += [raw, unquote(raw)] if raw else []
+    try:
+        found += [str(v) for k, v in conninfo_to_dict(url).items() if "password" in k.lower() and v]
+    except Error:
+        pass
+    return tuple(sorted({s for s in found if s}, key=len, reverse=True))
 
 
 def start(argv: list[str], env: dict[str, str], errors: IO[bytes], stdin: int = subprocess.DEVNULL,

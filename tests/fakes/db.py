@@ -38,6 +38,8 @@ class FakeTarget:
     reverts: list[tuple[str, str, timedelta, timedelta]] = field(default_factory=list)
     on_revert: dict[str, Callable[[FakeTarget], None]] = field(default_factory=dict)
     missing: bool = False
+    open_transaction: bool = False  # an earlier executor's revert is still open on the server
+    keys: list[int] = field(default_factory=list)
 
     def unavailable(self, database: str) -> str | None:
         return f"{database} is not set" if self.missing else None
@@ -58,8 +60,9 @@ class FakeTarget:
         return (table, column) in self.columns
 
     def revert(self, database: str, version: str, sql: str, lock_timeout: timedelta,
-               statement_timeout: timedelta) -> None:
+               statement_timeout: timedelta, key: int) -> None:
         self.reverts.append((version, sql, lock_timeout, statement_timeout))
+        self.keys.append(key)
         step = self.script.pop(0) if self.script else "ok"
         if step == "timeout":
             raise DatabaseError(f"lock_timeout ({lock_timeout.total_seconds():g}s) ran out waiting for a lock",
@@ -72,6 +75,9 @@ class FakeTarget:
         self.on_revert.get(version, lambda t: None)(self)
         if step == "lost-committed":
             raise DatabaseError("the connection was lost during COMMIT", uncertain=True)
+
+    def settled(self, database: str, key: int, wait: timedelta) -> bool:
+        return not self.open_transaction
 
 
 @dataclass
@@ -117,9 +123,15 @@ class FakeBackups:
         self.taken.append(backup)
         return backup
 
-    def restore(self, database: str, backup: Backup, progress: Progress) -> None:
-        if self.script and self.script.pop(0) == "restore-fail":
+    def restore_tools(self, database: str, backup: Backup) -> str | None:
+        return self.problem
+
+    def restore(self, database: str, backup: Backup, progress: Progress, lock_wait: timedelta | None = None) -> None:
+        step = self.script.pop(0) if self.script else "ok"
+        if step == "restore-fail":
             raise DatabaseError("pg_restore: error: could not execute query")
+        if step == "restore-lost":
+            raise DatabaseError("pg_restore was killed", uncertain=True)
         progress(backup.size)
         self.restored.append(backup.id)
         keep = set(backup.versions)

@@ -102,7 +102,8 @@ def fake_world(tmp_path: Path, *, approvals: int = 1, self_approval: bool = Fals
                           FlagKind(flags, uncertain_window=uncertain_window, sleep=time.sleep, monotonic=time.monotonic),
                           EnvKind(env, snapshots, clock.now, uncertain_window=uncertain_window, sleep=time.sleep,
                                   monotonic=time.monotonic),
-                          DatabaseKind(target, source, backups, clock.now, lambda i: _open(store, i),
+                          DatabaseKind(target, source, backups, clock.now,
+                                       lambda: [(i.id, i.plan) for i in store.open_incidents()],
                                        monotonic=time.monotonic)])
     policy = parse_policy(policy_data(approvals=approvals, self_approval=self_approval, switch_approvals=approvals))
     svc = Services(policy=policy, store=store, live=FakeLive(), notifier=notifier, kinds=kinds, health=health,
@@ -110,7 +111,3 @@ def fake_world(tmp_path: Path, *, approvals: int = 1, self_approval: bool = Fals
     return FakeWorld(svc, store, clock, notifier, vercel, flags, directory, health, time, switches, env, snapshots,
                      target, source, backups)
 
-
-def _open(store: FakeStore, incident_id: int) -> bool:
-    incident = store.get(incident_id)
-    return incident is not None and incident.status.is_open

@@ -3,10 +3,15 @@ database (made on the test server) apart from the bot's own, whose catalogue the
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -106,7 +111,15 @@ def test_a_backup_is_catalogued_and_a_restore_brings_the_data_back(
     before = _state(target_url)
     directory = tmp_path / "backups"
     calls: list[int] = []
-    backup = backups.backup("production", DB, str(directory), "before RB-12", 12, VERSIONS, calls.append)
+    seen: list[list[str]] = []
+
+    def progress(n: int) -> None:
+        calls.append(n)
+        seen.append(sorted(p.name for p in directory.iterdir()))
+
+    backup = backups.backup("production", DB, str(directory), "before RB-12", 12, VERSIONS, progress)
+    assert seen and all(names == [Path(backup.path).name + ".partial"] for names in seen)  # renamed when catalogued
+    assert sorted(p.name for p in directory.iterdir()) == [Path(backup.path).name]
 
     path = Path(backup.path)
     assert path.parent == directory and path.name.startswith("production-")
@@ -137,7 +150,8 @@ def test_a_backup_is_catalogued_and_a_restore_brings_the_data_back(
     assert _state(target_url) != before
 
     fed: list[int] = []
-    backups.restore(DB, backup, fed.append)
+    assert backups.restore_tools(DB, backup) is None
+    backups.restore(DB, backup, fed.append, lock_wait=timedelta(seconds=5))
     assert _state(target_url) == before
     assert fed and fed[-1] == backup.size
 
@@ -319,3 +333,113 @@ def test_a_newer_server_gets_newer_tools(pool: ConnectionPool[Connection[DictRow
         backups.restore(DB, backup, lambda _n: None)
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT count(*) FROM t").fetchone() == (100,)
+
+
+def test_a_restore_waits_for_locks_at_most_lock_wait(backups: PgBackups, target_url: str, tmp_path: Path) -> None:
+    """pg_restore sets its own lock_timeout to 0: a watcher cancels it once it has waited
+    lock_wait for a lock the application holds; its one transaction rolls back."""
+    backup = backups.backup("production", DB, str(tmp_path), "before RB-10", 10, VERSIONS, lambda _n: None)
+    with psycopg.connect(target_url, autocommit=True) as conn:
+        conn.execute("UPDATE orders SET total = 2")
+    changed = _state(target_url)
+    with psycopg.connect(target_url) as holder:
+        holder.execute("SELECT count(*) FROM orders")  # ACCESS SHARE until it ends: DROP TABLE must wait
+        started = time.monotonic()
+        with pytest.raises(DatabaseError) as error:
+            backups.restore(DB, backup, lambda _n: None, lock_wait=timedelta(milliseconds=500))
+        waited = time.monotonic() - started
+        holder.rollback()
+    assert 0.5 <= waited < 10
+    assert error.value.timed_out and not error.value.uncertain
+    assert "waited longer than 500 ms for a lock" in error.value.message and "nothing was changed" in error.value.message
+    assert _state(target_url) == changed
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'rollbot-restore%%' "
+                            "AND pid <> pg_backend_pid()").fetchone() == (0,)
+    backups.restore(DB, backup, lambda _n: None, lock_wait=timedelta(milliseconds=500))  # no one in the way now
+    assert _state(target_url) != changed
+
+
+def test_restore_tools_says_why_not_without_restoring(
+        pool: ConnectionPool[Connection[DictRow]], backups: PgBackups, target_url: str, tmp_path: Path) -> None:
+    backup = backups.backup("production", DB, str(tmp_path), "before RB-11", 11, VERSIONS, lambda _n: None)
+    assert backups.restore_tools(DB, backup) is None
+    newer = dataclasses.replace(backup, tool_version="99.1 (from the future)")
+    reason = backups.restore_tools(DB, newer)
+    assert reason is not None and "cannot restore an archive of pg_dump 99" in reason
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    reason = PgBackups(pool, {DB: target_url}, tool_dirs=[empty]).restore_tools(DB, backup)
+    assert reason is not None and reason.startswith(f"no pg_dump and pg_restore found in {empty}")
+    assert backups.restore_tools("NOPE_URL", backup) == "$NOPE_URL is not set (it should hold the target database's URL)"
+    with psycopg.connect(target_url) as conn:
+        assert conn.execute("SELECT count(*) FROM supabase_migrations.schema_migrations").fetchone() == (2,)
+
+
+_KILLED_WORKER = """
+import sys
+from psycopg import Connection
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+from integrations.pg_backups import PgBackups
+pool = ConnectionPool(sys.argv[1], min_size=1, max_size=1, kwargs={"row_factory": dict_row, "autocommit": True})
+PgBackups(pool, {"APP_DATABASE_URL": sys.argv[2]}, tool_dirs=[sys.argv[3]]).backup(
+    "production", "APP_DATABASE_URL", sys.argv[4], "before RB-13", 13, [], lambda _n: None)
+"""
+
+
+def test_a_worker_killed_mid_dump_leaves_only_a_partial_file_which_prune_deletes_a_day_later(
+        pool: ConnectionPool[Connection[DictRow]], database_url: str, target_url: str, tmp_path: Path) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    major = ".".join(map(str, _server_major(target_url)))
+    for name in ("pg_dump", "pg_restore"):
+        (fake / name).write_text(
+            f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "{name} (PostgreSQL) {major}.0"; exit 0; fi\n'
+            f'printf "PGDMP the start of an archive"\ntouch {tmp_path}/dumping\nexec sleep 60\n')
+        (fake / name).chmod(0o755)
+    out = tmp_path / "out"
+    worker = subprocess.Popen([sys.executable, "-c", _KILLED_WORKER, database_url, target_url, str(fake), str(out)],
+                              cwd=Path(__file__).parents[2], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "dumping").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # the worker copies what it said so far
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    left = list(out.iterdir())
+    assert len(left) == 1 and left[0].name.endswith(".dump.partial")
+    assert stat.S_IMODE(left[0].stat().st_mode) == 0o600 and _rows(pool) == 0
+
+    backups = PgBackups(pool, {DB: target_url})
+    kept = backups.backup("production", DB, str(out), "before RB-14", 14, VERSIONS, lambda _n: None)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    day_old = time.time() - 86400 - 60
+    for path in (elsewhere / "x.dump.partial", out / "notes.txt"):
+        path.write_text("old")
+        os.utime(path, (day_old, day_old))
+    fresh = out / "fresh.dump.partial"
+    fresh.write_text("a live dump")
+    assert backups.prune("production", datetime(2000, 1, 1, tzinfo=UTC), lambda _b: False) == []
+    assert left[0].exists()  # not a day old yet
+    os.utime(left[0], (day_old, day_old))
+    assert backups.prune("production", datetime(2000, 1, 1, tzinfo=UTC), lambda _b: False) == []
+    assert not left[0].exists()
+    assert fresh.exists() and (out / "notes.txt").exists() and (elsewhere / "x.dump.partial").exists()
+    assert Path(kept.path).exists() and backups.recent("production", 10) == [kept]
+
+
+def test_an_sslpassword_is_refused_never_put_on_a_command_line(
+        pool: ConnectionPool[Connection[DictRow]], target_url: str, tmp_path: Path) -> None:
+    url = _with_password(target_url) + "?sslpassword=" + quote(PASSWORD, safe="")
+    backups = PgBackups(pool, {DB: url})
+    with pytest.raises(DatabaseError) as error:
+        backups.backup("production", DB, str(tmp_path), "before RB-15", 15, VERSIONS, lambda _n: None)
+    assert "sslpassword cannot be given to pg_dump/pg_restore safely" in error.value.message
+    _secret_free(error.value, PASSWORD, quote(PASSWORD, safe=""), url)
+    reason = backups.tools(DB)
+    assert reason is not None and "sslpassword" in reason and PASSWORD not in reason
+    assert list(tmp_path.iterdir()) == [] and _rows(pool) == 0

@@ -17,13 +17,14 @@ import psycopg
 import pytest
 
 from handlers.db_ports import DatabaseError
-from integrations.target_db import PostgresTarget
+from integrations.target_db import IDLE_IN_TRANSACTION_TIMEOUT, REVERT_LOCK_CLASS, PostgresTarget
 from sandbox.embedded import start_postgres
 
 ENV = "PROD_DATABASE_URL"
 SECRET = "s3cr3t-Pa55word"
 LOCK = timedelta(milliseconds=200)
 LONG = timedelta(seconds=30)
+KEY = 12  # the incident
 _counter = itertools.count(1)
 
 MIGRATIONS = [
@@ -161,20 +162,92 @@ def test_a_database_without_supabase_history_says_so(empty_url: str) -> None:
 
 def test_dependents_come_from_the_catalogue(target: PostgresTarget) -> None:
     assert target.dependents(ENV, ["public.orders"]) == [
-        "materialized view public.order_counts", "view public.order_totals",
-        "foreign key items_order_id_fkey of public.items"]
-    assert target.dependents(ENV, ["orders", "public.order_totals", "public.items"]) == [
+        "foreign key items_order_id_fkey of public.items", "materialized view public.order_counts",
+        "view public.order_totals"]
+    assert target.dependents(ENV, ["public.orders", "public.order_totals", "public.items"]) == [
         "materialized view public.order_counts"]
     assert target.dependents(ENV, ["public.order_status"]) == [
         "column public.invoices.past (type public.order_status[])",
         "column public.invoices.status (type public.order_status)",
-        "column public.orders.status (type public.order_status)"]
-    assert "column public.orders.status (type public.order_status)" not in target.dependents(
-        ENV, ["public.order_status", "public.orders"])
+        "column public.orders.status (type public.order_status)",
+        "default of public.orders.status",
+        "view public.order_totals"]
+    assert target.dependents(ENV, ["public.order_status", "public.orders"]) == [
+        "column public.invoices.past (type public.order_status[])",
+        "column public.invoices.status (type public.order_status)",
+        "foreign key items_order_id_fkey of public.items", "materialized view public.order_counts",
+        "view public.order_totals"]
     assert target.dependents(ENV, ["public.touch"]) == ["trigger touch_items on public.items"]
     assert target.dependents(ENV, ["public.items", "public.touch"]) == []
-    assert target.dependents(ENV, ["public.nothing", "nowhere.orders"]) == []
+    assert target.dependents(ENV, ["public.nothing", "nowhere.orders", "nowhere"]) == []
     assert target.dependents(ENV, []) == []
+    assert target.dependents(ENV, ["PUBLIC.Orders"]) == target.dependents(ENV, ["public.orders"])
+
+
+EXTRA = [
+    "CREATE TABLE customers (id bigint PRIMARY KEY, name text)",
+    "ALTER TABLE customers ADD COLUMN tier text UNIQUE CHECK (tier <> '') DEFAULT 'basic'",
+    "CREATE VIEW customer_tiers AS SELECT id, tier FROM customers",
+    "CREATE INDEX customers_tier_name ON customers (tier, name)",
+    "CREATE TABLE legacy_orders (id int DEFAULT nextval('public.orders_id_seq'), copy orders)",
+    "CREATE FUNCTION positive(numeric) RETURNS boolean IMMUTABLE LANGUAGE sql AS 'SELECT $1 > 0'",
+    "CREATE TABLE payments (amount numeric CONSTRAINT payments_positive CHECK (positive(amount)))",
+    "CREATE INDEX payments_sign ON payments (positive(amount))",
+    "ALTER TABLE payments ENABLE ROW LEVEL SECURITY",
+    "CREATE POLICY recent ON payments USING (amount <= (SELECT count(*) FROM items))",
+    "CREATE SCHEMA billing",
+    "CREATE TABLE billing.ledger (id serial PRIMARY KEY, note text)",
+    "CREATE INDEX ledger_note ON billing.ledger (note)",
+    "CREATE FUNCTION billing.balance() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+]
+
+
+@pytest.fixture
+def extra(target: PostgresTarget, url: str) -> PostgresTarget:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in EXTRA:
+            conn.execute(statement)
+    return target
+
+
+def test_what_depends_on_a_column(extra: PostgresTarget) -> None:
+    assert extra.dependents(ENV, [], columns=[("public.customers", "tier")]) == [
+        "index public.customers_tier_name on public.customers", "view public.customer_tiers"]
+    assert extra.dependents(ENV, [], columns=[("customers", "TIER")]) == extra.dependents(
+        ENV, [], columns=[("public.customers", "tier")])
+    assert extra.dependents(ENV, [], columns=[("public.customers", "name")]) == [
+        "index public.customers_tier_name on public.customers"]
+    assert extra.dependents(ENV, ["public.customer_tiers"], columns=[("public.customers", "tier")]) == [
+        "index public.customers_tier_name on public.customers"]
+    assert extra.dependents(ENV, [], columns=[("public.orders", "id")]) == [  # and its serial's sequence
+        "default of public.legacy_orders.id", "foreign key items_order_id_fkey of public.items"]
+    assert extra.dependents(ENV, [], columns=[("public.orders", "note"), ("public.nothing", "x")]) == []
+
+
+def test_defaults_checks_indexes_and_policies_of_other_tables(extra: PostgresTarget) -> None:
+    assert extra.dependents(ENV, ["public.orders_id_seq"]) == [
+        "default of public.legacy_orders.id", "default of public.orders.id"]
+    assert extra.dependents(ENV, ["public.orders"]) == [
+        "column public.legacy_orders.copy (type public.orders)", "default of public.legacy_orders.id",
+        "foreign key items_order_id_fkey of public.items", "materialized view public.order_counts",
+        "view public.order_totals"]
+    assert extra.dependents(ENV, ["public.positive"]) == [
+        "check constraint payments_positive of public.payments", "index public.payments_sign on public.payments"]
+    assert extra.dependents(ENV, ["public.items", "public.touch"]) == ["policy recent on public.payments"]
+    assert extra.dependents(ENV, ["public.positive", "public.payments"]) == []
+
+
+def test_a_schema_has_what_is_in_it_as_dependents(extra: PostgresTarget) -> None:
+    assert extra.dependents(ENV, ["billing"]) == ["function billing.balance()", "table billing.ledger"]
+    assert extra.dependents(ENV, ["billing.", "billing.ledger", "billing.balance"]) == []
+
+
+def test_what_belongs_to_a_named_table_is_not_a_dependent(extra: PostgresTarget) -> None:
+    """Its own indexes, constraints, defaults, owned sequence and row type go with it."""
+    assert extra.dependents(ENV, ["public.customers"]) == ["view public.customer_tiers"]
+    assert extra.dependents(ENV, ["public.payments"]) == []
+    assert extra.dependents(ENV, ["billing.ledger"]) == []
+    assert extra.dependents(ENV, ["public.customers", "public.customer_tiers"]) == []
 
 
 def test_exists_knows_relations_types_functions_and_schemas(target: PostgresTarget) -> None:
@@ -197,7 +270,7 @@ def test_has_column(target: PostgresTarget) -> None:
 # -- revert --------------------------------------------------------------------------------------
 def test_revert_commits_the_sql_and_the_history_row_removal_together(target: PostgresTarget, url: str) -> None:
     target.revert(ENV, "20240105000000", "ALTER TABLE orders DROP COLUMN note;\n"
-                  "COMMENT ON TABLE orders IS '100% reverted';", LOCK, LONG)
+                  "COMMENT ON TABLE orders IS '100% reverted';", LOCK, LONG, KEY)
     assert "note" not in _columns(url, "orders")
     assert "20240105000000" not in _versions(url)
     assert not target.has_column(ENV, "public.orders", "note")
@@ -205,7 +278,7 @@ def test_revert_commits_the_sql_and_the_history_row_removal_together(target: Pos
 
 def test_a_failing_reverse_sql_changes_nothing(target: PostgresTarget, url: str) -> None:
     error = _fails(lambda: target.revert(ENV, "20240105000000", "ALTER TABLE orders DROP COLUMN note;\n"
-                                         "SELECT 1 / 0;", LOCK, LONG))
+                                         "SELECT 1 / 0;", LOCK, LONG, KEY))
     assert "division by zero" in error.message and "rolled back" in error.message
     assert not error.timed_out and not error.uncertain
     assert "note" in _columns(url, "orders") and "20240105000000" in _versions(url)
@@ -216,7 +289,7 @@ def test_a_held_lock_ends_in_lock_timeout_and_changes_nothing(target: PostgresTa
         holder.execute("SELECT count(*) FROM orders")  # ACCESS SHARE, held until the transaction ends
         started = time.monotonic()
         error = _fails(lambda: target.revert(ENV, "20240105000000", "ALTER TABLE orders DROP COLUMN note;",
-                                             LOCK, LONG))
+                                             LOCK, LONG, KEY))
         assert time.monotonic() - started < 5
         holder.rollback()
     assert error.timed_out and not error.uncertain
@@ -226,22 +299,89 @@ def test_a_held_lock_ends_in_lock_timeout_and_changes_nothing(target: PostgresTa
 
 def test_a_long_statement_ends_in_statement_timeout(target: PostgresTarget, url: str) -> None:
     error = _fails(lambda: target.revert(ENV, "20240105000000", "ALTER TABLE orders DROP COLUMN note;\n"
-                                         "SELECT pg_sleep(5);", LOCK, timedelta(milliseconds=300)))
+                                         "SELECT pg_sleep(5);", LOCK, timedelta(milliseconds=300), KEY))
     assert error.timed_out and "statement_timeout (300 ms)" in error.message
     assert "note" in _columns(url, "orders") and "20240105000000" in _versions(url)
 
 
 def test_a_missing_history_row_rolls_the_sql_back(target: PostgresTarget, url: str) -> None:
-    error = _fails(lambda: target.revert(ENV, "20990101000000", "DROP VIEW order_totals;", LOCK, LONG))
+    error = _fails(lambda: target.revert(ENV, "20990101000000", "DROP VIEW order_totals;", LOCK, LONG, KEY))
     assert "the history row of 20990101000000 is not there any more" in error.message
     assert target.exists(ENV, "public.order_totals") and len(_versions(url)) == len(MIGRATIONS)
 
 
 def test_transaction_control_in_the_reverse_sql_is_refused(target: PostgresTarget, url: str) -> None:
     error = _fails(lambda: target.revert(ENV, "20240105000000", "ALTER TABLE orders DROP COLUMN note;\n"
-                                         "COMMIT;\nSELECT 1 / 0;", LOCK, LONG))
+                                         "COMMIT;\nSELECT 1 / 0;", LOCK, LONG, KEY))
     assert "COMMIT" in error.message
     assert "note" in _columns(url, "orders") and "20240105000000" in _versions(url)
+
+
+@pytest.mark.parametrize("sql", [
+    "SET lock_timeout = 0;", "SET LOCAL statement_timeout = 0;", "RESET idle_in_transaction_session_timeout;",
+    "RESET ALL;", "SELECT set_config('lock_timeout', '0', true);", "VACUUM orders;",
+    "CREATE INDEX CONCURRENTLY orders_note_idx ON orders (note);", "DROP INDEX CONCURRENTLY orders_status_idx;",
+    "REINDEX TABLE CONCURRENTLY orders;", "CREATE DATABASE elsewhere;", "ALTER SYSTEM SET work_mem = '1GB';",
+])
+def test_sql_that_defeats_the_transaction_is_refused_before_connecting(sql: str) -> None:
+    nowhere = PostgresTarget({ENV: f"postgresql://postgres:{SECRET}@127.0.0.1:1/db"}, connect_timeout=1)
+    error = _fails(lambda: nowhere.revert(ENV, "20240105000000", f"ALTER TABLE orders DROP COLUMN note;\n{sql}",
+                                          LOCK, LONG, KEY))
+    assert error.message.startswith("the reverse SQL cannot run inside Rollbot's one transaction: line 2: ")
+    assert "Nothing was changed." in error.message and "cannot connect" not in error.message
+
+
+def _held_by_me(key: int) -> str:
+    """SQL that fails (division by zero) unless this session holds the revert lock of ``key``."""
+    return (f"SELECT 1 / count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+            f"AND classid = {REVERT_LOCK_CLASS} AND objid = {key} AND objsubid = 2 AND granted;")
+
+
+def test_a_revert_holds_the_incidents_advisory_lock_and_an_idle_timeout(target: PostgresTarget, url: str) -> None:
+    assert IDLE_IN_TRANSACTION_TIMEOUT < timedelta(minutes=2)
+    target.revert(ENV, "20240105000000", "ALTER TABLE orders DROP COLUMN note;\n" + _held_by_me(KEY) +
+                  "\nSELECT 1 / (current_setting('idle_in_transaction_session_timeout') = '30s')::int;",
+                  LOCK, LONG, KEY)
+    assert "20240105000000" not in _versions(url)
+    error = _fails(lambda: target.revert(ENV, "20240104000000", _held_by_me(KEY), LOCK, LONG, KEY + 1))
+    assert "division by zero" in error.message  # another key: another lock
+    target.revert(ENV, "20240104000000", _held_by_me(5), LOCK, LONG, (1 << 32) + 5)  # wider keys wrap
+    assert "20240104000000" not in _versions(url)
+
+
+def test_settled_waits_for_an_open_revert_of_the_same_key(target: PostgresTarget, url: str) -> None:
+    assert target.settled(ENV, KEY, LOCK)
+    with psycopg.connect(url) as holder:  # an executor's revert transaction, still open
+        holder.execute("SELECT pg_advisory_xact_lock(%s, %s)", (REVERT_LOCK_CLASS, KEY))
+        started = time.monotonic()
+        assert not target.settled(ENV, KEY, LOCK)
+        assert 0.15 < time.monotonic() - started < 5
+        assert target.settled(ENV, KEY + 1, LOCK)
+        threading.Timer(0.3, holder.rollback).start()
+        assert target.settled(ENV, KEY, timedelta(seconds=10))  # it ended while waited for
+    with psycopg.connect(url) as conn:
+        held = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()
+    assert held == (0,)  # settled() let go of it
+
+
+def test_settled_waits_for_a_running_revert(target: PostgresTarget, url: str) -> None:
+    done = threading.Event()
+
+    def revert() -> None:
+        target.revert(ENV, "20240105000000", "ALTER TABLE orders DROP COLUMN note;\nSELECT pg_sleep(1);",
+                      LOCK, LONG, KEY)
+        done.set()
+
+    threading.Thread(target=revert, daemon=True).start()
+    time.sleep(0.3)
+    assert not target.settled(ENV, KEY, LOCK)
+    assert target.settled(ENV, KEY, timedelta(seconds=10)) and done.wait(5)
+    assert "20240105000000" not in _versions(url)
+
+
+def test_settled_on_an_unreachable_database_raises(url: str) -> None:
+    nowhere = PostgresTarget({ENV: f"postgresql://postgres:{SECRET}@127.0.0.1:1/db"}, connect_timeout=1)
+    assert "cannot connect" in _fails(lambda: nowhere.settled(ENV, KEY, LOCK)).message
 
 
 class _DropAtCommit:
@@ -284,7 +424,7 @@ def test_a_connection_lost_during_commit_is_uncertain(url: str) -> None:
     proxied = _with_password(url).replace(f":{port}/", f":{proxy.port}/") + "?sslmode=disable"
     target = PostgresTarget({ENV: proxied})
     error = _fails(lambda: target.revert(ENV, "20240105000000", "ALTER TABLE orders DROP COLUMN note;",
-                                         LOCK, LONG))
+                                         LOCK, LONG, KEY))
     assert error.uncertain and not error.timed_out and "may or may not" in error.message
     assert "20240105000000" not in _versions(url)  # this time it had committed: hence "uncertain"
     proxy.listener.close()
@@ -300,10 +440,13 @@ def test_the_password_never_appears_in_an_error(url: str) -> None:
                                  connect_timeout=2)
     for call in (lambda: unreachable.server_version(ENV), lambda: unreachable.history(ENV),
                  lambda: unreachable.dependents(ENV, ["public.orders"]),
-                 lambda: unreachable.revert(ENV, "20240105000000", "SELECT 1;", LOCK, LONG)):
+                 lambda: unreachable.revert(ENV, "20240105000000", "SELECT 1;", LOCK, LONG, KEY)):
         assert "cannot connect to the database in PROD_DATABASE_URL" in _fails(call).message
+    with_key = PostgresTarget({ENV: _with_password(url).replace(f":{port}/", f":{dead_port}/")
+                               + f"?sslpassword={SECRET}&sslmode=disable"}, connect_timeout=2)
+    assert "cannot connect" in _fails(lambda: with_key.settled(ENV, KEY, LOCK)).message
     reachable = PostgresTarget({ENV: _with_password(url)})
     assert reachable.server_version(ENV)
-    _fails(lambda: reachable.revert(ENV, "20240105000000", f"SELECT '{SECRET}'::int;", LOCK, LONG))
+    _fails(lambda: reachable.revert(ENV, "20240105000000", f"SELECT '{SECRET}'::int;", LOCK, LONG, KEY))
     missing_db = PostgresTarget({ENV: _with_password(url).rsplit("/", 1)[0] + "/no_such_database"})
     assert "no_such_database" in _fails(lambda: missing_db.history(ENV)).message

@@ -317,3 +317,120 @@ def test_reverse_sql_with_its_own_transaction_control_is_refused(w: FakeWorld) -
                                          "begin;\nalter table customers drop column tier;\ncommit;", "x.down.sql")
     with pytest.raises(Refused, match="has BEGIN/COMMIT/ROLLBACK of its own"):
         plan_of(w, version=TIER)
+
+
+# -- what a reviewer broke once ----------------------------------------------------------------
+
+
+def _after_first_rollback(w: FakeWorld) -> None:
+    assert execute(w.svc, approved(w)).status is Status.MONITORING  # B-1, before RB-1
+
+
+def test_a_resumed_restore_is_never_run_a_second_time(w: FakeWorld) -> None:
+    _after_first_rollback(w)
+    incident_id = approved(w, backup=1)
+    real = w.backups.restore
+
+    def dies_after_committing(*args: object) -> None:
+        real(*args)  # type: ignore[arg-type]
+        raise LeaseLost()
+
+    w.backups.restore = dies_after_committing  # type: ignore[method-assign]
+    assert execute(w.svc, incident_id, heartbeat=False) is None
+    w.backups.restore = real  # type: ignore[method-assign]
+    w.clock.advance(timedelta(minutes=3))
+    done = execute(w.svc, incident_id, resume=True, heartbeat=False)
+    assert done is not None and done.status is Status.MONITORING and w.backups.restored == [1]  # read back, not rerun
+
+
+def test_a_restore_the_history_cannot_tell_apart_is_never_reported_done_by_reading_back(w: FakeWorld) -> None:
+    _after_first_rollback(w)
+    w.store.transition(1, [Status.MONITORING], Status.RESOLVED)
+    first = approved(w, backup=1)
+    assert execute(w.svc, first).status is Status.MONITORING  # the history is B-1's now
+    w.backups.script = ["ok", "restore-lost"]
+    second = approved(w, backup=1)  # the same history as now: nothing to tell the two states apart
+    plan = w.store.get(second).plan
+    assert isinstance(plan, DatabasePlan) and plan.added == plan.removed == ()
+    failed = execute(w.svc, second)
+    assert failed is not None and failed.status is Status.FAILED
+    [*_, (_, error, _)] = w.notifier.sent["failure"]
+    assert "whether it committed cannot be told, so it is not run again" in error
+
+
+def test_a_resumed_revert_waits_for_the_earlier_transaction_and_never_sends_while_it_is_open(w: FakeWorld) -> None:
+    incident_id = approved(w)
+    real = w.target.revert
+
+    def dies_mid_transaction(*args: object) -> None:
+        w.target.open_transaction = True
+        raise LeaseLost()
+
+    w.target.revert = dies_mid_transaction  # type: ignore[method-assign]
+    assert execute(w.svc, incident_id, heartbeat=False) is None
+    w.target.revert = real  # type: ignore[method-assign]
+    w.clock.advance(timedelta(minutes=3))
+    failed = execute(w.svc, incident_id, resume=True, heartbeat=False)
+    assert failed is not None and failed.status is Status.FAILED and w.target.reverts == []
+    [(_, error, _)] = w.notifier.sent["failure"]
+    assert "an earlier executor's transaction on the database is still open" in error
+
+
+def test_pruning_keeps_the_newest_backup_of_an_open_incident_and_any_a_restore_names(w: FakeWorld) -> None:
+    _after_first_rollback(w)  # B-1 of RB-1
+    w.store.transition(1, [Status.MONITORING], Status.RESOLVED)
+    pending = w.request(ALICE, "database", backup=1)  # a restore of B-1, waiting for approval
+    w.clock.advance(timedelta(days=15))
+    for _key, task in maintenance(w.svc):
+        task()
+    assert w.backups.pruned == []  # RB-1 is closed, but the pending restore names B-1
+    w.store.transition(pending.id, [Status.PENDING], Status.CANCELLED)
+    for _key, task in maintenance(w.svc):
+        task()
+    assert w.backups.pruned == [1]
+
+
+@pytest.mark.parametrize(("later", "why"), [
+    ("create table shop.items (id int)", "touches shop"),
+    ("set search_path = app; create table t (id int)", "search_path"),
+    ("select setval('orders_customer', 1)", "touches public.orders_customer"),
+])
+def test_dependencies_hidden_in_schemas_search_paths_and_strings_are_found(w: FakeWorld, later: str,
+                                                                           why: str) -> None:
+    w.target.history_rows.insert(2, migration("20261127100000", "shop_schema", "create schema shop"))
+    w.target.history_rows.append(migration("20261128120000", "later", later))
+    w.source.files["20261127100000"] = MigrationFile("20261127100000", "shop_schema", "drop schema shop;", "x")
+    version = "20261127100000" if "shop" in later else ORDERS
+    with pytest.raises(Refused, match=why):
+        plan_of(w, version=version)
+
+
+def test_a_renamed_object_is_still_the_migrations(w: FakeWorld) -> None:
+    w.target.history_rows.append(migration("20261128110000", "rename", "alter table orders rename to purchases"))
+    w.target.history_rows.append(migration("20261128120000", "later", "alter table purchases add column x int"))
+    w.source.files["20261128110000"] = MigrationFile("20261128110000", "rename", "alter table purchases rename to "
+                                                     "orders;", "x")
+    with pytest.raises(Refused, match="touches public.purchases"):
+        plan_of(w, version="20261128110000")
+
+
+def test_an_empty_history_row_and_an_out_of_order_migration_are_doubts(w: FakeWorld) -> None:
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    w.target.history_rows = [migration(m.version, m.name, *m.statements, applied_at=at + timedelta(minutes=n))
+                             for n, m in enumerate(w.target.history_rows)]
+    # an older version, applied after the orders migration (supabase db push --include-all)
+    w.target.history_rows.append(migration("20261127000000", "late", "alter table orders add column y int",
+                                           applied_at=at + timedelta(hours=1)))
+    with pytest.raises(Refused, match="`20261127000000_late` \\(touches public.orders\\)"):
+        plan_of(w, version=ORDERS)
+    w.target.history_rows = [m for m in w.target.history_rows if m.version != "20261127000000"]
+    w.target.history_rows.append(migration("20261128120000", "repaired", applied_at=at + timedelta(hours=2)))
+    with pytest.raises(Refused, match="records no statements"):
+        plan_of(w, version=ORDERS)
+
+
+def test_non_ascii_digits_are_not_a_backup(w: FakeWorld) -> None:
+    with pytest.raises(commands.CommandError, match="needs a backup like"):
+        commands.parse("db prod restore B-²", w.svc.policy, w.svc.kinds)

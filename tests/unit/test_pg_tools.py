@@ -201,3 +201,20 @@ def test_stderr_tail_is_scrubbed_and_bounded() -> None:
         errors.write(b"x" * 5000 + b" password hunter2 rejected\n")
         tail = pg_tools.stderr_tail(errors, target)
     assert "hunter2" not in tail and tail.endswith("password *** rejected") and len(tail) <= 2001
+
+
+def test_any_other_password_in_the_url_is_refused_without_quoting_it() -> None:
+    for url in ("postgresql://u:pw@h/db?sslpassword=hunter2-key", "host=h dbname=db sslpassword=hunter2-key",
+                "postgresql://u@h/db?sslpassword=hunter2-key&sslkey=/k"):
+        with pytest.raises(ValueError) as error:
+            ToolTarget.from_url(url)
+        assert "sslpassword cannot be given to pg_dump/pg_restore safely" in str(error.value)
+        assert "hunter2" not in str(error.value)
+
+
+def test_every_password_of_a_url_is_a_secret() -> None:
+    secrets = pg_tools.secrets_of("postgresql://u:p%40ss@h/db?sslpassword=key-phrase", "extra")
+    assert {"p%40ss", "p@ss", "key-phrase", "extra"} <= set(secrets)
+    assert secrets[0].startswith("postgresql://") and list(secrets) == sorted(secrets, key=len, reverse=True)
+    assert pg_tools.secrets_of("") == () and pg_tools.secrets_of("not a url") == ("not a url",)
+
