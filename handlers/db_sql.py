@@ -47,6 +47,7 @@ class Effects:
     altered: set[str] = field(default_factory=set)
     referenced: set[str] = field(default_factory=set)
     bodies: list[str] = field(default_factory=list)  # function and DO bodies: text the parser does not read
+    maybe_existed: set[str] = field(default_factory=set)  # IF NOT EXISTS / OR REPLACE: perhaps there before
     expectations: list[Expectation] = field(default_factory=list)
     doubts: list[str] = field(default_factory=list)
 
@@ -150,6 +151,7 @@ def effects(sql: str) -> Effects:
 
 def _statement(stmt: Any, out: Effects) -> None:  # noqa: C901 - one branch per kind of statement
     created, altered = out.created, out.altered
+    before = set(created)
     if isinstance(stmt, ast.CreateStmt):
         created.add(_rv(stmt.relation) or "")
     elif isinstance(stmt, ast.CreateTableAsStmt):
@@ -211,6 +213,8 @@ def _statement(stmt: Any, out: Effects) -> None:  # noqa: C901 - one branch per 
         out.doubts.append(f"a {type(stmt).__name__} statement (not one Rollbot can follow)")
     created.discard("")
     altered.discard("")
+    if getattr(stmt, "if_not_exists", False) or getattr(stmt, "replace", False):
+        out.maybe_existed |= created - before  # reverting it may rightly leave the object there
 
 
 def _body(arg: Any) -> str:
@@ -222,7 +226,7 @@ def _body(arg: Any) -> str:
 def reverted(forward: Effects) -> list[Expectation]:
     """The schema after reverting a migration: what it created is gone, columns it added are gone
     and columns it dropped are back (on tables it did not create)."""
-    facts = [Expectation("absent", name) for name in sorted(forward.created) if "." in name]
+    facts = [Expectation("absent", name) for name in sorted(forward.created - forward.maybe_existed) if "." in name]
     facts += [e for e in forward.expectations if e.target not in forward.created]
     return facts
 

@@ -434,3 +434,12 @@ def test_an_empty_history_row_and_an_out_of_order_migration_are_doubts(w: FakeWo
 def test_non_ascii_digits_are_not_a_backup(w: FakeWorld) -> None:
     with pytest.raises(commands.CommandError, match="needs a backup like"):
         commands.parse("db prod restore B-²", w.svc.policy, w.svc.kinds)
+
+
+def test_what_may_have_existed_before_is_not_expected_gone_after_a_revert() -> None:
+    from handlers.db_sql import effects, reverted
+
+    forward = effects("create table if not exists audit (id int); create or replace function touch() returns int "
+                      "language sql as 'select 1'; create table fresh (id int)")
+    assert [e.describe() for e in reverted(forward)] == ["public.fresh is gone"]
+    assert {"public.audit", "public.touch", "public.fresh"} <= forward.owned  # still the migration's, for dependents
