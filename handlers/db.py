@@ -41,6 +41,7 @@ STEP_BACKUP = Step("db.backup", "Back up the database (pg_dump)")
 STEP_REVERT = Step("db.revert", "Reverse SQL and history row, in one transaction")
 STEP_RESTORE = Step("db.restore", "Restore the backup (pg_restore, one transaction)")
 RECENT = timedelta(hours=24)
+NOTE_EVERY = 5.0  # seconds between progress notes of a long step
 
 
 class DatabaseKind:
@@ -189,14 +190,10 @@ class DatabaseKind:
         if taken is None:
             try:
                 versions = [m.version for m in self.db.history(plan.database)]
-                started = self._monotonic()
-
-                def progress(written: int) -> None:
-                    elapsed = self._monotonic() - started
-                    guess = (f" of about {format_duration(timedelta(seconds=plan.estimate_seconds))}"
-                             if plan.estimate_seconds else "")
-                    run.note(STEP_BACKUP.name, f"{size(written)} written, {format_duration(timedelta(seconds=elapsed))}"
-                                               f"{guess}")
+                guess = (f" of about {format_duration(timedelta(seconds=plan.estimate_seconds))}"
+                         if plan.estimate_seconds else "")
+                progress = _Progress(run, STEP_BACKUP.name, self._monotonic,
+                                     lambda done, elapsed: f"{size(done)} written, {elapsed}{guess}")
 
                 run.hold()
                 run.audit(STEP_BACKUP.name, "attempt", database=plan.database)
@@ -269,11 +266,8 @@ class DatabaseKind:
         if backup is None or backup.sha256 != plan.backup.sha256:
             raise RollbackFailed(f"backup {plan.backup.ref} is gone or changed since {run.incident_ref} was approved; "
                                  f"nothing was changed. Backup {fresh.ref} was kept.")
-        started = self._monotonic()
-
-        def progress(done: int) -> None:
-            run.note(STEP_RESTORE.name, f"{size(done)} of {size(backup.size)} read, "
-                                        f"{format_duration(timedelta(seconds=self._monotonic() - started))}")
+        progress = _Progress(run, STEP_RESTORE.name, self._monotonic,
+                             lambda done, elapsed: f"{size(done)} of {size(backup.size)} read, {elapsed}")
 
         if run.unresolved_attempt:  # an earlier executor started pg_restore and never said how it ended
             now = tuple(m.version for m in self.db.history(plan.database))
@@ -429,6 +423,23 @@ def _settings(env: Environment) -> dict[str, Any]:
     return {"migrations_dir": env.migrations_dir or "", "backup_dir": env.backup_dir or "",
             "lock_timeout_ms": int(env.lock_timeout.total_seconds() * 1000),
             "statement_timeout_ms": int(env.statement_timeout.total_seconds() * 1000)}
+
+
+class _Progress:
+    """A long step's progress for the thread: at most one note every NOTE_EVERY seconds (each is a
+    ``chat.update``, which Slack allows about once a second)."""
+
+    def __init__(self, run: Run, step: str, monotonic: Callable[[], float],
+                 say: Callable[[int, str], str]) -> None:
+        self._run, self._step, self._monotonic, self._say = run, step, monotonic, say
+        self._started = monotonic()
+        self._last = float("-inf")
+
+    def __call__(self, done: int) -> None:
+        now = self._monotonic()
+        if now - self._last >= NOTE_EVERY:
+            self._last = now
+            self._run.note(self._step, self._say(done, format_duration(timedelta(seconds=now - self._started))))
 
 
 def _applied_or_version_time(applied_at: datetime | None, version: str) -> datetime | None:

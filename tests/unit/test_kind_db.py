@@ -443,3 +443,22 @@ def test_what_may_have_existed_before_is_not_expected_gone_after_a_revert() -> N
                       "language sql as 'select 1'; create table fresh (id int)")
     assert [e.describe() for e in reverted(forward)] == ["public.fresh is gone"]
     assert {"public.audit", "public.touch", "public.fresh"} <= forward.owned  # still the migration's, for dependents
+
+
+def test_progress_notes_are_paced_for_slack() -> None:
+    from handlers.db import NOTE_EVERY, _Progress
+
+    notes: list[str] = []
+
+    class Run:
+        def note(self, name: str, detail: str) -> None:
+            notes.append(detail)
+
+    now = [100.0]
+    progress = _Progress(Run(), "db.backup", lambda: now[0], lambda done, elapsed: f"{done} bytes, {elapsed}")  # type: ignore[arg-type]
+    for n in range(10):  # ten chunks within a second: one note
+        progress(n)
+        now[0] += 0.1
+    now[0] += NOTE_EVERY
+    progress(2**20)
+    assert notes == ["0 bytes, 0s", "1048576 bytes, 6s"]
