@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from handlers.model import Incident, Status
 from handlers.ports import ApprovalOutcome
+from handlers.runbook import PRE_CHECKLIST
 from handlers.services import Services
 
 
@@ -27,13 +28,14 @@ def record(svc: Services, user: str, incident_id: int, plan_hash: str) -> Approv
     if incident.status is Status.PENDING and svc.clock.now() >= incident.expires_at:
         expire(svc, incident_id)  # the worker has not got to it yet
         incident = svc.store.get(incident_id) or incident
-    refusal = svc.roles.approval_refusal(user, incident, plan_hash)
+    refusal = svc.roles.approval_refusal(user, incident, plan_hash) or _unticked(svc, incident)
     if refusal:
         raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash)
-    outcome = svc.store.approve(incident_id, user, plan_hash, svc.clock.now())
+    required = [k for k in svc.policy.environments[incident.env].require_checklist if k in incident.checklist]
+    outcome = svc.store.approve(incident_id, user, plan_hash, svc.clock.now(), required=required)
     if not outcome.recorded:
         # Lost a race: another click changed the incident between our read and our write.
-        refusal = svc.roles.approval_refusal(user, outcome.incident, plan_hash) or (
+        refusal = svc.roles.approval_refusal(user, outcome.incident, plan_hash) or _unticked(svc, outcome.incident) or (
             f"your approval of {incident.ref} was already recorded."
         )
         raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash, race=True)
@@ -99,6 +101,17 @@ def expire(svc: Services, incident_id: int) -> Incident | None:
     svc.redraw_root(expired.id, with_steps=False)
     svc.notifier.closed(expired)
     return expired
+
+
+def _unticked(svc: Services, incident: Incident) -> str | None:
+    """Why an approval cannot count yet: pre-rollback items the environment requires first."""
+    labels = dict(PRE_CHECKLIST)
+    missing = [labels[k] for k in svc.policy.environments[incident.env].require_checklist
+               if k in incident.checklist and not incident.checklist[k]]
+    if not missing:
+        return None
+    return (f"*{incident.env}* requires {', '.join(f'“{m}”' for m in missing)} to be ticked on {incident.ref} before "
+            "an approval counts. Tick it on the incident message, then approve again.")
 
 
 def _load(svc: Services, user: str, action: str, incident_id: int) -> Incident:

@@ -114,12 +114,18 @@ class Environment(_Strict):
     monitor: tuple[Duration, ...] = (timedelta(minutes=5), timedelta(minutes=10), timedelta(minutes=15))
     approval_timeout: Duration = timedelta(minutes=30)
     production: bool | None = None
+    require_checklist: tuple[str, ...] = ()  # pre-rollback items ticked before an approval counts
     env_snapshot_every: Duration | None = None  # env-var snapshots (and env rollbacks) only when set
     backup_retention: Duration = timedelta(days=14)  # database backups older than this are pruned
     lock_timeout: Duration = timedelta(seconds=5)  # a database revert waits this long for a lock, then gives up
     statement_timeout: Duration = timedelta(minutes=5)  # and this long for any one statement
     flags: dict[str, FlagSpec] = Field(default_factory=dict)
     policy: EnvironmentPolicy = EnvironmentPolicy()
+
+    @field_validator("require_checklist")
+    @classmethod
+    def _checklist(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(_checklist_key(name) for name in names))
 
     @model_validator(mode="after")
     def _checks(self) -> Environment:
@@ -136,6 +142,23 @@ class Environment(_Strict):
         if list(self.monitor) != sorted(self.monitor):
             raise ValueError("monitor offsets must be in increasing order")
         return self
+
+
+# Pre-rollback checklist items by the names people use in the policy file (the runbook's wording,
+# snake_cased) and by Rollbot's own keys.
+RUNBOOK_NAMES = {
+    "identify_root_cause": "root_cause", "determine_rollback_type": "type", "notify_team": "notify",
+    "backup_current_state": "backup", "document_rollback_steps": "steps", "verify_rollback_target": "known_good",
+}
+
+
+def _checklist_key(name: str) -> str:
+    wanted = name.strip().lower()
+    key = RUNBOOK_NAMES.get(wanted) or (wanted if wanted in RUNBOOK_NAMES.values() else None)
+    if key is None:
+        raise ValueError(f"{name!r} is not a pre-rollback checklist item (one of: "
+                         f"{', '.join(RUNBOOK_NAMES)})")
+    return key
 
 
 class Scheduler(_Strict):

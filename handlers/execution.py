@@ -79,8 +79,7 @@ class _Run:
         self._progress.poke()
 
     def tick(self, key: str) -> None:
-        if self._svc.store.set_checklist(self._incident.id, key, True):
-            self._svc.audit(self._incident.id, "rollbot", "checklist", "ok", item=key, by="rollbot")
+        if self._svc.tick(self._incident.id, key):
             self._svc.redraw_root(self._incident.id)
 
 
@@ -283,6 +282,8 @@ def verify(svc: Services, incident_id: int, owner: str) -> Incident | None:
         return svc.store.get(incident_id)
     svc.store.finish_step(incident_id, STEP_VERIFY, "ok" if healthy else "failed", detail, now)
     svc.audit(incident_id, "rollbot", "verify", "ok" if healthy else "unhealthy", detail=result.detail)
+    if healthy:  # read back as planned and healthy: the target was a known good state
+        svc.tick(incident_id, "known_good")
     progress(svc, incident_id)
     svc.notifier.verification(monitoring, result, health, healthy)
     svc.redraw_root(incident_id)

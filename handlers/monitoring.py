@@ -47,7 +47,15 @@ def remind(svc: Services, incident_id: int, index: int, total: int) -> str:
     svc.audit(incident_id, "rollbot", "health_check", "ok" if healthy else "failed",
               phase=f"monitor {index}/{total}", results=[h.__dict__ for h in health])
     svc.audit(incident_id, "rollbot", "remind", "ok", index=index, total=total)
+    if index == total and _stable(svc, incident_id) and svc.tick(incident_id, "post_stable"):
+        svc.redraw_root(incident_id)
     return "reminded"
+
+
+def _stable(svc: Services, incident_id: int) -> bool:
+    """Every health check of the verification and of every monitoring round passed."""
+    rounds = [e for e in svc.store.audit_log(incident_id) if e.action == "health_check"]
+    return bool(rounds) and all(e.outcome == "ok" for e in rounds)
 
 
 def run_job(svc: Services, job: DueJob) -> str:

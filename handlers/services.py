@@ -59,6 +59,17 @@ class Services:
             self.notifier.refresh_root(incident, steps)
             drawn = (incident, steps)
 
+    def tick(self, incident_id: int, key: str) -> bool:
+        """The bot ticks a checklist item it has done itself (audited as Rollbot's); True when it
+        changed something (the caller redraws)."""
+        incident = self.store.get(incident_id)
+        if incident is None or incident.checklist.get(key, True):
+            return False
+        if self.store.set_checklist(incident_id, key, True) is None:
+            return False
+        self.audit(incident_id, "rollbot", "checklist", "ok", item=key, checked=True)
+        return True
+
     def refuse(self, incident_id: int | None, actor: str, action: str, message: str, **detail: Any) -> Refused:
         self.audit(incident_id, actor, action, "refused", reason=message, **detail)
         return Refused(message)

@@ -112,11 +112,12 @@ class Incidents(Protocol):
 class Approvals(Protocol):
     """Approvals, bound to a plan hash; the one that completes the quorum decides."""
 
-    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime) -> ApprovalOutcome:
-        """Record an approval (refused once ``expires_at`` has passed) and, when it completes the
-        quorum, move pending -> executing and queue the ``execute`` job (waking the workers);
-        the audit rows for both are written in the same transaction. Exactly one caller sees
-        ``decided``."""
+    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime,
+                required: Sequence[str] = ()) -> ApprovalOutcome:
+        """Record an approval (refused once ``expires_at`` has passed, or while a ``required``
+        checklist item is unticked) and, when it completes the quorum, move pending -> executing
+        and queue the ``execute`` job (waking the workers); the audit rows for both are written
+        in the same transaction. Exactly one caller sees ``decided``."""
 
     def reopen(self, incident_id: int, owner: str, old_hash: str, plan: PlanBase,
                expires_at: datetime) -> Incident | None:

@@ -62,6 +62,7 @@ class ChecklistItem(_Model):
     item: str
     done: bool
     group: str
+    by: str | None = None  # who ticked it last ("rollbot" for what the bot did itself)
 
 
 class RefusedAttempt(_Model):
@@ -123,8 +124,12 @@ def build_summary(incident: Incident, kind: RollbackKind, steps: list[StepRun], 
         timeline.append(TimelineEntry(at=incident.resolution.at, what="Resolved", actor=incident.resolution.resolved_by,
                                       offset=format_duration(incident.resolution.at - incident.created_at)))
     timeline.sort(key=lambda t: t.at)
-    checklist = [ChecklistItem(item=label, done=done, group=group)
-                 for group, items in checklist_groups(incident.checklist) for _, label, done in items]
+    ticked_by = {e.detail.get("item"): e.actor for e in audit
+                 if e.action == "checklist" and e.outcome == "ok" and e.detail.get("checked", True)}
+    # Items done with no audit row were ticked by Rollbot when the request was made (the command
+    # itself determined the type and documented the steps).
+    checklist = [ChecklistItem(item=label, done=done, group=group, by=(ticked_by.get(key) or "rollbot") if done else None)
+                 for group, items in checklist_groups(incident.checklist) for key, label, done in items]
     change_from, change_to = incident.plan.change
     order = [*labels, "verify"]  # the kind's steps in the order it declares them
     shown = set(order)
@@ -165,7 +170,8 @@ def render_markdown(s: Summary) -> str:
         f"- Requested by: {s.requester}; approved by: {', '.join(s.approvers) or '—'}",
         f"- From: {s.change_from} → To: {s.change_to}",
         f"- Time to rollback: {s.time_to_rollback or 'not rolled back'} (target {s.target}, risk {s.risk}){verdict}",
-        f"- Checklist: {s.checklist_done}/{len(s.checklist)} done",
+        f"- Checklist: {s.checklist_done}/{len(s.checklist)} done: "
+        + (", ".join(f"{c.item} ({c.by})" for c in s.checklist if c.done) or "none"),
     ]
     if s.failure:
         lines.append(f"- Failure: {s.failure}")

@@ -226,13 +226,15 @@ class PostgresStore(WorkTables):
             row = conn.execute(f"UPDATE incidents SET {assignments} WHERE {where} RETURNING id", params).fetchone()
             return self._get(conn, incident_id) if row else None
 
-    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime) -> ApprovalOutcome:
+    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime,
+                required: Sequence[str] = ()) -> ApprovalOutcome:
         with self.pool.connection() as conn, conn.transaction():
             row = conn.execute("SELECT * FROM incidents WHERE id = %s FOR UPDATE", (incident_id,)).fetchone()
             if row is None:
                 raise KeyError(incident_id)
             recorded = decided = False
-            if row["status"] == "pending" and row["plan_hash"] == plan_hash and row["expires_at"] > at:
+            ticked = all((row["checklist"] or {}).get(key) is True for key in required)
+            if row["status"] == "pending" and row["plan_hash"] == plan_hash and row["expires_at"] > at and ticked:
                 recorded = conn.execute(
                     """INSERT INTO approvals (incident_id, approver, plan_hash, at) VALUES (%s, %s, %s, %s)
                        ON CONFLICT DO NOTHING RETURNING 1""",

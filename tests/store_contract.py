@@ -177,6 +177,13 @@ class StoreContract:
         [step] = store.steps(incident.id)
         assert (step.status, step.detail) == ("ok", "done")
 
+    def test_an_approval_does_not_count_while_a_required_item_is_unticked(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new(checklist={"root_cause": False, "type": True}))
+        refused = store.approve(incident.id, "U01CAROL", incident.plan_hash, T0, required=["root_cause"])
+        assert not refused.recorded and not refused.decided and refused.incident.approvals == ()
+        store.set_checklist(incident.id, "root_cause", True)
+        assert store.approve(incident.id, "U01CAROL", incident.plan_hash, T0, required=["root_cause"]).decided
+
     def test_a_running_step_takes_notes_and_a_finished_one_keeps_its_outcome(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())
         store.start_step(incident.id, "backup", T0)

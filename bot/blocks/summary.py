@@ -18,7 +18,8 @@ def summary_blocks(s: Summary) -> tuple[str, list[Block]]:
     approvers = ", ".join(user(a) for a in s.approvers) or "—"
     executed = "\n".join(f"• {e.label}: {e.status}" for e in s.executed) or "nothing executed"
     health = "\n".join(f"• {h.phase}: {h.passing}/{len(h.results)} passing" for h in s.health) or "no health checks"
-    checklist = "\n".join(("☑ " if c.done else "☐ ") + c.item for c in s.checklist)
+    checklist = "\n".join(("☑ " if c.done else "☐ ") + c.item + (f" — {_by(c.by)}" if c.done and c.by else "")
+                          for c in s.checklist)
     blocks: list[Block] = [
         {"type": "header", "text": {"type": "plain_text", "text": plain(f"Post-incident summary · {s.incident}")}},
         {"type": "section", "fields": [
@@ -58,3 +59,7 @@ def _timeline(s: Summary) -> str:
     left_out = len(entries) - len(head) - len(tail)
     return "\n".join([*map(line, head), f"_… {left_out} more entries in `rollbot report {s.incident}` …_",
                       *map(line, tail)])
+
+
+def _by(actor: str) -> str:
+    return "Rollbot" if actor == "rollbot" else user(actor)

@@ -212,14 +212,17 @@ class FakeStore:
 
     # -- approvals ---------------------------------------------------------------------------
 
-    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime) -> ApprovalOutcome:
+    def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime,
+                required: Sequence[str] = ()) -> ApprovalOutcome:
         with self.lock:
             row = self.rows.get(incident_id)
             if row is None:
                 raise KeyError(incident_id)
             incident = row.incident
             recorded = decided = False
-            if incident.status is Status.PENDING and incident.plan_hash == plan_hash and incident.expires_at > at:
+            ticked = all(incident.checklist.get(key) is True for key in required)
+            if (incident.status is Status.PENDING and incident.plan_hash == plan_hash and incident.expires_at > at
+                    and ticked):
                 mine = [a for a, i in zip(self.approvals, self.approval_incidents, strict=True) if i == incident_id
                         and a.plan_hash == plan_hash]
                 if all(a.approver != approver for a in mine):

@@ -41,7 +41,8 @@ class FakeTime:
         return self.now
 
 
-def policy_data(*, approvals: int = 1, self_approval: bool = False, switch_approvals: int = 1) -> dict[str, Any]:
+def policy_data(*, approvals: int = 1, self_approval: bool = False, switch_approvals: int = 1,
+                require: tuple[str, ...] = ()) -> dict[str, Any]:
     return {
         "roles": {"engineer": {"users": [ALICE, BOB]}, "lead": {"users": [CAROL], "groups": ["S01LEADS"]},
                   "dba": {"users": [DAN]}},
@@ -51,7 +52,7 @@ def policy_data(*, approvals: int = 1, self_approval: bool = False, switch_appro
                      "database_url_env": "PROD_DATABASE_URL", "migrations_dir": "supabase/migrations",
                      "backup_dir": "/var/backups/rollbot", "lock_timeout": "2s", "statement_timeout": "1m",
                      "health_checks": ["https://shop.test/health"], "monitor": ["5m", "10m", "15m"],
-                     "approval_timeout": "30m",
+                     "approval_timeout": "30m", "require_checklist": list(require),
                      "policy": {"requesters": ["engineer", "lead"], "self_approval": self_approval,
                                 "code": {"approvers": ["lead"], "approvals": approvals},
                                 "flag": {"approvers": ["lead"], "approvals": approvals},
@@ -86,7 +87,7 @@ class FakeWorld:
 
 
 def fake_world(tmp_path: Path, *, approvals: int = 1, self_approval: bool = False,
-               uncertain_window: float = 30.0) -> FakeWorld:
+               uncertain_window: float = 30.0, require: tuple[str, ...] = ()) -> FakeWorld:
     clock, time = FakeClock(), FakeTime()
     store, notifier, vercel, flags = FakeStore(clock), FakeNotifier(), FakeVercel(), FakeFlags()
     directory = FakeDirectory({"S01LEADS": frozenset(LEADS)})
@@ -105,7 +106,8 @@ def fake_world(tmp_path: Path, *, approvals: int = 1, self_approval: bool = Fals
                           DatabaseKind(target, source, backups, clock.now,
                                        lambda: [(i.id, i.plan) for i in store.open_incidents()],
                                        monotonic=time.monotonic)])
-    policy = parse_policy(policy_data(approvals=approvals, self_approval=self_approval, switch_approvals=approvals))
+    policy = parse_policy(policy_data(approvals=approvals, self_approval=self_approval, switch_approvals=approvals,
+                                      require=require))
     svc = Services(policy=policy, store=store, live=FakeLive(), notifier=notifier, kinds=kinds, health=health,
                    directory=directory, clock=clock)
     return FakeWorld(svc, store, clock, notifier, vercel, flags, directory, health, time, switches, env, snapshots,

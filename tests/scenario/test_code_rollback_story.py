@@ -117,7 +117,8 @@ def test_code_rollback_end_to_end(world: World, bot: BotServer) -> None:
     assert "Catalog cache served stale prices" in text
     assert "&lt;!channel&gt;" in text and "<!channel>" not in text
     assert "<@U01CAROL>" in text and "within target" in text
-    assert "*Checklist* (4/11)" in text  # pre: type, steps, notify; post: system stable
+    # pre: type, steps, notify, known good (verified healthy: Rollbot's); post: system stable (the person's)
+    assert "*Checklist* (5/11)" in text and "Verify rollback target is known good state — Rollbot" in text
     wait_until(lambda: any("summary posted" in _text(m) for m in world.slack.thread(CHANNEL, root["ts"])),
                message="the summary link in the thread")
     assert world.slack.validation_errors == []
