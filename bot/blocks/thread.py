@@ -44,7 +44,7 @@ def health_lines(health: Sequence[HealthResult]) -> str:
     if not health:
         return "_No health checks configured for this environment._"
     lines = []
-    for h in health:
+    for h in sorted(health, key=lambda h: h.ok):  # failing first: what needs attention leads
         icon = ":large_green_circle:" if h.ok else ":red_circle:"
         status = f"HTTP {h.status}" if h.status is not None else (h.error or "no answer")
         lines.append(f"{icon} {quote(h.url, 200)} — {status} in {h.latency_ms} ms")

@@ -170,3 +170,14 @@ def test_every_kinds_plan_renders_within_slacks_limits_and_escapes_what_it_echoe
     _valid(blocks)
     text = str(blocks)
     assert "<@U01EVIL>" not in text and "more (`rollbot report` lists every one)" in text
+
+
+def test_failing_health_checks_are_listed_before_passing_ones() -> None:
+    from bot.blocks.thread import health_lines
+
+    health = [HealthResult("https://a.test/ok", True, 200, 5), HealthResult("https://b.test/down", False, 500, 7),
+              HealthResult("https://c.test/ok", True, 200, 5), HealthResult("https://d.test/slow", False, None, 5000,
+                                                                            "ReadTimeout")]
+    lines = health_lines(health).splitlines()
+    assert [line.split()[1] for line in lines] == ["https://b.test/down", "https://d.test/slow", "https://a.test/ok",
+                                                   "https://c.test/ok"]
