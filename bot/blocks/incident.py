@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.blocks.plans import PlanRenderer
-from bot.blocks.text import plain, quote, user, when
+from bot.blocks.text import chunks, plain, quote, user, when
 from handlers.config import EnvironmentPolicy
 from handlers.durations import format_duration
 from handlers.kind import RollbackKind
@@ -58,7 +58,9 @@ def root_blocks(incident: Incident, kind: RollbackKind, policy: EnvironmentPolic
     elif incident.status is Status.MONITORING or (incident.status is Status.FAILED and incident.resolution is None):
         blocks.append(resolve_actions(incident))
     context = [f"Plan `{incident.plan_hash}` — approvals are bound to exactly this plan."]
-    context += [f":heavy_check_mark: Approved by {user(a.approver)} at {when(a.at)}" for a in incident.valid_approvals()]
+    approved = [f":heavy_check_mark: Approved by {user(a.approver)} at {when(a.at)}" for a in incident.valid_approvals()]
+    # Slack allows 10 elements in a context block: the approvals share them, none is left out.
+    context += chunks(approved, 2000) if len(approved) > 7 else approved
     if incident.status is Status.DENIED and incident.decided_by:
         context.append(f":no_entry: Denied by {user(incident.decided_by)}: {quote(incident.decision_note or '', 500)}")
     if incident.status is Status.CANCELLED and incident.decided_by:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.blocks.incident import STATUS_LINE
-from bot.blocks.text import quote, user, when
+from bot.blocks.text import quote, sections, user, when
 from handlers.model import Incident
 
 Block = dict[str, Any]
@@ -23,10 +23,10 @@ def status_blocks(open_incidents: list[Incident], last: Incident | None, now: da
         f"{last.ref} on {last.env}, {when(last.rolled_back_at)} ({last.rolled_back_at:%Y-%m-%d})"
         if last and last.rolled_back_at else "never"
     )
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": head[:3000]}},
+    return [*sections(head.splitlines(), most=20, more="App Home lists them too"),
             {"type": "context", "elements": [{"type": "mrkdwn", "text": last_line}]}]
 
 
 def history_blocks(incidents: list[Incident]) -> list[Block]:
     text = "*Recent rollbacks*\n" + ("\n".join(_line(i) for i in incidents) if incidents else "_No rollbacks yet._")
-    return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+    return sections(text.splitlines(), most=20, more="`rollbot report RB-N` for any of them")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.blocks.text import plain, quote, user
+from bot.blocks.text import plain, quote, sections, user
 from handlers.summary import Summary, TimelineEntry
 
 Block = dict[str, Any]
@@ -31,20 +31,23 @@ def summary_blocks(s: Summary) -> tuple[str, list[Block]]:
             {"type": "mrkdwn", "text": f"*Approved by*\n{approvers}"},
         ]},
         {"type": "section", "text": {"type": "mrkdwn", "text": "*Reason*\n" + (quote(s.reason or "") or "—")}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": ("*Timeline*\n" + _timeline(s))[:3000]}},
+        *sections(("*Timeline*\n" + _timeline(s)).splitlines(), most=3, more=f"`rollbot report {s.incident}`"),
         {"type": "section", "fields": [
             {"type": "mrkdwn", "text": ("*Executed*\n" + executed)[:2000]},
             {"type": "mrkdwn", "text": ("*Verification & health*\n" + health)[:2000]},
         ]},
         {"type": "section", "text": {"type": "mrkdwn",
                                      "text": f"*Checklist* ({s.checklist_done}/{len(s.checklist)})\n{checklist}"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "*Root cause*\n" + (quote(s.root_cause or "", 2900) or "—")}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "*Lessons learned*\n" + (quote(s.lessons or "", 2900) or "—")}},
+        *sections(("*Root cause*\n" + (quote(s.root_cause or "", 12000) or "—")).splitlines(), most=5,
+                  more=f"`rollbot report {s.incident}`"),
+        *sections(("*Lessons learned*\n" + (quote(s.lessons or "", 12000) or "—")).splitlines(), most=5,
+                  more=f"`rollbot report {s.incident}`"),
         {"type": "context", "elements": [{"type": "mrkdwn",
                                           "text": f"Full report: `rollbot report {s.incident}` · resolved by {user(s.resolved_by or '')}"}]},
     ]
     if s.failure:
-        blocks.insert(3, {"type": "section", "text": {"type": "mrkdwn", "text": "*Failure*\n" + quote(s.failure, 2900)}})
+        blocks[3:3] = sections(("*Failure*\n" + quote(s.failure, 6000)).splitlines(), most=3,
+                               more=f"`rollbot report {s.incident}`")
     return f"Post-incident summary for {s.incident}", blocks
 
 

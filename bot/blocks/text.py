@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from handlers.text import escape  # noqa: F401 - the one escaping rule, re-exported for the blocks
 
@@ -49,3 +50,47 @@ def ago(at: datetime, now: datetime) -> str:
 def plain(text: str, limit: int = 150) -> str:
     """Plain-text fields (headers, buttons) have hard limits."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+SECTION_TEXT = 3000  # Slack: a section's text
+
+
+def chunks(lines: list[str], limit: int = SECTION_TEXT) -> list[str]:
+    """Lines packed into texts of at most ``limit`` characters, never cutting a line (one longer
+    than ``limit`` on its own is split at spaces). Nothing is dropped."""
+    out: list[str] = []
+    current = ""
+    for line in lines:
+        while len(line) > limit:  # split an overlong line at the last space that fits
+            cut = line.rfind(" ", 0, limit) if " " in line[:limit] else limit
+            cut = cut if cut > 0 else limit
+            pieces, line = line[:cut], line[cut:].lstrip()
+            if current:
+                out.append(current)
+                current = ""
+            out.append(pieces)
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            out.append(current)
+            current = line
+        else:
+            current = candidate
+    if current or not out:
+        out.append(current)
+    return out
+
+
+def sections(lines: list[str], *, most: int = 10, more: str = "") -> list[dict[str, Any]]:
+    """``lines`` as section blocks inside Slack's limits. Beyond ``most`` sections, the lines
+    that do not fit are counted and ``more`` says where to see all of them: nothing disappears
+    without a word."""
+    texts = chunks(lines)
+    if len(texts) > most:
+        kept: list[str] = []
+        for line in lines:
+            trial = [*kept, line]
+            if len(chunks([*trial, f"_…and {len(lines) - len(trial)} more: {more}_"])) > most:
+                break
+            kept = trial
+        texts = chunks([*kept, f"_…and {len(lines) - len(kept)} more: {more}_"])
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text or " "}} for text in texts]

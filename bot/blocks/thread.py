@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.blocks.incident import resolve_actions, step_lines
-from bot.blocks.text import mention, quote, user
+from bot.blocks.text import mention, quote, sections, user
 from handlers.durations import format_duration
 from handlers.kind import RollbackKind, Verification
 from handlers.model import HealthResult, Incident, StepRun
@@ -17,8 +17,10 @@ from handlers.runbook import POST_CHECKLIST
 Block = dict[str, Any]
 
 
-def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+def _sections(text: str, ref: str) -> list[Block]:
+    """``text`` in as many sections as Slack needs; anything beyond the message's room is counted
+    and pointed to (`rollbot report`), never cut silently."""
+    return sections(text.splitlines(), more=f"all of it is in `rollbot report {ref}`")
 
 
 def notify_blocks(incident: Incident, mentions: Sequence[str], approvers: Sequence[str]) -> tuple[str, list[Block]]:
@@ -28,7 +30,7 @@ def notify_blocks(incident: Incident, mentions: Sequence[str], approvers: Sequen
         f":mega: {who}: {incident.ref} — {incident.kind} rollback on *{incident.env}* requested by "
         f"{user(incident.requester)}. Needs {incident.approvals_needed} approval(s) from {roles}."
     )
-    return f"{incident.ref} needs approval", [_section(text)]
+    return f"{incident.ref} needs approval", _sections(text, incident.ref)
 
 
 def progress_blocks(incident: Incident, kind: RollbackKind, steps: Sequence[StepRun]) -> tuple[str, list[Block]]:
@@ -36,7 +38,7 @@ def progress_blocks(incident: Incident, kind: RollbackKind, steps: Sequence[Step
     who = f"approved by {user(incident.decided_by)}" if incident.decided_by else ""
     return (
         f"{incident.ref} progress",
-        [_section(f"*Progress* · {incident.ref} {who}\n" + "\n".join(lines))],
+        _sections(f"*Progress* · {incident.ref} {who}\n" + "\n".join(lines), incident.ref),
     )
 
 
@@ -59,7 +61,7 @@ def verification_blocks(incident: Incident, result: Verification, health: Sequen
             f"Monitoring reminders at {offsets}.")
     if not ok:
         text += "\nEscalate now: check the error rates and consider a further rollback (runbook: *Monitor for issues*)."
-    return (f"{incident.ref} verified" if ok else f"{incident.ref}: health checks failing"), [_section(text)]
+    return (f"{incident.ref} verified" if ok else f"{incident.ref}: health checks failing"), _sections(text, incident.ref)
 
 
 def reminder_blocks(incident: Incident, index: int, total: int, health: Sequence[HealthResult]) -> tuple[str, list[Block]]:
@@ -70,18 +72,19 @@ def reminder_blocks(incident: Incident, index: int, total: int, health: Sequence
     state = incident.checklist
     checklist = "\n".join(("☑ " if state.get(key) else "☐ ") + label for key, label in POST_CHECKLIST)
     done = sum(1 for key, _ in POST_CHECKLIST if state.get(key))
-    blocks = [_section(head + "\n" + health_lines(health)),
-              _section(f"*Post-rollback checklist* ({done}/{len(POST_CHECKLIST)}, tick it on the incident message)\n"
-                       + checklist)]
+    blocks = [*_sections(head + "\n" + health_lines(health), incident.ref),
+              *_sections(f"*Post-rollback checklist* ({done}/{len(POST_CHECKLIST)}, tick it on the incident message)\n"
+                         + checklist, incident.ref)]
     if index == total:
-        blocks.append(_section("Monitoring window complete. Resolve the incident to write the post-incident summary."))
+        blocks += _sections("Monitoring window complete. Resolve the incident to write the post-incident summary.",
+                            incident.ref)
         blocks.append(resolve_actions(incident))
     return f"{incident.ref} monitoring {index}/{total}", blocks
 
 
 def failure_blocks(incident: Incident, error: str, next_step: str) -> tuple[str, list[Block]]:
-    text = f":x: *{incident.ref} failed:* {quote(error, 1500)}\n*Next step:* {next_step}"
-    return f"{incident.ref} failed", [_section(text), resolve_actions(incident)]
+    text = f":x: *{incident.ref} failed:* {quote(error, 6000)}\n*Next step:* {next_step}"
+    return f"{incident.ref} failed", [*_sections(text, incident.ref), resolve_actions(incident)]
 
 
 def closed_blocks(incident: Incident) -> tuple[str, list[Block]]:
@@ -95,7 +98,7 @@ def closed_blocks(incident: Incident) -> tuple[str, list[Block]]:
     else:
         text = (f":alarm_clock: {who}, {incident.ref} expired without enough approvals. Nothing was changed; "
                 "request it again if it is still needed.")
-    return f"{incident.ref} {incident.status.value}", [_section(text)]
+    return f"{incident.ref} {incident.status.value}", _sections(text, incident.ref)
 
 
 def plan_changed_blocks(incident: Incident, old: PlanBase) -> tuple[str, list[Block]]:
@@ -105,4 +108,4 @@ def plan_changed_blocks(incident: Incident, old: PlanBase) -> tuple[str, list[Bl
         f"`{quote(new_from, 60)}` → `{quote(new_to, 60)}` (was `{quote(old_from, 60)}` → "
         f"`{quote(old_to, 60)}`). Earlier approvals are void: approve the new plan above."
     )
-    return f"{incident.ref}: plan changed, approve again", [_section(text)]
+    return f"{incident.ref}: plan changed, approve again", _sections(text, incident.ref)

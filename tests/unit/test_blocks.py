@@ -181,3 +181,38 @@ def test_failing_health_checks_are_listed_before_passing_ones() -> None:
     lines = health_lines(health).splitlines()
     assert [line.split()[1] for line in lines] == ["https://b.test/down", "https://d.test/slow", "https://a.test/ok",
                                                    "https://c.test/ok"]
+
+
+def test_a_long_incident_stays_inside_slacks_limits_and_nothing_disappears() -> None:
+    """20 health checks, 15 reminders, 10 approvers, a 3,500-character root cause, 40 timeline
+    entries: every payload is valid, and everything is either shown or counted and pointed to."""
+    from handlers.store import AuditEntry
+
+    health = [HealthResult(f"https://status-{n}.shop.test/api/" + "h" * 150 + f"/{n}", n % 3 != 0, 200 if n % 3 else 500,
+                           12) for n in range(20)]
+    approvers = [f"U0APPR{n:03d}" for n in range(10)]
+    base = _incident(Status.RESOLVED)
+    incident = replace(base, approvals_needed=10,
+                       approvals=tuple(Approval(a, base.plan_hash, NOW - timedelta(minutes=18)) for a in approvers),
+                       resolution=Resolution("U01CAROL", "cause " + "r" * 3490, "lesson " + "l" * 3490, NOW))
+    root = root_blocks(replace(incident, status=Status.MONITORING), CODE, EnvironmentPolicy(), NOW, CodePlanRenderer())
+    _valid(root)
+    assert all(f"<@{a}>" in str(root) for a in approvers)  # the tenth approver too
+    _, verified = verification_blocks(incident, Verification(True, "production serves dpl_good"), health, False,
+                                      [timedelta(minutes=m) for m in range(1, 16)])
+    _valid(verified)
+    shown = str(verified)
+    assert all(h.url in shown for h in health)  # all 20 URLs, failing first
+    assert shown.index("status-0.") < shown.index("status-1.")
+    for index in (1, 15):
+        _, reminder = reminder_blocks(incident, index, 15, health)
+        _valid(reminder)
+        assert all(h.url in str(reminder) for h in health)
+    audit = [AuditEntry(NOW - timedelta(minutes=40 - n), None, "U01CAROL", "approve", "ok", {}) for n in range(40)]
+    summary = build_summary(incident, CODE, [StepRun("vercel.rollback", "ok", NOW, NOW)], audit)
+    _, blocks = summary_blocks(summary)
+    _valid(blocks)
+    text = "".join(b["text"]["text"] for b in blocks if b.get("type") == "section" and "text" in b)
+    squeezed = "".join(text.split())  # split across sections at whitespace: every character is there
+    assert "cause" + "r" * 3490 in squeezed and "lesson" + "l" * 3490 in squeezed
+    assert "more entries in `rollbot report RB-7`" in text  # the timeline says what it left out, and where
