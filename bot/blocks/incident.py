@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.blocks.plans import PlanRenderer
-from bot.blocks.text import chunks, plain, quote, user, when
+from bot.blocks.text import chunks, plain, quote, sections, user, when
 from handlers.config import EnvironmentPolicy
 from handlers.durations import format_duration
 from handlers.kind import RollbackKind
@@ -40,7 +40,8 @@ def root_blocks(incident: Incident, kind: RollbackKind, policy: EnvironmentPolic
         {"type": "header", "text": {"type": "plain_text", "text": plain(f"{incident.ref} · {kind.title} · {incident.env}")}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _status(incident)}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": text} for text in fields]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "*Reason*\n" + (quote(incident.reason) or "_none given_")}},
+        *sections(("*Reason*\n" + (quote(incident.reason, 8000) or "_none given_")).splitlines(), most=3,
+                  more=f"`rollbot report {incident.ref}`"),
     ]
     blocks.extend(_checklists(incident))
     if incident.status is Status.PENDING:

@@ -30,7 +30,10 @@ def summary_blocks(s: Summary) -> tuple[str, list[Block]]:
             {"type": "mrkdwn", "text": f"*Requested by*\n{user(s.requester)}"},
             {"type": "mrkdwn", "text": f"*Approved by*\n{approvers}"},
         ]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "*Reason*\n" + (quote(s.reason or "") or "—")}},
+        *sections(("*Reason*\n" + (quote(s.reason or "", 8000) or "—")).splitlines(), most=3,
+                  more=f"`rollbot report {s.incident}`"),
+        *(sections(("*Failure*\n" + quote(s.failure, 6000)).splitlines(), most=3, more=f"`rollbot report {s.incident}`")
+          if s.failure else []),
         *sections(("*Timeline*\n" + _timeline(s)).splitlines(), most=3, more=f"`rollbot report {s.incident}`"),
         {"type": "section", "fields": [
             {"type": "mrkdwn", "text": ("*Executed*\n" + executed)[:2000]},
@@ -45,9 +48,6 @@ def summary_blocks(s: Summary) -> tuple[str, list[Block]]:
         {"type": "context", "elements": [{"type": "mrkdwn",
                                           "text": f"Full report: `rollbot report {s.incident}` · resolved by {user(s.resolved_by or '')}"}]},
     ]
-    if s.failure:
-        blocks[3:3] = sections(("*Failure*\n" + quote(s.failure, 6000)).splitlines(), most=3,
-                               more=f"`rollbot report {s.incident}`")
     return f"Post-incident summary for {s.incident}", blocks
 
 

@@ -191,13 +191,15 @@ def test_a_long_incident_stays_inside_slacks_limits_and_nothing_disappears() -> 
     health = [HealthResult(f"https://status-{n}.shop.test/api/" + "h" * 150 + f"/{n}", n % 3 != 0, 200 if n % 3 else 500,
                            12) for n in range(20)]
     approvers = [f"U0APPR{n:03d}" for n in range(10)]
-    base = _incident(Status.RESOLVED)
+    base = _incident(Status.RESOLVED, reason="why " + "w" * 3400)
     incident = replace(base, approvals_needed=10,
                        approvals=tuple(Approval(a, base.plan_hash, NOW - timedelta(minutes=18)) for a in approvers),
                        resolution=Resolution("U01CAROL", "cause " + "r" * 3490, "lesson " + "l" * 3490, NOW))
     root = root_blocks(replace(incident, status=Status.MONITORING), CODE, EnvironmentPolicy(), NOW, CodePlanRenderer())
     _valid(root)
     assert all(f"<@{a}>" in str(root) for a in approvers)  # the tenth approver too
+    root_text = "".join(b["text"]["text"] for b in root if b.get("type") == "section" and "text" in b)
+    assert "why" + "w" * 3400 in "".join(root_text.split())  # a long reason is split, not cut
     _, verified = verification_blocks(incident, Verification(True, "production serves dpl_good"), health, False,
                                       [timedelta(minutes=m) for m in range(1, 16)])
     _valid(verified)
@@ -214,5 +216,5 @@ def test_a_long_incident_stays_inside_slacks_limits_and_nothing_disappears() -> 
     _valid(blocks)
     text = "".join(b["text"]["text"] for b in blocks if b.get("type") == "section" and "text" in b)
     squeezed = "".join(text.split())  # split across sections at whitespace: every character is there
-    assert "cause" + "r" * 3490 in squeezed and "lesson" + "l" * 3490 in squeezed
+    assert "cause" + "r" * 3490 in squeezed and "lesson" + "l" * 3490 in squeezed and "why" + "w" * 3400 in squeezed
     assert "more entries in `rollbot report RB-7`" in text  # the timeline says what it left out, and where
