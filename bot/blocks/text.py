@@ -61,8 +61,8 @@ def chunks(lines: list[str], limit: int = SECTION_TEXT) -> list[str]:
     out: list[str] = []
     current = ""
     for line in lines:
-        while len(line) > limit:  # split an overlong line at the last space that fits
-            cut = line.rfind(" ", 0, limit) if " " in line[:limit] else limit
+        while len(line) > limit:  # split an overlong line at a space in its second half, else hard
+            cut = line.rfind(" ", limit // 2, limit)
             cut = cut if cut > 0 else limit
             pieces, line = line[:cut], line[cut:].lstrip()
             if current:
