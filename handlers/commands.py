@@ -96,8 +96,11 @@ class Cancel:
 
 @dataclass(frozen=True)
 class Drill:
+    """A rehearsal: the whole flow of ``rollback`` on a non-production environment."""
+
     kind: str
     env: str
+    rollback: Rollback | None = None  # None for a kind this Rollbot does not have
 
 
 Command = Help | Rollback | Query | ListMigrations | Decide | StatusQuery | History | Resolve | Cancel | Drill
@@ -153,8 +156,13 @@ def parse(text: str, policy: Policy, kinds: KindRegistry) -> Command:
         named = kinds.by_word(rest[0]) if rest else None
         name = named.name if named else _PLANNED_WORDS.get(rest[0].lower()) if rest else None
         if len(rest) < 2 or name is None:
-            raise CommandError("`drill` takes a rollback type and an environment: `/rollback drill code staging`.")
-        return Drill(kind=name, env=_env(rest[1], policy))
+            raise CommandError("`drill` takes a rollback type and an environment, then what that type needs: "
+                               "`/rollback drill code staging`, `/rollback drill flag staging new_checkout`.")
+        env = _env(rest[1], policy)
+        if named is None:
+            return Drill(kind=name, env=env)
+        args, reason = named.parse(env, rest[2:])
+        return Drill(kind=name, env=env, rollback=Rollback(named.name, env, reason.strip(), args))
     raise CommandError(_unknown(words[0], kinds))
 
 

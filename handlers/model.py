@@ -92,6 +92,7 @@ class Incident:
     failure: str | None = None
     resolution: Resolution | None = None
     summary_ts: str | None = None
+    drill: bool = False  # a rehearsal on a non-production environment
 
     @property
     def ref(self) -> str:

@@ -9,9 +9,13 @@ from handlers.runbook import initial_checklist
 from handlers.services import Refused, Services, log
 
 
-def request_rollback(svc: Services, user: str, cmd: Rollback) -> Incident:
-    """Check the role, resolve the plan, take the lock, post the root message, notify the team."""
-    action = f"request.{cmd.kind}"
+def request_rollback(svc: Services, user: str, cmd: Rollback, *, drill: bool = False) -> Incident:
+    """Check the role, resolve the plan, take the lock, post the root message, notify the team.
+    A ``drill`` runs the same flow, refused on a production environment before anything else."""
+    action = f"{'drill' if drill else 'request'}.{cmd.kind}"
+    if drill and svc.policy.is_production(cmd.env):
+        raise svc.refuse(None, user, action, f"*{cmd.env}* is a production environment, and drills never touch one. "
+                         "Drill on staging (or set `production = false` on an environment that is not).", env=cmd.env)
     refusal = svc.roles.request_refusal(user, cmd.env)
     if refusal:
         raise svc.refuse(None, user, action, refusal, env=cmd.env)
@@ -48,6 +52,7 @@ def request_rollback(svc: Services, user: str, cmd: Rollback) -> Incident:
                 checklist=initial_checklist(kind.checklist, kind.ticks),
                 created_at=now,
                 expires_at=now + env.approval_timeout,
+                drill=drill,
             )
         )
     except LockHeld as held:
@@ -58,7 +63,8 @@ def request_rollback(svc: Services, user: str, cmd: Rollback) -> Incident:
             f"is still {other.status.value}. Finish, deny or cancel it first (`/rollback cancel {other.ref}`).",
             env=cmd.env, blocking=other.id,
         ) from None
-    svc.audit(incident.id, user, action, "ok", plan=plan.to_json(), plan_hash=plan.hash, reason=cmd.reason)
+    svc.audit(incident.id, user, action, "ok", plan=plan.to_json(), plan_hash=plan.hash, reason=cmd.reason,
+              drill=drill)
 
     try:
         channel, ts = svc.notifier.post_root(incident, [])

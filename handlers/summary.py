@@ -83,6 +83,7 @@ class Summary(_Model):
     reason: str
     requester: str
     approvers: list[str]
+    drill: bool = False
     change_from: str
     change_to: str
     plan: dict[str, Any]
@@ -113,7 +114,8 @@ class Summary(_Model):
 
 def build_summary(incident: Incident, kind: RollbackKind, steps: list[StepRun], audit: list[AuditEntry]) -> Summary:
     labels = {step.name: step.label for step in kind.steps}
-    actions = {**_TIMELINE, f"request.{incident.kind}": "Requested", **labels}
+    actions = {**_TIMELINE, f"request.{incident.kind}": "Requested", f"drill.{incident.kind}": "Drill requested",
+               **labels}
     ttr = (incident.rolled_back_at - incident.created_at) if incident.rolled_back_at else None
     timeline = [
         TimelineEntry(at=e.at, offset=format_duration(e.at - incident.created_at),
@@ -134,7 +136,8 @@ def build_summary(incident: Incident, kind: RollbackKind, steps: list[StepRun], 
     order = [*labels, "verify"]  # the kind's steps in the order it declares them
     shown = set(order)
     return Summary(
-        incident=incident.ref, kind=incident.kind, title=kind.title, env=incident.env,
+        incident=incident.ref, kind=incident.kind, title=kind.title + (" (drill)" if incident.drill else ""),
+        env=incident.env, drill=incident.drill,
         status=incident.status.value, reason=incident.reason, requester=incident.requester,
         approvers=[a.approver for a in incident.valid_approvals()],
         change_from=change_from, change_to=change_to, plan=incident.plan.to_json(),

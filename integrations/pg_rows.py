@@ -47,6 +47,7 @@ def incident_from_row(row: dict[str, Any], approvals: list[dict[str, Any]], load
         failure=row["failure"],
         resolution=resolution,
         summary_ts=row["summary_ts"],
+        drill=bool(row.get("drill", False)),
     )
 
 

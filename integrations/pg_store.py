@@ -87,10 +87,10 @@ class PostgresStore(WorkTables):
                         raise LockHeld(found)
                     row = conn.execute(
                         """INSERT INTO incidents (kind, env, status, requester, reason, plan, plan_hash,
-                               approvals_needed, checklist, created_at, expires_at)
-                           VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                               approvals_needed, checklist, created_at, expires_at, drill)
+                           VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
                         (new.kind, new.env, new.requester, new.reason, Jsonb(new.plan.to_json()), new.plan.hash,
-                         new.approvals_needed, Jsonb(new.checklist), new.created_at, new.expires_at),
+                         new.approvals_needed, Jsonb(new.checklist), new.created_at, new.expires_at, new.drill),
                     ).fetchone()
                     assert row is not None
                     self._insert_jobs(conn, row["id"], [NewJob("expire", new.expires_at, {"plan_hash": new.plan.hash})])
@@ -127,10 +127,11 @@ class PostgresStore(WorkTables):
             ).fetchall()
             return [i for r in rows if (i := self._get(conn, r["id"])) is not None]
 
-    def last_rolled_back(self) -> Incident | None:
+    def last_rolled_back(self, drill: bool = False) -> Incident | None:
         with self.pool.connection() as conn:
             row = conn.execute(
-                "SELECT id FROM incidents WHERE rolled_back_at IS NOT NULL ORDER BY rolled_back_at DESC LIMIT 1"
+                "SELECT id FROM incidents WHERE rolled_back_at IS NOT NULL AND drill = %s "
+                "ORDER BY rolled_back_at DESC LIMIT 1", (drill,)
             ).fetchone()
             return self._get(conn, row["id"]) if row else None
 

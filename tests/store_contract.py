@@ -160,6 +160,16 @@ class StoreContract:
         store.mark_rolled_back(incident_id, "A", T0)  # not executing any more: no effect
         assert store.last_rolled_back() is None
 
+    def test_the_last_rollback_and_the_last_drill_are_told_apart(self, store: IncidentStore) -> None:
+        real = store.create_incident(new())
+        drill = store.create_incident(new(env="staging", drill=True))
+        for incident, at in ((real, T0), (drill, T0 + timedelta(minutes=5))):
+            assert store.approve(incident.id, "U01CAROL", incident.plan_hash, at).decided
+            assert store.claim_execution(incident.id, "A", LEASE)
+            assert store.mark_rolled_back(incident.id, "A", at)
+        assert store.get(drill.id).drill and not store.get(real.id).drill
+        assert store.last_rolled_back().id == real.id and store.last_rolled_back(drill=True).id == drill.id
+
     # -- steps, audit, jobs --------------------------------------------------------------------
 
     def test_a_step_starts_once_and_restarts_only_when_it_did_not_end_well(self, store: IncidentStore) -> None:

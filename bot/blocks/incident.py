@@ -37,7 +37,7 @@ def root_blocks(incident: Incident, kind: RollbackKind, policy: EnvironmentPolic
         "*Approval*\n" + _rule(rule.approvers, rule.approvals, policy.self_approval),
     ]
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": plain(f"{incident.ref} · {kind.title} · {incident.env}")}},
+        {"type": "header", "text": {"type": "plain_text", "text": plain(f"{incident.ref} · {'DRILL · ' if incident.drill else ''}{kind.title} · {incident.env}")}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _status(incident)}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": text} for text in fields]},
         *sections(("*Reason*\n" + (quote(incident.reason, 8000) or "_none given_")).splitlines(), most=3,
@@ -72,7 +72,8 @@ def root_blocks(incident: Incident, kind: RollbackKind, policy: EnvironmentPolic
 
 def root_text(incident: Incident, kind: RollbackKind) -> str:
     """Notification fallback text (no mentions, no user text)."""
-    return f"{incident.ref}: {kind.title} on {incident.env} — {incident.status.value}"
+    drill = "drill: " if incident.drill else ""
+    return f"{incident.ref}: {drill}{kind.title} on {incident.env} — {incident.status.value}"
 
 
 def resolve_actions(incident: Incident) -> Block:

@@ -27,7 +27,8 @@ def notify_blocks(incident: Incident, mentions: Sequence[str], approvers: Sequen
     who = " ".join(mention(m) for m in mentions) or "Team"
     roles = " or ".join(f"`{r}`" for r in approvers)
     text = (
-        f":mega: {who}: {incident.ref} — {incident.kind} rollback on *{incident.env}* requested by "
+        f":mega: {who}: {incident.ref} — {'a *drill* of a ' if incident.drill else ''}{incident.kind} rollback on "
+        f"*{incident.env}* requested by "
         f"{user(incident.requester)}. Needs {incident.approvals_needed} approval(s) from {roles}."
     )
     return f"{incident.ref} needs approval", _sections(text, incident.ref)

@@ -33,17 +33,21 @@ def register(app: App, svc: Services) -> None:
             case commands.Help():
                 ack(response_type="ephemeral",
                     text=f"*Rollbot* — guided, approved, audited rollbacks.\n```{escape(commands.usage(svc.kinds))}```")
-            case commands.Rollback():
-                what = f"{cmd.kind} rollback on *{cmd.env}*"
+            case commands.Rollback() | commands.Drill(rollback=commands.Rollback()):
+                drill = isinstance(cmd, commands.Drill)
+                rollback = cmd.rollback if isinstance(cmd, commands.Drill) else cmd
+                assert rollback is not None
+                what = f"{'drill of a ' if drill else ''}{rollback.kind} rollback on *{rollback.env}*"
                 article = "an" if what[0] in "aeiou" else "a"
                 ack(response_type="ephemeral", text=f":mag: Planning {article} {what}…")
                 try:
-                    incident = request_rollback(svc, user, cmd)
+                    incident = request_rollback(svc, user, rollback, drill=drill)
                 except Refused as refused:
                     respond(response_type="ephemeral", replace_original=False, text=f":no_entry: Not started: {refused.message}")
                     return
                 respond(response_type="ephemeral", replace_original=False,
-                        text=f":rewind: {incident.ref} is waiting for approval in <#{incident.channel}>.")
+                        text=f":rewind: {incident.ref}{' (a drill)' if drill else ''} is waiting for approval in "
+                             f"<#{incident.channel}>.")
             case commands.Query():
                 ack()  # first: the answer may read Vercel and open snapshots
                 try:
@@ -55,7 +59,8 @@ def register(app: App, svc: Services) -> None:
             case commands.StatusQuery():
                 ack()  # first: the database may be slow
                 respond(response_type="ephemeral", text="Rollbot status",
-                        blocks=status_blocks(svc.store.open_incidents(), svc.store.last_rolled_back(), svc.clock.now()))
+                        blocks=status_blocks(svc.store.open_incidents(), svc.store.last_rolled_back(), svc.clock.now(),
+                                             svc.store.last_rolled_back(drill=True)))
             case commands.History(limit=limit):
                 ack()
                 respond(response_type="ephemeral", blocks=history_blocks(svc.store.recent(limit)), text="Rollback history")

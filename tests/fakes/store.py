@@ -125,7 +125,7 @@ class FakeStore:
             self.rows[incident_id] = _Row(Incident(
                 id=incident_id, kind=new.kind, env=new.env, status=Status.PENDING, requester=new.requester,
                 reason=new.reason, plan=new.plan, created_at=new.created_at, approvals_needed=new.approvals_needed,
-                expires_at=new.expires_at, checklist=dict(new.checklist)))
+                expires_at=new.expires_at, checklist=dict(new.checklist), drill=new.drill))
             self._insert_jobs(incident_id, [NewJob("expire", new.expires_at, {"plan_hash": new.plan.hash})])
             return self._view(incident_id)  # type: ignore[return-value]
 
@@ -142,9 +142,10 @@ class FakeStore:
         with self.lock:
             return [self._view(i) for i in sorted(self.rows) if self.rows[i].incident.status.is_open]  # type: ignore[misc]
 
-    def last_rolled_back(self) -> Incident | None:
+    def last_rolled_back(self, drill: bool = False) -> Incident | None:
         with self.lock:
-            done = [r.incident for r in self.rows.values() if r.incident.rolled_back_at is not None]
+            done = [r.incident for r in self.rows.values()
+                    if r.incident.rolled_back_at is not None and r.incident.drill == drill]
             return self._view(max(done, key=lambda i: i.rolled_back_at).id) if done else None  # type: ignore[arg-type, return-value]
 
     def status_counts(self) -> dict[str, int]:

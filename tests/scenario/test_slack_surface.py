@@ -123,3 +123,11 @@ def test_a_modal_submission_the_bot_did_not_open_is_answered_in_the_form(world: 
         assert response.status_code == 200 and response.json()["response_action"] == "errors"
         assert "not one Rollbot opened" in json.dumps(response.json())
     assert "Traceback" not in bot.log_path.read_text(errors="replace")
+
+
+def test_a_drill_on_production_is_refused_through_slack(world: World, bot: BotServer) -> None:
+    client = bot.client(world)
+    client.command(ALICE, "drill code prod quarterly drill", channel_id=CHANNEL)
+    refusal = wait_until(lambda: [e for e in world.slack.ephemerals(user=ALICE)
+                                  if "drills never touch one" in json.dumps(e)], message="the refusal")
+    assert refusal and world.slack.messages(CHANNEL) == [] and world.vercel.calls_to("POST", "/v1/") == []

@@ -41,7 +41,7 @@ def parse(text: str, policy: object, kinds: KindRegistry) -> commands.Command:
     ("resolve", commands.Resolve(None)),
     ("resolve RB-4", commands.Resolve(4)),
     ("cancel rb-12", commands.Cancel(12)),
-    ("drill code stg", commands.Drill("code", "staging")),
+    ("drill code stg quarterly", commands.Drill("code", "staging", commands.Rollback("code", "staging", "quarterly", {}))),
     ("drill db stg", commands.Drill("database", "staging")),
 ])
 def test_grammar(text: str, expected: commands.Command) -> None:
