@@ -6,7 +6,7 @@ Loaded by ``bot.config_file``; the core only reads these objects. Every error na
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -166,10 +166,11 @@ class Scheduler(_Strict):
 
 
 class Drills(_Strict):
-    every: Duration = timedelta(days=91)
+    every: Duration = timedelta(days=91)  # a rollback drill this often
     channel: str | None = None
-    procedure_reviewed: str | None = None
+    procedure_reviewed: date | None = None  # when the runbook was last reviewed ("2026-09-01")
     review_every: Duration = timedelta(days=90)
+    procedure_url: str | None = None
 
 
 class Policy(_Strict):

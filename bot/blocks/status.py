@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.blocks.incident import STATUS_LINE
 from bot.blocks.text import quote, sections, user, when
+from handlers.drills import DrillSchedule
 from handlers.model import Incident
 
 Block = dict[str, Any]
@@ -18,11 +19,29 @@ def _line(i: Incident) -> str:
 
 
 def status_blocks(open_incidents: list[Incident], last: Incident | None, now: datetime,
-                  last_drill: Incident | None = None) -> list[Block]:
+                  drills: DrillSchedule | None = None) -> list[Block]:
     head = "*Open rollbacks*\n" + ("\n".join(_line(i) for i in open_incidents) if open_incidents else "_None. All quiet._")
+    lines = [last_rollback_line("Last rollback", last)]
+    if drills is not None:
+        lines += [last_rollback_line("Last drill", drills.last_drill), *_rhythm(drills, now)]
     return [*sections(head.splitlines(), most=20, more="App Home lists them too"),
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": last_rollback_line("Last rollback", last)},
-                                             {"type": "mrkdwn", "text": last_rollback_line("Last drill", last_drill)}]}]
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": line} for line in lines]}]
+
+
+def _rhythm(drills: DrillSchedule, now: datetime) -> list[str]:
+    """Next drill and next review of the procedure, as the runbook asks for them."""
+    if drills.next_drill is None:
+        drill = "*Next drill:* due now (no drill on record; `/rollback drill <type> <env>`)"
+    else:
+        late = " :warning: overdue" if drills.drill_overdue(now) else ""
+        drill = f"*Next drill:* {when(drills.next_drill)} ({drills.next_drill:%Y-%m-%d}){late}"
+    link = f" · <{drills.procedure_url}|the procedure>" if drills.procedure_url else ""
+    if drills.next_review is None:
+        review = f"*Next review:* unknown (set `procedure_reviewed` under `[drills]`){link}"
+    else:
+        late = " :warning: overdue" if drills.review_overdue(now.date()) else ""
+        review = f"*Next review:* {drills.next_review:%Y-%m-%d}{late}{link}"
+    return [drill, review]
 
 
 def last_rollback_line(label: str, last: Incident | None) -> str:

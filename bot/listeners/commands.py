@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from bot.blocks.modals import decide_modal, resolve_modal
 from bot.blocks.status import history_blocks, status_blocks
 from bot.blocks.text import escape
-from handlers import approvals, commands, queries, resolution
+from handlers import approvals, commands, drills, queries, resolution
 from handlers.commands import CommandError
 from handlers.requests import request_rollback
 from handlers.services import Refused, Services
@@ -60,7 +60,7 @@ def register(app: App, svc: Services) -> None:
                 ack()  # first: the database may be slow
                 respond(response_type="ephemeral", text="Rollbot status",
                         blocks=status_blocks(svc.store.open_incidents(), svc.store.last_rolled_back(), svc.clock.now(),
-                                             svc.store.last_rolled_back(drill=True)))
+                                             drills.schedule(svc.policy.drills, svc.store.last_rolled_back(drill=True))))
             case commands.History(limit=limit):
                 ack()
                 respond(response_type="ephemeral", blocks=history_blocks(svc.store.recent(limit)), text="Rollback history")

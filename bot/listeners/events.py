@@ -9,6 +9,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.blocks.home import home_view
+from handlers import drills
 from handlers.services import Services
 
 log = logging.getLogger("rollbot.events")
@@ -23,5 +24,6 @@ def register(app: App, svc: Services) -> None:
         event_id = body.get("event_id")
         if isinstance(event_id, str) and not svc.live.first_delivery(f"event:{event_id}", ttl_seconds=3600):
             return
-        view = home_view(svc.store.open_incidents(), svc.store.last_rolled_back(), svc.store.recent(5), svc.clock.now())
+        view = home_view(svc.store.open_incidents(), svc.store.last_rolled_back(), svc.store.recent(5), svc.clock.now(),
+                         drills.schedule(svc.policy.drills, svc.store.last_rolled_back(drill=True)))
         client.views_publish(user_id=event["user"], view=view)

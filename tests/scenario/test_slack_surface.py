@@ -61,7 +61,7 @@ def test_status_and_history(world: World, bot: BotServer) -> None:
         return _text(wait_until(lambda: world.slack.ephemerals(user=BOB)[seen:], message=f"/rollback {text}")[0])
 
     quiet = reply("status")
-    assert "None. All quiet." in quiet and "Last rollback:* never" in quiet
+    assert "None. All quiet." in quiet and "Last rollback:* never" in quiet and "Next drill:* due now" in quiet
     client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
     wait_until(lambda: world.slack.messages(CHANNEL), message="root")
     busy = reply("status")
@@ -88,7 +88,7 @@ def test_app_home_shows_open_rollbacks_and_the_last_one(world: World, bot: BotSe
     client = bot.client(world)
     assert client.event({"type": "app_home_opened", "user": BOB, "tab": "home", "channel": "D01BOB"}).status_code == 200
     home = wait_until(lambda: world.slack.home(BOB), message="the home view")
-    assert "None. All quiet." in _text(home) and "Last rollback:* never" in _text(home)
+    assert "None. All quiet." in _text(home) and "Last rollback:* never" in _text(home) and "Next review:*" in _text(home)
     client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
     wait_until(lambda: world.slack.messages(CHANNEL), message="root")
     client.event({"type": "app_home_opened", "user": BOB, "tab": "home", "channel": "D01BOB"})

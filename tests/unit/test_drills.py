@@ -3,6 +3,7 @@ production, and kept out of "last rollback"."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from bot.blocks.plans import GENERIC
 from bot.blocks.status import status_blocks
 from handlers import approvals
 from handlers.commands import Rollback
+from handlers.drills import schedule
 from handlers.execution import execute
 from handlers.model import Status
 from handlers.requests import request_rollback
@@ -53,5 +55,22 @@ def test_a_drill_runs_the_whole_flow_marked_as_a_drill_and_is_not_the_last_rollb
     assert "(drill)" in render_markdown(summary).splitlines()[0]
     notes = [str(n) for n in w.notifier.sent["notify"]]
     assert notes  # the team hears of the drill in its thread too
-    status = str(status_blocks([], w.store.last_rolled_back(), w.clock.now(), w.store.last_rolled_back(drill=True)))
+    status = str(status_blocks([], w.store.last_rolled_back(), w.clock.now(),
+                               schedule(w.svc.policy.drills, w.store.last_rolled_back(drill=True))))
     assert f"*Last rollback:* {real.ref}" in status and f"*Last drill:* {drill.ref}" in status
+    assert f"*Next drill:* <!date^{int((done.rolled_back_at + timedelta(days=91)).timestamp())}" in status
+    assert "*Next review:* unknown (set `procedure_reviewed` under `[drills]`)" in status
+
+
+def test_next_drill_and_review_follow_the_policy() -> None:
+    from datetime import UTC, date, datetime
+
+    from handlers.config import Drills
+
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    none_yet = schedule(Drills(procedure_reviewed=date(2026, 6, 1), procedure_url="https://wiki.test/rollback"), None)
+    assert none_yet.next_drill is None and none_yet.drill_overdue(now)
+    assert none_yet.next_review == date(2026, 8, 30) and none_yet.review_overdue(now.date())
+    lines = str(status_blocks([], None, now, none_yet))
+    assert "*Next drill:* due now (no drill on record" in lines
+    assert "*Next review:* 2026-08-30 :warning: overdue · <https://wiki.test/rollback|the procedure>" in lines
