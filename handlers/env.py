@@ -9,8 +9,9 @@ Execute: a snapshot of the values now (so this rollback can be undone), then eac
 (read back first after an unknown outcome), then one redeploy of the production deployment,
 tagged with the plan so an unanswered one is found instead of sent again; wait until it is READY
 and serving (promoted, when production is pinned by an instant rollback). Verify: every key reads
-back as in the snapshot and production serves the rebuilt deployment. Only this module, its
-snapshots and its adapter (``integrations.vercel_env``) know Vercel's env vars.
+back as in the snapshot and production serves the rebuilt deployment. Its plan model is in
+``handlers.env_plan``, its snapshots in ``handlers.env_snapshots``, the redeploy in
+``handlers.env_redeploy``; its adapter is ``integrations.vercel_env``.
 """
 
 from __future__ import annotations
@@ -19,21 +20,19 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any, Protocol
 
 from handlers.commands import CommandError
 from handlers.config import Environment
 from handlers.durations import format_duration
+from handlers.env_plan import EnvChange, EnvPlan, choose_snapshot
+from handlers.env_redeploy import STEP_REDEPLOY, ProductionRedeploy, Redeploys, watch
 from handlers.env_snapshots import (
     SENSITIVE,
     EnvReader,
     EnvSnapshots,
     EnvVar,
-    Snapshot,
     SnapshotUnreadable,
     listing,
     production_vars,
@@ -48,88 +47,18 @@ from handlers.text import escape
 
 STEP_SNAPSHOT = Step("env.snapshot", "Snapshot the values now")
 STEP_RESTORE = Step("env.restore", "Restore the variables")
-STEP_REDEPLOY = Step("env.redeploy", "Redeploy production")
 STEP_SERVING = Step("env.serving", "The new deployment is READY and serving")
 KEY = re.compile(r"^[A-Z_][A-Z0-9_]+$")  # as typed: UPPER_CASE, two characters at least (a reason's "I" is not one)
 SNAPSHOT_REF = re.compile(r"^S-?(\d+)$", re.IGNORECASE)
-FAILED_BUILD = ("ERROR", "CANCELED")
 UNREADABLE = "(unreadable)"  # what a sensitive variable reads as: never equal to a fingerprint
 
 
-@dataclass(frozen=True)
-class Production:
-    name: str  # the project's name (a redeploy names it)
-    deployment: str | None  # what production serves
-    pinned: bool  # an instant rollback stopped Vercel assigning new production deployments
-
-
-class EnvProvider(EnvReader, Protocol):
+class EnvProvider(EnvReader, Redeploys, Protocol):
     def set_env_value(self, project: str, env_id: str, value: str) -> None:
         """One PATCH of that variable's value; never retried inside."""
 
     def create_env(self, project: str, key: str, value: str, type: str, target: Sequence[str]) -> None:
         """One POST creating the variable; never retried inside."""
-
-    def production(self, project: str) -> Production: ...
-
-    def redeploy(self, name: str, deployment: str, tag: str) -> str:
-        """One POST of a production deployment built from ``deployment``'s source with the
-        variables as they are now, carrying ``tag`` in its meta; returns its id."""
-
-    def find_redeploy(self, project: str, tag: str) -> str | None:
-        """The deployment a redeploy tagged ``tag`` created, if Vercel has one."""
-
-    def deployment_state(self, uid: str) -> str:
-        """BUILDING, READY, ERROR, CANCELED, ..."""
-
-    def promote(self, project: str, uid: str) -> None:
-        """One promote request (production to ``uid``, automatic assignment back on)."""
-
-
-class EnvChange(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    key: str
-    action: Literal["change", "create"]
-    env_id: str | None  # the variable now (None: removed since the snapshot, so re-created)
-    type: str
-    target: tuple[str, ...]
-    from_fp: str | None  # fingerprints, never values
-    to_fp: str
-
-
-class EnvPlan(PlanBase):
-    kind: Literal["env"] = "env"
-    project: str
-    snapshot_id: int
-    snapshot_at: datetime
-    snapshot_named: bool = False  # the requester named it (`from S-12`)
-    keys: tuple[str, ...]
-    changes: tuple[EnvChange, ...]
-    unchanged: tuple[str, ...] = ()  # named keys that already hold the snapshot's value
-    since: tuple[str, ...] = ()  # other keys added or removed since the snapshot, left alone (display only)
-    deployment: str  # the production deployment rebuilt with the restored values
-    project_name: str
-    promote: bool = False
-    request: str  # made once per request (kept when re-planned): tells its redeploy from any other
-
-    def binding(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude={"since", "snapshot_at", "revision"})
-
-    @property
-    def target(self) -> str:
-        return self.project
-
-    @property
-    def tag(self) -> str:
-        """Carried by the redeploy (in its meta), so an unanswered one, or one sent by an executor
-        that died, is found instead of sent again; no other request or revision has it."""
-        return f"rollbot-{self.request}-r{self.revision}"
-
-    @property
-    def change(self) -> tuple[str, str]:
-        keys = ", ".join(c.key for c in self.changes)
-        return f"{keys} as now", f"{keys} as in S-{self.snapshot_id}"
 
 
 class EnvKind:
@@ -163,6 +92,8 @@ class EnvKind:
         self.uncertain_window = uncertain_window
         self._sleep = sleep
         self._monotonic = monotonic
+        self.redeploys = ProductionRedeploy(provider, build_timeout=build_timeout, serve_timeout=serve_timeout,
+                                            uncertain_window=uncertain_window, sleep=sleep, monotonic=monotonic)
         self._failures: dict[str, tuple[int, datetime]] = {}  # project -> (failed snapshots in a row, next try)
 
     # -- request -----------------------------------------------------------------------------
@@ -216,7 +147,7 @@ class EnvKind:
                  named: bool | None = None, request: str | None = None) -> EnvPlan:
         now_vars = self._by_key(project)
         current = {key: self._value(project, now_vars[key]) for key in keys if key in now_vars}
-        snapshot = self._choose(project, keys, snapshot_id, current, now_vars)
+        snapshot = choose_snapshot(self.snapshots, project, keys, snapshot_id, current, now_vars)
         changes, unchanged = [], []
         for key in keys:
             old = snapshot.get(key)
@@ -256,35 +187,6 @@ class EnvKind:
                        deployment=production.deployment, project_name=production.name, promote=production.pinned,
                        request=request or uuid.uuid4().hex[:12])
 
-    def _choose(self, project: str, keys: Sequence[str], snapshot_id: int | None, current: Mapping[str, str | None],
-                now_vars: Mapping[str, EnvVar]) -> Snapshot:
-        """The named snapshot; else the newest one in which every named key differs from now, else
-        the newest in which any does (so a scheduled snapshot taken after a bad change does not hide
-        the good value); else the newest."""
-        try:
-            if snapshot_id is not None:
-                named = self.snapshots.load(snapshot_id)
-                if named is None or named.info.project != project:
-                    raise Refused(f"there is no snapshot `S-{snapshot_id}` of `{project}`; "
-                                  "`/rollback env <env> list` shows them.")
-                return named
-            infos = self.snapshots.snapshots(project, 50)
-            if not infos:
-                raise Refused(f"there is no env-var snapshot of `{project}` yet, so there is nothing to restore from. "
-                              "The worker takes one every `env_snapshot_every`; until then, change the variables in "
-                              "Vercel by hand.")
-            opened = [snap for snap in (self.snapshots.load(info.id) for info in infos) if snap is not None]
-
-            def differs(snap: Snapshot, key: str) -> bool:
-                old = snap.get(key)
-                return old is not None and old.value is not None and (key not in now_vars or old.value != current[key])
-
-            return (next((snap for snap in opened if all(differs(snap, key) for key in keys)), None)
-                    or next((snap for snap in opened if any(differs(snap, key) for key in keys)), None)
-                    or opened[0])
-        except SnapshotUnreadable as error:
-            raise Refused(error.message) from None
-
     # -- execution ---------------------------------------------------------------------------
 
     def execute(self, plan: PlanBase, run: Run) -> str:
@@ -317,11 +219,11 @@ class EnvKind:
 
         try:
             run.step(STEP_REDEPLOY.name)
-            uid = self._redeploy(plan, run)
+            uid = self.redeploys.send(run, plan.project, plan.project_name, plan.deployment, plan.tag)
             run.finish(STEP_REDEPLOY.name, "ok", f"{uid}, rebuilt from {plan.deployment}")
             run.step(STEP_SERVING.name)
-            self._wait_built(uid, run)
-            self._wait_serving(plan, uid, run)
+            self.redeploys.wait_built(uid, run)
+            self.redeploys.wait_serving(plan.project, uid, run)
         except ProviderError as error:  # say where things stand: the values are in, production may not have them
             keys = ", ".join(c.key for c in plan.changes)
             raise ProviderError(f"{keys} are restored in Vercel, but production may still run the old values: "
@@ -391,123 +293,14 @@ class EnvKind:
 
     def _settle_key(self, plan: EnvPlan, change: EnvChange, run: Run) -> str | None:
         """Read ``change.key`` until it shows the snapshot's value or the window ends; returns
-        the last fingerprint read (None: absent). A read that fails says nothing: if no read
-        succeeds, the outcome stays unknown and nothing is sent again."""
-        deadline = self._monotonic() + self.uncertain_window
-        interval = 0.1
-        seen: str | None = UNREADABLE
-        read = False
-        while True:
-            run.hold()
-            try:
-                seen, read = self._read_fp(plan.project, change.key), True
-            except ProviderError:
-                pass
-            if (read and seen == change.to_fp) or self._monotonic() >= deadline:
-                break
-            self._sleep(interval)
-            interval = min(interval * 2, 2.0)
+        the last fingerprint read (None: absent). If no read succeeds, the outcome stays unknown
+        and nothing is sent again."""
+        seen, read = watch(lambda: self._read_fp(plan.project, change.key), lambda fp: fp == change.to_fp,
+                           self.uncertain_window, run, self._sleep, self._monotonic)
         if not read:
             raise ProviderError(f"Vercel could not be read back after an unanswered write of `{change.key}`; it is "
                                 "not sent again.", uncertain=True)
         return seen
-
-    def _redeploy(self, plan: EnvPlan, run: Run, attempts: int = 3) -> str:
-        found = self.provider.find_redeploy(plan.project, plan.tag)  # sent by an earlier executor of this plan?
-        if found:
-            run.audit(STEP_REDEPLOY.name, "ok", deployment=found, why="already sent for this plan")
-            return found
-        for attempt in range(1, attempts + 1):
-            run.hold()
-            run.audit(STEP_REDEPLOY.name, "attempt", source=plan.deployment, tag=plan.tag)
-            try:
-                uid = self.provider.redeploy(plan.project_name, plan.deployment, plan.tag)
-            except ProviderError as error:
-                run.audit(STEP_REDEPLOY.name, "uncertain" if error.uncertain else "refused", error=error.message,
-                          status=error.status)
-                if error.uncertain:
-                    found = self._find_within(plan, run)
-                    if found:
-                        run.audit(STEP_REDEPLOY.name, "ok", deployment=found, why=f"took effect despite: {error.message}")
-                        return found
-                    run.audit(STEP_REDEPLOY.name, "not_taken", why=f"no deployment tagged {plan.tag} "
-                                                                    f"in {self.uncertain_window:g}s")
-                    if attempt < attempts:
-                        continue
-                elif error.refused_for_now and attempt < attempts:
-                    self._sleep(min(error.retry_after or 2.0 * attempt, 20.0))
-                    continue
-                raise RollbackFailed(f"the variables are restored, but Vercel did not take the redeploy "
-                                     f"({error.message}); production still runs the old values. Redeploy production "
-                                     "in Vercel.") from None
-            run.audit(STEP_REDEPLOY.name, "ok", deployment=uid, source=plan.deployment)
-            return uid
-        raise AssertionError("unreachable")
-
-    def _find_within(self, plan: EnvPlan, run: Run) -> str | None:
-        """After an unanswered redeploy: the deployment it made, if Vercel lists one within the
-        window; None only when Vercel was read and listed none (an unreadable listing is no
-        evidence: the outcome stays unknown, and nothing is sent again)."""
-        deadline = self._monotonic() + self.uncertain_window
-        interval = 0.1
-        read = False
-        while True:
-            run.hold()
-            try:
-                found, read = self.provider.find_redeploy(plan.project, plan.tag), True
-            except ProviderError:
-                found = None
-            if found:
-                return found
-            if self._monotonic() >= deadline:
-                if not read:
-                    raise ProviderError("Vercel's deployments could not be listed after an unanswered redeploy; it "
-                                        "is not sent again.", uncertain=True)
-                return None
-            self._sleep(interval)
-            interval = min(interval * 2, 2.0)
-
-    def _wait_built(self, uid: str, run: Run) -> None:
-        deadline = self._monotonic() + self.build_timeout
-        interval = 0.2
-        while True:
-            run.hold()
-            state = self.provider.deployment_state(uid)
-            if state == "READY":
-                run.audit("vercel.build", "ok", deployment=uid)
-                return
-            if state in FAILED_BUILD:
-                raise RollbackFailed(f"the variables are restored, but the rebuilt deployment {uid} ended {state}; "
-                                     "production still runs the old values. Check the build in Vercel.")
-            if self._monotonic() >= deadline:
-                raise ProviderError(f"the rebuilt deployment {uid} was not READY within "
-                                    f"{format_duration(timedelta(seconds=self.build_timeout))} (state {state})")
-            self._sleep(interval)
-            interval = min(interval * 1.5, 5.0)
-
-    def _wait_serving(self, plan: EnvPlan, uid: str, run: Run) -> None:
-        production = self.provider.production(plan.project)
-        if production.deployment != uid and production.pinned:
-            run.hold()
-            run.audit("vercel.promote", "attempt", deployment=uid, why="production is pinned by an instant rollback")
-            try:
-                self.provider.promote(plan.project, uid)
-            except ProviderError as error:
-                run.audit("vercel.promote", "uncertain" if error.uncertain else "refused", error=error.message)
-                if not error.uncertain:
-                    raise RollbackFailed(f"the variables are restored and {uid} is built, but Vercel refused to "
-                                         f"promote it ({error.message}); promote it in Vercel.") from None
-        deadline = self._monotonic() + self.serve_timeout
-        interval = 0.2
-        while production.deployment != uid:
-            if self._monotonic() >= deadline:
-                raise ProviderError(f"{uid} is READY but production still serves {production.deployment} after "
-                                    f"{int(self.serve_timeout)}s")
-            self._sleep(interval)
-            interval = min(interval * 1.5, 5.0)
-            run.hold()
-            production = self.provider.production(plan.project)
-        run.audit("vercel.serving", "ok", deployment=uid)
 
     # -- read-back ---------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from handlers.env import Production
+from handlers.env_redeploy import Production
 from handlers.env_snapshots import SENSITIVE, EnvVar
 from handlers.ports import ProviderError
 from integrations.vercel import VercelClient

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.blocks.text import ago, quote
-from handlers.env import EnvChange, EnvPlan
+from handlers.env_plan import EnvChange, EnvPlan
 from handlers.plans import PlanBase
 
 SHOWN = 12  # variables listed in the field; the rest are counted, and all are in the plan and report

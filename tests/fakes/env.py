@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from handlers.env import Production
+from handlers.env_redeploy import Production
 from handlers.env_snapshots import EnvVar, Snapshot, SnapshotInfo, SnapshotUnreadable, SnapshotVar
 from handlers.ports import ProviderError
 

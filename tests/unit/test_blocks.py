@@ -138,7 +138,8 @@ def _big_plans() -> list[tuple[object, object]]:
     """Each built-in kind's plan, as large as a real one gets, with its kind."""
     from handlers.db import DatabaseKind
     from handlers.db_plan import BackupRef, DatabasePlan, Fact, MigrationRef
-    from handlers.env import EnvChange, EnvKind, EnvPlan
+    from handlers.env import EnvKind
+    from handlers.env_plan import EnvChange, EnvPlan
 
     long = "<@U01EVIL> " + "n" * 300
     revert = DatabasePlan(

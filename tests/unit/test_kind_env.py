@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from handlers import approvals, commands, queries
-from handlers.env import EnvKind, EnvPlan
+from handlers.env import EnvKind
+from handlers.env_plan import EnvPlan
 from handlers.execution import execute
 from handlers.kind import LeaseLost, Maintained
 from handlers.model import Status
