@@ -21,13 +21,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 import pytest
 from psycopg import Connection
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
 
 from handlers.db_ports import Backup, DatabaseError
 from integrations.pg_backups import PgBackups
 from integrations.pg_tools import parse_version, server_major
-from integrations.schema import migrate
 from sandbox import embedded
 from sandbox.embedded import create_database
 
@@ -59,14 +58,6 @@ def _server_major(url: str) -> tuple[int, ...]:
         row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
     assert row is not None
     return server_major(row[0])
-
-
-@pytest.fixture
-def pool(database_url: str) -> Iterator[ConnectionPool[Connection[DictRow]]]:
-    migrate(database_url)
-    with ConnectionPool(database_url, min_size=1, max_size=2, connection_class=Connection[DictRow],
-                        kwargs={"row_factory": dict_row, "autocommit": True}) as opened:
-        yield opened
 
 
 @pytest.fixture

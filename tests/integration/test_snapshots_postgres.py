@@ -3,29 +3,18 @@ show: values sealed at rest, a wrong key refused, a key rotated."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 from psycopg import Connection
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow
 from psycopg_pool import ConnectionPool
 
 from handlers.env_snapshots import SnapshotUnreadable
 from integrations.pg_snapshots import PostgresSnapshots
-from integrations.schema import migrate
 from integrations.secret_box import new_key
 from tests.snapshot_contract import T0, VARS, SnapshotContract
 
 KEY = new_key()
-
-
-@pytest.fixture
-def pool(database_url: str) -> Iterator[ConnectionPool[Connection[DictRow]]]:
-    migrate(database_url)
-    with ConnectionPool(database_url, min_size=1, max_size=2, connection_class=Connection[DictRow],
-                        kwargs={"row_factory": dict_row, "autocommit": True}) as opened:
-        yield opened
 
 
 class TestPostgresSnapshots(SnapshotContract):
