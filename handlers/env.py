@@ -305,7 +305,8 @@ class EnvKind:
     # -- read-back ---------------------------------------------------------------------------
 
     def _all_restored(self, plan: EnvPlan) -> bool:
-        return all(self._read_fp(plan.project, c.key) == c.to_fp for c in plan.changes)
+        seen = self._changes_now(plan)
+        return all(seen[c.key] == c.to_fp for c in plan.changes)
 
     def took_effect(self, plan: PlanBase) -> bool:
         assert isinstance(plan, EnvPlan)
@@ -316,7 +317,7 @@ class EnvKind:
 
     def verify(self, plan: PlanBase) -> Verification:
         assert isinstance(plan, EnvPlan)
-        seen = {c.key: self._read_fp(plan.project, c.key) for c in plan.changes}
+        seen = self._changes_now(plan)
         wrong = [f"{c.key} reads {seen[c.key] or 'absent'}, not {c.to_fp}" for c in plan.changes
                  if seen[c.key] != c.to_fp]
         uid = self.provider.find_redeploy(plan.project, plan.tag)
@@ -374,14 +375,22 @@ class EnvKind:
     def _read_fp(self, project: str, key: str) -> str | None:
         """The fingerprint of ``key``'s value now; None when it does not exist, UNREADABLE when
         it cannot be read."""
-        var = next((v for v in production_vars(self.provider, project) if v.key == key), None)
-        return None if var is None else self._fp_of(project, var)
+        return self._read_fps(project, [key])[key]
+
+    def _read_fps(self, project: str, keys: Sequence[str]) -> dict[str, str | None]:
+        """Fingerprints of several keys now, from one listing (None: the key does not exist)."""
+        listed = {v.key: v for v in production_vars(self.provider, project)}
+        return {key: self._fp_of(project, listed[key]) if key in listed else None for key in keys}
+
+    def _changes_now(self, plan: EnvPlan) -> dict[str, str | None]:
+        return self._read_fps(plan.project, [c.key for c in plan.changes])
 
     def _restored(self, plan: EnvPlan) -> list[str]:
         try:
-            return [c.key for c in plan.changes if self._read_fp(plan.project, c.key) == c.to_fp]
+            seen = self._changes_now(plan)
         except ProviderError:
             return ["(Vercel could not be read to tell)"]
+        return [c.key for c in plan.changes if seen[c.key] == c.to_fp]
 
     def _ago(self, at: datetime) -> str:
         return format_duration(self._now() - at)

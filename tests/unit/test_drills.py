@@ -11,6 +11,7 @@ import pytest
 from bot.blocks.incident import root_blocks, root_text
 from bot.blocks.plans import GENERIC
 from bot.blocks.status import status_blocks
+from bot.blocks.thread import notify_blocks
 from handlers import approvals
 from handlers.commands import Rollback
 from handlers.drills import schedule
@@ -53,8 +54,9 @@ def test_a_drill_runs_the_whole_flow_marked_as_a_drill_and_is_not_the_last_rollb
     summary = build_summary(done, kind, w.store.steps(done.id), w.store.audit_log(done.id))
     assert summary.drill and summary.title.endswith("(drill)") and summary.timeline[0].what == "Drill requested"
     assert "(drill)" in render_markdown(summary).splitlines()[0]
-    notes = [str(n) for n in w.notifier.sent["notify"]]
-    assert notes  # the team hears of the drill in its thread too
+    [(noted, mentions)] = [n for n in w.notifier.sent["notify"] if n[0].id == drill.id]
+    _, blocks = notify_blocks(noted, mentions, ["lead"])
+    assert "a *drill* of a switch rollback on *staging*" in str(blocks)  # the team hears it is a drill
     status = str(status_blocks([], w.store.last_rolled_back(), w.clock.now(),
                                schedule(w.svc.policy.drills, w.store.last_rolled_back(drill=True))))
     assert f"*Last rollback:* {real.ref}" in status and f"*Last drill:* {drill.ref}" in status

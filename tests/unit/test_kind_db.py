@@ -179,13 +179,13 @@ def test_a_commit_whose_answer_was_lost_is_read_back(w: FakeWorld) -> None:
     incident_id = approved(w)
     assert execute(w.svc, incident_id).status is Status.MONITORING
     assert len(w.target.reverts) == 1
-    w2 = w  # a lost answer with nothing committed fails, sending nothing again
-    w2.target.history_rows.append(migration("20261128200000", "x", "alter table customers add column y text"))
-    w2.source.files["20261128200000"] = MigrationFile("20261128200000", "x", "alter table customers drop column y;",
-                                                      "x.down.sql")
-    w2.target.script = ["lost-rolled-back"]
-    second = approved(w2, version="20261128200000")
-    assert execute(w2.svc, second).status is Status.FAILED and len(w2.target.reverts) == 2
+    # A lost answer with nothing committed fails, sending nothing again.
+    w.target.history_rows.append(migration("20261128200000", "x", "alter table customers add column y text"))
+    w.source.files["20261128200000"] = MigrationFile("20261128200000", "x", "alter table customers drop column y;",
+                                                     "x.down.sql")
+    w.target.script = ["lost-rolled-back"]
+    second = approved(w, version="20261128200000")
+    assert execute(w.svc, second).status is Status.FAILED and len(w.target.reverts) == 2
 
 
 def test_reverse_sql_changed_after_approval_is_not_run(w: FakeWorld) -> None:
