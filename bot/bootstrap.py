@@ -21,6 +21,7 @@ from bot.notifier import SlackNotifier
 from bot.settings import Settings, secret
 from handlers.clock import Clock, SystemClock
 from handlers.code import CodeKind
+from handlers.combined import register_combined
 from handlers.config import Policy
 from handlers.db import DatabaseKind
 from handlers.env import EnvKind
@@ -105,6 +106,7 @@ def build_kinds(settings: Settings, vercel: VercelClient, store: PostgresStore, 
                                        still_open)])
     for spec in filter(None, (part.strip() for part in settings.rollbot_kinds.split(","))):
         kinds.register(_plugin(spec, settings))
+    register_combined(kinds)
     for name, env in (policy.environments.items() if policy else ()):
         for extra in env.policy.extra_kinds():
             if extra not in kinds:

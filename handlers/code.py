@@ -86,6 +86,10 @@ class CodePlan(PlanBase):
     def change(self) -> tuple[str, str]:
         return self.from_deployment.uid, self.to_deployment.uid
 
+    @property
+    def serves_after(self) -> str | None:
+        return self.to_deployment.uid
+
 
 class CodeKind:
     name: str = "code"

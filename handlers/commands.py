@@ -53,6 +53,8 @@ class Rollback:
     env: str
     reason: str
     args: Mapping[str, Any] = field(default_factory=dict)  # the kind's own arguments
+    issue: str | None = None  # started from the decision matrix (`/rollback decide`): its row's issue type
+    severity: str | None = None  # and the severity chosen there
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ class ApprovalRule(_Strict):
 
 
 DEFAULT_RULE = ApprovalRule(approvers=("lead",))  # a plugin kind with no rule of its own
+PART_SEPARATOR = "+"
+"""A combined kind is named by its parts: ``code+env`` runs ``code``, then ``env`` (``handlers.combined``)."""
 
 
 class EnvironmentPolicy(BaseModel):
@@ -71,10 +73,18 @@ class EnvironmentPolicy(BaseModel):
     flag: ApprovalRule = ApprovalRule(approvers=("engineer", "lead"))
 
     def rule(self, kind: str) -> ApprovalRule:
+        """The approval rule of ``kind``. A combined kind (``code+env``) without a rule of its own
+        needs what every part needs: as many approvals as the strictest part, from the roles that
+        may approve every part (none in common: ``approvers`` is empty, and nobody can approve)."""
         if kind in ROLLBACK_TYPES:
             rule: ApprovalRule = getattr(self, kind)
             return rule
-        return (self.__pydantic_extra__ or {}).get(kind, DEFAULT_RULE)
+        extra = self.__pydantic_extra__ or {}
+        if kind in extra or PART_SEPARATOR not in kind:
+            return extra.get(kind, DEFAULT_RULE)
+        parts = [self.rule(part) for part in kind.split(PART_SEPARATOR)]
+        common = tuple(role for role in parts[0].approvers if all(role in p.approvers for p in parts[1:]))
+        return ApprovalRule.model_construct(approvers=common, approvals=max(p.approvals for p in parts))
 
     def extra_kinds(self) -> tuple[str, ...]:
         """Kinds named by extra keys (plugins' kinds)."""

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from handlers.commands import CommandError
 from handlers.config import Environment
 from handlers.durations import format_duration
-from handlers.env_plan import EnvChange, EnvPlan, choose_snapshot
+from handlers.env_plan import EnvChange, EnvPlan, after_earlier, choose_snapshot
 from handlers.env_redeploy import STEP_REDEPLOY, ProductionRedeploy, Redeploys, watch
 from handlers.env_snapshots import (
     SENSITIVE,
@@ -186,6 +186,10 @@ class EnvKind:
                        keys=keys, changes=tuple(changes), unchanged=tuple(unchanged), since=tuple(since),
                        deployment=production.deployment, project_name=production.name, promote=production.pinned,
                        request=request or uuid.uuid4().hex[:12])
+
+    def after(self, plan: PlanBase, earlier: Sequence[PlanBase]) -> PlanBase:
+        assert isinstance(plan, EnvPlan)
+        return after_earlier(plan, earlier)
 
     # -- execution ---------------------------------------------------------------------------
 

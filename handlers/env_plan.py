@@ -88,3 +88,14 @@ def choose_snapshot(snapshots: EnvSnapshots, project: str, keys: Sequence[str], 
                 or opened[0])
     except SnapshotUnreadable as error:
         raise Refused(error.message) from None
+
+
+def after_earlier(plan: EnvPlan, earlier: Sequence[PlanBase]) -> EnvPlan:
+    """An env restore that runs after a code rollback of the same project (``code+env``) rebuilds
+    the deployment the code part rolls back to, and promotes it: the instant rollback pinned
+    production, and rebuilding the deployment serving at request time would bring the bad code back."""
+    for before in reversed(earlier):
+        serves = before.serves_after
+        if serves and getattr(before, "project", None) == plan.project:
+            return plan.model_copy(update={"deployment": serves, "promote": True})
+    return plan

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import threading
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from typing import Any
@@ -53,6 +54,12 @@ class _Run:
     @property
     def reason(self) -> str:
         return self._incident.reason
+
+    def unresolved(self, steps: Sequence[str]) -> bool:
+        return _attempt_unsettled(self._svc, self._incident.id, steps)
+
+    def done(self, step: str) -> bool:
+        return any(s.name == step and s.status == "ok" for s in self._svc.store.steps(self._incident.id))
 
     def hold(self) -> None:
         try:
@@ -237,7 +244,11 @@ def _recheck_plan(svc: Services, incident: Incident, kind: RollbackKind, owner: 
 
 def _unresolved_attempt(svc: Services, incident_id: int, kind: RollbackKind) -> bool:
     """Did an earlier executor audit an attempt at a change and stop before its outcome?"""
-    names = {step.name for step in kind.steps}
+    return _attempt_unsettled(svc, incident_id, [step.name for step in kind.steps])
+
+
+def _attempt_unsettled(svc: Services, incident_id: int, steps: Sequence[str]) -> bool:
+    names = set(steps)
     last = [e.outcome for e in svc.store.audit_log(incident_id) if e.action in names]
     return bool(last) and last[-1] in ("attempt", "uncertain")  # sent, and never settled either way
 

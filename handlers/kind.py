@@ -19,8 +19,14 @@ from typing import Annotated, Any, Protocol, Union, runtime_checkable
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from handlers.config import Environment
+from handlers.config import PART_SEPARATOR, Environment
 from handlers.plans import PlanBase, PlanError
+
+
+def lock_names(kind: str) -> tuple[str, ...]:
+    """The locks an incident of ``kind`` holds on its environment while pending or executing: its
+    own name, or each part's for a combined kind, so ``code+env`` and ``code`` exclude each other."""
+    return tuple(kind.split(PART_SEPARATOR))
 
 
 class LeaseLost(Exception):
@@ -65,6 +71,12 @@ class Run(Protocol):
     def unresolved_attempt(self) -> bool:
         """An earlier executor audited an ``attempt`` of a change and stopped before recording its
         outcome: the change may have been sent. Read the provider back; never resend blindly."""
+
+    def unresolved(self, steps: Sequence[str]) -> bool:
+        """``unresolved_attempt`` for the named steps only (one part of a combined rollback)."""
+
+    def done(self, step: str) -> bool:
+        """Step ``step`` finished ok, in this execution or an earlier one of the same incident."""
 
     def hold(self) -> None:
         """Renew the execution lease; raises LeaseLost when another executor owns it now.
@@ -133,6 +145,15 @@ class Queryable(Protocol):
 
     def query(self, env_name: str, env: Environment, words: Sequence[str]) -> str:
         """The answer, as Slack mrkdwn (user text escaped). Raises Refused or ProviderError."""
+
+
+@runtime_checkable
+class Follows(Protocol):
+    """A kind whose plan depends on what runs before it in a combined rollback (``code+env``: the
+    env kind rebuilds the deployment the code part rolls back to, not the one serving now)."""
+
+    def after(self, plan: PlanBase, earlier: Sequence[PlanBase]) -> PlanBase:
+        """``plan`` as it must run once the ``earlier`` parts are done (the same plan if none matters)."""
 
 
 @runtime_checkable

@@ -93,6 +93,8 @@ class Incident:
     resolution: Resolution | None = None
     summary_ts: str | None = None
     drill: bool = False  # a rehearsal on a non-production environment
+    issue: str | None = None  # the decision matrix's issue type it was started from ("Security")
+    severity: str | None = None  # the severity chosen with it ("Critical")
 
     @property
     def ref(self) -> str:

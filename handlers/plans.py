@@ -49,5 +49,12 @@ class PlanBase(BaseModel):
         """(from, to) as short plain words, for thread notes, summaries and reports."""
         raise NotImplementedError
 
+    @property
+    def serves_after(self) -> str | None:
+        """The deployment production serves once this plan is done, for a plan that moves
+        production (a code rollback); None for the others. A later part of a combined rollback
+        builds on it (``handlers.kind.Follows``)."""
+        return None
+
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -53,6 +53,8 @@ def request_rollback(svc: Services, user: str, cmd: Rollback, *, drill: bool = F
                 created_at=now,
                 expires_at=now + env.approval_timeout,
                 drill=drill,
+                issue=cmd.issue,
+                severity=cmd.severity,
             )
         )
     except LockHeld as held:
@@ -64,7 +66,7 @@ def request_rollback(svc: Services, user: str, cmd: Rollback, *, drill: bool = F
             env=cmd.env, blocking=other.id,
         ) from None
     svc.audit(incident.id, user, action, "ok", plan=plan.to_json(), plan_hash=plan.hash, reason=cmd.reason,
-              drill=drill)
+              drill=drill, **({"issue": cmd.issue, "severity": cmd.severity} if cmd.issue else {}))
 
     try:
         channel, ts = svc.notifier.post_root(incident, [])

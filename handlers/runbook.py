@@ -29,6 +29,21 @@ DECISION_MATRIX: tuple[MatrixRow, ...] = (
     MatrixRow("Feature broken", "Medium", ("flag",), timedelta(minutes=1), "Low"),
 )
 
+SEVERITIES = ("Low", "Medium", "High", "Critical")
+
+
+def matrix_row(issue: str | None) -> MatrixRow | None:
+    """The decision matrix's row for an issue type ("Security"), or None."""
+    return next((row for row in DECISION_MATRIX if row.issue == issue), None)
+
+
+def matrix_target(issue: str | None, kind_target: timedelta, kind_risk: str) -> tuple[timedelta, str]:
+    """The time-to-rollback target and risk an incident is measured against: its decision-matrix
+    row's when it was started from one (`/rollback decide`), else its kind's own."""
+    row = matrix_row(issue)
+    return (row.target, row.risk) if row else (kind_target, kind_risk)
+
+
 # Pre-rollback checklist: key -> label. Items the bot does itself are ticked by it.
 PRE_CHECKLIST: tuple[tuple[str, str], ...] = (
     ("root_cause", "Identify root cause"),

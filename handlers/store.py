@@ -33,6 +33,8 @@ class NewIncident:
     created_at: datetime
     expires_at: datetime
     drill: bool = False
+    issue: str | None = None  # the decision matrix row it was started from, if any
+    severity: str | None = None
 
 
 class LockHeld(Exception):
@@ -81,8 +83,9 @@ class Incidents(Protocol):
     """Incidents and their lifecycle."""
 
     def create_incident(self, new: NewIncident) -> Incident:
-        """Insert atomically with its expiry job; raise LockHeld if a locking incident of that
-        kind+env exists."""
+        """Insert atomically with its expiry job; raise LockHeld if a locking incident on that env
+        shares a lock with it (``handlers.kind.lock_names``: a kind's own name, each part of a
+        combined one)."""
 
     def get(self, incident_id: int) -> Incident | None: ...
     def recent(self, limit: int, env: str | None = None) -> list[Incident]: ...

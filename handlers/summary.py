@@ -15,7 +15,7 @@ from handlers.durations import format_duration
 from handlers.kind import RollbackKind
 from handlers.model import Incident, StepRun
 from handlers.ports import AuditEntry
-from handlers.runbook import checklist_groups
+from handlers.runbook import checklist_groups, matrix_target
 
 _TIMELINE = {
     "notify_team": "Team notified",
@@ -97,6 +97,8 @@ class Summary(_Model):
     target_seconds: float
     within_target: bool | None
     risk: str
+    issue: str | None = None  # the decision matrix's row it was started from, and the severity chosen
+    severity: str | None = None
     executed: list[ExecutedStep]
     health: list[HealthRound]
     checklist: list[ChecklistItem]
@@ -133,6 +135,7 @@ def build_summary(incident: Incident, kind: RollbackKind, steps: list[StepRun], 
     checklist = [ChecklistItem(item=label, done=done, group=group, by=(ticked_by.get(key) or "rollbot") if done else None)
                  for group, items in checklist_groups(incident.checklist) for key, label, done in items]
     change_from, change_to = incident.plan.change
+    target, risk = matrix_target(incident.issue, kind.target, kind.risk)
     order = [*labels, "verify"]  # the kind's steps in the order it declares them
     shown = set(order)
     return Summary(
@@ -145,8 +148,9 @@ def build_summary(incident: Incident, kind: RollbackKind, steps: list[StepRun], 
         finished_at=incident.finished_at,
         time_to_rollback=format_duration(ttr) if ttr is not None else None,
         time_to_rollback_seconds=ttr.total_seconds() if ttr is not None else None,
-        target=format_duration(kind.target), target_seconds=kind.target.total_seconds(),
-        within_target=(ttr <= kind.target) if ttr is not None else None, risk=kind.risk,
+        target=format_duration(target), target_seconds=target.total_seconds(),
+        within_target=(ttr <= target) if ttr is not None else None, risk=risk,
+        issue=incident.issue, severity=incident.severity,
         executed=[ExecutedStep(step=s.name, label=labels.get(s.name, "Verify (read-back + health checks)"),
                                status=s.status, detail=s.detail, at=s.finished_at or s.started_at)
                   for s in sorted((s for s in steps if s.name in shown), key=lambda s: order.index(s.name))],
@@ -172,7 +176,8 @@ def render_markdown(s: Summary) -> str:
         f"- Reason: {s.reason or '—'}",
         f"- Requested by: {s.requester}; approved by: {', '.join(s.approvers) or '—'}",
         f"- From: {s.change_from} → To: {s.change_to}",
-        f"- Time to rollback: {s.time_to_rollback or 'not rolled back'} (target {s.target}, risk {s.risk}){verdict}",
+        f"- Time to rollback: {s.time_to_rollback or 'not rolled back'} (target {s.target}, risk {s.risk}"
+        + (f"; decision matrix: {s.issue}, severity {s.severity}" if s.issue else "") + f"){verdict}",
         f"- Checklist: {s.checklist_done}/{len(s.checklist)} done: "
         + (", ".join(f"{c.item} ({c.by})" for c in s.checklist if c.done) or "none"),
     ]

@@ -48,6 +48,8 @@ def incident_from_row(row: dict[str, Any], approvals: list[dict[str, Any]], load
         resolution=resolution,
         summary_ts=row["summary_ts"],
         drill=bool(row.get("drill", False)),
+        issue=row.get("issue"),
+        severity=row.get("severity"),
     )
 
 

@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
-from handlers.kind import PlanLoader
+from handlers.kind import PART_SEPARATOR, PlanLoader, lock_names
 from handlers.model import Incident, Resolution, Status
 from handlers.plans import PlanBase
 from handlers.ports import ApprovalOutcome, LockHeld, NewIncident, NewJob
@@ -70,36 +70,30 @@ class PostgresStore(WorkTables):
     # -- incidents ---------------------------------------------------------------------------
 
     def create_incident(self, new: NewIncident) -> Incident:
-        """Check the lock and insert in one transaction, serialised per environment and type by
-        an advisory lock (so refused requests burn no RB number); the partial unique index
-        stays the final guard."""
+        """Check the lock and insert in one transaction, serialised per environment by an
+        advisory lock (so refused requests burn no RB number, and a combined kind's locks are
+        checked against every other kind's on that environment); the partial unique index on
+        (env, kind) stays the final guard."""
+        locks = list(lock_names(new.kind))
         with self.pool.connection() as conn:
             try:
                 with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"incident:{new.env}:{new.kind}",))
-                    holder = conn.execute(
-                        "SELECT id FROM incidents WHERE env = %s AND kind = %s AND status IN ('pending', 'executing')",
-                        (new.env, new.kind),
-                    ).fetchone()
+                    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"incident:{new.env}",))
+                    holder = self._lock_holder(conn, new.env, locks)
                     if holder is not None:
-                        found = self._get(conn, holder["id"])
-                        assert found is not None
-                        raise LockHeld(found)
+                        raise LockHeld(holder)
                     row = conn.execute(
                         """INSERT INTO incidents (kind, env, status, requester, reason, plan, plan_hash,
-                               approvals_needed, checklist, created_at, expires_at, drill)
-                           VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                               approvals_needed, checklist, created_at, expires_at, drill, issue, severity)
+                           VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
                         (new.kind, new.env, new.requester, new.reason, Jsonb(new.plan.to_json()), new.plan.hash,
-                         new.approvals_needed, Jsonb(new.checklist), new.created_at, new.expires_at, new.drill),
+                         new.approvals_needed, Jsonb(new.checklist), new.created_at, new.expires_at, new.drill,
+                         new.issue, new.severity),
                     ).fetchone()
                     assert row is not None
                     self._insert_jobs(conn, row["id"], [NewJob("expire", new.expires_at, {"plan_hash": new.plan.hash})])
             except UniqueViolation:  # only reachable if something bypassed the advisory lock
-                holder = conn.execute(
-                    "SELECT id FROM incidents WHERE env = %s AND kind = %s AND status IN ('pending', 'executing')",
-                    (new.env, new.kind),
-                ).fetchone()
-                found = self._get(conn, holder["id"]) if holder else None
+                found = self._lock_holder(conn, new.env, locks)
                 if found is None:
                     raise
                 raise LockHeld(found) from None
@@ -107,6 +101,14 @@ class PostgresStore(WorkTables):
             incident = self._get(conn, row["id"])
         assert incident is not None
         return incident
+
+    def _lock_holder(self, conn: Connection[DictRow], env: str, locks: list[str]) -> Incident | None:
+        """The pending or executing incident on ``env`` that holds one of ``locks``, if any."""
+        holder = conn.execute(
+            "SELECT id FROM incidents WHERE env = %s AND string_to_array(kind, %s) && %s::text[] "
+            "AND status IN ('pending', 'executing') ORDER BY id LIMIT 1", (env, PART_SEPARATOR, locks),
+        ).fetchone()
+        return self._get(conn, holder["id"]) if holder else None
 
     def get(self, incident_id: int) -> Incident | None:
         with self.pool.connection() as conn:

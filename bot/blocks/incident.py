@@ -11,7 +11,7 @@ from handlers.config import EnvironmentPolicy
 from handlers.durations import format_duration
 from handlers.kind import RollbackKind
 from handlers.model import Incident, Status, StepRun
-from handlers.runbook import checklist_groups
+from handlers.runbook import checklist_groups, matrix_target
 
 Block = dict[str, Any]
 
@@ -33,7 +33,7 @@ def root_blocks(incident: Incident, kind: RollbackKind, policy: EnvironmentPolic
     fields = [
         *renderer.fields(incident.plan, now)[:4],
         f"*Requested by*\n{user(incident.requester)} at {when(incident.created_at)}",
-        f"*Target (decision matrix)*\n{format_duration(kind.target)} · risk {kind.risk}",
+        _target(incident, kind),
         "*Approval*\n" + _rule(rule.approvers, rule.approvals, policy.self_approval),
     ]
     blocks: list[Block] = [
@@ -68,6 +68,12 @@ def root_blocks(incident: Incident, kind: RollbackKind, policy: EnvironmentPolic
         context.append(f"Cancelled by {user(incident.decided_by)}")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in context[:10]]})
     return blocks
+
+
+def _target(incident: Incident, kind: RollbackKind) -> str:
+    target, risk = matrix_target(incident.issue, kind.target, kind.risk)
+    row = f"\n{quote(incident.issue or '', 40)} · severity {quote(incident.severity or '', 20)}" if incident.issue else ""
+    return f"*Target (decision matrix)*\n{format_duration(target)} · risk {risk}{row}"
 
 
 def root_text(incident: Incident, kind: RollbackKind) -> str:

@@ -26,7 +26,9 @@ def summary_blocks(s: Summary) -> tuple[str, list[Block]]:
             {"type": "mrkdwn", "text": f"*What*\n{quote(s.title, 60)} on *{quote(s.env, 50)}*"},
             {"type": "mrkdwn", "text": f"*Outcome*\n{s.status}"},
             {"type": "mrkdwn", "text": f"*From → To*\n`{quote(s.change_from, 60)}` → `{quote(s.change_to, 60)}`"},
-            {"type": "mrkdwn", "text": f"*Time to rollback*\n{s.time_to_rollback or '—'} (target {s.target}){verdict}"},
+            {"type": "mrkdwn", "text": f"*Time to rollback*\n{s.time_to_rollback or '—'} (target {s.target}"
+                                       + (f", decision matrix: {quote(s.issue, 40)} · {quote(s.severity or '', 20)}"
+                                          if s.issue else "") + f"){verdict}"},
             {"type": "mrkdwn", "text": f"*Requested by*\n{user(s.requester)}"},
             {"type": "mrkdwn", "text": f"*Approved by*\n{approvers}"},
         ]},

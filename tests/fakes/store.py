@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from handlers.clock import Clock
+from handlers.kind import lock_names
 from handlers.model import Approval, Incident, Resolution, Status, StepRun
 from handlers.plans import PlanBase
 from handlers.store import (
@@ -119,13 +120,15 @@ class FakeStore:
         with self.lock:
             for row in self.rows.values():
                 held = row.incident
-                if held.env == new.env and held.kind == new.kind and held.status.holds_lock:
+                if (held.env == new.env and set(lock_names(held.kind)) & set(lock_names(new.kind))
+                        and held.status.holds_lock):
                     raise LockHeld(self._view(held.id) or held)
             incident_id = next(self._ids)
             self.rows[incident_id] = _Row(Incident(
                 id=incident_id, kind=new.kind, env=new.env, status=Status.PENDING, requester=new.requester,
                 reason=new.reason, plan=new.plan, created_at=new.created_at, approvals_needed=new.approvals_needed,
-                expires_at=new.expires_at, checklist=dict(new.checklist), drill=new.drill))
+                expires_at=new.expires_at, checklist=dict(new.checklist), drill=new.drill,
+                issue=new.issue, severity=new.severity))
             self._insert_jobs(incident_id, [NewJob("expire", new.expires_at, {"plan_hash": new.plan.hash})])
             return self._view(incident_id)  # type: ignore[return-value]
 

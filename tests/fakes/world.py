@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.config_file import parse_policy
 from handlers.code import CodeKind
+from handlers.combined import register_combined
 from handlers.commands import Rollback
 from handlers.db import DatabaseKind
 from handlers.env import EnvKind
@@ -106,6 +107,7 @@ def fake_world(tmp_path: Path, *, approvals: int = 1, self_approval: bool = Fals
                           DatabaseKind(target, source, backups, clock.now,
                                        lambda: [(i.id, i.plan) for i in store.open_incidents()],
                                        monotonic=time.monotonic)])
+    register_combined(kinds)  # code+env, as the bootstrap does
     policy = parse_policy(policy_data(approvals=approvals, self_approval=self_approval, switch_approvals=approvals,
                                       require=require))
     svc = Services(policy=policy, store=store, live=FakeLive(), notifier=notifier, kinds=kinds, health=health,
