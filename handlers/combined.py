@@ -92,11 +92,12 @@ class CombinedKind:
         def load(value: Any) -> Any:
             return value if isinstance(value, PlanBase) else registry.load_plan(value)
 
-        self.plan_model: type[PlanBase] = create_model(  # kind fixed to this name, as the registry requires
+        self._model: type[CombinedPlan] = create_model(  # kind fixed to this name, as the registry requires
             "".join(kind.name.title() for kind in self.parts) + "Plan", __base__=CombinedPlan,
-            kind=(Literal[self.name], self.name),  # type: ignore[valid-type]
+            kind=(Literal[self.name], self.name),  # type: ignore[arg-type]
             parts=(tuple[Annotated[SerializeAsAny[PlanBase], BeforeValidator(load)], ...], ...),
         )
+        self.plan_model: type[PlanBase] = self._model
 
     # -- request -----------------------------------------------------------------------------
 
@@ -137,7 +138,7 @@ class CombinedKind:
             except Refused as refused:
                 raise Refused(f"{kind.title}: {refused.message}") from None
             parts.append(kind.after(part, parts) if isinstance(kind, Follows) else part)
-        return self.plan_model(env=env_name, revision=revision, parts=tuple(parts))
+        return self._model(kind=self.name, env=env_name, revision=revision, parts=tuple(parts))
 
     # -- execution ---------------------------------------------------------------------------
 

@@ -141,6 +141,8 @@ def test_a_resume_never_sends_the_code_rollback_again(w: FakeWorld) -> None:
     done = execute(w.svc, incident_id, resume=True)
     assert done is not None and done.status is Status.MONITORING
     assert w.vercel.rollbacks == sent  # nothing sent again
+    parts_read = [e.detail.get("part") for e in w.store.audit_log(incident_id) if e.action == "read_back"]
+    assert "code" not in parts_read and "env" in parts_read  # the verified part was skipped, not redone
     assert w.env.value("API_URL") == GOOD
     assert kind.took_effect(incident.plan)
 
