@@ -69,6 +69,20 @@ class StoreContract:
         assert store.transition(first.id, [Status.PENDING], Status.CANCELLED) is not None
         assert store.create_incident(new()).status is Status.PENDING
 
+    def test_a_combined_incident_holds_the_lock_of_each_part(self, store: IncidentStore) -> None:
+        combined = store.create_incident(new(kind="code+env", issue="Security", severity="Critical"))
+        assert (combined.issue, combined.severity) == ("Security", "Critical")
+        for kind in ("code", "env", "env+flag"):
+            with pytest.raises(LockHeld) as held:
+                store.create_incident(new(kind=kind))
+            assert held.value.incident.id == combined.id
+        assert store.create_incident(new(kind="flag")).issue is None  # another lock
+        assert store.transition(combined.id, [Status.PENDING], Status.CANCELLED) is not None
+        code = store.create_incident(new(kind="code"))
+        with pytest.raises(LockHeld) as held:
+            store.create_incident(new(kind="code+env"))
+        assert held.value.incident.id == code.id
+
     def test_transitions_are_conditional(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())
         assert store.transition(incident.id, [Status.EXECUTING], Status.FAILED) is None
