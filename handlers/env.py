@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from handlers.commands import CommandError
 from handlers.config import Environment
 from handlers.durations import format_duration
-from handlers.env_plan import EnvChange, EnvPlan, after_earlier, choose_snapshot
+from handlers.env_plan import EnvChange, EnvPlan, after_earlier, changed_keys, choose_snapshot
 from handlers.env_redeploy import STEP_REDEPLOY, ProductionRedeploy, Redeploys, watch
 from handlers.env_snapshots import (
     SENSITIVE,
@@ -186,6 +186,12 @@ class EnvKind:
                        keys=keys, changes=tuple(changes), unchanged=tuple(unchanged), since=tuple(since),
                        deployment=production.deployment, project_name=production.name, promote=production.pinned,
                        request=request or uuid.uuid4().hex[:12])
+
+    def suggest(self, env_name: str, env: Environment) -> str | None:
+        assert env.vercel_project is not None
+        project = env.vercel_project
+        return " ".join(changed_keys(self.snapshots, project, self._by_key(project),
+                                     lambda var: self._value(project, var))) or None
 
     def after(self, plan: PlanBase, earlier: Sequence[PlanBase]) -> PlanBase:
         assert isinstance(plan, EnvPlan)

@@ -3,7 +3,7 @@ snapshot, and the production deployment rebuilt with them; and how that snapshot
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -99,3 +99,23 @@ def after_earlier(plan: EnvPlan, earlier: Sequence[PlanBase]) -> EnvPlan:
         if serves and getattr(before, "project", None) == plan.project:
             return plan.model_copy(update={"deployment": serves, "promote": True})
     return plan
+
+
+def changed_keys(snapshots: EnvSnapshots, project: str, now_vars: Mapping[str, EnvVar],
+                 value_of: Callable[[EnvVar], str | None]) -> list[str]:
+    """The restorable keys that differ now from the newest snapshot in which any key differs (a
+    scheduled snapshot taken after a bad change does not hide it): what an env rollback started
+    from the decision matrix proposes. Empty when nothing differs."""
+    current = {key: value_of(var) for key, var in now_vars.items()}
+    try:
+        for info in snapshots.snapshots(project, 20):
+            snap = snapshots.load(info.id)
+            if snap is None:
+                continue
+            changed = [v.key for v in snap.vars if v.value is not None and v.key in current
+                       and current[v.key] is not None and current[v.key] != v.value]
+            if changed:
+                return sorted(changed)
+    except SnapshotUnreadable as error:
+        raise Refused(error.message) from None
+    return []

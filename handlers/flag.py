@@ -151,6 +151,14 @@ class FlagKind:
             raise Refused(f"`{escape(key)}` is already {escape(show(off))} (its off value); nothing to roll back.")
         return FlagPlan(env=env_name, edge_config=env.edge_config, key=key, from_value=current, to_value=off)
 
+    def suggest(self, env_name: str, env: Environment) -> str | None:
+        """The one configured flag that is not off now, if exactly one is (else the person picks)."""
+        assert env.edge_config is not None
+        items = self.provider.flag_items(env.edge_config)
+        on = [key for key, spec in env.flags.items() if key in items
+              and not same(items[key], spec.off if spec.has_off else False)]
+        return on[0] if len(on) == 1 else None
+
     def replan(self, plan: PlanBase, env: Environment) -> FlagPlan:
         assert isinstance(plan, FlagPlan)
         current = self.provider.flag_items(plan.edge_config).get(plan.key, MISSING)

@@ -1,13 +1,11 @@
-"""Modals: deny reason, resolution (root cause + lessons), decision matrix."""
+"""Modals: deny reason, resolution (root cause + lessons). The decision matrix's are in ``bot.blocks.decide``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bot.blocks.text import plain
-from handlers.durations import format_duration
 from handlers.model import Incident
-from handlers.runbook import DECISION_MATRIX
 
 View = dict[str, Any]
 
@@ -50,42 +48,3 @@ def resolve_modal(incident: Incident) -> View:
             _input("lessons", "Lessons learned", "What will we change? (tests, alerts, runbook)"),
         ],
     }
-
-
-def decide_modal(issue: str | None = None) -> View:
-    """The runbook's decision matrix as a modal: pick the issue type, get the rollback to run."""
-    options = [{"text": {"type": "plain_text", "text": plain(row.label, 75)}, "value": row.issue}
-               for row in DECISION_MATRIX]
-    select: dict[str, Any] = {"type": "static_select", "action_id": "decide_issue", "options": options,
-                              "placeholder": {"type": "plain_text", "text": "What kind of issue is it?"}}
-    chosen = next((row for row in DECISION_MATRIX if row.issue == issue), None)
-    if chosen is not None:
-        select["initial_option"] = next(o for o in options if o["value"] == chosen.issue)
-    blocks: list[dict[str, Any]] = [
-        {"type": "section", "block_id": "issue", "text": {"type": "mrkdwn", "text": "*Issue type*"},
-         "accessory": select},
-    ]
-    if chosen is None:
-        lines = [f"• {row.label} → {' + '.join(row.kinds)} · {format_duration(row.target)} · risk {row.risk}"
-                 for row in DECISION_MATRIX]
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}})
-    else:
-        commands = "\n".join(_COMMANDS[kind] for kind in chosen.kinds)
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": (
-            f"*Recommended:* {' + '.join(chosen.kinds)} rollback · target {format_duration(chosen.target)} · "
-            f"risk {chosen.risk} (severity {chosen.severity})\n```{commands}```")}})
-    return {
-        "type": "modal",
-        "callback_id": "decide_modal",
-        "title": {"type": "plain_text", "text": "Decision matrix"},
-        "close": {"type": "plain_text", "text": "Close"},
-        "blocks": blocks,
-    }
-
-
-_COMMANDS = {
-    "code": "/rollback code <env> [reason]",
-    "database": "/rollback db <env> <migration> [reason]",
-    "env": "/rollback env <env> <KEY> [reason]",
-    "flag": "/rollback flag <env> <flag-key> [reason]",
-}

@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.blocks.modals import decide_modal, deny_modal, resolve_modal
+from bot.blocks.modals import deny_modal, resolve_modal
 from handlers import approvals, resolution
 from handlers.model import Status
 from handlers.runbook import checklist_groups
@@ -120,13 +120,6 @@ def register(app: App, svc: Services) -> None:
             svc.notifier.tell(channel, user, f":no_entry: {refused.message}")
             return
         client.views_open(trigger_id=body["trigger_id"], view=resolve_modal(incident))
-
-    @app.action("decide_issue")
-    def on_decide(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
-        view = body["view"]
-        issue = (body["actions"][0].get("selected_option") or {}).get("value")
-        client.views_update(view_id=view["id"], hash=view.get("hash"), view=decide_modal(issue))
 
     @app.action("checklist")
     def on_checklist(ack: Ack, body: dict[str, Any]) -> None:

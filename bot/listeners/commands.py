@@ -8,7 +8,8 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.blocks.modals import decide_modal, resolve_modal
+from bot.blocks.decide import decide_modal
+from bot.blocks.modals import resolve_modal
 from bot.blocks.status import history_blocks, status_blocks
 from bot.blocks.text import escape
 from handlers import approvals, commands, drills, queries, resolution

@@ -70,20 +70,6 @@ def test_status_and_history(world: World, bot: BotServer) -> None:
     assert "RB-1" in history and "checkout 500" in history
 
 
-def test_decide_modal_recommends_from_the_decision_matrix(world: World, bot: BotServer) -> None:
-    client = bot.client(world)
-    assert client.command(BOB, "decide", channel_id=CHANNEL).status_code == 200
-    view = wait_until(lambda: next((v for v in world.slack.views.values() if v.get("callback_id") == "decide_modal"), None),
-                      message="the decide modal")
-    assert "Feature broken (Medium)" in _text(view)
-    client.click_in_view(BOB, view["id"], "decide_issue", "Security")
-    wait_until(lambda: "Recommended:* code + env rollback" in _text(world.slack.views[view["id"]]),
-               message="the recommendation")
-    updated = world.slack.views[view["id"]]
-    assert "target 10m" in _text(updated) and "/rollback env" in _text(updated)
-    assert world.slack.validation_errors == []
-
-
 def test_app_home_shows_open_rollbacks_and_the_last_one(world: World, bot: BotServer) -> None:
     client = bot.client(world)
     assert client.event({"type": "app_home_opened", "user": BOB, "tab": "home", "channel": "D01BOB"}).status_code == 200

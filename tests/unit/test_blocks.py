@@ -10,8 +10,9 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from bot.blocks.code_plan import CodePlanRenderer
+from bot.blocks.decide import decide_modal
 from bot.blocks.incident import root_blocks
-from bot.blocks.modals import decide_modal, deny_modal, resolve_modal
+from bot.blocks.modals import deny_modal, resolve_modal
 from bot.blocks.plans import GENERIC
 from bot.blocks.status import history_blocks, status_blocks
 from bot.blocks.summary import summary_blocks

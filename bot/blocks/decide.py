@@ -1,0 +1,132 @@
+"""The decision matrix's modals: pick the issue type and severity, see the row, start the
+recommended rollback from a form filled in as far as Rollbot can tell."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bot.blocks.text import plain, quote
+from handlers.decide import Decision
+from handlers.durations import format_duration
+from handlers.runbook import DECISION_MATRIX, SEVERITIES, matrix_row
+
+View = dict[str, Any]
+ARGS_BLOCK = "args-"  # + kind + "-" + environment (+ "-s" once suggestions are in): see args_block
+
+
+def _option(text: str, value: str) -> dict[str, Any]:
+    return {"text": {"type": "plain_text", "text": plain(text, 75)}, "value": value}
+
+
+def _select(action_id: str, placeholder: str, options: list[dict[str, Any]], chosen: str | None) -> dict[str, Any]:
+    select: dict[str, Any] = {"type": "static_select", "action_id": action_id, "options": options,
+                              "placeholder": {"type": "plain_text", "text": placeholder}}
+    initial = next((o for o in options if o["value"] == chosen), None)
+    if initial is not None:
+        select["initial_option"] = initial
+    return select
+
+
+def _row_line(issue: str) -> str:
+    row = matrix_row(issue)
+    assert row is not None
+    return f"{row.label} → {' + '.join(row.kinds)} · {format_duration(row.target)} · risk {row.risk}"
+
+
+def decide_modal(issue: str | None = None, severity: str | None = None, *, available: bool = True) -> View:
+    """The runbook's decision matrix as a modal: pick the issue type and severity, get the row and
+    one button that opens the recommended rollback."""
+    chosen = matrix_row(issue)
+    severity = severity if severity in SEVERITIES else chosen.severity if chosen else None
+    issues = [_option(row.label, row.issue) for row in DECISION_MATRIX]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "block_id": "issue", "text": {"type": "mrkdwn", "text": "*Issue type*"},
+         "accessory": _select("decide_issue", "What kind of issue is it?", issues, issue)},
+        {"type": "section", "block_id": "severity", "text": {"type": "mrkdwn", "text": "*Severity*"},
+         "accessory": _select("decide_severity", "How bad is it?", [_option(s, s) for s in SEVERITIES], severity)},
+    ]
+    if chosen is None:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(
+            f"• {_row_line(row.issue)}" for row in DECISION_MATRIX)}})
+    else:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": (
+            f"*Recommended:* {' + '.join(chosen.kinds)} rollback · target {format_duration(chosen.target)} · "
+            f"risk {chosen.risk} (the runbook's row: {chosen.label})")}})
+        if severity != chosen.severity:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
+                f"The runbook lists {chosen.issue} at {chosen.severity}; the incident records {severity}, and is "
+                f"measured against this row's target.")}]})
+        if available:
+            blocks.append({"type": "actions", "block_id": "start", "elements": [{
+                "type": "button", "action_id": "decide_start", "style": "primary", "value": f"{chosen.issue}|{severity}",
+                "text": {"type": "plain_text", "text": plain(f"Start the {' + '.join(chosen.kinds)} rollback", 75)}}]})
+        else:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
+                f"This Rollbot has no {' + '.join(chosen.kinds)} rollback; follow the runbook by hand.")}]})
+    return {
+        "type": "modal",
+        "callback_id": "decide_modal",
+        "private_metadata": f"{chosen.issue}|{severity}" if chosen else "",
+        "title": {"type": "plain_text", "text": "Decision matrix"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": blocks,
+    }
+
+
+_ARGUMENTS = {  # label and placeholder of each kind's arguments field
+    "code": ("Code: deployment to roll back to", "empty: the last known good production deployment (or dpl_…)"),
+    "env": ("Env vars to restore (UPPER_CASE, space separated)", "e.g. API_URL FEATURE_RECS [from S-12]"),
+    "flag": ("Flag to turn off", "its key in Edge Config, e.g. new_checkout"),
+    "database": ("Migration to revert (or restore <backup>)", "e.g. 20261128080000"),
+}
+
+
+def args_block(kind: str, env: str, suggested: bool) -> str:
+    """A new block id per environment and once suggestions arrive: Slack keeps what was typed in a
+    block whose id stays, so a changed id is what lets the form show the new values."""
+    return f"{ARGS_BLOCK}{kind}-{env}" + ("-s" if suggested else "")
+
+
+def request_form(decided: Decision, environments: Sequence[str], env: str, suggestions: Mapping[str, str] | None,
+                 reason: str = "") -> View:
+    """The recommended rollback, filled in: the environment, each kind's arguments as far as
+    Rollbot can tell (``suggestions``; None while they are still being looked up), the reason."""
+    row = decided.row
+    suggested = suggestions is not None
+    blocks: list[dict[str, Any]] = [
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": quote(
+            f"{_row_line(row.issue)} · severity {decided.severity}", 500)}]},
+        {"type": "input", "block_id": "env", "dispatch_action": True,
+         "label": {"type": "plain_text", "text": "Environment"},
+         "element": _select("decided_env", "Where?", [_option(name, name) for name in environments[:100]], env)},
+    ]
+    for name in decided.parts:
+        label, placeholder = _ARGUMENTS.get(name, (f"{name}: arguments", "as `/rollback help` shows them"))
+        element: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "max_length": 500,
+                                   "placeholder": {"type": "plain_text", "text": plain(placeholder, 150)}}
+        value = (suggestions or {}).get(name)
+        if value:
+            element["initial_value"] = value[:500]
+        hint = ("Looking up what changed…" if not suggested else
+                "Filled in by Rollbot from what changed; check it." if value else "Rollbot could not tell; fill it in.")
+        blocks.append({"type": "input", "block_id": args_block(name, env, suggested), "optional": True,
+                       "label": {"type": "plain_text", "text": plain(label, 2000)}, "element": element,
+                       "hint": {"type": "plain_text", "text": hint}})
+    reason_input: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "multiline": True,
+                                    "max_length": 2900,
+                                    "placeholder": {"type": "plain_text", "text": "What is happening?"}}
+    if reason:
+        reason_input["initial_value"] = reason[:2900]
+    blocks.append({"type": "input", "block_id": "reason", "optional": True, "element": reason_input,
+                   "label": {"type": "plain_text", "text": "Reason"}})
+    return {
+        "type": "modal",
+        "callback_id": "decided_request",
+        "private_metadata": json.dumps({"issue": row.issue, "severity": decided.severity}),
+        "title": {"type": "plain_text", "text": plain(f"{' + '.join(row.kinds).capitalize()} rollback", 24)},
+        "submit": {"type": "plain_text", "text": "Request"},
+        "close": {"type": "plain_text", "text": "Back"},
+        "blocks": blocks,
+    }
