@@ -99,7 +99,7 @@ def test_a_policy_rule_for_an_unknown_kind_stops_the_bot(world: World) -> None:
     result = subprocess.run([sys.executable, "-m", "bot.cli", "worker"], env=env, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2
-    assert "environments.prod.policy.swtch: no rollback kind is named 'swtch' (known: code, flag, env, database)" in result.stderr
+    assert "environments.prod.policy.swtch: no rollback kind is named 'swtch' (known: code, flag, env, database, code+env)" in result.stderr
 
 
 def test_a_kind_that_cannot_be_loaded_is_named(world: World) -> None:
