@@ -30,7 +30,7 @@ from handlers.db_plan import (
     size,
 )
 from handlers.db_ports import Backup, Backups, DatabaseError, MigrationSource, TargetDatabase
-from handlers.db_upkeep import listing, prune
+from handlers.db_upkeep import listing, newest_revertible, prune
 from handlers.durations import format_duration
 from handlers.kind import RollbackFailed, Run, Step, Verification
 from handlers.plans import PlanBase
@@ -313,6 +313,9 @@ class DatabaseKind:
     def query(self, env_name: str, env: Environment, words: Sequence[str]) -> str:
         """`/rollback db <env> list`: recent migrations and recent backups."""
         return listing(self.db, self.source, self.backups, env_name, env, self._now())
+
+    def suggest(self, env_name: str, env: Environment) -> str | None:
+        return newest_revertible(self.db, self.source, env, self._now())
 
     def maintain(self, env_name: str, env: Environment) -> str | None:
         """Prune backups older than ``backup_retention``, but never the newest backup taken

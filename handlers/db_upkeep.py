@@ -56,6 +56,25 @@ def listing(db: TargetDatabase, source: MigrationSource, backups: Backups, env_n
     return "\n".join(lines)
 
 
+def newest_revertible(db: TargetDatabase, source: MigrationSource, env: Environment, now: datetime) -> str | None:
+    """The newest migration applied in the last 24 hours that has usable reverse SQL: what a
+    database rollback started from the decision matrix proposes (None when there is none)."""
+    assert env.database_url_env and env.migrations_dir
+    try:
+        history = db.history(env.database_url_env)
+        files = source.migrations(env.migrations_dir)
+    except DatabaseError as error:
+        raise Refused(escape(error.message)) from None
+    for m in reversed(history):
+        at = _applied_or_version_time(m.applied_at, m.version)
+        if at is None or at < now - RECENT:
+            return None
+        file = files.get(m.version)
+        if file is not None and file.reverse_sql and not file.problem:
+            return m.version
+    return None
+
+
 def prune(backups: Backups, open_incidents: Sequence[tuple[int, PlanBase]], env_name: str, env: Environment,
           now: datetime) -> str | None:
     """Prune backups older than ``backup_retention``, but never the newest backup taken

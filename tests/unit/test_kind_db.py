@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers import approvals, commands, queries
+from handlers import approvals, commands, decide, queries
 from handlers.db import DatabaseKind
 from handlers.db_plan import DatabasePlan
 from handlers.db_ports import MigrationFile
@@ -462,3 +462,10 @@ def test_progress_notes_are_paced_for_slack() -> None:
     now[0] += NOTE_EVERY
     progress(2**20)
     assert notes == ["0 bytes, 0s", "1048576 bytes, 6s"]
+
+
+def test_a_rollback_started_from_the_matrix_proposes_the_newest_revertible_migration(w: FakeWorld) -> None:
+    data_corruption = decide.decision(w.svc, "Data corruption", None)
+    assert decide.suggestions(w.svc, data_corruption, "prod") == {"database": TIER}
+    execute(w.svc, approved(w))  # reverted: nothing applied in the last 24 hours any more
+    assert decide.suggestions(w.svc, data_corruption, "prod") == {}
