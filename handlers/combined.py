@@ -174,13 +174,31 @@ class CombinedKind:
         return said + (f"; {' and '.join(later)} was not started" if later else "")
 
     def took_effect(self, plan: PlanBase) -> bool:
-        return all(kind.took_effect(part) for kind, part in zip(self.parts, self._parts(plan), strict=True))
+        """Every part's change is in place: a part a later one built on counts through it."""
+        parts = self._parts(plan)
+        return all(kind.took_effect(part) for kind, part in zip(self.parts, parts, strict=True)
+                   if self._superseded_by(parts, part) is None)
 
     def verify(self, plan: PlanBase) -> Verification:
-        results = [(kind, kind.verify(part)) for kind, part in zip(self.parts, self._parts(plan), strict=True)]
+        """Each part read back, except one a later part built on (production now serves the code
+        part's target rebuilt with the restored variables): that one was read back before the
+        later part ran, and the later part's read-back shows what production serves now."""
+        parts = self._parts(plan)
+        results: list[tuple[RollbackKind, Verification]] = []
+        for kind, part in zip(self.parts, parts, strict=True):
+            later = self._superseded_by(parts, part)
+            if later is None:
+                results.append((kind, kind.verify(part)))
+            else:
+                results.append((kind, Verification(True, f"read back before the {later} part built on it")))
         facts: dict[str, Any] = {kind.name: result.facts for kind, result in results}
         return Verification(ok=all(r.ok for _, r in results),
                             detail="; ".join(f"{kind.title}: {r.detail}" for kind, r in results), facts=facts)
+
+    def _superseded_by(self, parts: Sequence[PlanBase], part: PlanBase) -> str | None:
+        """The kind of the later part that builds on ``part``, if any."""
+        later = parts[parts.index(part) + 1:]
+        return next((p.kind for p in later if p.builds_on(part)), None)
 
     def _parts(self, plan: PlanBase) -> tuple[PlanBase, ...]:
         parts = getattr(plan, "parts", None)

@@ -36,6 +36,7 @@ class Decision:
     row: MatrixRow
     severity: str
     kind: RollbackKind  # the row's kind, or the combined kind of its kinds
+    suggesting: tuple[str, ...] = ()  # the parts whose kind can propose its arguments (``Suggests``)
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -63,7 +64,8 @@ def decision(svc: Services, issue: str | None, severity: str | None) -> Decision
     name = PART_SEPARATOR.join(row.kinds)
     if name not in svc.kinds:
         raise InputError("issue", f"This Rollbot has no {' + '.join(row.kinds)} rollback; follow the runbook by hand.")
-    return Decision(row, chosen, svc.kinds[name])
+    suggesting = tuple(part for part in row.kinds if isinstance(svc.kinds[part], Suggests))
+    return Decision(row, chosen, svc.kinds[name], suggesting)
 
 
 def suggestions(svc: Services, decided: Decision, env_name: str) -> dict[str, str]:

@@ -54,6 +54,10 @@ class EnvPlan(PlanBase):
         that died, is found instead of sent again; no other request or revision has it."""
         return f"rollbot-{self.request}-r{self.revision}"
 
+    def builds_on(self, earlier: PlanBase) -> bool:
+        return (earlier.serves_after is not None and earlier.serves_after == self.deployment
+                and getattr(earlier, "project", None) == self.project)
+
     @property
     def change(self) -> tuple[str, str]:
         keys = ", ".join(c.key for c in self.changes)

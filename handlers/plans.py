@@ -56,5 +56,11 @@ class PlanBase(BaseModel):
         builds on it (``handlers.kind.Follows``)."""
         return None
 
+    def builds_on(self, earlier: PlanBase) -> bool:
+        """This plan's change supersedes ``earlier``'s on the provider (an env restore rebuilds the
+        deployment a code rollback moved production to): reading ``earlier`` back afterwards would
+        find this plan's result, so a combined rollback reads it back before this part runs."""
+        return False
+
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

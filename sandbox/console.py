@@ -18,10 +18,12 @@ from sandbox.devenv import DevEnvironment
 from sandbox.render import Renderer
 from sandbox.team import CHANNEL, PROJECT, USERS
 
+VIEW = "view"  # the "channel" of what is clicked in a modal; its ts is the view's id
+
 HELP = """Commands:
   /rollback …          run the slash command as the current user (try `/rollback code prod checkout 500`)
   as <name>            switch user: alice (engineer), bob (engineer), carol (lead), dan (dba)
-  click <N|label>      click button or checkbox number N, or the newest one labelled so (`click approve`)
+  click <N|label>      click button, checkbox or modal option number N, or the newest one labelled so (`click approve`)
   time +<duration>     move the clock forward (e.g. `time +5m`) and let the worker run
   vercel env KEY=VALUE change a variable in the Vercel emulator, as someone in its dashboard would
   show                 redraw the channel and its threads
@@ -38,7 +40,7 @@ class Console:
         self.renderer = Renderer(names)
         self._seen: dict[str, str] = {}  # ts -> rendered text already printed
         self._seen_ephemeral = 0
-        self._seen_views: set[str] = set()
+        self._seen_views: dict[str, str] = {}  # view id -> its blocks as last shown
 
     # -- actions -----------------------------------------------------------------------------
 
@@ -100,7 +102,9 @@ class Console:
             self.out(f"! nothing numbered or labelled {number!r}")
             return
         user_id = USERS[self.user][0]
-        if target.kind == "checkbox":
+        if target.channel == VIEW:  # an option or a button in a modal
+            self.client.click_in_view(user_id, target.ts, target.action_id, target.value or "")
+        elif target.kind == "checkbox":
             message = self.dev.slack.message(target.channel, target.ts)
             chosen = self._checked(message, target.action_id)
             chosen ^= {target.value or ""}
@@ -153,34 +157,62 @@ class Console:
             name = next((n for n, (uid, _) in USERS.items() if uid == ephemeral.get("user")), "?")
             self.out(f"\n[only {name} sees] {self.renderer.message(ephemeral, CHANNEL)}")
         self._seen_ephemeral = len(ephemerals)
-        for view_id, view in self.dev.slack.views.items():
-            if view_id not in self._seen_views and view.get("type") == "modal":
-                self._seen_views.add(view_id)
-                self.fill_modal(view, prompt)
+        for view_id, view in list(self.dev.slack.views.items()):
+            if view.get("type") != "modal":
+                continue
+            content = json.dumps(view.get("blocks"), sort_keys=True)
+            if self._seen_views.get(view_id) == content:
+                continue
+            updated = view_id in self._seen_views
+            self._seen_views[view_id] = content
+            self.fill_modal(view, prompt, updated)
 
-    def fill_modal(self, view: dict[str, Any], prompt: Callable[[str], str]) -> None:
-        self.out(f"\n┌ modal: {view['title']['text']}")
+    def fill_modal(self, view: dict[str, Any], prompt: Callable[[str], str], updated: bool = False) -> None:
+        """Show a modal; one with a submit button is filled in at the prompt (Enter keeps what
+        Rollbot filled in), one without is clicked like a message (`click 3`)."""
+        self.out(f"\n┌ {'(updated) ' if updated else ''}modal: {view['title']['text']}")
         for block in view.get("blocks", []):
-            if block.get("type") == "section":
-                self.out("│ " + self.renderer.mrkdwn(block["text"]["text"]))
+            if block.get("type") != "input":
+                for line in self.renderer.message({"blocks": [block], "ts": view["id"]}, VIEW).splitlines():
+                    self.out("│ " + line)
         if not view.get("submit"):
-            self.out("└ (closed)")
+            self.out("└ (click an option or button above by its number; the modal closes by itself)")
             return
         user = view.get("user") or USERS[self.user][0]
         for _attempt in range(3):
             values: dict[str, Any] = {}
             for block in view.get("blocks", []):
                 if block.get("type") == "input":
-                    answer = prompt(f"│ {block['label']['text']}: ")
-                    values[block["block_id"]] = {"value": {"type": "plain_text_input", "value": answer}}
+                    values[block["block_id"]] = {block["element"].get("action_id", "value"):
+                                                 self._answer(block, prompt)}
             response = self.client.submit_view(user, view["id"], values)
             errors = response.json().get("errors") if response.content else None
             if not errors:
                 break
             for field, message in errors.items():
-                self.out(f"│ ! {field}: {message}")
+                self.out(f"│ ! {field}: {self.renderer.mrkdwn(message)}")
         self.out("└ submitted")
         self.settle(prompt)
+
+    def _answer(self, block: dict[str, Any], prompt: Callable[[str], str]) -> dict[str, Any]:
+        """One input of a modal, asked at the prompt, as Slack would send it back."""
+        element, label = block["element"], block["label"]["text"]
+        kind = element.get("type")
+        if kind == "static_select":
+            options = [o["value"] for o in element.get("options", [])]
+            default = (element.get("initial_option") or {}).get("value") or (options[0] if options else "")
+            answer = prompt(f"│ {label} ({' / '.join(options)}) [{default}]: ").strip() or default
+            return {"type": kind, "selected_option": {"value": answer if answer in options else default}}
+        if kind == "users_select":
+            answer = prompt(f"│ {label} (one of {', '.join(USERS)}): ").strip().lower()
+            chosen = USERS[answer][0] if answer in USERS else None
+            return {"type": kind, "selected_user": chosen}
+        default = element.get("initial_value") or ""
+        hint = (block.get("hint") or {}).get("text")
+        if hint:
+            self.out(f"│   ({hint})")
+        answer = prompt(f"│ {label}" + (f" [{default}]" if default else "") + ": ")
+        return {"type": "plain_text_input", "value": answer or default}
 
     @staticmethod
     def _checked(message: dict[str, Any], action_id: str) -> set[str]:

@@ -18,7 +18,7 @@ class Clickable:
     channel: str
     ts: str
     action_id: str
-    kind: str  # button | checkbox
+    kind: str  # button | checkbox | option (of a select in a modal)
     label: str
     value: str | None = None
 
@@ -67,6 +67,13 @@ class Renderer:
             for field in block.get("fields") or []:
                 out.append("  " + self.mrkdwn(field["text"]).replace("\n", "\n    "))
             accessory = block.get("accessory")
+            if accessory and accessory.get("type") == "static_select":
+                chosen = (accessory.get("initial_option") or {}).get("value")
+                for option in accessory["options"]:
+                    number = self._add(channel, ts, accessory["action_id"], "option", option["text"]["text"],
+                                       option["value"])
+                    mark = "◉" if option["value"] == chosen else "○"
+                    out.append(f"  [{number}] {mark} {option['text']['text']}")
             if accessory and accessory.get("type") == "checkboxes":
                 chosen = {o["value"] for o in accessory.get("initial_options") or []}
                 for option in accessory["options"]:
@@ -90,7 +97,7 @@ class Renderer:
         return []
 
     def _add(self, channel: str, ts: str, action_id: str, kind: str, label: str, value: str | None) -> int:
-        key = (ts, action_id, value if kind == "checkbox" else None)
+        key = (ts, action_id, value if kind in ("checkbox", "option") else None)
         number = self._numbers.setdefault(key, len(self._numbers) + 1)
         self.clickables = [c for c in self.clickables if c.number != number]
         self.clickables.append(Clickable(number, channel, ts, action_id, kind, label, value))

@@ -109,11 +109,13 @@ def request_form(decided: Decision, environments: Sequence[str], env: str, sugge
         value = (suggestions or {}).get(name)
         if value:
             element["initial_value"] = value[:500]
-        hint = ("Looking up what changed…" if not suggested else
-                "Filled in by Rollbot from what changed; check it." if value else "Rollbot could not tell; fill it in.")
-        blocks.append({"type": "input", "block_id": args_block(name, env, suggested), "optional": True,
-                       "label": {"type": "plain_text", "text": plain(label, 2000)}, "element": element,
-                       "hint": {"type": "plain_text", "text": hint}})
+        block: dict[str, Any] = {"type": "input", "block_id": args_block(name, env, suggested), "optional": True,
+                                 "label": {"type": "plain_text", "text": plain(label, 2000)}, "element": element}
+        if name in decided.suggesting:
+            block["hint"] = {"type": "plain_text", "text": (
+                "Looking up what changed…" if not suggested else
+                "Filled in by Rollbot from what changed; check it." if value else "Rollbot could not tell; fill it in.")}
+        blocks.append(block)
     reason_input: dict[str, Any] = {"type": "plain_text_input", "action_id": "value", "multiline": True,
                                     "max_length": 2900,
                                     "placeholder": {"type": "plain_text", "text": "What is happening?"}}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from handlers import resolution
+from handlers.model import Status
 from handlers.summary import render_markdown
 from sandbox.team import ALICE, BOB, CAROL, CHANNEL, PROJECT
 from tests.world import BotServer, World, wait_until
@@ -91,7 +92,10 @@ def test_decide_starts_the_security_row_as_one_code_and_env_rollback(world: Worl
     assert world.vercel.calls.index(rollback) < world.vercel.calls.index(world.vercel.calls_to("PATCH", ENV)[0])
     rebuilt = world.vercel.production(PROJECT)
     assert world.vercel.env_at_build[rebuilt]["API_URL"] == GOOD
-    assert "Code rollback: production serves" in _text(verified)
+    # The code part was read back before the env part rebuilt it; the env part's read-back shows
+    # what production serves now (the good code with the restored variable).
+    assert "Code rollback: read back before the env part built on it" in _text(verified)
+    assert f"production serves {rebuilt}" in _text(verified) and "failed" not in _text(verified)
 
     # Recorded with its row, and measured against the row's 10 minutes, not the code kind's 5.
     container = world.container()
@@ -99,6 +103,7 @@ def test_decide_starts_the_security_row_as_one_code_and_env_rollback(world: Worl
         svc = container.services
         incident = svc.store.get(1)
         assert incident is not None and (incident.issue, incident.severity) == ("Security", "High")
+        assert incident.status is Status.MONITORING and incident.failure is None
         resolution.resolve(svc, CAROL, 1, "a token leaked into the build config", "scan builds for secrets")
         summary = svc.store.summary(1)
         assert summary is not None and (summary.target, summary.issue, summary.severity) == ("10m", "Security", "High")

@@ -25,6 +25,7 @@ def w(tmp_path: Path) -> FakeWorld:
 def test_a_row_and_its_severity_pick_the_kind(w: FakeWorld) -> None:
     security = decide.decision(w.svc, "Security", None)
     assert (security.kind.name, security.severity, security.parts) == ("code+env", "Critical", ("code", "env"))
+    assert security.suggesting == ("env",)
     assert decide.decision(w.svc, "Feature broken", "High").severity == "High"
     with pytest.raises(decide.InputError) as unknown:
         decide.decision(w.svc, "Meteor strike", None)
@@ -105,6 +106,8 @@ def test_the_forms_are_valid_and_say_what_was_filled_in(w: FakeWorld, suggested:
         assert env_block["element"]["initial_value"] == "API_URL" and hint.startswith("Filled in by Rollbot")
     else:
         assert "initial_value" not in env_block["element"] and hint == "Rollbot could not tell; fill it in."
+    code_block = next(b for b in form["blocks"] if b.get("block_id", "").startswith("args-code-"))
+    assert "hint" not in code_block  # nothing to look up: empty means the last known good deployment
     for view in (decide_modal(), decide_modal("Security", "High"), decide_modal("Security", available=False)):
         View(**view).validate_json()
     assert "decide_start" not in str(decide_modal("Security", available=False))

@@ -102,6 +102,20 @@ def test_one_approval_executes_code_then_env_each_verified(w: FakeWorld) -> None
     assert ok and result.detail.startswith("Code rollback: ") and "; Env-var rollback: API_URL read back" in result.detail
 
 
+def test_the_code_part_rebuilt_by_the_env_part_is_not_read_back_against_its_old_target(w: FakeWorld) -> None:
+    incident_id = request(w)
+    approve(w, incident_id)
+    assert execute(w.svc, incident_id) is not None
+    incident = w.store.get(incident_id)
+    assert incident is not None
+    w.vercel.production = "dpl_rebuilt"  # on Vercel, the env part's rebuild is what production serves now
+    result = combined(w).verify(incident.plan)
+    assert result.ok and result.detail.startswith("Code rollback: read back before the env part built on it; ")
+    assert combined(w).took_effect(incident.plan)
+    w.env.set("API_URL", BAD)  # the later part no longer holds: neither does the whole
+    assert not combined(w).verify(incident.plan).ok and not combined(w).took_effect(incident.plan)
+
+
 def test_a_code_part_that_fails_stops_before_the_env_part(w: FakeWorld) -> None:
     incident_id = request(w)
     approve(w, incident_id)
