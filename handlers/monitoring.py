@@ -106,8 +106,9 @@ def maintenance(svc: Services) -> list[tuple[str, Callable[[], None]]]:
     """The standing work: the kinds' (scheduled env-var snapshots), one task per kind and
     environment, and the drill and review reminders (``[drills] channel``); keyed so the worker
     never runs the same one twice at once."""
-    tasks = [(f"{kind.name}:{name}", partial(_maintain, svc, kind, name))
-             for kind in svc.kinds if isinstance(kind, Maintained) for name in svc.policy.environments]
+    tasks: list[tuple[str, Callable[[], None]]] = [
+        (f"{kind.name}:{name}", partial(_maintain, svc, kind, name))
+        for kind in svc.kinds if isinstance(kind, Maintained) for name in svc.policy.environments]
     if svc.policy.drills.channel:
         tasks.append(("drills:remind", partial(_remind_standing, svc)))
     return tasks

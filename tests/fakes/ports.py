@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from handlers.code import AliasState, Deployment
+from handlers.drills import StandingReminder
 from handlers.kind import Verification
 from handlers.model import HealthResult, Incident, StepRun
 from handlers.plans import PlanBase
-from handlers.drills import StandingReminder
 from handlers.ports import DeliveryFailed, DirectoryUnavailable, ProviderError
 from handlers.summary import Summary
 from tests.fakes.store import FakeStore
