@@ -62,14 +62,19 @@ def render(counters: dict[tuple[str, tuple[tuple[str, str], ...]], float], gauge
             lines.append(f"# TYPE {name} counter")
             typed.add(name)
         label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-        lines.append(f"{name}{{{label_text}}} {value:g}" if label_text else f"{name} {value:g}")
+        lines.append(f"{name}{{{label_text}}} {_number(value)}" if label_text else f"{name} {_number(value)}")
     for name, value in sorted(gauges.items()):
         family = name.split("{", 1)[0]
         if family not in typed:
             lines.append(f"# TYPE {family} gauge")
             typed.add(family)
-        lines.append(f"{name} {value:g}")
+        lines.append(f"{name} {_number(value)}")
     return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """Whole numbers as integers, others in full (a timestamp keeps its precision)."""
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def _escape(value: str) -> str:
