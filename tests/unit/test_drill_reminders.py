@@ -163,6 +163,14 @@ def test_the_drill_reminder_with_no_non_production_environment_says_how_to_add_o
     assert validate_blocks(blocks) == [] and "every environment here is production" in str(blocks)
 
 
+def test_the_drill_reminder_stays_inside_slacks_limits_with_many_environments_and_escapes_their_names() -> None:
+    names = tuple(f"<!channel>-{n}-" + "x" * 50 for n in range(300))
+    _, blocks = drill_reminder_blocks(drills.DrillReminder(1, None, timedelta(days=91), None, names, WEEK))
+    assert validate_blocks(blocks) == []
+    body = str(blocks)
+    assert "<!channel>" not in body and "&lt;!channel&gt;-299-" in body  # every one is named, none as a mention
+
+
 def test_the_review_reminder_links_the_procedure_and_says_how_to_record_a_review(w: FakeWorld) -> None:
     _, review = _reminders(w)
     text, blocks = review_reminder_blocks(review)
