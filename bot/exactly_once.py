@@ -1,5 +1,7 @@
 """Exactly-once Slack posts: each message about an incident has an identity (incident + key),
-carried in its Slack ``metadata`` and kept in the store's message ledger.
+carried in its Slack ``metadata`` and kept in the store's message ledger. The standing reminders
+(drill, review), which belong to no incident, have theirs too (series + number + first attempt),
+in the standing ledger, and go through the same steps.
 
 * A key already posted is never posted again: its ts is returned.
 * A post whose outcome is unknown (a timeout, a dropped connection, a 5xx, or a process that died
@@ -17,19 +19,20 @@ import time
 import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from handlers.clock import Clock
 from handlers.model import Incident
-from handlers.ports import DeliveryFailed, MessageRecord, Messages
+from handlers.ports import DeliveryFailed, Ledgers, MessageRecord
 
 log = logging.getLogger("rollbot.slack")
 
 EVENT_TYPE = "rollbot_incident_message"
+STANDING_EVENT_TYPE = "rollbot_standing_message"
 POST_ATTEMPTS = 3  # posts of one message when each one's outcome was unknown and Slack then lacked it
 READ_BACK_TRIES = (0.0, 1.0)  # waits before each read-back after an uncertain post
 READ_PAGES = 10  # pages of 200 messages searched per read-back
@@ -45,6 +48,76 @@ def identity(incident: Incident, key: str) -> dict[str, Any]:
                                                         "created": incident.created_at.isoformat()}}
 
 
+class _Message(Protocol):
+    """One message to post once: its ledger row, the identity it carries in Slack, and how far
+    back a read-back searches for it."""
+
+    label: str
+    log_extra: dict[str, Any]
+
+    def begin(self, at: datetime) -> MessageRecord: ...
+    def posted(self, ts: str) -> None: ...
+    def unsettled(self) -> None: ...
+    def not_posted(self) -> None: ...
+    def metadata(self, since: datetime) -> dict[str, Any]: ...
+    def oldest(self, since: datetime | None) -> datetime: ...
+
+
+class _IncidentMessage:
+    def __init__(self, ledger: Ledgers, incident: Incident, key: str) -> None:
+        self._ledger, self._incident, self._key = ledger, incident, key
+        self.label = f"{incident.ref}: message {key}"
+        self.log_extra = {"incident": incident.id}
+
+    def begin(self, at: datetime) -> MessageRecord:
+        return self._ledger.begin_message(self._incident.id, self._key, at)
+
+    def posted(self, ts: str) -> None:
+        self._ledger.message_posted(self._incident.id, self._key, ts)
+
+    def unsettled(self) -> None:
+        self._ledger.message_unsettled(self._incident.id, self._key)
+
+    def not_posted(self) -> None:
+        self._ledger.message_not_posted(self._incident.id, self._key)
+
+    def metadata(self, since: datetime) -> dict[str, Any]:
+        return identity(self._incident, self._key)
+
+    def oldest(self, since: datetime | None) -> datetime:
+        return (since or self._incident.created_at) - HISTORY_SLACK
+
+
+class _StandingMessage:
+    """Reminder ``seq`` of a standing series. Its identity includes when its first attempt began,
+    so two deployments sharing a channel never adopt each other's reminders."""
+
+    def __init__(self, ledger: Ledgers, series: str, seq: int) -> None:
+        self._ledger, self._series, self._seq = ledger, series, seq
+        self.label = f"{series} reminder {seq}"
+        self.log_extra: dict[str, Any] = {}
+
+    def begin(self, at: datetime) -> MessageRecord:
+        return self._ledger.begin_standing(self._series, self._seq, at)
+
+    def posted(self, ts: str) -> None:
+        self._ledger.standing_posted(self._series, self._seq, ts)
+
+    def unsettled(self) -> None:
+        self._ledger.standing_unsettled(self._series, self._seq)
+
+    def not_posted(self) -> None:
+        self._ledger.standing_not_posted(self._series, self._seq)
+
+    def metadata(self, since: datetime) -> dict[str, Any]:
+        return {"event_type": STANDING_EVENT_TYPE,
+                "event_payload": {"series": self._series, "seq": self._seq,
+                                  "since": since.astimezone(UTC).isoformat()}}
+
+    def oldest(self, since: datetime | None) -> datetime:
+        return (since or datetime.fromtimestamp(0, UTC)) - HISTORY_SLACK
+
+
 class ReadBackFailed(Exception):
     """Slack could not be read: whether the message exists is still unknown."""
 
@@ -56,10 +129,10 @@ class Posted:
 
 
 class OncePoster:
-    def __init__(self, client: WebClient, messages: Messages, clock: Clock, pace: Callable[[str], None],
+    def __init__(self, client: WebClient, ledger: Ledgers, clock: Clock, pace: Callable[[str], None],
                  read_back_tries: tuple[float, ...] = READ_BACK_TRIES) -> None:
         self._client = client
-        self._messages = messages
+        self._ledger = ledger
         self._clock = clock
         self._pace = pace
         self._tries = read_back_tries
@@ -69,37 +142,46 @@ class OncePoster:
              thread_ts: str | None = None, broadcast: bool = False) -> Posted:
         """Post message ``key`` of ``incident`` once; returns where it is (posted now, before, or
         adopted). Raises DeliveryFailed: ``definite`` only when it is certainly not in Slack."""
-        record = self._messages.begin_message(incident.id, key, self._clock.now())
+        return self._once(_IncidentMessage(self._ledger, incident, key), channel, text, blocks, thread_ts, broadcast)
+
+    def post_standing(self, series: str, seq: int, channel: str, text: str, blocks: list[dict[str, Any]]) -> Posted:
+        """Post reminder ``seq`` of a standing series once, in ``channel``, as ``post`` does."""
+        return self._once(_StandingMessage(self._ledger, series, seq), channel, text, blocks, None, False)
+
+    def _once(self, message: _Message, channel: str, text: str, blocks: list[dict[str, Any]],
+              thread_ts: str | None, broadcast: bool) -> Posted:
+        record = message.begin(self._clock.now())
         if record.state == "posted" and record.ts:
             return Posted(record.ts, adopted=True)
         if record.state == "busy":
-            raise DeliveryFailed(f"another process is posting message {key}", definite=False)
+            raise DeliveryFailed(f"another process is posting {message.label}", definite=False)
         try:
-            return self._post(incident, key, channel, text, blocks, thread_ts, broadcast, record)
+            return self._post(message, channel, text, blocks, thread_ts, broadcast, record)
         except DeliveryFailed as failure:
             if failure.definite:
-                self._messages.message_not_posted(incident.id, key)
+                message.not_posted()
             else:
-                self._messages.message_unsettled(incident.id, key)
+                message.unsettled()
             raise
         except BaseException:
-            self._messages.message_unsettled(incident.id, key)
+            message.unsettled()
             raise
 
-    def _post(self, incident: Incident, key: str, channel: str, text: str, blocks: list[dict[str, Any]],
+    def _post(self, message: _Message, channel: str, text: str, blocks: list[dict[str, Any]],
               thread_ts: str | None, broadcast: bool, record: MessageRecord) -> Posted:
         since = record.since
         if record.state == "doubt":
-            found = self._settle(incident, key, channel, thread_ts, since)
+            found = self._settle(message, channel, thread_ts, since)
             if found:
                 return Posted(found, adopted=True)
         extra: dict[str, Any] = {"thread_ts": thread_ts, "reply_broadcast": broadcast} if thread_ts else {}
+        metadata = message.metadata(since or self._clock.now())
         unknown = record.state == "doubt"  # an earlier attempt may have posted it, however this one ends
         for attempt in range(POST_ATTEMPTS):
             try:
                 self._pace(channel)
                 response = self._client.chat_postMessage(channel=channel, text=text, blocks=blocks,
-                                                         metadata=identity(incident, key), unfurl_links=False,
+                                                         metadata=metadata, unfurl_links=False,
                                                          unfurl_media=False, **extra)
             except Exception as error:
                 failure = delivery_failed(error)
@@ -109,66 +191,66 @@ class OncePoster:
                 if failure.definite:
                     raise (failure if not unknown else DeliveryFailed(str(failure), definite=False)) from None
                 unknown = True
-                log.warning("%s: Slack did not confirm message %s (%s); reading it back", incident.ref, key, failure,
-                            extra={"incident": incident.id})
-                found = self._settle(incident, key, channel, thread_ts, since)
+                log.warning("%s: Slack did not confirm it (%s); reading it back", message.label, failure,
+                            extra=message.log_extra)
+                found = self._settle(message, channel, thread_ts, since)
                 if found:
                     return Posted(found, adopted=True)
                 continue  # Slack does not have it: posting again cannot double it
             ts = str(response["ts"])
-            self._messages.message_posted(incident.id, key, ts)
+            message.posted(ts)
             return Posted(ts)
-        raise DeliveryFailed(f"Slack did not confirm message {key} after {POST_ATTEMPTS} tries", definite=False)
+        raise DeliveryFailed(f"Slack did not confirm {message.label} after {POST_ATTEMPTS} tries", definite=False)
 
     def find(self, incident: Incident, key: str, channel: str, thread_ts: str | None = None) -> str | None:
         """Where message ``key`` is, without posting: the ledger first, then (if an attempt was
         made) Slack. None when it is certainly not in Slack; raises DeliveryFailed (uncertain)
         when that cannot be told now (Slack cannot be read, or another process is posting it)."""
-        record = self._messages.begin_message(incident.id, key, self._clock.now())
+        message = _IncidentMessage(self._ledger, incident, key)
+        record = message.begin(self._clock.now())
         if record.state == "posted" and record.ts:
             return record.ts
         if record.state == "busy":
-            raise DeliveryFailed(f"another process is posting message {key}", definite=False)
+            raise DeliveryFailed(f"another process is posting {message.label}", definite=False)
         if record.state == "new":
-            self._messages.message_not_posted(incident.id, key)
+            message.not_posted()
             return None
         try:
-            found = self._settle(incident, key, channel, thread_ts, record.since)
+            found = self._settle(message, channel, thread_ts, record.since)
         except BaseException:
-            self._messages.message_unsettled(incident.id, key)
+            message.unsettled()
             raise
         if found is None:
-            self._messages.message_not_posted(incident.id, key)
+            message.not_posted()
         return found
 
     # -- reading back --------------------------------------------------------------------------
 
-    def _settle(self, incident: Incident, key: str, channel: str, thread_ts: str | None,
-                since: datetime | None) -> str | None:
+    def _settle(self, message: _Message, channel: str, thread_ts: str | None, since: datetime | None) -> str | None:
         """Read Slack back: the ts of the message if it is there (recorded as posted), None if
         Slack certainly lacks it; DeliveryFailed (uncertain) when Slack cannot be read."""
         failure: ReadBackFailed | None = None
         for wait in self._tries:
             time.sleep(wait)
             try:
-                found = self._read_back(incident, key, channel, thread_ts, since)
+                found = self._read_back(message, channel, thread_ts, since)
             except ReadBackFailed as error:
                 failure = error
                 continue
             failure = None
             if found:
-                log.info("%s: message %s was posted after all; adopted", incident.ref, key,
-                         extra={"incident": incident.id})
-                self._messages.message_posted(incident.id, key, found)
+                log.info("%s was posted after all; adopted", message.label, extra=message.log_extra)
+                message.posted(found)
                 return found
         if failure is not None:
-            raise DeliveryFailed(f"Slack could not be read back ({failure}); message {key} may exist", definite=False)
+            raise DeliveryFailed(f"Slack could not be read back ({failure}); {message.label} may exist",
+                                 definite=False)
         return None
 
-    def _read_back(self, incident: Incident, key: str, channel: str, thread_ts: str | None,
+    def _read_back(self, message: _Message, channel: str, thread_ts: str | None,
                    since: datetime | None) -> str | None:
         me = self._me()
-        wanted = identity(incident, key)["event_payload"]
+        wanted = message.metadata(since or self._clock.now())
         cursor = None
         joined = False
         page_number = 0
@@ -178,7 +260,7 @@ class OncePoster:
                     page = self._client.conversations_replies(channel=channel, ts=thread_ts, limit=200, cursor=cursor,
                                                               include_all_metadata=True)
                 else:
-                    oldest = ((since or incident.created_at) - HISTORY_SLACK).timestamp()
+                    oldest = message.oldest(since).timestamp()
                     page = self._client.conversations_history(channel=channel, oldest=f"{oldest:.6f}", limit=200,
                                                               cursor=cursor, include_all_metadata=True)
             except SlackApiError as error:
@@ -191,11 +273,11 @@ class OncePoster:
             except Exception as error:
                 raise ReadBackFailed(str(delivery_failed(error))) from None
             page_number += 1
-            for message in page.get("messages") or []:
-                metadata = message.get("metadata") or {}
-                if (message.get("user") == me and metadata.get("event_type") == EVENT_TYPE
-                        and metadata.get("event_payload") == wanted):
-                    return str(message["ts"])
+            for found in page.get("messages") or []:
+                metadata = found.get("metadata") or {}
+                if (found.get("user") == me and metadata.get("event_type") == wanted["event_type"]
+                        and metadata.get("event_payload") == wanted["event_payload"]):
+                    return str(found["ts"])
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not page.get("has_more") or not cursor:
                 return None

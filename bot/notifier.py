@@ -14,6 +14,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 
+from bot.blocks.drills import drill_reminder_blocks, review_reminder_blocks
 from bot.blocks.incident import root_blocks, root_text
 from bot.blocks.plans import PlanRenderer, renderer_for
 from bot.blocks.summary import summary_blocks
@@ -29,10 +30,11 @@ from bot.blocks.thread import (
 from bot.exactly_once import OncePoster, Posted, delivery_failed, retryable
 from handlers.clock import Clock
 from handlers.config import Policy
+from handlers.drills import DrillReminder, StandingReminder
 from handlers.kind import KindRegistry, Verification
 from handlers.model import HealthResult, Incident, StepRun
 from handlers.plans import PlanBase
-from handlers.ports import DeliveryFailed, LiveState, Messages
+from handlers.ports import DeliveryFailed, Ledgers, LiveState
 from handlers.summary import Summary
 
 log = logging.getLogger("rollbot.slack")
@@ -44,7 +46,7 @@ UPDATE_ATTEMPTS = 3
 
 class SlackNotifier:
     def __init__(self, client: WebClient, policy: Policy, clock: Clock, live: LiveState, kinds: KindRegistry,
-                 messages: Messages, renderers: Mapping[str, PlanRenderer] | None = None,
+                 messages: Ledgers, renderers: Mapping[str, PlanRenderer] | None = None,
                  read_back_tries: tuple[float, ...] | None = None) -> None:
         self._client = client
         self._once = OncePoster(client, messages, clock, self._pace,
@@ -131,6 +133,14 @@ class SlackNotifier:
     def plan_changed(self, incident: Incident, old: PlanBase) -> None:
         text, blocks = plan_changed_blocks(incident, old)
         self._thread(incident, f"plan.r{incident.plan.revision}", text, blocks)
+
+    def standing_reminder(self, reminder: StandingReminder) -> str:
+        channel = self._policy.drills.channel
+        if not channel:
+            raise DeliveryFailed("no [drills] channel to post in", definite=True)
+        text, blocks = (drill_reminder_blocks(reminder) if isinstance(reminder, DrillReminder)
+                        else review_reminder_blocks(reminder))
+        return self._once.post_standing(reminder.series, reminder.seq, channel, text, blocks).ts
 
     def tell(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
         self._safe(self._client.chat_postEphemeral, channel=channel, user=user, text=text,

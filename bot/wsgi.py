@@ -16,7 +16,6 @@ from bot.bootstrap import Container
 from bot.edge import MAX_BODY, WINDOW_SECONDS, SlackGate
 from bot.metrics import Counters
 from bot.settings import secret
-from handlers.model import Status
 
 log = logging.getLogger("rollbot.web")
 
@@ -91,15 +90,12 @@ class RollbotWSGI:
         return _json(start_response, 200 if ok else 503, {"status": "ready" if ok else "not ready", **checks})
 
     def _gauges(self) -> dict[str, float]:
+        store = self.container.store
         try:
-            counts = self.container.store.status_counts()
+            counts, last, drill = store.status_counts(), store.last_rolled_back(), store.last_rolled_back(drill=True)
         except Exception:  # metrics never fail the scrape
             return {}
-        gauges = {f'rollbot_incidents{{status="{status.value}"}}': float(counts.get(status.value, 0))
-                  for status in Status}
-        gauges["rollbot_open_incidents"] = float(sum(counts.get(s.value, 0) for s in Status if s.is_open))
-        gauges["rollbot_dead_jobs"] = float(counts.get("dead_jobs", 0))  # alert on > 0
-        return gauges
+        return metrics.gauges(counts, last, drill, self.container.policy.drills, self.container.services.clock.now())
 
 
 def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> Iterable[bytes]:

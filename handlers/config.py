@@ -181,6 +181,17 @@ class Drills(_Strict):
     procedure_reviewed: date | None = None  # when the runbook was last reviewed ("2026-09-01")
     review_every: Duration = timedelta(days=90)
     procedure_url: str | None = None
+    remind_every: Duration = timedelta(days=7)  # an overdue drill or review is reminded again this often
+
+    @model_validator(mode="after")
+    def _cadence(self) -> Drills:
+        if self.remind_every < timedelta(hours=1):
+            raise ValueError("remind_every must be at least '1h' (each reminder is a message in the channel)")
+        if self.channel is not None and not (self.channel[:1] in ("C", "G") and self.channel.isalnum()):
+            raise ValueError(f"channel {self.channel!r} is not a Slack channel ID (C…)")
+        if self.procedure_url is not None and not self.procedure_url.startswith(("http://", "https://")):
+            raise ValueError(f"procedure_url {self.procedure_url!r} must be an http(s) URL")
+        return self
 
 
 class Policy(_Strict):

@@ -1,14 +1,34 @@
 """The runbook's standing rhythm: a rollback drill every quarter and a review of the procedure
 (``[drills]`` in the policy file). When the next of each is due, from the last drill and the
-date the procedure was last reviewed."""
+date the procedure was last reviewed; and the reminders the leading worker posts about them in
+``[drills] channel``.
+
+Each reminder is one number of a series ("drill", "review") in the store's standing ledger, posted
+once. Which number is due now is decided here, from the schedule and the series' newest entry:
+
+* not due (a drill within ``every``, a review within ``review_every``): none;
+* the newest entry not posted yet (in flight, or its outcome unknown): that one again, so it is
+  settled (read back) before any other is posted;
+* due, and no reminder since it became due: the next number, at once;
+* still due ``remind_every`` (a week by default) after the newest reminder: the next number.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
-from handlers.config import Drills
+from handlers.config import Drills, Policy
 from handlers.model import Incident
+from handlers.ports import DeliveryFailed
+from handlers.store import StandingRecord
+
+if TYPE_CHECKING:
+    from handlers.services import Services
+
+log = logging.getLogger("rollbot.core")
 
 
 @dataclass(frozen=True)
@@ -34,3 +54,101 @@ def schedule(drills: Drills, last_drill: Incident | None) -> DrillSchedule:
         if drills.procedure_reviewed else None,
         procedure_url=drills.procedure_url,
     )
+
+
+# -- the reminders ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DrillReminder:
+    """A rollback drill is due: since ``due_since`` (None: there has never been one)."""
+
+    seq: int
+    due_since: datetime | None
+    every: timedelta
+    last_drill: Incident | None
+    environments: tuple[str, ...]  # the non-production environments, where a drill may run
+    repeat: timedelta  # reminded again this often while it stays due
+    series: str = "drill"
+
+
+@dataclass(frozen=True)
+class ReviewReminder:
+    """The procedure is due for review: last reviewed ``reviewed``, due since ``due_since``."""
+
+    seq: int
+    reviewed: date
+    due_since: date
+    every: timedelta
+    procedure_url: str | None
+    today: date
+    repeat: timedelta
+    series: str = "review"
+
+
+StandingReminder = DrillReminder | ReviewReminder
+
+
+def occurrence(due_since: datetime | None, last: StandingRecord | None, now: datetime,
+               repeat: timedelta) -> int | None:
+    """The number of the reminder to post now for something that is due (since ``due_since``;
+    None when it has always been), given the series' newest ledger entry; None for none."""
+    if last is None:
+        return 1
+    if last.state != "posted":
+        return last.seq  # settle that one first: it may be in Slack already
+    if due_since is not None and last.since < due_since:
+        return last.seq + 1  # a new occasion (a drill or a review since): remind at once
+    return last.seq + 1 if now >= last.since + repeat else None
+
+
+def drill_reminder(policy: Policy, sched: DrillSchedule, last: StandingRecord | None,
+                   now: datetime) -> DrillReminder | None:
+    if not sched.drill_overdue(now):
+        return None
+    seq = occurrence(sched.next_drill, last, now, policy.drills.remind_every)
+    if seq is None:
+        return None
+    places = tuple(name for name in policy.environments if not policy.is_production(name))
+    return DrillReminder(seq, sched.next_drill, policy.drills.every, sched.last_drill, places,
+                         policy.drills.remind_every)
+
+
+def review_reminder(policy: Policy, sched: DrillSchedule, last: StandingRecord | None,
+                    now: datetime) -> ReviewReminder | None:
+    drills = policy.drills
+    if sched.next_review is None or drills.procedure_reviewed is None or not sched.review_overdue(now.date()):
+        return None
+    seq = occurrence(datetime.combine(sched.next_review, time(), UTC), last, now, drills.remind_every)
+    if seq is None:
+        return None
+    return ReviewReminder(seq, drills.procedure_reviewed, sched.next_review, drills.review_every,
+                          drills.procedure_url, now.date(), drills.remind_every)
+
+
+def due_reminders(svc: Services) -> list[StandingReminder]:
+    """The reminders to post now; none without ``[drills] channel``."""
+    if not svc.policy.drills.channel:
+        return []
+    now = svc.clock.now()
+    sched = schedule(svc.policy.drills, svc.store.last_rolled_back(drill=True))
+    found = (drill_reminder(svc.policy, sched, svc.store.last_standing("drill"), now),
+             review_reminder(svc.policy, sched, svc.store.last_standing("review"), now))
+    return [reminder for reminder in found if reminder is not None]
+
+
+def remind(svc: Services) -> list[str]:
+    """Post what is due, each once (the leading worker's upkeep, every tick). A reminder Slack
+    did not take is tried again next tick; one whose outcome is unknown is read back first.
+    Returns the reminders posted ("drill.1")."""
+    posted = []
+    for reminder in due_reminders(svc):
+        name = f"{reminder.series}.{reminder.seq}"
+        try:
+            svc.notifier.standing_reminder(reminder)
+        except DeliveryFailed as error:
+            log.warning("%s reminder %s not posted yet, trying again next tick: %s", reminder.series, name, error)
+            continue
+        svc.audit(None, "rollbot", f"remind.{reminder.series}", "ok", seq=reminder.seq)
+        posted.append(name)
+    return posted

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 
+from handlers import drills
 from handlers.approvals import expire
 from handlers.execution import execute, stale_to_resume
 from handlers.kind import Maintained, RollbackKind
@@ -102,10 +103,22 @@ def housekeeping(svc: Services) -> list[int]:
 
 
 def maintenance(svc: Services) -> list[tuple[str, Callable[[], None]]]:
-    """The kinds' standing work (scheduled env-var snapshots), one task per kind and environment,
-    keyed so the worker never runs the same one twice at once."""
-    return [(f"{kind.name}:{name}", partial(_maintain, svc, kind, name))
-            for kind in svc.kinds if isinstance(kind, Maintained) for name in svc.policy.environments]
+    """The standing work: the kinds' (scheduled env-var snapshots), one task per kind and
+    environment, and the drill and review reminders (``[drills] channel``); keyed so the worker
+    never runs the same one twice at once."""
+    tasks: list[tuple[str, Callable[[], None]]] = [
+        (f"{kind.name}:{name}", partial(_maintain, svc, kind, name))
+        for kind in svc.kinds if isinstance(kind, Maintained) for name in svc.policy.environments]
+    if svc.policy.drills.channel:
+        tasks.append(("drills:remind", partial(_remind_standing, svc)))
+    return tasks
+
+
+def _remind_standing(svc: Services) -> None:
+    try:
+        drills.remind(svc)
+    except Exception as error:  # a store outage: the next tick tries again
+        log.warning("drill and review reminders failed, retrying next tick: %s", type(error).__name__)
 
 
 def _maintain(svc: Services, kind: RollbackKind, env_name: str) -> None:

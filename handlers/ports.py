@@ -14,6 +14,7 @@ from handlers.model import HealthResult, Incident, StepRun
 from handlers.plans import PlanBase
 
 if TYPE_CHECKING:
+    from handlers.drills import StandingReminder
     from handlers.summary import Summary
 
 
@@ -73,8 +74,8 @@ class Notifier(Protocol):
     Each message is posted at most once per identity and, when an attempt's outcome is unknown,
     settled by reading Slack back before any new attempt: exactly once as long as Slack answers.
     Updates and thread notes are best effort (a failure is logged, never raised), so a Slack
-    outage cannot fail a rollback. ``post_root``, ``reminder`` and ``summary`` raise
-    DeliveryFailed, because their callers retry or undo."""
+    outage cannot fail a rollback. ``post_root``, ``reminder``, ``summary`` and
+    ``standing_reminder`` raise DeliveryFailed, because their callers retry or undo."""
 
     def post_root(self, incident: Incident, steps: Sequence[StepRun]) -> tuple[str, str]:
         """Post the root message (or adopt it, if an earlier attempt did post it); returns
@@ -99,6 +100,9 @@ class Notifier(Protocol):
     def closed(self, incident: Incident) -> None:
         """A request ended without a rollback (denied, cancelled, expired): tell the thread."""
     def tell(self, channel: str, user: str, text: str) -> None: ...
+    def standing_reminder(self, reminder: StandingReminder) -> str:
+        """Post a drill or review reminder in ``[drills] channel`` (once: reminder ``seq`` of its
+        series); returns its ts; raises DeliveryFailed."""
 
 
 from handlers.store import (  # noqa: E402 - re-exported; the store's ports use the types above
@@ -111,16 +115,20 @@ from handlers.store import (  # noqa: E402 - re-exported; the store's ports use 
     Incidents,
     IncidentStore,
     Jobs,
+    Ledgers,
     LockHeld,
     MessageRecord,
     Messages,
     NewIncident,
     NewJob,
+    Standing,
+    StandingRecord,
     Steps,
 )
 
 __all__ = [
     "ApprovalOutcome", "Approvals", "AuditEntry", "AuditLog", "DeliveryFailed", "Directory", "DirectoryUnavailable",
-    "DueJob", "Executions", "HealthChecker", "IncidentStore", "Incidents", "Jobs", "LiveState", "LockHeld",
-    "MessageRecord", "Messages", "NewIncident", "NewJob", "Notifier", "ProviderError", "Steps",
+    "DueJob", "Executions", "HealthChecker", "IncidentStore", "Incidents", "Jobs", "Ledgers", "LiveState", "LockHeld",
+    "MessageRecord", "Messages", "NewIncident", "NewJob", "Notifier", "ProviderError", "Standing", "StandingRecord",
+    "Steps",
 ]

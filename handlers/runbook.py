@@ -90,3 +90,13 @@ def initial_checklist(extra: tuple[str, ...] = (), ticks: tuple[str, ...] = ()) 
         if key in state:
             state[key] = True
     return state
+
+
+# "Rollback Testing" (quarterly): the runbook's steps, and how each is done with Rollbot.
+DRILL_PROCEDURE: tuple[tuple[str, str], ...] = (
+    ("Create test deployment", "deploy a test build to the drill's environment"),
+    ("Apply test migration", "apply a test migration to that environment's database"),
+    ("Test rollback procedure", "`/rollback drill <type> <env>`: the whole flow, approved, verified and monitored"),
+    ("Document any issues", "in the drill's Resolve form (root cause, lessons learned), kept in its summary"),
+    ("Update procedure if needed", "then record the review: `procedure_reviewed` under `[drills]`"),
+)

@@ -1,7 +1,8 @@
 """The store's ports, one per role: incidents, approvals, executions (the lease), steps, the
-audit log and due jobs. Postgres implements them all (``integrations.pg_store``); the unit tier
-runs the core on in-memory fakes of the same ports (``tests/fakes``), and one set of contract
-tests holds both to the same behaviour.
+message ledgers (an incident's messages, and the standing reminders), the audit log and due
+jobs. Postgres implements them all (``integrations.pg_store``); the unit tier runs the core on
+in-memory fakes of the same ports (``tests/fakes``), and one set of contract tests holds both to
+the same behaviour.
 
 Decisions that must happen once are conditional writes here: an implementation makes each
 method atomic, and the ones that say "in one transaction" all-or-nothing.
@@ -92,6 +93,9 @@ class Incidents(Protocol):
     def open_incidents(self) -> list[Incident]: ...
     def last_rolled_back(self, drill: bool = False) -> Incident | None:
         """The newest incident that rolled something back: a real one, or with ``drill`` a drill."""
+    def status_counts(self) -> dict[str, int]:
+        """For ``/metrics``: incidents per status (drills included), the drills among them per
+        status as ``"drill.<status>"``, and due jobs given up on as ``"dead_jobs"``."""
     def set_refs(self, incident_id: int, **refs: str) -> None: ...
     def set_checklist(self, incident_id: int, key: str, checked: bool) -> Incident | None: ...
     def add_checklist(self, incident_id: int, keys: Sequence[str]) -> None: ...
@@ -209,6 +213,40 @@ class Messages(Protocol):
         """The attempt certainly did not post (Slack refused it): a later one starts afresh."""
 
 
+@dataclass(frozen=True)
+class StandingRecord:
+    """The newest reminder of a standing series ("drill", "review"): its number, whether it is
+    "posted" or still "posting" (in flight, or its outcome unknown), and when its first attempt
+    began."""
+
+    seq: int
+    state: str
+    since: datetime
+
+
+class Standing(Protocol):
+    """The ledger of the standing reminders, which belong to no incident: each is one number of a
+    series ("drill" 1, 2, ...), posted once, with the same claims as ``Messages``."""
+
+    def last_standing(self, series: str) -> StandingRecord | None:
+        """The highest-numbered reminder of ``series`` in the ledger, posted or not; None when none."""
+
+    def begin_standing(self, series: str, seq: int, at: datetime) -> MessageRecord:
+        """Claim reminder ``seq`` of ``series`` as ``Messages.begin_message`` claims a key."""
+
+    def standing_posted(self, series: str, seq: int, ts: str) -> None: ...
+
+    def standing_unsettled(self, series: str, seq: int) -> None:
+        """Give up the claim with the outcome unknown: the next attempt reads Slack back."""
+
+    def standing_not_posted(self, series: str, seq: int) -> None:
+        """The attempt certainly did not post: the row goes, and a later attempt starts afresh."""
+
+
+class Ledgers(Messages, Standing, Protocol):
+    """Both message ledgers: what posting exactly once needs."""
+
+
 class AuditLog(Protocol):
     """Append-only."""
 
@@ -228,5 +266,5 @@ class Jobs(Protocol):
     def pending_jobs(self, incident_id: int) -> list[DueJob]: ...
 
 
-class IncidentStore(Incidents, Approvals, Executions, Steps, Messages, AuditLog, Jobs, Protocol):
+class IncidentStore(Incidents, Approvals, Executions, Steps, Messages, Standing, AuditLog, Jobs, Protocol):
     """Everything the core keeps: every role, one store."""

@@ -21,6 +21,7 @@ from handlers.plans import PlanBase
 from handlers.ports import ApprovalOutcome, LockHeld, NewIncident, NewJob
 from handlers.summary import Summary
 from integrations.pg_rows import INCIDENT_FIELDS, incident_from_row
+from integrations.pg_standing import StandingTables
 from integrations.pg_work import WorkTables
 
 FRESH = 2.0  # seconds: a connection used this recently is handed out without a round trip
@@ -37,7 +38,7 @@ def _check_if_idle(conn: Connection[DictRow]) -> None:
         ConnectionPool.check_connection(conn)
 
 
-class PostgresStore(WorkTables):
+class PostgresStore(WorkTables, StandingTables):
     """Implements ``handlers.ports.IncidentStore`` on a psycopg connection pool."""
 
     def __init__(self, database_url: str, load_plan: PlanLoader, *, min_size: int = 1, max_size: int = 10) -> None:
@@ -138,11 +139,15 @@ class PostgresStore(WorkTables):
             return self._get(conn, row["id"]) if row else None
 
     def status_counts(self) -> dict[str, int]:
-        """Incidents per status, and due jobs given up on ("dead_jobs"), for /metrics."""
+        """Incidents per status, the drills among them ("drill.<status>"), and due jobs given up
+        on ("dead_jobs"), for /metrics."""
         with self.pool.connection() as conn:
-            rows = conn.execute("SELECT status, count(*) AS n FROM incidents GROUP BY status").fetchall()
+            rows = conn.execute("SELECT status, count(*) AS n, count(*) FILTER (WHERE drill) AS drills "
+                                "FROM incidents GROUP BY status").fetchall()
             dead = conn.execute("SELECT count(*) AS n FROM due_jobs WHERE status = 'dead'").fetchone()
-            return {**{r["status"]: int(r["n"]) for r in rows}, "dead_jobs": int(dead["n"]) if dead else 0}
+            return {**{r["status"]: int(r["n"]) for r in rows},
+                    **{f"drill.{r['status']}": int(r["drills"]) for r in rows if r["drills"]},
+                    "dead_jobs": int(dead["n"]) if dead else 0}
 
     def set_refs(self, incident_id: int, **refs: str) -> None:
         self._update(incident_id, refs, None)

@@ -24,7 +24,7 @@ from sandbox.demo_db import DATABASE_URL_ENV, seed_demo_database
 from sandbox.embedded import EmbeddedServer, services_from_env
 from sandbox.slack_client import SignedSlackClient
 from sandbox.slack_emulator import SlackEmulator
-from sandbox.team import PROJECT, USERS, sandbox_policy
+from sandbox.team import PROJECT, STAGING_PROJECT, USERS, sandbox_policy
 from sandbox.vercel_emulator import VercelEmulator
 
 SIGNING_SECRET = "sandbox-signing-secret"
@@ -68,8 +68,10 @@ class DevEnvironment:
             self.slack.add_user(user_id, name, real_name=name.title())
         self.slack.add_usergroup("S01ONCALL", "oncall", ["U01CAROL", "U01DAN"])
         self.vercel.seed_demo(PROJECT)
+        self.vercel.seed_demo(STAGING_PROJECT)  # a project of its own for staging, where drills run
         config = self.workdir / "rollbot.toml"
-        config.write_text(sandbox_policy(self.vercel.health_url(PROJECT), str(self.workdir / "backups")))
+        config.write_text(sandbox_policy(self.vercel.health_url(PROJECT), str(self.workdir / "backups"),
+                                         drills_reviewed=self.clock.now().date()))
         if not os.environ.get("DATABASE_URL"):  # an embedded Postgres of its own: the demo database lives there too
             say("• creating the demo application database (demo_shop) with its migrations")
             os.environ[DATABASE_URL_ENV] = seed_demo_database(database_url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import date
 
 CHANNEL = "C01INCIDENTS"
 PROJECT = "prj_demo"
@@ -49,14 +50,39 @@ database = {{ approvers = ["dba", "lead"], approvals = 2 }}
 """
 
 
+STAGING_PROJECT = "prj_staging"
+
+# `rollbot dev` only: a staging environment to drill on, and the drill and review reminders, in
+# the channel the console shows. The procedure counts as reviewed the day `dev` starts, so
+# `time +90d` brings its review reminder (and the drill reminder's weekly repeat).
+_DRILLS = """
+[drills]
+every = "91d"
+channel = "{channel}"
+procedure_reviewed = {reviewed}
+review_every = "90d"
+procedure_url = "https://wiki.demo-shop.test/rollback-procedure"
+remind_every = "7d"
+
+[environments.staging]
+channel = "{channel}"
+vercel_project = "{project}"
+monitor = ["5m"]
+"""
+
+
 def sandbox_policy(health_url: str, backup_dir: str, *, approvals: int = 1, lead_groups: Sequence[str] = (),
-                   engineer_groups: Sequence[str] = ()) -> str:
+                   engineer_groups: Sequence[str] = (), drills_reviewed: date | None = None) -> str:
     """The policy file text: prod, code, flag and env rollbacks approved by a lead, database ones by
     a dba and a lead (the demo database `DEMO_DATABASE_URL`, its migrations in
     sandbox/demo_migrations, backups in ``backup_dir``), env-var snapshots hourly, reminders at
-    5/10/15 min."""
+    5/10/15 min. With ``drills_reviewed``, also ``[drills]`` and a staging environment (its own
+    Vercel project, ``STAGING_PROJECT``)."""
     from sandbox.demo_db import DEMO_MIGRATIONS
 
-    return _POLICY.format(channel=CHANNEL, project=PROJECT, health=json.dumps(health_url), approvals=approvals,
+    text = _POLICY.format(channel=CHANNEL, project=PROJECT, health=json.dumps(health_url), approvals=approvals,
                           lead_groups=json.dumps(list(lead_groups)), engineer_groups=json.dumps(list(engineer_groups)),
                           migrations=json.dumps(str(DEMO_MIGRATIONS)), backups=json.dumps(backup_dir))
+    if drills_reviewed is not None:
+        text += _DRILLS.format(channel=CHANNEL, reviewed=drills_reviewed.isoformat(), project=STAGING_PROJECT)
+    return text

@@ -22,6 +22,7 @@ from handlers.store import (
     MessageRecord,
     NewIncident,
     NewJob,
+    StandingRecord,
 )
 from tests.fakes.ports import deployment
 
@@ -239,6 +240,36 @@ class StoreContract:
         assert store.begin_message(incident.id, "summary", T0).ts == "1700000000.000200"
         other = store.create_incident(new(env="staging"))
         assert store.begin_message(other.id, "root", T0).state == "new"  # keys are per incident
+
+    def test_the_standing_ledger_numbers_each_series_and_claims_like_the_message_ledger(
+            self, store: IncidentStore) -> None:
+        assert store.last_standing("drill") is None
+        assert store.begin_standing("drill", 1, T0) == MessageRecord("new", since=T0)
+        assert store.last_standing("drill") == StandingRecord(1, "posting", T0)
+        assert store.begin_standing("drill", 1, T0 + timedelta(seconds=5)).state == "busy"  # in flight
+        later = T0 + MESSAGE_IN_FLIGHT + timedelta(seconds=1)
+        assert store.begin_standing("drill", 1, later) == MessageRecord("doubt", since=T0)  # its poster died
+        store.standing_unsettled("drill", 1)
+        assert store.begin_standing("drill", 1, later).state == "doubt"  # nobody is on it
+        store.standing_posted("drill", 1, "1700000000.000100")
+        assert store.begin_standing("drill", 1, later) == MessageRecord("posted", "1700000000.000100", T0)
+        store.standing_not_posted("drill", 1)  # too late: it was posted
+        assert store.last_standing("drill") == StandingRecord(1, "posted", T0)
+        week = T0 + timedelta(days=7)
+        assert store.begin_standing("drill", 2, week).state == "new"
+        assert store.last_standing("drill") == StandingRecord(2, "posting", week)
+        store.standing_not_posted("drill", 2)  # refused: gone, the series is back at its last posted one
+        assert store.last_standing("drill") == StandingRecord(1, "posted", T0)
+        assert store.last_standing("review") is None  # series are apart
+        assert store.begin_standing("review", 1, T0).state == "new"
+
+    def test_status_counts_tell_drills_apart(self, store: IncidentStore) -> None:
+        store.create_incident(new())
+        drill = store.create_incident(new(env="staging", drill=True))
+        store.transition(drill.id, [Status.PENDING], Status.DENIED)
+        counts = store.status_counts()
+        assert counts["pending"] == 1 and counts["denied"] == 1 and counts["drill.denied"] == 1
+        assert "drill.pending" not in counts and counts["dead_jobs"] == 0
 
     def test_the_audit_log_keeps_order_and_detail(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())

@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from handlers.code import AliasState, Deployment
+from handlers.drills import StandingReminder
 from handlers.kind import Verification
 from handlers.model import HealthResult, Incident, StepRun
 from handlers.plans import PlanBase
 from handlers.ports import DeliveryFailed, DirectoryUnavailable, ProviderError
 from handlers.summary import Summary
+from tests.fakes.store import FakeStore
 
 T0 = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
 
@@ -65,6 +67,7 @@ class FakeNotifier:
     uncertain: set[str] = field(default_factory=set)  # kinds whose delivery may or may not go through
     roots: dict[int, str] = field(default_factory=dict)  # root messages posted, by incident
     posted_unseen: dict[int, str] = field(default_factory=dict)  # roots Slack took while the caller heard nothing
+    ledger: FakeStore | None = None  # the standing reminders' ledger, kept as the real poster keeps it
     _ts: int = 0
 
     def _record(self, kind: str, *what: Any) -> str:
@@ -117,6 +120,24 @@ class FakeNotifier:
 
     def closed(self, incident: Incident) -> None:
         self.sent.setdefault("closed", []).append((incident,))
+
+    def standing_reminder(self, reminder: StandingReminder) -> str:
+        """Keeps the standing ledger as the Slack notifier's poster does (when given one)."""
+        if self.ledger is None:
+            return self._record("standing", reminder)
+        record = self.ledger.begin_standing(reminder.series, reminder.seq, self.ledger.clock.now())
+        if record.state == "posted" and record.ts:
+            return record.ts
+        if record.state == "busy":
+            raise DeliveryFailed("another process is posting it", definite=False)
+        try:
+            ts = self._record("standing", reminder)
+        except DeliveryFailed as error:
+            (self.ledger.standing_not_posted if error.definite else self.ledger.standing_unsettled)(
+                reminder.series, reminder.seq)
+            raise
+        self.ledger.standing_posted(reminder.series, reminder.seq, ts)
+        return ts
 
     def tell(self, channel: str, user: str, text: str) -> None:
         self.sent.setdefault("tell", []).append((user, text))

@@ -30,6 +30,7 @@ from handlers.store import (
     NewJob,
 )
 from handlers.summary import Summary
+from tests.fakes.standing import FakeStandingTables
 
 JOB_LEASE = timedelta(minutes=5)
 MAX_JOB_ATTEMPTS = 50
@@ -62,7 +63,7 @@ class _Job:
 
 
 @dataclass
-class FakeStore:
+class FakeStore(FakeStandingTables):
     clock: Clock
     rows: dict[int, _Row] = field(default_factory=dict)
     approvals: list[Approval] = field(default_factory=list)
@@ -70,6 +71,7 @@ class FakeStore:
     step_runs: dict[tuple[int, str], StepRun] = field(default_factory=dict)
     entries: list[AuditEntry] = field(default_factory=list)
     messages: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)  # the ledger's rows
+    standing: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # the standing reminders' rows
     jobs: dict[int, _Job] = field(default_factory=dict)
     wakeups: int = 0  # NOTIFYs a Postgres store would have sent
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -156,6 +158,9 @@ class FakeStore:
             counts: dict[str, int] = {}
             for row in self.rows.values():
                 counts[row.incident.status.value] = counts.get(row.incident.status.value, 0) + 1
+                if row.incident.drill:
+                    key = f"drill.{row.incident.status.value}"
+                    counts[key] = counts.get(key, 0) + 1
             counts["dead_jobs"] = sum(1 for j in self.jobs.values() if j.status == "dead")
             return counts
 

@@ -108,6 +108,7 @@ def fake_world(tmp_path: Path, *, approvals: int = 1, self_approval: bool = Fals
                                        lambda: [(i.id, i.plan) for i in store.open_incidents()],
                                        monotonic=time.monotonic)])
     register_combined(kinds)  # code+env, as the bootstrap does
+    notifier.ledger = store
     policy = parse_policy(policy_data(approvals=approvals, self_approval=self_approval, switch_approvals=approvals,
                                       require=require))
     svc = Services(policy=policy, store=store, live=FakeLive(), notifier=notifier, kinds=kinds, health=health,

@@ -28,7 +28,7 @@ def test_health_readiness_and_metrics(world: World, bot: BotServer) -> None:
         assert ready.status_code == 200 and ready.json() == {"status": "ready", "postgres": "ok", "redis": "ok"}
         bot.client(world).command(ALICE, "help", channel_id=CHANNEL)
         metrics = http.get("/metrics").text
-        assert "rollbot_open_incidents 0" in metrics and 'rollbot_incidents{status="pending"} 0' in metrics
+        assert "rollbot_open_incidents 0" in metrics and 'rollbot_incidents{status="pending",drill="false"} 0' in metrics
         # Counters are shared through Redis: whichever worker answers the scrape sees the request.
         assert 'rollbot_slack_requests_total{kind="/rollback"} 1' in metrics
         assert http.get("/nope").status_code == 404
