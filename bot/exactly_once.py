@@ -66,16 +66,21 @@ class OncePoster:
         self._bot_user: str | None = None
 
     def post(self, incident: Incident, key: str, channel: str, text: str, blocks: list[dict[str, Any]], *,
-             thread_ts: str | None = None, broadcast: bool = False) -> Posted:
+             thread_ts: str | None = None, broadcast: bool = False, read_back: bool = True) -> Posted:
         """Post message ``key`` of ``incident`` once; returns where it is (posted now, before, or
-        adopted). Raises DeliveryFailed: ``definite`` only when it is certainly not in Slack."""
+        adopted). Raises DeliveryFailed: ``definite`` only when it is certainly not in Slack.
+        ``read_back=False`` (a DM, which the bot cannot read back): at most once, an attempt whose
+        outcome is unknown is never followed by another."""
         record = self._messages.begin_message(incident.id, key, self._clock.now())
         if record.state == "posted" and record.ts:
             return Posted(record.ts, adopted=True)
         if record.state == "busy":
             raise DeliveryFailed(f"another process is posting message {key}", definite=False)
+        if record.state == "doubt" and not read_back:
+            self._messages.message_unsettled(incident.id, key)
+            raise DeliveryFailed(f"message {key} may have been posted and cannot be read back", definite=False)
         try:
-            return self._post(incident, key, channel, text, blocks, thread_ts, broadcast, record)
+            return self._post(incident, key, channel, text, blocks, thread_ts, broadcast, record, read_back)
         except DeliveryFailed as failure:
             if failure.definite:
                 self._messages.message_not_posted(incident.id, key)
@@ -87,7 +92,7 @@ class OncePoster:
             raise
 
     def _post(self, incident: Incident, key: str, channel: str, text: str, blocks: list[dict[str, Any]],
-              thread_ts: str | None, broadcast: bool, record: MessageRecord) -> Posted:
+              thread_ts: str | None, broadcast: bool, record: MessageRecord, read_back: bool = True) -> Posted:
         since = record.since
         if record.state == "doubt":
             found = self._settle(incident, key, channel, thread_ts, since)
@@ -108,6 +113,8 @@ class OncePoster:
                     continue
                 if failure.definite:
                     raise (failure if not unknown else DeliveryFailed(str(failure), definite=False)) from None
+                if not read_back:
+                    raise failure from None
                 unknown = True
                 log.warning("%s: Slack did not confirm message %s (%s); reading it back", incident.ref, key, failure,
                             extra={"incident": incident.id})

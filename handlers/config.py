@@ -173,12 +173,24 @@ class Drills(_Strict):
     procedure_url: str | None = None
 
 
+class FollowUps(_Strict):
+    every: Duration = timedelta(hours=24)  # an open follow-up's owner is reminded by DM this often
+
+    @field_validator("every")
+    @classmethod
+    def _not_too_often(cls, value: timedelta) -> timedelta:
+        if value < timedelta(hours=1):
+            raise ValueError("follow_ups.every must be at least 1h: it paces DMs to people")
+        return value
+
+
 class Policy(_Strict):
     """The whole policy file."""
 
     roles: dict[str, RoleMembers]
     scheduler: Scheduler = Scheduler()
     drills: Drills = Drills()
+    follow_ups: FollowUps = FollowUps()
     environments: dict[str, Environment]
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from handlers.kind import Verification
-from handlers.model import HealthResult, Incident, StepRun
+from handlers.model import FollowUp, HealthResult, Incident, StepRun
 from handlers.plans import PlanBase
 
 if TYPE_CHECKING:
@@ -99,6 +99,13 @@ class Notifier(Protocol):
     def closed(self, incident: Incident) -> None:
         """A request ended without a rollback (denied, cancelled, expired): tell the thread."""
     def tell(self, channel: str, user: str, text: str) -> None: ...
+    def refresh_summary(self, incident: Incident, summary: Summary) -> None:
+        """Redraw the posted summary (the follow-ups' status changed)."""
+    def follow_up(self, incident: Incident, follow_up: FollowUp, round_: int) -> None:
+        """DM the owner reminder ``round_`` of an open follow-up, with a "Mark done" button, once
+        (never read back: an unknown outcome raises DeliveryFailed, not definite); raises DeliveryFailed."""
+    def follow_up_done(self, incident: Incident, follow_up: FollowUp, channel: str, ts: str) -> None:
+        """Redraw the DM at ``channel``/``ts`` as done, without its button."""
 
 
 from handlers.store import (  # noqa: E402 - re-exported; the store's ports use the types above

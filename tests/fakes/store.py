@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from handlers.clock import Clock
-from handlers.model import Approval, Incident, Resolution, Status, StepRun
+from handlers.model import Approval, FollowUp, Incident, NewFollowUp, Resolution, Status, StepRun
 from handlers.plans import PlanBase
 from handlers.store import (
     MESSAGE_IN_FLIGHT,
@@ -29,6 +29,7 @@ from handlers.store import (
     NewJob,
 )
 from handlers.summary import Summary
+from tests.fakes.followups import FakeFollowUps
 
 JOB_LEASE = timedelta(minutes=5)
 MAX_JOB_ATTEMPTS = 50
@@ -61,7 +62,7 @@ class _Job:
 
 
 @dataclass
-class FakeStore:
+class FakeStore(FakeFollowUps):
     clock: Clock
     rows: dict[int, _Row] = field(default_factory=dict)
     approvals: list[Approval] = field(default_factory=list)
@@ -70,10 +71,12 @@ class FakeStore:
     entries: list[AuditEntry] = field(default_factory=list)
     messages: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)  # the ledger's rows
     jobs: dict[int, _Job] = field(default_factory=dict)
+    follow_up_rows: dict[int, FollowUp] = field(default_factory=dict)
     wakeups: int = 0  # NOTIFYs a Postgres store would have sent
     lock: threading.RLock = field(default_factory=threading.RLock)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _job_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _follow_up_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -194,7 +197,7 @@ class FakeStore:
                     and r.incident.root_ts is None and r.incident.created_at < older_than]
 
     def resolve(self, incident_id: int, resolution: Resolution, summary: Summary, status: Status,
-                finished_at: datetime) -> Incident | None:
+                finished_at: datetime, follow_ups: Sequence[NewFollowUp] = ()) -> Incident | None:
         with self.lock:
             row = self.rows.get(incident_id)
             if row is None or row.incident.resolution is not None or \
@@ -204,6 +207,7 @@ class FakeStore:
             row.summary = summary
             self._cancel(incident_id, "monitor")
             self._insert_jobs(incident_id, [NewJob("post_summary", resolution.at, {})])
+            self._insert_follow_ups(incident_id, follow_ups, resolution.at)
             return self._view(incident_id)
 
     def summary(self, incident_id: int) -> Summary | None:
