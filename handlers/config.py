@@ -180,7 +180,7 @@ class FollowUps(_Strict):
     @classmethod
     def _not_too_often(cls, value: timedelta) -> timedelta:
         if value < timedelta(hours=1):
-            raise ValueError("follow_ups.every must be at least 1h: it paces DMs to people")
+            raise ValueError("must be at least 1h: it paces reminders people get by DM")
         return value
 
 
