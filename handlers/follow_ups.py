@@ -11,12 +11,14 @@ follow-up done (from the DM's button): done once, audited, and no reminder follo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from handlers.model import FOLLOW_UP_CATEGORIES, FollowUp, Incident, NewFollowUp
 from handlers.ports import DeliveryFailed
 from handlers.services import Services
 from handlers.summary import with_follow_ups
 
+SUMMARY_WAIT = timedelta(minutes=10)  # a first reminder waits this long for the summary it links to
 MAX_PER_CATEGORY = 5  # rows of each category the Resolve modal offers ("Add another" up to this)
 TEXT_LIMIT = 500  # characters of one follow-up
 
@@ -62,13 +64,16 @@ def accepted(drafts: list[Draft]) -> list[NewFollowUp]:
 
 def remind(svc: Services, follow_up_id: int, round_: int) -> str:
     """DM the owner reminder ``round_`` of an open follow-up (once: the message ledger), then
-    schedule the next one. "retry" when Slack certainly did not take it (the job runs again)."""
+    schedule the next one. "retry" when Slack certainly did not take it, "wait" while the summary
+    it links to is not posted yet (for ``SUMMARY_WAIT`` at most): the job runs again."""
     follow_up = svc.store.follow_up(follow_up_id)
     incident = svc.store.get(follow_up.incident_id) if follow_up else None
     if follow_up is None or incident is None:
         return "noop"
     if follow_up.done:
         return "done"
+    if not incident.summary_ts and svc.clock.now() - follow_up.created_at < SUMMARY_WAIT:
+        return "wait"
     outcome = "reminded"
     try:
         svc.notifier.follow_up(incident, follow_up, round_)

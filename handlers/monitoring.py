@@ -72,8 +72,9 @@ def run_job(svc: Services, job: DueJob) -> str:
         return remind(svc, job.incident_id, int(job.payload["index"]), int(job.payload["total"]))
     if job.kind == FOLLOW_UP_JOB:
         outcome = follow_ups.remind(svc, int(job.payload["follow_up"]), int(job.payload["round"]))
-        if outcome == "retry":
-            raise RetryLater("Slack did not take the follow-up reminder")
+        if outcome in ("retry", "wait"):
+            raise RetryLater("Slack did not take the follow-up reminder" if outcome == "retry"
+                             else "the summary it links to is not posted yet")
         return outcome
     if job.kind == "post_summary":
         outcome = deliver_summary(svc, job.incident_id)

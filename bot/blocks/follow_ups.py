@@ -29,7 +29,7 @@ def _about(incident: Incident, follow_up: FollowUp, summary_link: str | None) ->
 
 def follow_up_blocks(incident: Incident, follow_up: FollowUp, round_: int, every: timedelta,
                      summary_link: str | None) -> tuple[str, list[Block]]:
-    again = "" if round_ == 1 else f"Reminder {round_}: "
+    again = "" if round_ == 1 else f"Reminder {round_} · "
     blocks = [
         *_about(incident, follow_up, summary_link),
         {"type": "actions", "block_id": f"follow_up-{follow_up.id}", "elements": [
@@ -37,7 +37,7 @@ def follow_up_blocks(incident: Incident, follow_up: FollowUp, round_: int, every
              "text": {"type": "plain_text", "text": "Mark done"}},
         ]},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-            f"{again}you own this follow-up. Rollbot reminds you every {format_duration(every)} until you mark it done.")}]},
+            f"{again}You own this follow-up: Rollbot reminds you every {format_duration(every)} until you mark it done.")}]},
     ]
     return f"{again}Follow-up of {incident.ref} for you: {quote(follow_up.text, 200)}", blocks
 

@@ -285,3 +285,25 @@ def test_the_dm_is_valid_escaped_and_says_the_incident_and_the_cadence(w: FakeWo
     _, done_blocks = follow_up_done_blocks(incident, done, None)
     _valid(done_blocks)
     assert not [b for b in done_blocks if b["type"] == "actions"] and f"Done by <@{BOB}>" in str(done_blocks)
+
+
+def test_a_first_reminder_waits_a_while_for_the_summary_it_links_to(w: FakeWorld) -> None:
+    w.notifier.refuse.add("summary")  # the summary is not in Slack yet (its delivery is retried)
+    incident_id = _resolved(w, TWO[:1])
+    assert w.store.get(incident_id).summary_ts is None  # type: ignore[union-attr]
+    assert _run_due(w) == ["retry"] and _reminders(w) == []
+    w.clock.advance(follow_ups.SUMMARY_WAIT)
+    outcomes = _run_due(w)
+    assert "reminded" in outcomes and _reminders(w) == [(BOB, 1)], "sent without the link after the wait"
+
+
+def test_a_mark_done_value_rollbot_did_not_write_is_not_read() -> None:
+    from bot.listeners.follow_ups import follow_up_id
+
+    def body(value: object) -> dict[str, Any]:
+        return {"actions": [{"action_id": "follow_up_done", "value": value}]}
+
+    assert follow_up_id(body("12")) == 12
+    for forged in ("", "12:3", "-1", "１２", "9" * 12, None, 12):
+        assert follow_up_id(body(forged)) is None
+    assert follow_up_id({}) is None and follow_up_id({"actions": "x"}) is None
