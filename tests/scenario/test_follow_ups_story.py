@@ -112,6 +112,10 @@ def test_follow_ups_from_resolve_to_done(world: World, bot: BotServer) -> None:
     wait_until(lambda: any(f"Only its owner, <@{BOB}>" in _text(e) for e in world.slack.ephemerals(user=DAN)),
                message="Dan told he cannot")
     assert "follow_up_done" in _text(world.slack.message(bob_channel, latest["ts"]))
+    client.click(BOB, channel=bob_channel, message_ts=latest["ts"], action_id="follow_up_done", value="1; DROP TABLE")
+    wait_until(lambda: any("not one Rollbot drew" in _text(e) for e in world.slack.ephemerals(user=BOB)),
+               message="a forged value refused")
+    assert "follow_up_done" in _text(world.slack.message(bob_channel, latest["ts"]))
     client.click(BOB, channel=bob_channel, message_ts=latest["ts"], action_id="follow_up_done")
     done = wait_until(lambda: (m := world.slack.message(bob_channel, latest["ts"])) and "Done by" in _text(m) and m,
                       message="Bob's DM redrawn as done")
