@@ -173,7 +173,7 @@ class Drills(_Strict):
     procedure_url: str | None = None
 
 
-class FollowUps(_Strict):
+class FollowUpPolicy(_Strict):
     every: Duration = timedelta(hours=24)  # an open follow-up's owner is reminded by DM this often
 
     @field_validator("every")
@@ -190,7 +190,7 @@ class Policy(_Strict):
     roles: dict[str, RoleMembers]
     scheduler: Scheduler = Scheduler()
     drills: Drills = Drills()
-    follow_ups: FollowUps = FollowUps()
+    follow_ups: FollowUpPolicy = FollowUpPolicy()
     environments: dict[str, Environment]
 
     @model_validator(mode="after")

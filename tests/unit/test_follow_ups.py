@@ -19,7 +19,7 @@ from bot.listeners.views import follow_up_drafts
 from handlers import approvals, follow_ups, monitoring, resolution
 from handlers.execution import execute
 from handlers.follow_ups import MAX_PER_CATEGORY
-from handlers.model import NewFollowUp, Status
+from handlers.model import NewFollowUp, Resolution, Status
 from handlers.services import Refused
 from handlers.store import FOLLOW_UP_JOB
 from handlers.summary import render_markdown, with_follow_ups
@@ -149,12 +149,21 @@ def test_follow_ups_are_stored_with_the_resolution_each_with_its_first_reminder_
 
 
 def test_a_resolve_that_loses_the_race_stores_no_follow_ups(w: FakeWorld) -> None:
-    incident_id = _resolved(w, TWO[:1])
-    with pytest.raises(Refused):
-        resolution.resolve(w.svc, CAROL, incident_id, "again", "again", TWO)
-    assert len(w.store.follow_ups(incident_id)) == 1
-    jobs = [j for j in w.store.pending_jobs(incident_id) if j.kind == FOLLOW_UP_JOB]
-    assert len(jobs) == 1, "nor their reminders"
+    incident_id = _monitored(w)
+    winner = w.store.resolve
+
+    def raced(*args: Any) -> Any:  # another resolve (with no follow-ups) commits first
+        incident = w.store.get(incident_id)
+        assert incident is not None
+        winner(incident_id, Resolution(BOB, "theirs", "", w.clock.now()), args[2], Status.RESOLVED, w.clock.now(), [])
+        return winner(*args)
+
+    w.store.resolve = raced  # type: ignore[method-assign]
+    with pytest.raises(Refused, match="resolved meanwhile"):
+        resolution.resolve(w.svc, CAROL, incident_id, "cause", "lessons", TWO)
+    assert w.store.follow_ups(incident_id) == []
+    assert [j for j in w.store.pending_jobs(incident_id) if j.kind == FOLLOW_UP_JOB] == []
+    assert w.store.get(incident_id).resolution.resolved_by == BOB  # type: ignore[union-attr]
 
 
 # -- reminders ---------------------------------------------------------------------------------
