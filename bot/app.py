@@ -13,7 +13,7 @@ from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 
 from bot.bootstrap import Container
-from bot.listeners import actions, commands, decide, events, views
+from bot.listeners import actions, commands, decide, events, follow_ups, views
 from bot.metrics import Counters
 from bot.settings import secret
 
@@ -76,5 +76,6 @@ def create_app(container: Container) -> App:
     actions.register(app, container.services)
     views.register(app, container.services)
     decide.register(app, container.services)
+    follow_ups.register(app, container.services)
     events.register(app, container.services)
     return app

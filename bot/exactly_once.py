@@ -139,24 +139,30 @@ class OncePoster:
         self._bot_user: str | None = None
 
     def post(self, incident: Incident, key: str, channel: str, text: str, blocks: list[dict[str, Any]], *,
-             thread_ts: str | None = None, broadcast: bool = False) -> Posted:
+             thread_ts: str | None = None, broadcast: bool = False, read_back: bool = True) -> Posted:
         """Post message ``key`` of ``incident`` once; returns where it is (posted now, before, or
-        adopted). Raises DeliveryFailed: ``definite`` only when it is certainly not in Slack."""
-        return self._once(_IncidentMessage(self._ledger, incident, key), channel, text, blocks, thread_ts, broadcast)
+        adopted). Raises DeliveryFailed: ``definite`` only when it is certainly not in Slack.
+        ``read_back=False`` (a DM, which the bot cannot read back): at most once, an attempt whose
+        outcome is unknown is never followed by another."""
+        return self._once(_IncidentMessage(self._ledger, incident, key), channel, text, blocks, thread_ts, broadcast,
+                          read_back)
 
     def post_standing(self, series: str, seq: int, channel: str, text: str, blocks: list[dict[str, Any]]) -> Posted:
         """Post reminder ``seq`` of a standing series once, in ``channel``, as ``post`` does."""
         return self._once(_StandingMessage(self._ledger, series, seq), channel, text, blocks, None, False)
 
     def _once(self, message: _Message, channel: str, text: str, blocks: list[dict[str, Any]],
-              thread_ts: str | None, broadcast: bool) -> Posted:
+              thread_ts: str | None, broadcast: bool, read_back: bool = True) -> Posted:
         record = message.begin(self._clock.now())
         if record.state == "posted" and record.ts:
             return Posted(record.ts, adopted=True)
         if record.state == "busy":
             raise DeliveryFailed(f"another process is posting {message.label}", definite=False)
+        if record.state == "doubt" and not read_back:
+            message.unsettled()
+            raise DeliveryFailed(f"{message.label} may have been posted and cannot be read back", definite=False)
         try:
-            return self._post(message, channel, text, blocks, thread_ts, broadcast, record)
+            return self._post(message, channel, text, blocks, thread_ts, broadcast, record, read_back)
         except DeliveryFailed as failure:
             if failure.definite:
                 message.not_posted()
@@ -168,7 +174,7 @@ class OncePoster:
             raise
 
     def _post(self, message: _Message, channel: str, text: str, blocks: list[dict[str, Any]],
-              thread_ts: str | None, broadcast: bool, record: MessageRecord) -> Posted:
+              thread_ts: str | None, broadcast: bool, record: MessageRecord, read_back: bool = True) -> Posted:
         since = record.since
         if record.state == "doubt":
             found = self._settle(message, channel, thread_ts, since)
@@ -190,6 +196,8 @@ class OncePoster:
                     continue
                 if failure.definite:
                     raise (failure if not unknown else DeliveryFailed(str(failure), definite=False)) from None
+                if not read_back:
+                    raise failure from None
                 unknown = True
                 log.warning("%s: Slack did not confirm it (%s); reading it back", message.label, failure,
                             extra=message.log_extra)

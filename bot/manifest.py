@@ -26,7 +26,10 @@ def manifest(url: str | None) -> dict[str, Any]:
             "background_color": "#1d3557",
         },
         "features": {
-            "app_home": {"home_tab_enabled": True, "messages_tab_enabled": False},
+            # The Messages tab shows the follow-up reminders Rollbot DMs to their owners (posted to
+            # the owner's user ID with chat:write, so no im:* scope); people cannot write to it.
+            "app_home": {"home_tab_enabled": True, "messages_tab_enabled": True,
+                         "messages_tab_read_only_enabled": True},
             "bot_user": {"display_name": "rollbot", "always_online": True},
             "slash_commands": [command],
         },

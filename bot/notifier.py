@@ -15,6 +15,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.blocks.drills import drill_reminder_blocks, review_reminder_blocks
+from bot.blocks.follow_ups import follow_up_blocks, follow_up_done_blocks
 from bot.blocks.incident import root_blocks, root_text
 from bot.blocks.plans import PlanRenderer, renderer_for
 from bot.blocks.summary import summary_blocks
@@ -32,7 +33,7 @@ from handlers.clock import Clock
 from handlers.config import Policy
 from handlers.drills import DrillReminder, StandingReminder
 from handlers.kind import KindRegistry, Verification
-from handlers.model import HealthResult, Incident, StepRun
+from handlers.model import FollowUp, HealthResult, Incident, StepRun
 from handlers.plans import PlanBase
 from handlers.ports import DeliveryFailed, Ledgers, LiveState
 from handlers.summary import Summary
@@ -126,6 +127,24 @@ class SlackNotifier:
                                                    "text": f":memo: Post-incident summary posted: <{link}|{incident.ref} summary>"}}])
         return ts
 
+    def refresh_summary(self, incident: Incident, summary: Summary) -> None:
+        channel = self._refs(incident).get("channel") or self._policy.environments[incident.env].channel
+        if incident.summary_ts:
+            text, blocks = summary_blocks(summary)
+            self._update(channel, incident.summary_ts, text, blocks)
+
+    def follow_up(self, incident: Incident, follow_up: FollowUp, round_: int) -> None:
+        """A DM: ``chat.postMessage`` to the owner's user ID posts in the app's DM with them (no
+        extra scope). Not read back (that needs the DM's own ID and ``im:history``): at most once."""
+        text, blocks = follow_up_blocks(incident, follow_up, round_, self._policy.follow_ups.every,
+                                        self._summary_link(incident))
+        self._once.post(incident, f"follow_up.{follow_up.id}.{round_}", follow_up.owner, text, blocks,
+                        read_back=False)
+
+    def follow_up_done(self, incident: Incident, follow_up: FollowUp, channel: str, ts: str) -> None:
+        text, blocks = follow_up_done_blocks(incident, follow_up, self._summary_link(incident))
+        self._update(channel, ts, text, blocks)
+
     def closed(self, incident: Incident) -> None:
         text, blocks = closed_blocks(incident)
         self._thread(incident, "closed", text, blocks)
@@ -203,6 +222,10 @@ class SlackNotifier:
             method(**kwargs)
         except Exception as error:
             log.warning("slack %s failed: %s", getattr(method, "__name__", "call"), delivery_failed(error))
+
+    def _summary_link(self, incident: Incident) -> str | None:
+        channel = incident.channel or self._policy.environments[incident.env].channel
+        return self._permalink(channel, incident.summary_ts) if incident.summary_ts else None
 
     def _permalink(self, channel: str, ts: str) -> str:
         if self._workspace_url is None:

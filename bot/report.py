@@ -12,7 +12,7 @@ from bot.config_file import ConfigError
 from bot.settings import Settings, secret
 from handlers.env_snapshots import SnapshotUnreadable
 from handlers.kind import KindRegistry
-from handlers.summary import build_summary, render_markdown
+from handlers.summary import build_summary, render_markdown, with_follow_ups
 from integrations.pg_store import PostgresStore
 
 
@@ -36,6 +36,7 @@ def print_report(settings: Settings, ref: str, fmt: str) -> int:
         summary = store.summary(incident.id) or build_summary(
             incident, kinds[incident.kind], store.steps(incident.id), store.audit_log(incident.id)
         )
+        summary = with_follow_ups(summary, store.follow_ups(incident.id))  # as they stand now: done since, or not
         entries = store.audit_log(incident.id)
         if fmt == "json":
             audit = [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "outcome": e.outcome,

@@ -194,12 +194,24 @@ class Drills(_Strict):
         return self
 
 
+class FollowUpPolicy(_Strict):
+    every: Duration = timedelta(hours=24)  # an open follow-up's owner is reminded by DM this often
+
+    @field_validator("every")
+    @classmethod
+    def _not_too_often(cls, value: timedelta) -> timedelta:
+        if value < timedelta(hours=1):
+            raise ValueError("must be at least 1h: it paces reminders people get by DM")
+        return value
+
+
 class Policy(_Strict):
     """The whole policy file."""
 
     roles: dict[str, RoleMembers]
     scheduler: Scheduler = Scheduler()
     drills: Drills = Drills()
+    follow_ups: FollowUpPolicy = FollowUpPolicy()
     environments: dict[str, Environment]
 
     @model_validator(mode="after")

@@ -107,3 +107,34 @@ class Incident:
     def valid_approvals(self) -> tuple[Approval, ...]:
         """Approvals bound to the plan as it is now; any others are void."""
         return tuple(a for a in self.approvals if a.plan_hash == self.plan_hash)
+
+
+FOLLOW_UP_CATEGORIES = {"docs": "Runbook / docs", "tests": "Test to add"}
+"""What a follow-up of the runbook's "Documentation Updates" is about: a change to the runbook or
+the docs, or a test to add."""
+
+
+@dataclass(frozen=True)
+class NewFollowUp:
+    category: str  # a key of FOLLOW_UP_CATEGORIES
+    text: str
+    owner: str  # a Slack user ID
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """One follow-up of a resolved incident, owned by one person, reminded by DM until done."""
+
+    id: int
+    incident_id: int
+    category: str
+    text: str
+    owner: str
+    created_at: datetime
+    rounds: int = 1  # reminders scheduled so far (the first comes with the resolution)
+    done_by: str | None = None
+    done_at: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.done_at is not None

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 
-from handlers import drills
+from handlers import drills, follow_ups
 from handlers.approvals import expire
 from handlers.execution import execute, stale_to_resume
 from handlers.kind import Maintained, RollbackKind
@@ -17,6 +17,7 @@ from handlers.ports import DeliveryFailed, DueJob
 from handlers.requests import adopt_root
 from handlers.resolution import deliver_summary
 from handlers.services import Services, log
+from handlers.store import FOLLOW_UP_JOB
 
 
 class RetryLater(Exception):
@@ -69,6 +70,12 @@ def run_job(svc: Services, job: DueJob) -> str:
         return "expired" if expire(svc, job.incident_id) else "noop"
     if job.kind == "monitor":
         return remind(svc, job.incident_id, int(job.payload["index"]), int(job.payload["total"]))
+    if job.kind == FOLLOW_UP_JOB:
+        outcome = follow_ups.remind(svc, int(job.payload["follow_up"]), int(job.payload["round"]))
+        if outcome in ("retry", "wait"):
+            raise RetryLater("Slack did not take the follow-up reminder" if outcome == "retry"
+                             else "the summary it links to is not posted yet")
+        return outcome
     if job.kind == "post_summary":
         outcome = deliver_summary(svc, job.incident_id)
         if outcome == "retry":

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from handlers.kind import Verification
-from handlers.model import HealthResult, Incident, StepRun
+from handlers.model import FollowUp, HealthResult, Incident, StepRun
 from handlers.plans import PlanBase
 
 if TYPE_CHECKING:
@@ -103,6 +103,13 @@ class Notifier(Protocol):
     def standing_reminder(self, reminder: StandingReminder) -> str:
         """Post a drill or review reminder in ``[drills] channel`` (once: reminder ``seq`` of its
         series); returns its ts; raises DeliveryFailed."""
+    def refresh_summary(self, incident: Incident, summary: Summary) -> None:
+        """Redraw the posted summary (the follow-ups' status changed)."""
+    def follow_up(self, incident: Incident, follow_up: FollowUp, round_: int) -> None:
+        """DM the owner reminder ``round_`` of an open follow-up, with a "Mark done" button, once
+        (never read back: an unknown outcome raises DeliveryFailed, not definite); raises DeliveryFailed."""
+    def follow_up_done(self, incident: Incident, follow_up: FollowUp, channel: str, ts: str) -> None:
+        """Redraw the DM at ``channel``/``ts`` as done, without its button."""
 
 
 from handlers.store import (  # noqa: E402 - re-exported; the store's ports use the types above

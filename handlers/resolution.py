@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
-from handlers.model import Incident, Resolution, Status
+from handlers.model import Incident, NewFollowUp, Resolution, Status
 from handlers.ports import DeliveryFailed
 from handlers.services import Services
 from handlers.summary import Summary, build_summary
@@ -35,16 +36,18 @@ def resolvable(svc: Services, user: str, incident_id: int | None, *, check_roles
     return incident
 
 
-def resolve(svc: Services, user: str, incident_id: int, root_cause: str, lessons: str) -> tuple[Incident, Summary]:
-    """Close the incident, store and post the summary. Only one resolve wins (conditional write)."""
+def resolve(svc: Services, user: str, incident_id: int, root_cause: str, lessons: str,
+            follow_ups: Sequence[NewFollowUp] = ()) -> tuple[Incident, Summary]:
+    """Close the incident, store and post the summary. Only one resolve wins (conditional write);
+    its ``follow_ups`` (and their first DM reminders) are stored with it, or none are."""
     incident = resolvable(svc, user, incident_id)
     now = svc.clock.now()
     resolution = Resolution(resolved_by=user, root_cause=root_cause.strip(), lessons=lessons.strip(), at=now)
     final = Status.RESOLVED if incident.status is Status.MONITORING else Status.FAILED
     projected = replace(incident, status=final, resolution=resolution, finished_at=incident.finished_at or now)
     summary = build_summary(projected, svc.kinds[incident.kind], svc.store.steps(incident_id),
-                            svc.store.audit_log(incident_id))
-    stored = svc.store.resolve(incident_id, resolution, summary, final, projected.finished_at or now)
+                            svc.store.audit_log(incident_id), follow_ups)
+    stored = svc.store.resolve(incident_id, resolution, summary, final, projected.finished_at or now, follow_ups)
     if stored is None:
         raise svc.refuse(incident_id, user, "resolve", f"{incident.ref} was resolved meanwhile.")
     svc.audit(incident_id, user, "resolve", "ok", status=final.value)

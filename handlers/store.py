@@ -1,8 +1,8 @@
 """The store's ports, one per role: incidents, approvals, executions (the lease), steps, the
-message ledgers (an incident's messages, and the standing reminders), the audit log and due
-jobs. Postgres implements them all (``integrations.pg_store``); the unit tier runs the core on
-in-memory fakes of the same ports (``tests/fakes``), and one set of contract tests holds both to
-the same behaviour.
+message ledgers (an incident's messages, and the standing reminders), the audit log, due jobs
+and the follow-ups of resolved incidents. Postgres implements them all (``integrations.pg_store``);
+the unit tier runs the core on in-memory fakes of the same ports (``tests/fakes``), and one set of
+contract tests holds both to the same behaviour.
 
 Decisions that must happen once are conditional writes here: an implementation makes each
 method atomic, and the ones that say "in one transaction" all-or-nothing.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from handlers.model import Incident, Resolution, Status, StepRun
+from handlers.model import FollowUp, Incident, NewFollowUp, Resolution, Status, StepRun
 from handlers.plans import PlanBase
 
 if TYPE_CHECKING:
@@ -111,8 +111,9 @@ class Incidents(Protocol):
         """PENDING incidents whose root message was never recorded (a crash mid-request)."""
 
     def resolve(self, incident_id: int, resolution: Resolution, summary: Summary, status: Status,
-                finished_at: datetime) -> Incident | None:
-        """Store resolution + summary, set ``status`` and queue the summary's delivery, in one
+                finished_at: datetime, follow_ups: Sequence[NewFollowUp] = ()) -> Incident | None:
+        """Store resolution + summary + ``follow_ups``, set ``status``, queue the summary's delivery
+        and each follow-up's first reminder (a ``follow_up`` job due at ``resolution.at``), in one
         transaction, only if not resolved before."""
     def summary(self, incident_id: int) -> Summary | None:
         """The stored summary, validated (raises PlanError-like ValueError when malformed)."""
@@ -266,5 +267,25 @@ class Jobs(Protocol):
     def pending_jobs(self, incident_id: int) -> list[DueJob]: ...
 
 
-class IncidentStore(Incidents, Approvals, Executions, Steps, Messages, Standing, AuditLog, Jobs, Protocol):
+FOLLOW_UP_JOB = "follow_up"
+"""The due job that DMs a follow-up's owner; payload ``{"follow_up": id, "round": n}``."""
+
+
+class FollowUps(Protocol):
+    """The follow-ups of resolved incidents (``Incidents.resolve`` writes them) and their reminders."""
+
+    def follow_ups(self, incident_id: int) -> list[FollowUp]:
+        """An incident's follow-ups in the order they were written."""
+    def follow_up(self, follow_up_id: int) -> FollowUp | None: ...
+    def next_follow_up_reminder(self, follow_up_id: int, after_round: int, due_at: datetime) -> bool:
+        """Schedule reminder ``after_round + 1`` (a ``follow_up`` job due at ``due_at``) and count it,
+        in one transaction, once: only while ``after_round`` is the last one scheduled and the
+        follow-up is open. False otherwise (another runner scheduled it, or it is done)."""
+    def follow_up_done(self, follow_up_id: int, by: str, at: datetime) -> FollowUp | None:
+        """Mark it done by ``by`` once and cancel its due reminders, in one transaction; None when
+        it was done before or does not exist."""
+
+
+class IncidentStore(Incidents, Approvals, Executions, Steps, Messages, Standing, AuditLog, Jobs, FollowUps,
+                    Protocol):
     """Everything the core keeps: every role, one store."""

@@ -6,6 +6,7 @@ every kind (the kind contributes its title, its steps' labels and its plan).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from handlers.durations import format_duration
 from handlers.kind import RollbackKind
-from handlers.model import Incident, StepRun
+from handlers.model import FOLLOW_UP_CATEGORIES, FollowUp, Incident, NewFollowUp, StepRun
 from handlers.ports import AuditEntry
 from handlers.runbook import checklist_groups, matrix_target
 
@@ -72,6 +73,19 @@ class RefusedAttempt(_Model):
     reason: str | None
 
 
+class FollowUpItem(_Model):
+    category: str  # "docs" or "tests"
+    text: str
+    owner: str
+    status: str  # "open" or "done"
+    done_by: str | None = None
+    done_at: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        return FOLLOW_UP_CATEGORIES.get(self.category, self.category)
+
+
 class Summary(_Model):
     """Everything the post-incident summary shows."""
 
@@ -109,12 +123,27 @@ class Summary(_Model):
     resolved_by: str | None
     timeline: list[TimelineEntry]
     refused_attempts: list[RefusedAttempt]
+    follow_ups: list[FollowUpItem] = []
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
 
-def build_summary(incident: Incident, kind: RollbackKind, steps: list[StepRun], audit: list[AuditEntry]) -> Summary:
+def follow_up_items(follow_ups: Sequence[FollowUp | NewFollowUp]) -> list[FollowUpItem]:
+    """As the summary lists them: a new one (not stored yet) is open."""
+    return [FollowUpItem(category=f.category, text=f.text, owner=f.owner,
+                         status="done" if isinstance(f, FollowUp) and f.done else "open",
+                         done_by=f.done_by if isinstance(f, FollowUp) else None,
+                         done_at=f.done_at if isinstance(f, FollowUp) else None) for f in follow_ups]
+
+
+def with_follow_ups(summary: Summary, follow_ups: Sequence[FollowUp]) -> Summary:
+    """The stored summary with the follow-ups as they stand now (done since, or not)."""
+    return summary.model_copy(update={"follow_ups": follow_up_items(follow_ups)})
+
+
+def build_summary(incident: Incident, kind: RollbackKind, steps: list[StepRun], audit: list[AuditEntry],
+                  follow_ups: Sequence[FollowUp | NewFollowUp] = ()) -> Summary:
     labels = {step.name: step.label for step in kind.steps}
     actions = {**_TIMELINE, f"request.{incident.kind}": "Requested", f"drill.{incident.kind}": "Drill requested",
                **labels}
@@ -164,6 +193,7 @@ def build_summary(incident: Incident, kind: RollbackKind, steps: list[StepRun], 
         timeline=timeline,
         refused_attempts=[RefusedAttempt(at=e.at, actor=e.actor, action=e.action, reason=e.detail.get("reason"))
                           for e in audit if e.outcome == "refused"],
+        follow_ups=follow_up_items(follow_ups),
     )
 
 
@@ -190,6 +220,10 @@ def render_markdown(s: Summary) -> str:
     lines += ["", "## Health checks", ""]
     lines += [f"- {h.phase}: {h.passing}/{len(h.results)} passing" for h in s.health]
     lines += ["", "## Root cause", "", s.root_cause or "—", "", "## Lessons learned", "", s.lessons or "—"]
+    lines += ["", "## Follow-ups", ""]
+    lines += [f"- [{'x' if f.status == 'done' else ' '}] {f.label}: {f.text} — owner {f.owner}"
+              + (f" (done by {f.done_by} at {f.done_at.isoformat()})" if f.done_at else " (open)")
+              for f in s.follow_ups] or ["- none"]
     if s.refused_attempts:
         lines += ["", "## Refused attempts", ""]
         lines += [f"- {r.at.isoformat()} {r.actor} {r.action}: {r.reason}" for r in s.refused_attempts]

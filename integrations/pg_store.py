@@ -16,10 +16,11 @@ from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from handlers.kind import PART_SEPARATOR, PlanLoader, lock_names
-from handlers.model import Incident, Resolution, Status
+from handlers.model import Incident, NewFollowUp, Resolution, Status
 from handlers.plans import PlanBase
 from handlers.ports import ApprovalOutcome, LockHeld, NewIncident, NewJob
 from handlers.summary import Summary
+from integrations.pg_followups import FollowUpTables
 from integrations.pg_rows import INCIDENT_FIELDS, incident_from_row
 from integrations.pg_standing import StandingTables
 from integrations.pg_work import WorkTables
@@ -38,7 +39,7 @@ def _check_if_idle(conn: Connection[DictRow]) -> None:
         ConnectionPool.check_connection(conn)
 
 
-class PostgresStore(WorkTables, StandingTables):
+class PostgresStore(WorkTables, StandingTables, FollowUpTables):
     """Implements ``handlers.ports.IncidentStore`` on a psycopg connection pool."""
 
     def __init__(self, database_url: str, load_plan: PlanLoader, *, min_size: int = 1, max_size: int = 10) -> None:
@@ -312,7 +313,7 @@ class PostgresStore(WorkTables, StandingTables):
             return [r["id"] for r in rows]
 
     def resolve(self, incident_id: int, resolution: Resolution, summary: Summary, status: Status,
-                finished_at: datetime) -> Incident | None:
+                finished_at: datetime, follow_ups: Sequence[NewFollowUp] = ()) -> Incident | None:
         with self.pool.connection() as conn, conn.transaction():
             row = conn.execute(
                 """UPDATE incidents SET status = %s, resolved_by = %s, resolved_at = %s, root_cause = %s,
@@ -326,6 +327,7 @@ class PostgresStore(WorkTables, StandingTables):
             conn.execute("UPDATE due_jobs SET status = 'cancelled' WHERE incident_id = %s AND kind = 'monitor'"
                          " AND status = 'due'", (incident_id,))
             self._insert_jobs(conn, incident_id, [NewJob("post_summary", resolution.at, {})])
+            self._insert_follow_ups(conn, incident_id, follow_ups, resolution.at)
             return self._get(conn, incident_id)
 
     def summary(self, incident_id: int) -> Summary | None:

@@ -108,6 +108,11 @@ class SlackWebApi(MessageWriter):
 
     def _chat_post_message(self, args: Record) -> Record:
         channel = self._channel(args)
+        if channel[:1] in ("U", "W"):  # Slack posts to a user's ID in the app's DM with them
+            dm = self.state.dm_channel(channel)
+            if dm is None:
+                raise ApiMethodError("channel_not_found")
+            channel = dm
         text, blocks = self._content("chat.postMessage", args)
         message = self._new_message(channel, text, blocks, args)
         return {"channel": channel, "ts": message["ts"], "message": copy.deepcopy(message)}
@@ -255,6 +260,8 @@ class SlackWebApi(MessageWriter):
 
     def _readable(self, args: Record) -> str:
         channel = self._channel(args, posting=False)
+        if channel[:1] in ("U", "W"):  # history is read by the conversation's ID, not a user's
+            raise ApiMethodError("channel_not_found")
         if not self.state.bot_is_member(channel):
             raise ApiMethodError("not_in_channel")
         return channel

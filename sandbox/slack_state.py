@@ -398,6 +398,19 @@ class SlackState:
         """A registered user object (live), or ``None``."""
         return self._users.get(user_id)
 
+    def dm_channel(self, user_id: str) -> str | None:
+        """The app's DM (``D…``) with a registered user, as Slack opens it when the bot posts to the
+        user's ID; ``None`` for an unknown user."""
+        if user_id not in self._users:
+            return None
+        return "D" + user_id[1:]
+
+    def dm_user(self, channel: str) -> str | None:
+        """Whose DM with the app ``channel`` is (None when it is not a DM)."""
+        if not channel.startswith("D"):
+            return None
+        return next((u for u in self._users if "D" + u[1:] == channel), None)
+
     def lookup_usergroup(self, group_id: str) -> Record | None:
         """A registered user group (live), or ``None``."""
         return self._usergroups.get(group_id)

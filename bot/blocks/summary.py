@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.blocks.follow_ups import follow_up_lines
 from bot.blocks.text import plain, quote, sections, user
 from handlers.summary import Summary, TimelineEntry
 
@@ -47,6 +48,9 @@ def summary_blocks(s: Summary) -> tuple[str, list[Block]]:
                   more=f"`rollbot report {s.incident}`"),
         *sections(("*Lessons learned*\n" + (quote(s.lessons or "", 12000) or "—")).splitlines(), most=5,
                   more=f"`rollbot report {s.incident}`"),
+        *(sections([f"*Follow-ups* ({sum(f.status == 'done' for f in s.follow_ups)}/{len(s.follow_ups)} done; "
+                    "owners are reminded by DM until they mark theirs done)", *follow_up_lines(s.follow_ups)],
+                   most=3, more=f"`rollbot report {s.incident}`") if s.follow_ups else []),
         {"type": "context", "elements": [{"type": "mrkdwn",
                                           "text": f"Full report: `rollbot report {s.incident}` · resolved by {user(s.resolved_by or '')}"}]},
     ]

@@ -1,4 +1,4 @@
-"""Modal submissions: deny reason, resolution (root cause + lessons)."""
+"""Modal submissions: deny reason, resolution (root cause, lessons, follow-ups with owners)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from handlers import approvals, resolution
+from bot.blocks.modals import follow_up_block, resolve_rows
+from handlers import approvals, follow_ups, resolution
 from handlers.commands import clean
+from handlers.model import FOLLOW_UP_CATEGORIES, NewFollowUp
 from handlers.services import Refused, Services
 
 
@@ -17,6 +19,35 @@ def _value(view: dict[str, Any], block_id: str) -> str:
     for key in ("state", "values", block_id, "value"):
         found = found.get(key) if isinstance(found, dict) else None
     return clean(str(found.get("value") or "")) if isinstance(found, dict) else ""
+
+
+def _selected_user(view: dict[str, Any], block_id: str) -> str:
+    """A users_select's pick ("" when none)."""
+    found: Any = view
+    for key in ("state", "values", block_id, "value"):
+        found = found.get(key) if isinstance(found, dict) else None
+    picked = found.get("selected_user") if isinstance(found, dict) else None
+    return picked if isinstance(picked, str) else ""
+
+
+def follow_up_drafts(view: dict[str, Any]) -> tuple[list[NewFollowUp], dict[str, str]]:
+    """The Resolve modal's follow-up rows: what to store, or the errors per block (a text with no
+    owner, an owner with no text, ...). Empty rows are no follow-up."""
+    rows = resolve_rows(view.get("private_metadata"))
+    counts = rows[1] if rows else {category: 1 for category in FOLLOW_UP_CATEGORIES}
+    drafts: list[follow_ups.Draft] = []
+    errors: dict[str, str] = {}
+    for category, count in counts.items():
+        for row in range(count):
+            draft = follow_ups.Draft(category, _value(view, follow_up_block(category, row)),
+                                     _selected_user(view, follow_up_block(category, row, "owner")))
+            problem = follow_ups.check(draft)
+            if problem and problem.text:
+                errors[follow_up_block(category, row)] = problem.text
+            if problem and problem.owner:
+                errors[follow_up_block(category, row, "owner")] = problem.owner
+            drafts.append(draft)
+    return ([] if errors else follow_ups.accepted(drafts)), errors
 
 
 def _incident_id(view: dict[str, Any]) -> int | None:
@@ -60,6 +91,10 @@ def register(app: App, svc: Services) -> None:
             ack(response_action="errors", errors={"root_cause": NOT_OURS})
             return
         root_cause, lessons = _value(view, "root_cause"), _value(view, "lessons")
+        items, errors = follow_up_drafts(view)
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
         try:  # only what the database can tell before the ack; the role check follows it
             resolution.resolvable(svc, user, incident_id, check_roles=False)
         except Refused as refused:
@@ -67,7 +102,7 @@ def register(app: App, svc: Services) -> None:
             return
         ack()
         try:
-            resolution.resolve(svc, user, incident_id, root_cause, lessons)
+            resolution.resolve(svc, user, incident_id, root_cause, lessons, items)
         except Refused as refused:
             incident = svc.store.get(incident_id)
             if incident and incident.channel:

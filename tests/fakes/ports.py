@@ -12,7 +12,7 @@ from typing import Any
 from handlers.code import AliasState, Deployment
 from handlers.drills import StandingReminder
 from handlers.kind import Verification
-from handlers.model import HealthResult, Incident, StepRun
+from handlers.model import FollowUp, HealthResult, Incident, StepRun
 from handlers.plans import PlanBase
 from handlers.ports import DeliveryFailed, DirectoryUnavailable, ProviderError
 from handlers.summary import Summary
@@ -141,6 +141,15 @@ class FakeNotifier:
 
     def tell(self, channel: str, user: str, text: str) -> None:
         self.sent.setdefault("tell", []).append((user, text))
+
+    def refresh_summary(self, incident: Incident, summary: Summary) -> None:
+        self.sent.setdefault("refresh_summary", []).append((incident, summary))
+
+    def follow_up(self, incident: Incident, follow_up: FollowUp, round_: int) -> None:
+        self._record("follow_up", incident, follow_up, round_)
+
+    def follow_up_done(self, incident: Incident, follow_up: FollowUp, channel: str, ts: str) -> None:
+        self.sent.setdefault("follow_up_done", []).append((follow_up, channel, ts))
 
 
 @dataclass

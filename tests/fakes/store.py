@@ -16,7 +16,7 @@ from typing import Any
 
 from handlers.clock import Clock
 from handlers.kind import lock_names
-from handlers.model import Approval, Incident, Resolution, Status, StepRun
+from handlers.model import Approval, FollowUp, Incident, NewFollowUp, Resolution, Status, StepRun
 from handlers.plans import PlanBase
 from handlers.store import (
     MESSAGE_IN_FLIGHT,
@@ -30,6 +30,7 @@ from handlers.store import (
     NewJob,
 )
 from handlers.summary import Summary
+from tests.fakes.followups import FakeFollowUps
 from tests.fakes.standing import FakeStandingTables
 
 JOB_LEASE = timedelta(minutes=5)
@@ -63,7 +64,7 @@ class _Job:
 
 
 @dataclass
-class FakeStore(FakeStandingTables):
+class FakeStore(FakeStandingTables, FakeFollowUps):
     clock: Clock
     rows: dict[int, _Row] = field(default_factory=dict)
     approvals: list[Approval] = field(default_factory=list)
@@ -73,10 +74,12 @@ class FakeStore(FakeStandingTables):
     messages: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)  # the ledger's rows
     standing: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # the standing reminders' rows
     jobs: dict[int, _Job] = field(default_factory=dict)
+    follow_up_rows: dict[int, FollowUp] = field(default_factory=dict)
     wakeups: int = 0  # NOTIFYs a Postgres store would have sent
     lock: threading.RLock = field(default_factory=threading.RLock)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _job_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _follow_up_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -202,7 +205,7 @@ class FakeStore(FakeStandingTables):
                     and r.incident.root_ts is None and r.incident.created_at < older_than]
 
     def resolve(self, incident_id: int, resolution: Resolution, summary: Summary, status: Status,
-                finished_at: datetime) -> Incident | None:
+                finished_at: datetime, follow_ups: Sequence[NewFollowUp] = ()) -> Incident | None:
         with self.lock:
             row = self.rows.get(incident_id)
             if row is None or row.incident.resolution is not None or \
@@ -212,6 +215,7 @@ class FakeStore(FakeStandingTables):
             row.summary = summary
             self._cancel(incident_id, "monitor")
             self._insert_jobs(incident_id, [NewJob("post_summary", resolution.at, {})])
+            self._insert_follow_ups(incident_id, follow_ups, resolution.at)
             return self._view(incident_id)
 
     def summary(self, incident_id: int) -> Summary | None:

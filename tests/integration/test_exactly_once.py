@@ -14,13 +14,13 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.exactly_once import EVENT_TYPE, identity
-from handlers import approvals, monitoring, resolution
+from handlers import approvals, follow_ups, monitoring, resolution
 from handlers.commands import Rollback
 from handlers.execution import execute
-from handlers.model import Incident, Status
+from handlers.model import Incident, NewFollowUp, Status
 from handlers.requests import request_rollback
 from handlers.services import Refused, Services
-from sandbox.team import ALICE, CAROL, CHANNEL
+from sandbox.team import ALICE, BOB, CAROL, CHANNEL
 from tests.world import BOT_TOKEN, World
 
 FAULTS = ["drop_after", "error_after", "error_before", "internal_error_after"]
@@ -226,3 +226,25 @@ def test_a_message_another_process_is_posting_is_left_to_it(world: World) -> Non
     world.advance(timedelta(minutes=2))  # that process died: its claim runs out, and nothing is in Slack
     assert monitoring.remind(svc, incident.id, 1, 3) == "reminded"
     assert _keys(world, incident.id)["monitor.1"] == 1
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.reliability("fault", "Slack: a follow-up's DM reminder dropped or failed (after or before applying)")
+def test_a_follow_up_dm_whose_post_went_wrong_is_never_sent_twice(world: World, fault: str) -> None:
+    """A DM is not read back (that needs the DM's ID and im:history): a reminder Slack may have
+    taken is never posted again, and the next one comes at the cadence."""
+    svc = _svc(world)
+    incident = _monitoring(svc)
+    resolution.resolve(svc, CAROL, incident.id, "cause", "lessons", [NewFollowUp("docs", "Fix step 3", BOB)])
+    [follow_up] = svc.store.follow_ups(incident.id)
+    dm = world.slack.dm_channel(BOB)
+    assert dm is not None
+    world.slack.script_fault("chat.postMessage", fault)
+    assert follow_ups.remind(svc, follow_up.id, 1) == "uncertain"
+    first = len(world.slack.messages(dm))
+    assert first == (0 if fault == "error_before" else 1)
+    assert follow_ups.remind(svc, follow_up.id, 1) == "uncertain"  # the job run again: still not re-posted
+    assert len(world.slack.messages(dm)) == first
+    assert follow_ups.remind(svc, follow_up.id, 2) == "reminded"
+    keys = [m["metadata"]["event_payload"]["key"] for m in world.slack.messages(dm)]
+    assert keys.count(f"follow_up.{follow_up.id}.2") == 1 and len(keys) == first + 1

@@ -280,6 +280,22 @@ def test_users_and_usergroups(emulator: SlackEmulator, web: WebClient) -> None:
     assert _api_error(web.usergroups_users_list, usergroup="S404").response["error"] == "no_such_subteam"
 
 
+def test_a_post_to_a_user_id_lands_in_the_apps_dm_with_them(emulator: SlackEmulator, web: WebClient) -> None:
+    """As Slack does: chat.postMessage with ``channel`` = a user's ID posts in the app's DM with
+    that user and answers with the DM's own ID, which chat.update then takes; history is read by
+    the DM's ID, not the user's."""
+    emulator.add_user("U0DMBOB", "bob")
+    posted = web.chat_postMessage(channel="U0DMBOB", text="Follow-up for you", blocks=BUTTONS)
+    dm = posted["channel"]
+    assert dm.startswith("D") and dm == emulator.dm_channel("U0DMBOB") and emulator.dm_user(dm) == "U0DMBOB"
+    assert [m["text"] for m in emulator.messages(dm)] == ["Follow-up for you"] and emulator.messages("U0DMBOB") == []
+    web.chat_update(channel=dm, ts=posted["ts"], text="Done", blocks=BUTTONS[:1])
+    assert emulator.message(dm, posted["ts"])["text"] == "Done"
+    assert [m["ts"] for m in web.conversations_history(channel=dm)["messages"]] == [posted["ts"]]
+    assert _api_error(web.conversations_history, channel="U0DMBOB").response["error"] == "channel_not_found"
+    assert _api_error(web.chat_postMessage, channel="U0NOBODY", text="hi").response["error"] == "channel_not_found"
+
+
 def test_auth_errors_and_unknown_methods(emulator: SlackEmulator) -> None:
     wrong = WebClient(token="xoxb-wrong", base_url=emulator.url, proxy=None, retry_handlers=[])
     assert _api_error(wrong.chat_postMessage, channel=CHANNEL, text="x").response["error"] == "invalid_auth"

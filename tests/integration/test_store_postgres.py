@@ -10,10 +10,11 @@ import pytest
 from handlers.code import CodeKind
 from handlers.kind import KindRegistry
 from integrations.pg_store import PostgresStore
+from tests.follow_ups_contract import FollowUpsContract
 from tests.store_contract import StoreContract
 
 
-class TestPostgresStore(StoreContract):
+class TestPostgresStore(StoreContract, FollowUpsContract):
     @pytest.fixture
     def store(self, database_url: str) -> Iterator[PostgresStore]:
         s = PostgresStore(database_url, KindRegistry([CodeKind(provider=None)]).load_plan, max_size=10)  # type: ignore[arg-type]

@@ -148,6 +148,10 @@ def test_manifest_variants() -> None:
     assert sorted(http["oauth_config"]["scopes"]["bot"]) == [
         "channels:history", "channels:join", "chat:write", "chat:write.public", "commands", "groups:history",
         "usergroups:read"]
+    # Follow-up reminders are DMs (chat.postMessage to the owner's ID): shown in the Messages tab,
+    # which people cannot write to; no im:* scope is needed.
+    assert http["features"]["app_home"] == {"home_tab_enabled": True, "messages_tab_enabled": True,
+                                            "messages_tab_read_only_enabled": True}
 
 
 def test_cli_errors_are_one_clear_line_without_secrets(tmp_path) -> None:

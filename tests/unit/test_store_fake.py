@@ -8,10 +8,11 @@ import pytest
 
 from tests.fakes.ports import FakeClock
 from tests.fakes.store import FakeStore
+from tests.follow_ups_contract import FollowUpsContract
 from tests.store_contract import T0, StoreContract
 
 
-class TestFakeStore(StoreContract):
+class TestFakeStore(StoreContract, FollowUpsContract):
     @pytest.fixture
     def store(self) -> FakeStore:
         return FakeStore(FakeClock(T0))
