@@ -9,9 +9,13 @@ from sandbox.console import Console
 from sandbox.devenv import DevEnvironment
 from sandbox.team import CHANNEL, PROJECT
 
-ANSWERS = iter([
+ANSWERS = iter([  # the Resolve modal's fields, in order
     "The catalog cache change served stale prices and broke checkout totals.",
     "Canary cache changes behind a flag; add a checkout-total check to the health endpoint.",
+    "Runbook: roll cache changes back with their flag first",  # a runbook or docs change …
+    "carol",  # … and its owner
+    "A checkout-total check in the health endpoint",  # a test to add …
+    "bob",  # … and its owner
 ])
 
 
