@@ -14,7 +14,7 @@ from bot.blocks.incident import root_blocks
 from bot.blocks.modals import decide_modal, deny_modal, resolve_modal
 from bot.blocks.plans import GENERIC
 from bot.blocks.status import history_blocks, status_blocks
-from bot.blocks.summary import summary_blocks
+from bot.blocks.summary import summary_blocks, timeline_parts
 from bot.blocks.text import ago, escape
 from bot.blocks.thread import (
     closed_blocks,
@@ -218,4 +218,44 @@ def test_a_long_incident_stays_inside_slacks_limits_and_nothing_disappears() -> 
     text = "".join(b["text"]["text"] for b in blocks if b.get("type") == "section" and "text" in b)
     squeezed = "".join(text.split())  # split across sections at whitespace: every character is there
     assert "cause" + "r" * 3490 in squeezed and "lesson" + "l" * 3490 in squeezed and "why" + "w" * 3400 in squeezed
-    assert "more entries in `rollbot report RB-7`" in text  # the timeline says what it left out, and where
+    # the timeline says what it left out, and where: the thread has all of it, in order
+    assert "more entries: the full timeline is in the incident's thread and in `rollbot report RB-7`" in text
+    parts = timeline_parts(summary)
+    for _, part in parts:
+        _valid(part)
+    posted = "\n".join(b["text"]["text"] for _, part in parts for b in part[1:])
+    assert posted.splitlines() == [f"`+{t.offset}` {t.what} — " + (f"<@{t.actor}>" if t.actor.startswith("U") else t.actor)
+                                   for t in summary.timeline]
+
+
+def test_a_short_timeline_is_whole_in_the_summary_and_not_repeated_in_the_thread() -> None:
+    summary = build_summary(_incident(Status.RESOLVED), CODE, [], [])
+    assert summary.timeline and timeline_parts(summary) == []
+    assert "full timeline" not in str(summary_blocks(summary)[1])
+
+
+def test_a_very_long_timeline_takes_as_many_thread_messages_as_it_needs() -> None:
+    from handlers.store import AuditEntry
+
+    audit = [AuditEntry(NOW + timedelta(seconds=n), None, "rollbot", "remind", "ok", {}) for n in range(2000)]
+    summary = build_summary(_incident(Status.RESOLVED), CODE, [], audit)
+    parts = timeline_parts(summary)
+    assert len(parts) > 1 and all(f"part {n} of {len(parts)}" in part[0]["text"]["text"]
+                                  for n, (_, part) in enumerate(parts, start=1))
+    for text, part in parts:
+        _valid(part)
+        assert len(text) < 4000
+    assert sum(b["text"]["text"].count("Monitoring reminder") for _, part in parts for b in part[1:]) == 2000
+
+
+def test_a_summary_field_too_long_for_slack_says_how_many_lines_it_left_out() -> None:
+    from handlers.summary import HealthRound
+
+    incident = _incident(Status.RESOLVED)
+    summary = build_summary(incident, CODE, [], []).model_copy(update={"health": [
+        HealthRound(phase=f"monitor.{n} " + "p" * 60, at=NOW, results=[]) for n in range(60)]})
+    _, blocks = summary_blocks(summary)
+    _valid(blocks)
+    field = next(f["text"] for b in blocks for f in b.get("fields", []) if f["text"].startswith("*Verification"))
+    assert len(field) <= 2000 and field.count("monitor.") + int(field.split("…and ")[1].split(" ")[0]) == 60
+    assert "more: `rollbot report RB-7`" in field
