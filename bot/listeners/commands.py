@@ -63,7 +63,8 @@ def register(app: App, svc: Services) -> None:
                                              drills.schedule(svc.policy.drills, svc.store.last_rolled_back(drill=True))))
             case commands.History(limit=limit):
                 ack()
-                respond(response_type="ephemeral", blocks=history_blocks(svc.store.recent(limit)), text="Rollback history")
+                respond(response_type="ephemeral", text="Rollback history",
+                        blocks=history_blocks(svc.store.recent(limit), svc.store.incident_count()))
             case commands.Resolve(incident_id=incident_id):
                 ack()  # first: the checks below may wait on Slack (user groups); the trigger lives 3 s
                 try:

@@ -116,6 +116,35 @@ def test_home_view_is_valid() -> None:
     View(**home_view([], None, [], NOW)).validate_json()
 
 
+@pytest.mark.parametrize(("open_count", "total"), [(0, 0), (3, 3), (10, 2000), (2000, 2000)])
+def test_the_home_tab_stays_inside_slacks_limits_however_many_incidents_and_counts_what_it_leaves_out(
+        open_count: int, total: int) -> None:
+    """However many incidents are open or recorded, the Home tab keeps to a view's 100 blocks and
+    Slack's other limits (checked by the emulator's own rules); every open rollback is either
+    listed or counted with where to see it, and so are the older ones it does not list."""
+    from bot.blocks.home import HOME_RECENT, home_view
+    from sandbox.slack_validation import validate_view
+
+    incidents = [replace(_incident(Status.MONITORING, reason="r" * 400), id=n) for n in range(1, open_count + 1)]
+    recent = [replace(_incident(Status.RESOLVED), id=total - n) for n in range(min(HOME_RECENT, total))]
+    view = home_view(incidents, None, recent, NOW, total=total)
+    assert validate_view(view) == [] and len(view["blocks"]) <= 100
+    texts = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section" and "text" in b]
+    dividers = [n for n, b in enumerate(view["blocks"]) if b["type"] == "divider"]
+    opened = "\n".join(b["text"]["text"] for b in view["blocks"][dividers[0]:dividers[1]] if b["type"] == "section")
+    listed = {i.ref for i in incidents if f"*{i.ref}* " in opened}
+    counted = int(opened.split("…and ")[1].split(" ")[0]) if "…and " in opened else 0
+    assert len(listed) + counted == open_count and listed == {f"RB-{n}" for n in range(1, len(listed) + 1)}
+    if counted:
+        assert "`/rollback history 50`" in opened and "`rollbot report RB-N`" in opened
+    history = next(t for t in texts if t.startswith("*Recent rollbacks*"))
+    if total > HOME_RECENT:
+        assert f"(the newest {HOME_RECENT} of {total})" in history
+        assert f"…and {total - HOME_RECENT} older: `/rollback history 50`" in "".join(texts)
+    else:
+        assert "older" not in history
+
+
 def test_escape_neutralises_mentions_and_links() -> None:
     assert escape("<!channel> <@U1> <https://x|y> a&b") == "&lt;!channel&gt; &lt;@U1&gt; &lt;https://x|y&gt; a&amp;b"
 
