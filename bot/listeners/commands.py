@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot.blocks.modals import decide_modal, resolve_modal
 from bot.blocks.status import history_blocks, status_blocks
-from bot.blocks.text import escape
+from bot.blocks.text import escape, plain, sections
 from handlers import approvals, commands, drills, queries, resolution
 from handlers.commands import CommandError
 from handlers.requests import request_rollback
@@ -55,7 +55,10 @@ def register(app: App, svc: Services) -> None:
                 except Refused as refused:
                     respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
                     return
-                respond(response_type="ephemeral", text=answer)
+                # In sections, not in `text` (Slack shows 4,000 characters of that): a long listing
+                # is split, never cut; `text` is the notification's short fallback.
+                respond(response_type="ephemeral", text=plain(answer.splitlines()[0] if answer else "Rollbot", 150),
+                        blocks=sections(answer.splitlines(), most=48, more="the rest did not fit in one Slack message"))
             case commands.StatusQuery():
                 ack()  # first: the database may be slow
                 respond(response_type="ephemeral", text="Rollbot status",
