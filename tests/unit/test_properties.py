@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
 from bot.blocks.code_plan import CodePlanRenderer
+from bot.blocks.home import home_view
 from bot.blocks.incident import root_blocks
 from bot.blocks.plans import GENERIC
-from bot.blocks.home import home_view
 from bot.blocks.summary import summary_blocks, timeline_parts
 from bot.blocks.thread import closed_blocks, failure_blocks, notify_blocks, plan_changed_blocks, reminder_blocks
 from bot.config_file import parse_policy
