@@ -131,7 +131,9 @@ def test_a_long_incident_keeps_every_payload_inside_slacks_limits_and_loses_noth
         client.command(ALICE, "history 50", channel_id=CHANNEL)
         client.event({"type": "app_home_opened", "user": ALICE, "tab": "home", "channel": "D01ALICE"})
         home = wait_until(lambda: world.slack.home(ALICE), message="the home tab")
-        wait_until(lambda: len(world.slack.ephemerals(user=ALICE)) >= 3, message="the status and history replies")
+        for title in ("*Open rollbacks*", "*Recent rollbacks*"):
+            wait_until(lambda t=title: any(t in json.dumps(e.get("blocks")) for e in world.slack.ephemerals(user=ALICE)),
+                       message=f"the {title} reply")
         worker.run_once()
     finally:
         output = bot.stop()
