@@ -18,7 +18,7 @@ from bot.blocks.drills import drill_reminder_blocks, review_reminder_blocks
 from bot.blocks.follow_ups import follow_up_blocks, follow_up_done_blocks
 from bot.blocks.incident import root_blocks, root_text
 from bot.blocks.plans import PlanRenderer, renderer_for
-from bot.blocks.summary import summary_blocks
+from bot.blocks.summary import summary_blocks, timeline_parts
 from bot.blocks.thread import (
     closed_blocks,
     failure_blocks,
@@ -125,6 +125,11 @@ class SlackNotifier:
         self._thread(incident, "summary.link", f"Post-incident summary posted: {link}",
                      [{"type": "section", "text": {"type": "mrkdwn",
                                                    "text": f":memo: Post-incident summary posted: <{link}|{incident.ref} summary>"}}])
+        # A timeline the summary shows only part of is posted whole in the thread. Each part has
+        # its own key, so a retried delivery posts only the parts Slack does not have yet; a part
+        # not delivered fails the delivery, and the worker tries again.
+        for number, (part_text, part_blocks) in enumerate(timeline_parts(summary)):
+            self._post_thread(incident, f"timeline.{number}", part_text, part_blocks)
         return ts
 
     def refresh_summary(self, incident: Incident, summary: Summary) -> None:

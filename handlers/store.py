@@ -90,6 +90,9 @@ class Incidents(Protocol):
 
     def get(self, incident_id: int) -> Incident | None: ...
     def recent(self, limit: int, env: str | None = None) -> list[Incident]: ...
+    def incident_count(self, env: str | None = None) -> int:
+        """How many incidents there are (drills too), so a list of the recent ones can say how
+        many it does not show."""
     def open_incidents(self) -> list[Incident]: ...
     def last_rolled_back(self, drill: bool = False) -> Incident | None:
         """The newest incident that rolled something back: a real one, or with ``drill`` a drill."""

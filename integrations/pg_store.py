@@ -124,6 +124,12 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
             ).fetchall()
             return [i for r in rows if (i := self._get(conn, r["id"])) is not None]
 
+    def incident_count(self, env: str | None = None) -> int:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT count(*) AS n FROM incidents WHERE %s::text IS NULL OR env = %s",
+                               (env, env)).fetchone()
+            return int(row["n"]) if row else 0
+
     def open_incidents(self) -> list[Incident]:
         with self.pool.connection() as conn:
             rows = conn.execute(

@@ -292,6 +292,7 @@ class SignedSlackClient:
         if unknown:
             known = sorted(map(str, known_blocks))
             raise AssertionError(f"view {view_id!r} has no blocks {unknown}; its block_ids: {known}")
+        _check_lengths(view, values)
         view["state"] = {"values": copy.deepcopy(values)}
         payload: Record = {
             "type": "view_submission",
@@ -390,3 +391,16 @@ def _ack_body(response: httpx.Response) -> Record | None:
     except ValueError:
         return {"text": response.text}
     return body if isinstance(body, dict) and (body.get("text") or body.get("blocks")) else None
+
+
+def _check_lengths(view: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+    """Slack's client does not submit a text input holding more than its ``max_length`` (at most
+    3,000): neither does this one."""
+    for block in view.get("blocks", []):
+        element = block.get("element") if isinstance(block, dict) else None
+        if not isinstance(element, dict) or element.get("type") != "plain_text_input":
+            continue
+        given = (values.get(block.get("block_id")) or {}).get(element.get("action_id")) or {}
+        most = min(int(element.get("max_length") or 3000), 3000)
+        if len(str(given.get("value") or "")) > most:
+            raise AssertionError(f"Slack does not submit more than {most} characters in {block.get('block_id')!r}")

@@ -76,7 +76,7 @@ class MessageWriter:
         errors = validate_blocks(blocks, limit=MAX_MESSAGE_BLOCKS)
         if errors:
             self._reject(method, errors, {"blocks": blocks})
-            raise ApiMethodError("invalid_blocks", errors=errors, response_metadata={"messages": errors})
+            raise ApiMethodError("invalid_blocks", errors=errors, response_metadata=_messages(errors))
 
     def _check_view(self, method: str, view: object) -> Record:
         if not isinstance(view, dict):
@@ -84,7 +84,7 @@ class MessageWriter:
         errors = validate_view(view)
         if errors:
             self._reject(method, errors, {"view": view})
-            raise ApiMethodError("invalid_blocks", errors=errors, response_metadata={"messages": errors})
+            raise ApiMethodError("invalid_blocks", errors=errors, response_metadata=_messages(errors))
         stored = copy.deepcopy(view)
         stored["blocks"] = _with_block_ids(stored.get("blocks"))
         return stored
@@ -250,3 +250,8 @@ def _with_block_ids(blocks: object) -> list[Record]:
         if isinstance(block, dict) and not block.get("block_id"):
             block["block_id"] = secrets.token_urlsafe(4)
     return stored
+
+
+def _messages(errors: list[str]) -> Record:
+    """``response_metadata`` as Slack sends it with ``invalid_blocks``: each error marked ``[ERROR]``."""
+    return {"messages": [f"[ERROR] {error}" for error in errors]}

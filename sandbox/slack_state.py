@@ -161,9 +161,10 @@ class SlackState:
         with self.lock:
             self._rate_limits[method] = [times, retry_after]
 
-    def script_fault(self, method: str, fault: str, times: int = 1, delay: float = 0.0, every: int = 1) -> None:
+    def script_fault(self, method: str, fault: str, times: int = 1, delay: float = 0.0, every: int = 1,
+                     skip: int = 0) -> None:
         """Make the next ``times`` calls of ``method`` (every ``every``-th call, starting with the
-        next) fail the way a network or Slack does:
+        next, or after the next ``skip`` calls) fail the way a network or Slack does:
 
         * ``"drop_after"``: the call is applied, then the connection closes with no answer;
         * ``"error_after"``: the call is applied, then HTTP 500 (a gateway gave up on it);
@@ -176,7 +177,7 @@ class SlackState:
             raise ValueError(f"unknown fault {fault!r}; one of {sorted(FAULTS)}")
         with self.lock:
             pattern: list[tuple[str, float] | None] = [(fault, delay)] + [None] * (max(every, 1) - 1)
-            self._faults.setdefault(method, []).extend(pattern * times)
+            self._faults.setdefault(method, []).extend([None] * skip + pattern * times)
 
     def take_fault(self, method: str) -> tuple[str, float] | None:
         """Consume the next scripted fault of ``method``, if any."""

@@ -21,13 +21,15 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-MAX_MESSAGE_BLOCKS: Final = 50
+from sandbox.slack_limits import MESSAGE_BLOCKS, MESSAGE_TEXT, VIEW_BLOCKS, message_errors, view_errors
+
+MAX_MESSAGE_BLOCKS: Final = MESSAGE_BLOCKS
 """Slack's limit on blocks in one message."""
 
-MAX_VIEW_BLOCKS: Final = 100
+MAX_VIEW_BLOCKS: Final = VIEW_BLOCKS
 """Slack's limit on blocks in one modal or Home tab view."""
 
-MAX_TEXT_CHARS: Final = 40_000
+MAX_TEXT_CHARS: Final = MESSAGE_TEXT
 """Slack's limit on the top-level ``text`` of a message."""
 
 _PLAIN_TEXT_ONLY: Final[dict[str, tuple[str, ...]]] = {
@@ -62,9 +64,9 @@ def validate_blocks(blocks: object, *, limit: int = MAX_MESSAGE_BLOCKS, where: s
     """
     if not isinstance(blocks, list):
         return [f"{where} must be an array, got {type(blocks).__name__}"]
-    errors: list[str] = []
-    if len(blocks) > limit:
-        errors.append(f"{where} has {len(blocks)} blocks; the limit is {limit}")
+    # Slack's own size limits first, worded as Slack words them (with a JSON pointer), then the
+    # structure as slack-sdk's models see it.
+    errors = message_errors(blocks, most=limit, pointer="/" + where.replace(".", "/"))
     for index, raw in enumerate(blocks):
         errors.extend(_validate_one_block(raw, f"{where}[{index}]"))
     return errors
@@ -74,12 +76,13 @@ def validate_view(view: object) -> list[str]:
     """Validate a modal/Home tab ``view`` payload with slack-sdk's ``View`` model."""
     if not isinstance(view, Mapping):
         return [f"view must be an object, got {type(view).__name__}"]
-    errors: list[str] = []
+    errors = view_errors(view)
     blocks = view.get("blocks")
     if blocks is None:
         errors.append("view.blocks is required")
     else:
-        errors.extend(validate_blocks(blocks, limit=MAX_VIEW_BLOCKS, where="view.blocks"))
+        errors.extend(e for e in validate_blocks(blocks, limit=MAX_VIEW_BLOCKS, where="view.blocks")
+                      if e not in errors)
     for field in ("title", "submit", "close"):
         value = view.get(field)
         if value is not None and (not isinstance(value, Mapping) or value.get("type") != "plain_text"):

@@ -108,6 +108,13 @@ class StoreContract:
         assert [i.id for i in store.recent(10)] == [b.id, a.id] and [i.id for i in store.recent(10, "prod")] == [a.id]
         assert [i.id for i in store.open_incidents()] == [a.id, b.id]
 
+    def test_incidents_are_counted_in_all_and_per_environment(self, store: IncidentStore) -> None:
+        assert store.incident_count() == 0
+        for env in ("prod", "staging", "prod"):
+            made = store.create_incident(new(env=env))
+            store.transition(made.id, [Status.PENDING], Status.CANCELLED)  # frees the lock for the next
+        assert (store.incident_count(), store.incident_count("prod"), store.incident_count("nowhere")) == (3, 2, 0)
+
     # -- approvals ---------------------------------------------------------------------------
 
     def test_an_approval_counts_once_per_approver_and_plan(self, store: IncidentStore) -> None:

@@ -18,13 +18,18 @@ def _line(i: Incident) -> str:
     return f"*{i.ref}* {'drill: ' if i.drill else ''}{quote(i.kind, 30)} rollback on *{i.env}* · {STATUS_LINE[i.status]} · by {user(i.requester)} {when(i.created_at)}{reason}"
 
 
+SEE_ALL = "`/rollback history 50` lists the newest 50, `rollbot report RB-N` shows any one"
+
+
 def status_blocks(open_incidents: list[Incident], last: Incident | None, now: datetime,
-                  drills: DrillSchedule | None = None) -> list[Block]:
+                  drills: DrillSchedule | None = None, *, most: int = 20) -> list[Block]:
+    """Open rollbacks in at most ``most`` sections (those that do not fit are counted, and the
+    reply says where to see them), then the last rollback, the last drill and what is due."""
     head = "*Open rollbacks*\n" + ("\n".join(_line(i) for i in open_incidents) if open_incidents else "_None. All quiet._")
     lines = [last_rollback_line("Last rollback", last)]
     if drills is not None:
         lines += [last_rollback_line("Last drill", drills.last_drill), *_rhythm(drills, now)]
-    return [*sections(head.splitlines(), most=20, more="App Home lists them too"),
+    return [*sections(head.splitlines(), most=most, more=SEE_ALL),
             {"type": "context", "elements": [{"type": "mrkdwn", "text": line} for line in lines]}]
 
 
@@ -51,6 +56,14 @@ def last_rollback_line(label: str, last: Incident | None) -> str:
     return f"*{label}:* {last.ref} on {last.env}, {when(last.rolled_back_at)} ({last.rolled_back_at:%Y-%m-%d})"
 
 
-def history_blocks(incidents: list[Incident]) -> list[Block]:
-    text = "*Recent rollbacks*\n" + ("\n".join(_line(i) for i in incidents) if incidents else "_No rollbacks yet._")
-    return sections(text.splitlines(), most=20, more="`rollbot report RB-N` for any of them")
+def history_blocks(incidents: list[Incident], total: int | None = None, *, most: int = 20) -> list[Block]:
+    """The newest incidents in at most ``most`` sections. With ``total`` (how many there are in
+    all), the older ones not listed are counted and the reply says where to see them."""
+    title = "*Recent rollbacks*"
+    older = (total or 0) - len(incidents)
+    if older > 0:
+        title += f" (the newest {len(incidents)} of {total})"
+    lines = [title, *(_line(i) for i in incidents)] if incidents else [title, "_No rollbacks yet._"]
+    if older > 0:
+        lines.append(f"_…and {older} older: {SEE_ALL}_")
+    return sections(lines, most=most, more="`rollbot report RB-N` for any of them")

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from bot.blocks.follow_ups import follow_up_lines
-from bot.blocks.text import plain, quote, sections, user
+from bot.blocks.text import chunks, plain, quote, sections, user
 from handlers.summary import Summary, TimelineEntry
 
 Block = dict[str, Any]
 TIMELINE_SHOWN = 24  # entries; a longer timeline keeps its start and end and says how many are left out
+TIMELINE_SECTIONS = 3  # sections the summary gives its timeline
+TIMELINE_PART_SECTIONS = 10  # sections of one thread message of the full timeline (each up to 3,000 characters)
+FIELD_TEXT = 2000  # Slack: each of a section's fields
 
 
 def summary_blocks(s: Summary) -> tuple[str, list[Block]]:
@@ -37,10 +40,11 @@ def summary_blocks(s: Summary) -> tuple[str, list[Block]]:
                   more=f"`rollbot report {s.incident}`"),
         *(sections(("*Failure*\n" + quote(s.failure, 6000)).splitlines(), most=3, more=f"`rollbot report {s.incident}`")
           if s.failure else []),
-        *sections(("*Timeline*\n" + _timeline(s)).splitlines(), most=3, more=f"`rollbot report {s.incident}`"),
+        *sections(["*Timeline*", *_timeline(s)], most=TIMELINE_SECTIONS,
+                  more=f"the full timeline is in the incident's thread and in `rollbot report {s.incident}`"),
         {"type": "section", "fields": [
-            {"type": "mrkdwn", "text": ("*Executed*\n" + executed)[:2000]},
-            {"type": "mrkdwn", "text": ("*Verification & health*\n" + health)[:2000]},
+            {"type": "mrkdwn", "text": _field("*Executed*\n" + executed, s.incident)},
+            {"type": "mrkdwn", "text": _field("*Verification & health*\n" + health, s.incident)},
         ]},
         {"type": "section", "text": {"type": "mrkdwn",
                                      "text": f"*Checklist* ({s.checklist_done}/{len(s.checklist)})\n{checklist}"}},
@@ -57,17 +61,58 @@ def summary_blocks(s: Summary) -> tuple[str, list[Block]]:
     return f"Post-incident summary for {s.incident}", blocks
 
 
-def _timeline(s: Summary) -> str:
-    def line(t: TimelineEntry) -> str:
-        return f"`+{t.offset}` {t.what} — {user(t.actor) if t.actor.startswith('U') else t.actor}"
+def _line(t: TimelineEntry) -> str:
+    return f"`+{t.offset}` {t.what} — {user(t.actor) if t.actor.startswith('U') else t.actor}"
 
-    entries = s.timeline
-    if len(entries) <= TIMELINE_SHOWN:
-        return "\n".join(map(line, entries))
-    head, tail = entries[:6], entries[-(TIMELINE_SHOWN - 6):]
-    left_out = len(entries) - len(head) - len(tail)
-    return "\n".join([*map(line, head), f"_… {left_out} more entries in `rollbot report {s.incident}` …_",
-                      *map(line, tail)])
+
+def timeline_shortened(s: Summary) -> bool:
+    """Whether the summary shows only part of the timeline (then the thread gets all of it)."""
+    lines = [_line(t) for t in s.timeline]
+    return len(lines) > TIMELINE_SHOWN or len(chunks(["*Timeline*", *lines])) > TIMELINE_SECTIONS
+
+
+def _timeline(s: Summary) -> list[str]:
+    lines = [_line(t) for t in s.timeline]
+    if not timeline_shortened(s):
+        return lines
+    head, tail = lines[:6], lines[-(TIMELINE_SHOWN - 6):]
+    left_out = len(lines) - len(head) - len(tail)
+    return [*head, f"_… {left_out} more entries: the full timeline is in the incident's thread and in "
+                   f"`rollbot report {s.incident}` …_", *tail]
+
+
+def timeline_parts(s: Summary) -> list[tuple[str, list[Block]]]:
+    """The whole timeline as thread messages, when the summary shows only part of it: every entry,
+    in order, in as many messages as Slack's limits need (none when the summary shows it all)."""
+    if not timeline_shortened(s):
+        return []
+    texts = chunks([_line(t) for t in s.timeline])
+    parts = [texts[n:n + TIMELINE_PART_SECTIONS] for n in range(0, len(texts), TIMELINE_PART_SECTIONS)]
+    out = []
+    for number, part in enumerate(parts, start=1):
+        title = f"*Full timeline of {s.incident}* ({len(s.timeline)} entries)"
+        if len(parts) > 1:
+            title += f", part {number} of {len(parts)}"
+        blocks: list[Block] = [{"type": "section", "text": {"type": "mrkdwn", "text": title}},
+                               *({"type": "section", "text": {"type": "mrkdwn", "text": text}} for text in part)]
+        out.append((f"Full timeline of {s.incident}, part {number} of {len(parts)}", blocks))
+    return out
+
+
+def _field(text: str, incident: str) -> str:
+    """A section field (2,000 characters at most): lines that do not fit are counted and pointed to."""
+    lines = text.splitlines()
+    kept = lines
+    while len("\n".join(kept)) > FIELD_TEXT or (kept is not lines and len(
+            "\n".join([*kept, _more(len(lines) - len(kept), incident)])) > FIELD_TEXT):
+        kept = kept[:-1]
+    if kept is lines:
+        return text
+    return "\n".join([*kept, _more(len(lines) - len(kept), incident)])
+
+
+def _more(count: int, incident: str) -> str:
+    return f"_…and {count} more: `rollbot report {incident}`_"
 
 
 def _by(actor: str) -> str:

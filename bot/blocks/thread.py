@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.blocks.incident import resolve_actions, step_lines
-from bot.blocks.text import mention, quote, sections, user
+from bot.blocks.text import escape, mention, quote, sections, user
 from handlers.durations import format_duration
 from handlers.kind import RollbackKind, Verification
 from handlers.model import HealthResult, Incident, StepRun
@@ -50,7 +50,7 @@ def health_lines(health: Sequence[HealthResult]) -> str:
     for h in sorted(health, key=lambda h: h.ok):  # failing first: what needs attention leads
         icon = ":large_green_circle:" if h.ok else ":red_circle:"
         status = f"HTTP {h.status}" if h.status is not None else (h.error or "no answer")
-        lines.append(f"{icon} {quote(h.url, 200)} — {status} in {h.latency_ms} ms")
+        lines.append(f"{icon} {escape(h.url)} — {status} in {h.latency_ms} ms")  # whole, however long
     return "\n".join(lines)
 
 

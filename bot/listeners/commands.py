@@ -11,7 +11,7 @@ from slack_sdk import WebClient
 from bot.blocks.decide import decide_modal
 from bot.blocks.modals import resolve_modal
 from bot.blocks.status import history_blocks, status_blocks
-from bot.blocks.text import escape
+from bot.blocks.text import escape, plain, sections
 from handlers import approvals, commands, drills, queries, resolution
 from handlers.commands import CommandError
 from handlers.requests import request_rollback
@@ -56,7 +56,10 @@ def register(app: App, svc: Services) -> None:
                 except Refused as refused:
                     respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
                     return
-                respond(response_type="ephemeral", text=answer)
+                # In sections, not in `text` (Slack shows 4,000 characters of that): a long listing
+                # is split, never cut; `text` is the notification's short fallback.
+                respond(response_type="ephemeral", text=plain(answer.splitlines()[0] if answer else "Rollbot", 150),
+                        blocks=sections(answer.splitlines(), most=48, more="the rest did not fit in one Slack message"))
             case commands.StatusQuery():
                 ack()  # first: the database may be slow
                 respond(response_type="ephemeral", text="Rollbot status",
@@ -64,7 +67,8 @@ def register(app: App, svc: Services) -> None:
                                              drills.schedule(svc.policy.drills, svc.store.last_rolled_back(drill=True))))
             case commands.History(limit=limit):
                 ack()
-                respond(response_type="ephemeral", blocks=history_blocks(svc.store.recent(limit)), text="Rollback history")
+                respond(response_type="ephemeral", text="Rollback history",
+                        blocks=history_blocks(svc.store.recent(limit), svc.store.incident_count()))
             case commands.Resolve(incident_id=incident_id):
                 ack()  # first: the checks below may wait on Slack (user groups); the trigger lives 3 s
                 try:

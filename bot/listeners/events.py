@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.blocks.home import home_view
+from bot.blocks.home import HOME_RECENT, home_view
 from handlers import drills
 from handlers.services import Services
 
@@ -24,6 +24,7 @@ def register(app: App, svc: Services) -> None:
         event_id = body.get("event_id")
         if isinstance(event_id, str) and not svc.live.first_delivery(f"event:{event_id}", ttl_seconds=3600):
             return
-        view = home_view(svc.store.open_incidents(), svc.store.last_rolled_back(), svc.store.recent(5), svc.clock.now(),
-                         drills.schedule(svc.policy.drills, svc.store.last_rolled_back(drill=True)))
+        view = home_view(svc.store.open_incidents(), svc.store.last_rolled_back(), svc.store.recent(HOME_RECENT),
+                         svc.clock.now(), drills.schedule(svc.policy.drills, svc.store.last_rolled_back(drill=True)),
+                         total=svc.store.incident_count())
         client.views_publish(user_id=event["user"], view=view)

@@ -146,6 +146,10 @@ class FakeStore(FakeStandingTables, FakeFollowUps):
             ids = sorted((i for i, r in self.rows.items() if env is None or r.incident.env == env), reverse=True)
             return [self._view(i) for i in ids[:limit]]  # type: ignore[misc]
 
+    def incident_count(self, env: str | None = None) -> int:
+        with self.lock:
+            return sum(1 for r in self.rows.values() if env is None or r.incident.env == env)
+
     def open_incidents(self) -> list[Incident]:
         with self.lock:
             return [self._view(i) for i in sorted(self.rows) if self.rows[i].incident.status.is_open]  # type: ignore[misc]

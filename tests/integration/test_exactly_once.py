@@ -248,3 +248,54 @@ def test_a_follow_up_dm_whose_post_went_wrong_is_never_sent_twice(world: World, 
     assert follow_ups.remind(svc, follow_up.id, 2) == "reminded"
     keys = [m["metadata"]["event_payload"]["key"] for m in world.slack.messages(dm)]
     assert keys.count(f"follow_up.{follow_up.id}.2") == 1 and len(keys) == first + 1
+def _long_timeline(svc: Services, incident: Incident, entries: int = 40) -> None:
+    for n in range(entries):  # a long incident's reminders, each on the timeline
+        svc.audit(incident.id, "rollbot", "remind", "ok", index=n)
+
+
+def _timeline_in_thread(world: World, incident: Incident) -> str:
+    parts = [m for m in world.slack.thread(CHANNEL, incident.root_ts)
+             if (m.get("metadata") or {}).get("event_payload", {}).get("key", "").startswith("timeline.")]
+    return "".join(b["text"]["text"] for m in parts for b in m["blocks"] if b["type"] == "section")
+
+
+def test_a_long_timeline_is_posted_whole_in_the_thread_once_through_a_retried_delivery(world: World) -> None:
+    """The summary shows part of a 40-entry timeline and says the rest is in the thread; the
+    timeline's thread message is refused (Slack 503) after the summary and its link went out, so
+    the delivery is retried by the worker: the summary is not posted again, and the full timeline
+    arrives once, every entry in it."""
+    svc = _svc(world)
+    incident = _monitoring(svc)
+    _long_timeline(svc, incident)
+    world.slack.script_fault("chat.postMessage", "error_before", times=3, skip=2)  # the summary and link go out
+    resolution.resolve(svc, CAROL, incident.id, "cause", "lessons")
+    assert _keys(world, incident.id)["summary"] == 1 and _keys(world, incident.id)["timeline.0"] == 0
+    summary = next(m for m in _mine(world, incident.id) if m["metadata"]["event_payload"]["key"] == "summary")
+    assert "the full timeline is in the incident's thread" in json.dumps(summary["blocks"])
+    worker = world.worker()
+    for _ in range(4):  # the job's backoff
+        world.advance(timedelta(minutes=11))
+        worker.run_once()
+    keys = _keys(world, incident.id)
+    assert keys["summary"] == 1 and keys["summary.link"] == 1 and keys["timeline.0"] == 1
+    stored = svc.store.summary(incident.id)
+    assert stored is not None and len(stored.timeline) > 40
+    thread = _timeline_in_thread(world, incident)
+    assert thread.count("Monitoring reminder") == 40 and "Requested" in thread and "Resolved" in thread
+    assert world.slack.validation_errors == []
+
+
+def test_a_timeline_whose_parts_dropped_after_slack_took_them_is_not_doubled(world: World) -> None:
+    """Every post of the delivery is applied by Slack and its answer lost: each is read back and
+    adopted; the worker's job then finds nothing left to post."""
+    svc = _svc(world)
+    incident = _monitoring(svc)
+    _long_timeline(svc, incident, entries=1000)  # long enough for two thread messages
+    world.slack.script_fault("chat.postMessage", "drop_after", times=4)
+    resolution.resolve(svc, CAROL, incident.id, "cause", "lessons")
+    world.advance(timedelta(minutes=11))
+    world.worker().run_once()
+    keys = _keys(world, incident.id)
+    assert (keys["summary"], keys["summary.link"], keys["timeline.0"], keys["timeline.1"]) == (1, 1, 1, 1)
+    assert _timeline_in_thread(world, incident).count("Monitoring reminder") == 1000
+    assert world.slack.validation_errors == []

@@ -152,7 +152,7 @@ def test_form_encoded_blocks_are_decoded(emulator: SlackEmulator, web: WebClient
         ([{"type": "actions", "elements": [{"type": "button", "action_id": "go"}]}], "text"),
         ([{"type": "fancy_block"}], "unknown"),
         ([{"type": "header", "text": {"type": "mrkdwn", "text": "*bold*"}}], "plain_text"),
-        ([{"type": "divider"}] * 51, "limit is 50"),
+        ([{"type": "divider"}] * 51, "no more than 50 items allowed [json-pointer:/blocks]"),
     ],
     ids=["section-text-too-long", "button-without-text", "unknown-block", "mrkdwn-header", "too-many-blocks"],
 )
@@ -165,6 +165,72 @@ def test_invalid_blocks_are_refused_and_recorded(
     assert emulator.messages() == []
     assert len(emulator.validation_errors) == 1
     assert emulator.validation_errors[0]["method"] == "chat.postMessage"
+
+
+_BUTTON = {"type": "button", "action_id": "go", "text": {"type": "plain_text", "text": "Go"}}
+
+
+@pytest.mark.parametrize(
+    ("blocks", "error"),
+    [
+        ([{"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2001}]}],
+         "must be less than 2001 characters [json-pointer:/blocks/0/fields/0/text]"),
+        ([{"type": "section", "fields": [{"type": "mrkdwn", "text": "f"}] * 11}],
+         "no more than 10 items allowed [json-pointer:/blocks/0/fields]"),
+        ([{"type": "context", "elements": [{"type": "mrkdwn", "text": "c" * 3001}]}],
+         "must be less than 3001 characters [json-pointer:/blocks/0/elements/0/text]"),
+        ([{"type": "context", "elements": [{"type": "mrkdwn", "text": "c"}] * 11}],
+         "no more than 10 items allowed [json-pointer:/blocks/0/elements]"),
+        ([{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}],
+         "must be less than 151 characters [json-pointer:/blocks/0/text/text]"),
+        ([{"type": "section", "text": {"type": "mrkdwn", "text": "s"}}, {"type": "section", "text": {
+            "type": "mrkdwn", "text": "s" * 3001}}], "must be less than 3001 characters [json-pointer:/blocks/1/text/text]"),
+        ([{"type": "actions", "elements": [{**_BUTTON, "text": {"type": "plain_text", "text": "b" * 76}}]}],
+         "must be less than 76 characters [json-pointer:/blocks/0/elements/0/text/text]"),
+        ([{"type": "actions", "elements": [{**_BUTTON, "value": "v" * 2001}]}],
+         "must be less than 2001 characters [json-pointer:/blocks/0/elements/0/value]"),
+        ([{"type": "actions", "block_id": "b" * 256, "elements": [_BUTTON]}],
+         "must be less than 256 characters [json-pointer:/blocks/0/block_id]"),
+        ([{"type": "actions", "elements": [{"type": "checkboxes", "action_id": "c", "options": [
+            {"text": {"type": "mrkdwn", "text": "o"}, "value": f"v{n}"} for n in range(11)]}]}],
+         "no more than 10 items allowed [json-pointer:/blocks/0/elements/0/options]"),
+        ([{"type": "divider"}] * 51, "no more than 50 items allowed [json-pointer:/blocks]"),
+    ],
+    ids=["field-text", "fields", "context-text", "context-elements", "header", "second-section", "button-text",
+         "button-value", "block-id", "checkbox-options", "blocks"],
+)
+def test_every_documented_limit_is_refused_with_slacks_pointer(
+    emulator: SlackEmulator, web: WebClient, blocks: list[dict[str, Any]], error: str
+) -> None:
+    """Limits slack-sdk's models check and limits they do not: each is refused as Slack refuses
+    it (invalid_blocks, the error with its JSON pointer, the same marked [ERROR] in
+    response_metadata), for a post, an update and an ephemeral alike, and nothing is stored."""
+    posted = web.chat_postMessage(channel=CHANNEL, text="fallback", blocks=[{"type": "divider"}])
+    for call, args in ((web.chat_postMessage, {}), (web.chat_update, {"ts": posted["ts"]}),
+                       (web.chat_postEphemeral, {"user": "U1"})):
+        refused = _api_error(call, channel=CHANNEL, text="fallback", blocks=blocks, **args)
+        assert refused.response["error"] == "invalid_blocks"
+        assert refused.response["errors"][0] == error
+        assert f"[ERROR] {error}" in refused.response["response_metadata"]["messages"]
+    assert [m["blocks"][0]["type"] for m in emulator.messages()] == ["divider"] and emulator.ephemerals() == []
+    assert len(emulator.validation_errors) == 3
+
+
+def test_views_are_held_to_their_own_limits(emulator: SlackEmulator, web: WebClient) -> None:
+    """A Home tab takes 100 blocks, not 101; a modal's title 24 characters, its metadata 3,000."""
+    divider = {"type": "divider"}
+    emulator.add_user("U1", "alice")
+    web.views_publish(user_id="U1", view={"type": "home", "blocks": [divider] * 100})
+    too_many = _api_error(web.views_publish, user_id="U1", view={"type": "home", "blocks": [divider] * 101})
+    assert too_many.response["errors"][0] == "no more than 100 items allowed [json-pointer:/view/blocks]"
+    home = {"type": "home", "blocks": [{"type": "section", "fields": [{"type": "mrkdwn", "text": "x" * 2001}]}]}
+    field = _api_error(web.views_publish, user_id="U1", view=home)
+    assert field.response["errors"][0] == "must be less than 2001 characters [json-pointer:/view/blocks/0/fields/0/text]"
+    modal = {**MODAL, "title": {"type": "plain_text", "text": "t" * 25}, "private_metadata": "m" * 3001}
+    refused = _api_error(web.views_open, trigger_id=emulator.new_trigger_id("U1"), view=modal)
+    assert refused.response["errors"][:2] == ["must be less than 25 characters [json-pointer:/view/title/text]",
+                                              "must be less than 3001 characters [json-pointer:/view/private_metadata]"]
+    assert len(emulator.validation_errors) == 3
 
 
 @pytest.mark.filterwarnings("ignore:The top-level `text` argument is missing")

@@ -68,6 +68,8 @@ def test_a_variable_is_restored_from_its_snapshot_redeployed_and_verified(world:
 
     listed = _ephemeral(world, client, "env prod list")
     assert "`S-1`" in listed and "(scheduled): 3 variables, 1 sensitive (not restorable)" in listed
+    answer = world.slack.ephemerals(user=ALICE)[-1]  # the listing is in sections; `text` is a short fallback
+    assert "`S-1`" in json.dumps(answer["blocks"]) and "S-1" not in answer["text"] and len(answer["text"]) <= 150
 
     client.command(ALICE, "config prod API_URL checkout calls the wrong API", channel_id=CHANNEL)
     root = wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")

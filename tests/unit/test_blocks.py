@@ -15,7 +15,7 @@ from bot.blocks.incident import root_blocks
 from bot.blocks.modals import deny_modal, resolve_modal
 from bot.blocks.plans import GENERIC
 from bot.blocks.status import history_blocks, status_blocks
-from bot.blocks.summary import summary_blocks
+from bot.blocks.summary import summary_blocks, timeline_parts
 from bot.blocks.text import ago, escape
 from bot.blocks.thread import (
     closed_blocks,
@@ -115,6 +115,35 @@ def test_home_view_is_valid() -> None:
     incident = _incident(Status.MONITORING)
     View(**home_view([incident], incident, [incident] * 5, NOW)).validate_json()
     View(**home_view([], None, [], NOW)).validate_json()
+
+
+@pytest.mark.parametrize(("open_count", "total"), [(0, 0), (3, 3), (10, 2000), (2000, 2000)])
+def test_the_home_tab_stays_inside_slacks_limits_however_many_incidents_and_counts_what_it_leaves_out(
+        open_count: int, total: int) -> None:
+    """However many incidents are open or recorded, the Home tab keeps to a view's 100 blocks and
+    Slack's other limits (checked by the emulator's own rules); every open rollback is either
+    listed or counted with where to see it, and so are the older ones it does not list."""
+    from bot.blocks.home import HOME_RECENT, home_view
+    from sandbox.slack_validation import validate_view
+
+    incidents = [replace(_incident(Status.MONITORING, reason="r" * 400), id=n) for n in range(1, open_count + 1)]
+    recent = [replace(_incident(Status.RESOLVED), id=total - n) for n in range(min(HOME_RECENT, total))]
+    view = home_view(incidents, None, recent, NOW, total=total)
+    assert validate_view(view) == [] and len(view["blocks"]) <= 100
+    texts = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section" and "text" in b]
+    dividers = [n for n, b in enumerate(view["blocks"]) if b["type"] == "divider"]
+    opened = "\n".join(b["text"]["text"] for b in view["blocks"][dividers[0]:dividers[1]] if b["type"] == "section")
+    listed = {i.ref for i in incidents if f"*{i.ref}* " in opened}
+    counted = int(opened.split("…and ")[1].split(" ")[0]) if "…and " in opened else 0
+    assert len(listed) + counted == open_count and listed == {f"RB-{n}" for n in range(1, len(listed) + 1)}
+    if counted:
+        assert "`/rollback history 50`" in opened and "`rollbot report RB-N`" in opened
+    history = next(t for t in texts if t.startswith("*Recent rollbacks*"))
+    if total > HOME_RECENT:
+        assert f"(the newest {HOME_RECENT} of {total})" in history
+        assert f"…and {total - HOME_RECENT} older: `/rollback history 50`" in "".join(texts)
+    else:
+        assert "older" not in history
 
 
 def test_escape_neutralises_mentions_and_links() -> None:
@@ -219,4 +248,44 @@ def test_a_long_incident_stays_inside_slacks_limits_and_nothing_disappears() -> 
     text = "".join(b["text"]["text"] for b in blocks if b.get("type") == "section" and "text" in b)
     squeezed = "".join(text.split())  # split across sections at whitespace: every character is there
     assert "cause" + "r" * 3490 in squeezed and "lesson" + "l" * 3490 in squeezed and "why" + "w" * 3400 in squeezed
-    assert "more entries in `rollbot report RB-7`" in text  # the timeline says what it left out, and where
+    # the timeline says what it left out, and where: the thread has all of it, in order
+    assert "more entries: the full timeline is in the incident's thread and in `rollbot report RB-7`" in text
+    parts = timeline_parts(summary)
+    for _, part in parts:
+        _valid(part)
+    posted = "\n".join(b["text"]["text"] for _, part in parts for b in part[1:])
+    assert posted.splitlines() == [f"`+{t.offset}` {t.what} — " + (f"<@{t.actor}>" if t.actor.startswith("U") else t.actor)
+                                   for t in summary.timeline]
+
+
+def test_a_short_timeline_is_whole_in_the_summary_and_not_repeated_in_the_thread() -> None:
+    summary = build_summary(_incident(Status.RESOLVED), CODE, [], [])
+    assert summary.timeline and timeline_parts(summary) == []
+    assert "full timeline" not in str(summary_blocks(summary)[1])
+
+
+def test_a_very_long_timeline_takes_as_many_thread_messages_as_it_needs() -> None:
+    from handlers.store import AuditEntry
+
+    audit = [AuditEntry(NOW + timedelta(seconds=n), None, "rollbot", "remind", "ok", {}) for n in range(2000)]
+    summary = build_summary(_incident(Status.RESOLVED), CODE, [], audit)
+    parts = timeline_parts(summary)
+    assert len(parts) > 1 and all(f"part {n} of {len(parts)}" in part[0]["text"]["text"]
+                                  for n, (_, part) in enumerate(parts, start=1))
+    for text, part in parts:
+        _valid(part)
+        assert len(text) < 4000
+    assert sum(b["text"]["text"].count("Monitoring reminder") for _, part in parts for b in part[1:]) == 2000
+
+
+def test_a_summary_field_too_long_for_slack_says_how_many_lines_it_left_out() -> None:
+    from handlers.summary import HealthRound
+
+    incident = _incident(Status.RESOLVED)
+    summary = build_summary(incident, CODE, [], []).model_copy(update={"health": [
+        HealthRound(phase=f"monitor.{n} " + "p" * 60, at=NOW, results=[]) for n in range(60)]})
+    _, blocks = summary_blocks(summary)
+    _valid(blocks)
+    field = next(f["text"] for b in blocks for f in b.get("fields", []) if f["text"].startswith("*Verification"))
+    assert len(field) <= 2000 and field.count("monitor.") + int(field.split("…and ")[1].split(" ")[0]) == 60
+    assert "more: `rollbot report RB-7`" in field

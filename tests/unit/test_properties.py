@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
 from bot.blocks.code_plan import CodePlanRenderer
+from bot.blocks.home import home_view
 from bot.blocks.incident import root_blocks
 from bot.blocks.plans import GENERIC
-from bot.blocks.summary import summary_blocks
+from bot.blocks.summary import summary_blocks, timeline_parts
 from bot.blocks.thread import closed_blocks, failure_blocks, notify_blocks, plan_changed_blocks, reminder_blocks
 from bot.config_file import parse_policy
 from bot.edge import shape
@@ -32,7 +33,10 @@ from handlers.config import EnvironmentPolicy
 from handlers.kind import KindRegistry
 from handlers.model import Approval, HealthResult, Incident, Resolution, Status
 from handlers.runbook import initial_checklist
+from handlers.store import AuditEntry
 from handlers.summary import build_summary
+from sandbox.slack_limits import message_errors
+from sandbox.slack_validation import validate_view
 from tests.fakes.world import policy_data
 from tests.kinds.switch import SwitchKind
 
@@ -125,6 +129,7 @@ def _valid(blocks: list[dict]) -> None:
     for block in Block.parse_all(blocks):
         assert block is not None
         block.validate_json()
+    assert message_errors(blocks) == []  # Slack's limits, as the emulator enforces them
     text = json.dumps(blocks)
     assert "<!channel>" not in text and "<!here>" not in text
 
@@ -150,3 +155,29 @@ def test_thread_messages_are_valid_for_any_incident(incident: Incident, health: 
 def test_the_summary_is_valid_for_any_incident(incident: Incident) -> None:
     _, blocks = summary_blocks(build_summary(incident, CODE, [], []))
     _valid(blocks)
+
+
+@given(incidents(), st.integers(0, 3000), st.lists(IDS, min_size=1, max_size=5))
+def test_any_timeline_is_whole_in_the_thread_parts_or_in_the_summary(incident: Incident, entries: int,
+                                                                      actors: list[str]) -> None:
+    audit = [AuditEntry(NOW - timedelta(minutes=15) + timedelta(seconds=n), incident.id, actors[n % len(actors)],
+                        "remind", "ok", {}) for n in range(entries)]
+    summary = build_summary(incident, CODE, [], audit)
+    _, blocks = summary_blocks(summary)
+    _valid(blocks)
+    parts = timeline_parts(summary)
+    for text, part in parts:
+        _valid(part)
+        assert len(text) <= 4000
+    if parts:
+        lines = [line for _, part in parts for b in part[1:] for line in b["text"]["text"].splitlines()]
+        assert len(lines) == len(summary.timeline)
+    else:
+        assert all(t.what in json.dumps(blocks, ensure_ascii=False) for t in summary.timeline)
+
+
+@given(st.lists(incidents(), max_size=4), st.integers(1, 300), st.integers(0, 5000))
+def test_the_home_tab_is_valid_for_any_number_of_incidents(some: list[Incident], times: int, older: int) -> None:
+    listed = [replace(i, id=n) for n, i in enumerate(some * times, start=1)]
+    view = home_view(listed, listed[0] if listed else None, listed[:10], NOW, total=len(listed[:10]) + older)
+    assert validate_view(view) == []
