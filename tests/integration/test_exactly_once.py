@@ -248,6 +248,8 @@ def test_a_follow_up_dm_whose_post_went_wrong_is_never_sent_twice(world: World, 
     assert follow_ups.remind(svc, follow_up.id, 2) == "reminded"
     keys = [m["metadata"]["event_payload"]["key"] for m in world.slack.messages(dm)]
     assert keys.count(f"follow_up.{follow_up.id}.2") == 1 and len(keys) == first + 1
+
+
 def _long_timeline(svc: Services, incident: Incident, entries: int = 40) -> None:
     for n in range(entries):  # a long incident's reminders, each on the timeline
         svc.audit(incident.id, "rollbot", "remind", "ok", index=n)
