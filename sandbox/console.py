@@ -207,6 +207,10 @@ class Console:
             answer = prompt(f"│ {label} (one of {', '.join(USERS)}): ").strip().lower()
             chosen = USERS[answer][0] if answer in USERS else None
             return {"type": kind, "selected_user": chosen}
+        if kind == "rich_text_input":
+            answer = prompt(f"│ {label}: ")
+            section = {"type": "rich_text_section", "elements": [{"type": "text", "text": answer}]}
+            return {"type": kind, "rich_text_value": {"type": "rich_text", "elements": [section]}}
         default = element.get("initial_value") or ""
         hint = (block.get("hint") or {}).get("text")
         if hint:

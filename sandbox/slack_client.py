@@ -337,6 +337,22 @@ class SignedSlackClient:
         return {"id": user_id, "username": name, "name": name, "team_id": self.team_id}
 
 
+def rich_text(text: str) -> Record:
+    """A ``rich_text_input``'s state as Slack sends it for ``text`` typed in it: paragraphs as
+    sections, a line starting with "- " as a bullet list item."""
+    elements: list[Record] = []
+    for line in text.split("\n"):
+        if line.startswith("- "):
+            item = {"type": "rich_text_section", "elements": [{"type": "text", "text": line[2:]}]}
+            if elements and elements[-1]["type"] == "rich_text_list":
+                elements[-1]["elements"].append(item)
+            else:
+                elements.append({"type": "rich_text_list", "style": "bullet", "indent": 0, "elements": [item]})
+        else:
+            elements.append({"type": "rich_text_section", "elements": [{"type": "text", "text": line}]})
+    return {"type": "rich_text_input", "rich_text_value": {"type": "rich_text", "elements": elements}}
+
+
 def find_action(message: Mapping[str, Any], action_id: str) -> Record:
     """Find the interactive element with ``action_id`` in a message's blocks.
 

@@ -23,6 +23,21 @@ def _input(block_id: str, label: str, placeholder: str, *, multiline: bool = Tru
     }
 
 
+LONG_TEXT_LIMIT = 12000  # a root cause or lessons learned, in characters (rich text has no limit of its own)
+
+
+def _rich_input(block_id: str, label: str, placeholder: str) -> dict[str, Any]:
+    """A long free-text field: rich text, because Slack's plain-text inputs stop at 3,000
+    characters and a root cause may well need more."""
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "label": {"type": "plain_text", "text": label},
+        "element": {"type": "rich_text_input", "action_id": "value",
+                    "placeholder": {"type": "plain_text", "text": placeholder}},
+    }
+
+
 def deny_modal(incident: Incident) -> View:
     return {
         "type": "modal",
@@ -92,8 +107,8 @@ def resolve_modal(incident: Incident, rows: dict[str, int] | None = None) -> Vie
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn",
                                          "text": "The post-incident summary goes to the channel with what you write here."}},
-            _input("root_cause", "Root cause", "What broke, and why?"),
-            _input("lessons", "Lessons learned", "What will we change? (tests, alerts, runbook)"),
+            _rich_input("root_cause", "Root cause", "What broke, and why?"),
+            _rich_input("lessons", "Lessons learned", "What will we change? (tests, alerts, runbook)"),
             {"type": "section", "text": {"type": "mrkdwn", "text": (
                 "*Documentation updates*: what must change in the runbook or docs, and which tests to add, "
                 "each with an owner. Rollbot reminds each owner by DM until they mark it done.")}},

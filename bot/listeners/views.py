@@ -6,7 +6,8 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.blocks.modals import follow_up_block, resolve_rows
+from bot.blocks.modals import LONG_TEXT_LIMIT, follow_up_block, resolve_rows
+from bot.listeners.rich_text import rich_text_to_text
 from handlers import approvals, follow_ups, resolution
 from handlers.commands import clean
 from handlers.model import FOLLOW_UP_CATEGORIES, NewFollowUp
@@ -14,10 +15,13 @@ from handlers.services import Refused, Services
 
 
 def _value(view: dict[str, Any], block_id: str) -> str:
-    """A text input's value, without control characters (Postgres refuses NUL)."""
+    """A text input's value, plain or rich text, without control characters (Postgres refuses
+    NUL). A plain one is still read: a modal opened before an upgrade has plain inputs."""
     found: Any = view
     for key in ("state", "values", block_id, "value"):
         found = found.get(key) if isinstance(found, dict) else None
+    if isinstance(found, dict) and "rich_text_value" in found:
+        return rich_text_to_text(found["rich_text_value"])
     return clean(str(found.get("value") or "")) if isinstance(found, dict) else ""
 
 
@@ -92,6 +96,9 @@ def register(app: App, svc: Services) -> None:
             return
         root_cause, lessons = _value(view, "root_cause"), _value(view, "lessons")
         items, errors = follow_up_drafts(view)
+        for block_id, text in (("root_cause", root_cause), ("lessons", lessons)):
+            if len(text) > LONG_TEXT_LIMIT:
+                errors[block_id] = f"{len(text):,} characters; at most {LONG_TEXT_LIMIT:,} (attach the rest to the post-mortem)."
         if errors:
             ack(response_action="errors", errors=errors)
             return

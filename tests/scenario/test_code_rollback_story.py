@@ -8,7 +8,7 @@ import subprocess
 import sys
 from datetime import timedelta
 
-from sandbox.slack_client import SignedSlackClient
+from sandbox.slack_client import SignedSlackClient, rich_text
 from sandbox.team import ALICE, BOB, CAROL, CHANNEL, PROJECT
 from tests.world import BotServer, World, wait_until
 
@@ -105,8 +105,8 @@ def test_code_rollback_end_to_end(world: World, bot: BotServer) -> None:
     view = wait_until(lambda: next((v for v in world.slack.views.values() if v.get("callback_id") == "resolve_modal"), None),
                       message="the resolve modal")
     response = client.submit_view(CAROL, view["id"], {
-        "root_cause": {"value": {"type": "plain_text_input", "value": "Catalog cache served stale prices"}},
-        "lessons": {"value": {"type": "plain_text_input", "value": "Canary the cache change <!channel>"}},
+        "root_cause": {"value": rich_text("Catalog cache served stale prices")},
+        "lessons": {"value": rich_text("Canary the cache change <!channel>")},
     })
     assert response.status_code == 200
     summary = wait_until(

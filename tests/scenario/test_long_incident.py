@@ -1,6 +1,7 @@
 """A long incident, end to end through the real web server, the worker and both emulators: 20
 health checks (seven failing), 15 monitoring reminders, 10 approvers, a long reason, a root cause
-and lessons as long as the Resolve modal takes, and a timeline longer than the summary shows.
+of 3,500 characters and long lessons (rich text in the Resolve modal, past the 3,000 a plain-text
+input takes), and a timeline longer than the summary shows.
 
 Every payload the Slack emulator received (messages, updates, ephemerals, command replies,
 views, the Home tab) keeps to Slack's documented limits, each message's top-level ``text`` stays
@@ -18,6 +19,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from sandbox.slack_client import rich_text
 from sandbox.slack_limits import DISPLAYED_TEXT, message_errors, view_errors
 from sandbox.slack_validation import validate_view
 from sandbox.team import ALICE, BOB, CHANNEL, PROJECT
@@ -98,8 +100,9 @@ def test_a_long_incident_keeps_every_payload_inside_slacks_limits_and_loses_noth
     urls = _urls(world)
     reason = "checkout returns 500 " + " ".join(f"detail-{n}" for n in range(150))  # about 1,400 characters
     root_cause = "\n".join(f"{n:02d} the catalog cache served stale prices after the deploy " + "c" * 40
-                           for n in range(29))[:2900]  # the Resolve modal's most
-    lessons = " ".join(f"lesson-{n} canary every cache change" for n in range(80))[:2900]
+                           for n in range(36))[:3500]
+    assert len(root_cause) == 3500
+    lessons = "\n".join(f"- lesson-{n} canary every cache change" for n in range(80))[:3200]
     bot = BotServer(world)
     try:
         client = bot.client(world)
@@ -122,8 +125,8 @@ def test_a_long_incident_keeps_every_payload_inside_slacks_limits_and_loses_noth
                                          if v.get("callback_id") == "resolve_modal" and v.get("user") == ALICE), None),
                            message="the resolve modal")
         client.submit_view(ALICE, modal["id"], {
-            "root_cause": {"value": {"type": "plain_text_input", "value": root_cause}},
-            "lessons": {"value": {"type": "plain_text_input", "value": lessons}},
+            "root_cause": {"value": rich_text(root_cause)},
+            "lessons": {"value": rich_text(lessons)},
         })
         summary = world.work_until(lambda: _keyed(world, "summary"), timeout=30, message="the summary")
         world.work_until(lambda: _keyed(world, "timeline.0"), timeout=30, message="the full timeline in the thread")
@@ -162,7 +165,8 @@ def test_a_long_incident_keeps_every_payload_inside_slacks_limits_and_loses_noth
     # The summary: the whole reason, root cause and lessons (split across sections, never cut);
     # the timeline shown in part says where the rest is.
     shown = _prose(summary)
-    for text in (reason, root_cause, lessons):
+    as_stored = "\n".join("• " + line.removeprefix("- ") for line in lessons.split("\n"))  # rich text's bullets
+    for text in (reason, root_cause, as_stored):
         assert _squeezed(text) in _squeezed(shown)
     assert "the full timeline is in the incident's thread" in shown
 
