@@ -261,6 +261,7 @@ def _timeline_in_thread(world: World, incident: Incident) -> str:
     return "".join(b["text"]["text"] for m in parts for b in m["blocks"] if b["type"] == "section")
 
 
+@pytest.mark.reliability("fault", "Slack: the full timeline's thread message refused after the summary went out")
 def test_a_long_timeline_is_posted_whole_in_the_thread_once_through_a_retried_delivery(world: World) -> None:
     """The summary shows part of a 40-entry timeline and says the rest is in the thread; the
     timeline's thread message is refused (Slack 503) after the summary and its link went out, so
@@ -287,6 +288,7 @@ def test_a_long_timeline_is_posted_whole_in_the_thread_once_through_a_retried_de
     assert world.slack.validation_errors == []
 
 
+@pytest.mark.reliability("fault", "Slack: every post of a summary and its full timeline dropped after Slack took it")
 def test_a_timeline_whose_parts_dropped_after_slack_took_them_is_not_doubled(world: World) -> None:
     """Every post of the delivery is applied by Slack and its answer lost: each is read back and
     adopted; the worker's job then finds nothing left to post."""
