@@ -5,8 +5,6 @@ Slack's answer is lost; and a drill counted as a drill on ``/metrics``."""
 
 from __future__ import annotations
 
-import pytest
-
 import threading
 from collections import Counter
 from datetime import timedelta
@@ -14,6 +12,7 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import httpx
+import pytest
 
 from bot.exactly_once import STANDING_EVENT_TYPE
 from bot.wsgi import RollbotWSGI
