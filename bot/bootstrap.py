@@ -99,7 +99,7 @@ def build_kinds(settings: Settings, vercel: VercelClient, store: PostgresStore, 
     def still_open() -> list[tuple[int, PlanBase]]:
         return [(incident.id, incident.plan) for incident in store.open_incidents()]
 
-    kinds = KindRegistry([CodeKind(vercel, uncertain_window=window),
+    kinds = KindRegistry([CodeKind(vercel, uncertain_window=window, rolled_back=store.rolled_back_plans),
                           FlagKind(EdgeConfigClient(vercel), uncertain_window=window),
                           EnvKind(VercelEnvClient(vercel), snapshots, now, uncertain_window=window),
                           DatabaseKind(PostgresTarget(), MigrationFolder(), PgBackups(store.pool, clock=now), now,

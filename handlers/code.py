@@ -109,8 +109,10 @@ class CodeKind:
 
     def __init__(self, provider: CodeProvider, *, alias_timeout: float = 120.0, uncertain_window: float = 30.0,
                  sleep: Callable[[float], None] = time.sleep,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 rolled_back: Callable[[str], Sequence[PlanBase]] = lambda env: ()) -> None:
         self.provider = provider
+        self._rolled_back = rolled_back  # an environment's earlier rollbacks' plans, newest first
         self.alias_timeout = alias_timeout
         self.uncertain_window = uncertain_window  # how long an uncertain send is watched for
         self._sleep = sleep
@@ -152,10 +154,19 @@ class CodeKind:
                 raise Refused(f"`{escape(explicit)}` is not one of the recent READY production deployments of "
                               f"`{project}`. Leave it out to roll back to the last known good one.")
         else:
+            # Never back onto a deployment Rollbot rolled production away from (Shipit's lock): after
+            # a code + env rollback, production serves a rebuild that is newer than the bad one.
+            away = {p.from_deployment.uid for plan in self._rolled_back(env) for p in plan.components()
+                    if isinstance(p, CodePlan) and p.project == project}
             older = [d for d in history if d.created_at < current.created_at and d.uid != current.uid]
             if not older:
                 raise Refused(f"`{project}` has no earlier READY production deployment to roll back to.")
-            target = max(older, key=lambda d: d.created_at)
+            good = [d for d in older if d.uid not in away]
+            if not good:
+                raise Refused(f"every earlier READY production deployment of `{project}` is one an earlier rollback "
+                              "moved production away from. Name the one to go back to: `/rollback code "
+                              f"{escape(env)} dpl_…`.")
+            target = max(good, key=lambda d: d.created_at)
         return CodePlan(env=env, project=project, from_deployment=current, to_deployment=target, requested=explicit)
 
     # -- execution ---------------------------------------------------------------------------

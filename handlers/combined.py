@@ -23,6 +23,7 @@ from pydantic import BeforeValidator, SerializeAsAny, create_model
 from handlers.config import PART_SEPARATOR, Environment
 from handlers.kind import Follows, KindRegistry, RollbackFailed, RollbackKind, Run, Step, Verification
 from handlers.plans import PlanBase, PlanError
+from handlers.ports import ProviderError
 from handlers.runbook import DECISION_MATRIX
 from handlers.services import Refused
 
@@ -34,6 +35,9 @@ class CombinedPlan(PlanBase):
 
     def binding(self) -> dict[str, Any]:
         return {"kind": self.kind, "env": self.env, "parts": [part.binding() for part in self.parts]}
+
+    def components(self) -> tuple[PlanBase, ...]:
+        return tuple(self.parts)
 
     @property
     def target(self) -> str:
@@ -153,10 +157,14 @@ class CombinedKind:
             where = f"{kind.title} (part {index} of {len(parts)})"
             try:
                 result = kind.execute(part, _PartRun(run, kind))
+                run.step(step.name)
+                verification = kind.verify(part)
             except RollbackFailed as failed:
                 raise RollbackFailed(f"{where}: {failed.message}{self._before(index)}") from None
-            run.step(step.name)
-            verification = kind.verify(part)
+            except ProviderError as error:  # the same error (a read-back follows it), saying which part and what stays
+                raise ProviderError(f"{where}: {error.message}{self._before(index)}", code=error.code,
+                                    status=error.status, uncertain=error.uncertain,
+                                    retry_after=error.retry_after) from None
             run.audit("read_back", "ok" if verification.ok else "failed", part=kind.name, detail=verification.detail,
                       **verification.facts)
             if not verification.ok:
@@ -205,7 +213,10 @@ class CombinedKind:
         if not isinstance(plan, CombinedPlan) or parts is None or \
                 [p.kind for p in parts] != [k.name for k in self.parts]:
             raise PlanError(f"not a {self.name} plan")
-        return tuple(parts)
+        # A part runs under the combined plan's revision: what a part derives from it (the env
+        # part's redeploy tag) is never shared with a revision whose approvals were voided.
+        return tuple(p if p.revision == plan.revision else p.model_copy(update={"revision": plan.revision})
+                     for p in parts)
 
     def part_plans(self, plan: PlanBase) -> tuple[tuple[RollbackKind, PlanBase], ...]:
         """(kind, plan) of each part, in order: for renderers and summaries."""

@@ -57,22 +57,22 @@ def listing(db: TargetDatabase, source: MigrationSource, backups: Backups, env_n
 
 
 def newest_revertible(db: TargetDatabase, source: MigrationSource, env: Environment, now: datetime) -> str | None:
-    """The newest migration applied in the last 24 hours that has usable reverse SQL: what a
-    database rollback started from the decision matrix proposes (None when there is none)."""
+    """The newest applied migration, when it was applied in the last 24 hours and has usable
+    reverse SQL: what a database rollback started from the decision matrix proposes. Never an
+    older one below it (the newest is the likely culprit); None when the newest does not qualify."""
     assert env.database_url_env and env.migrations_dir
     try:
         history = db.history(env.database_url_env)
         files = source.migrations(env.migrations_dir)
     except DatabaseError as error:
         raise Refused(escape(error.message)) from None
-    for m in reversed(history):
-        at = _applied_or_version_time(m.applied_at, m.version)
-        if at is None or at < now - RECENT:
-            return None
-        file = files.get(m.version)
-        if file is not None and file.reverse_sql and not file.problem:
-            return m.version
-    return None
+    if not history:
+        return None
+    head = history[-1]
+    at = _applied_or_version_time(head.applied_at, head.version)
+    file = files.get(head.version)
+    recent = at is not None and at >= now - RECENT
+    return head.version if recent and file is not None and file.reverse_sql and not file.problem else None
 
 
 def prune(backups: Backups, open_incidents: Sequence[tuple[int, PlanBase]], env_name: str, env: Environment,

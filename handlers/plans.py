@@ -56,6 +56,10 @@ class PlanBase(BaseModel):
         builds on it (``handlers.kind.Follows``)."""
         return None
 
+    def components(self) -> tuple[PlanBase, ...]:
+        """The single-kind plans this plan is made of: itself, or a combined plan's parts."""
+        return (self,)
+
     def builds_on(self, earlier: PlanBase) -> bool:
         """This plan's change supersedes ``earlier``'s on the provider (an env restore rebuilds the
         deployment a code rollback moved production to): reading ``earlier`` back afterwards would

@@ -94,6 +94,10 @@ class Incidents(Protocol):
         """How many incidents there are (drills too), so a list of the recent ones can say how
         many it does not show."""
     def open_incidents(self) -> list[Incident]: ...
+    def rolled_back_plans(self, env: str, limit: int = 100) -> list[PlanBase]:
+        """The plans of ``env``'s newest incidents that rolled something back, newest first (what
+        the code kind must not pick as "last known good": a deployment production was rolled away
+        from)."""
     def last_rolled_back(self, drill: bool = False) -> Incident | None:
         """The newest incident that rolled something back: a real one, or with ``drill`` a drill."""
     def status_counts(self) -> dict[str, int]:

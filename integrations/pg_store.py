@@ -137,6 +137,12 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
             ).fetchall()
             return [i for r in rows if (i := self._get(conn, r["id"])) is not None]
 
+    def rolled_back_plans(self, env: str, limit: int = 100) -> list[PlanBase]:
+        with self.pool.connection() as conn:
+            rows = conn.execute("SELECT plan FROM incidents WHERE env = %s AND rolled_back_at IS NOT NULL "
+                                "ORDER BY rolled_back_at DESC LIMIT %s", (env, limit)).fetchall()
+        return [self._load_plan(row["plan"]) for row in rows]
+
     def last_rolled_back(self, drill: bool = False) -> Incident | None:
         with self.pool.connection() as conn:
             row = conn.execute(

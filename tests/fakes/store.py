@@ -154,6 +154,13 @@ class FakeStore(FakeStandingTables, FakeFollowUps):
         with self.lock:
             return [self._view(i) for i in sorted(self.rows) if self.rows[i].incident.status.is_open]  # type: ignore[misc]
 
+    def rolled_back_plans(self, env: str, limit: int = 100) -> list[PlanBase]:
+        with self.lock:
+            done = sorted((r.incident for r in self.rows.values()
+                           if r.incident.env == env and r.incident.rolled_back_at is not None),
+                          key=lambda i: (i.rolled_back_at, i.id), reverse=True)
+            return [i.plan for i in done[:limit]]
+
     def last_rolled_back(self, drill: bool = False) -> Incident | None:
         with self.lock:
             done = [r.incident for r in self.rows.values()

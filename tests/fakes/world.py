@@ -100,6 +100,7 @@ def fake_world(tmp_path: Path, *, approvals: int = 1, self_approval: bool = Fals
     switches.mkdir(exist_ok=True)
     (switches / "checkout").write_text("on")
     kinds = KindRegistry([CodeKind(vercel, uncertain_window=uncertain_window, sleep=time.sleep,
+                                   rolled_back=store.rolled_back_plans,
                                    monotonic=time.monotonic), SwitchKind(switches),
                           FlagKind(flags, uncertain_window=uncertain_window, sleep=time.sleep, monotonic=time.monotonic),
                           EnvKind(env, snapshots, clock.now, uncertain_window=uncertain_window, sleep=time.sleep,

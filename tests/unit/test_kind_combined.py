@@ -19,9 +19,29 @@ from handlers.execution import execute
 from handlers.model import Status
 from handlers.monitoring import maintenance
 from handlers.services import Refused
+from tests.fakes.ports import deployment
 from tests.fakes.world import ALICE, BOB, CAROL, FakeWorld, fake_world, policy_data
 
 GOOD, BAD = "https://api.shop.test/v2", "https://api.shop.test/broken"
+
+
+def one_project(w: FakeWorld) -> None:
+    """The code and env fakes as one Vercel project: the code part's instant rollback pins
+    production, and the env part's promoted rebuild is what the code provider then reads."""
+    env, vercel = w.env, w.vercel
+    rollback, promote = vercel.rollback, env.promote
+
+    def rolled_back(project: str, deployment_uid: str, description: str) -> None:
+        rollback(project, deployment_uid, description)
+        env.production_uid, env.pinned = vercel.production, True
+
+    def promoted(project: str, uid: str) -> None:
+        promote(project, uid)
+        vercel.production, vercel.job = uid, None
+        vercel.deployments.append(deployment(uid, 0))  # the rebuild: the newest production deployment
+
+    vercel.rollback = rolled_back  # type: ignore[method-assign]
+    env.promote = promoted  # type: ignore[method-assign]
 
 
 @pytest.fixture
@@ -30,6 +50,7 @@ def w(tmp_path: Path) -> FakeWorld:
     for _key, task in maintenance(world.svc):  # the scheduled snapshot holds the good value
         task()
     world.env.set("API_URL", BAD)
+    one_project(world)
     return world
 
 
@@ -89,9 +110,11 @@ def test_one_approval_executes_code_then_env_each_verified(w: FakeWorld) -> None
     approve(w, incident_id)
     done = execute(w.svc, incident_id)
     assert done is not None and done.status is Status.MONITORING
-    assert w.vercel.rollbacks == ["dpl_good"] and w.vercel.production == "dpl_good"
+    assert w.vercel.rollbacks == ["dpl_good"]
     assert w.env.value("API_URL") == GOOD and w.env.writes[0] == ("set", "API_URL")
-    assert w.env.writes[-1] == ("redeploy", "dpl_good")
+    assert w.env.writes[-1] == ("redeploy", "dpl_good")  # the good code, rebuilt with the good value
+    [build] = w.env.builds
+    assert w.vercel.production == w.env.production_uid == build.uid  # promoted: what production serves now
     log = [(e.action, e.outcome, e.detail.get("part")) for e in w.store.audit_log(incident_id)]
     order = [entry for entry in log if entry[0] in ("vercel.rollback", "read_back", "env.restore", "env.snapshot")]
     assert order.index(("read_back", "ok", "code")) < order.index(("env.snapshot", "ok", None))
@@ -99,21 +122,49 @@ def test_one_approval_executes_code_then_env_each_verified(w: FakeWorld) -> None
     steps = {s.name: s.status for s in w.store.steps(incident_id)}
     assert steps["code.verified"] == steps["env.verified"] == steps["verify"] == "ok"
     [(_, result, ok)] = w.notifier.sent["verification"]
-    assert ok and result.detail.startswith("Code rollback: ") and "; Env-var rollback: API_URL read back" in result.detail
+    assert ok and result.detail.startswith("Code rollback: read back before the env part built on it; ")
+    assert "; Env-var rollback: API_URL read back" in result.detail
+    assert combined(w).took_effect(done.plan)
 
 
-def test_the_code_part_rebuilt_by_the_env_part_is_not_read_back_against_its_old_target(w: FakeWorld) -> None:
+def test_the_whole_is_read_back_by_its_end_state(w: FakeWorld) -> None:
+    incident_id = request(w)
+    approve(w, incident_id)
+    done = execute(w.svc, incident_id)
+    assert done is not None and done.status is Status.MONITORING
+    w.env.set("API_URL", BAD)  # the later part no longer holds: neither does the whole
+    assert not combined(w).verify(done.plan).ok and not combined(w).took_effect(done.plan)
+
+
+def test_a_provider_error_in_a_part_says_which_part_and_what_stays(w: FakeWorld) -> None:
+    incident_id = request(w)
+    approve(w, incident_id)
+    w.env.build_polls = 10**9  # the rebuild never gets READY: the env kind raises a ProviderError
+    done = execute(w.svc, incident_id)
+    assert done is not None and done.status is Status.FAILED and done.failure is not None
+    assert done.failure.startswith("Env-var rollback (part 2 of 2): API_URL are restored in Vercel, but production")
+    assert done.failure.endswith("; Code rollback before it is done and verified, and stays")
+
+
+def test_each_part_runs_under_the_combined_plans_revision(w: FakeWorld) -> None:
+    incident = w.store.get(request(w))
+    assert incident is not None
+    again = incident.plan.model_copy(update={"revision": 2})
+    tags = {env.tag for env in (p for p in (combined(w)._parts(plan)[1] for plan in (incident.plan, again)))
+            if isinstance(env, EnvPlan)}
+    assert len(tags) == 2  # a voided revision's redeploy is never taken for this one's
+    assert w.svc.kinds.load_plan(again.to_json()) == again
+
+
+def test_a_later_code_rollback_never_goes_back_to_the_deployment_rolled_away_from(w: FakeWorld) -> None:
     incident_id = request(w)
     approve(w, incident_id)
     assert execute(w.svc, incident_id) is not None
-    incident = w.store.get(incident_id)
-    assert incident is not None
-    w.vercel.production = "dpl_rebuilt"  # on Vercel, the env part's rebuild is what production serves now
-    result = combined(w).verify(incident.plan)
-    assert result.ok and result.detail.startswith("Code rollback: read back before the env part built on it; ")
-    assert combined(w).took_effect(incident.plan)
-    w.env.set("API_URL", BAD)  # the later part no longer holds: neither does the whole
-    assert not combined(w).verify(incident.plan).ok and not combined(w).took_effect(incident.plan)
+    w.store.transition(incident_id, [Status.MONITORING], Status.RESOLVED)
+    follow_up = w.request(BOB, "code", reason="still broken")
+    assert isinstance(follow_up.plan, CodePlan)
+    # Production serves the rebuild, newer than dpl_bad; the last known good is never dpl_bad again.
+    assert follow_up.plan.to_deployment.uid == "dpl_good"
 
 
 def test_a_code_part_that_fails_stops_before_the_env_part(w: FakeWorld) -> None:

@@ -469,3 +469,10 @@ def test_a_rollback_started_from_the_matrix_proposes_the_newest_revertible_migra
     assert decide.suggestions(w.svc, data_corruption, "prod") == {"database": TIER}
     execute(w.svc, approved(w))  # reverted: nothing applied in the last 24 hours any more
     assert decide.suggestions(w.svc, data_corruption, "prod") == {}
+
+
+def test_the_matrix_never_proposes_a_migration_below_the_newest(w: FakeWorld) -> None:
+    newest = "20261128120000"
+    w.target.history_rows.append(migration(newest, "drop_legacy_flags", "create table audit_events (id int)"))
+    w.source.files[newest] = MigrationFile(newest, "drop_legacy_flags", None, None)  # no reverse SQL
+    assert decide.suggestions(w.svc, decide.decision(w.svc, "Data corruption", None), "prod") == {}
