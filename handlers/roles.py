@@ -68,7 +68,7 @@ class Roles:
             return UNAVAILABLE
         if not held & set(rule.approvers):
             return (
-                f"{incident.kind.capitalize()} rollbacks on *{incident.env}* are approved by "
+                f"{' + '.join(incident.kind.split('+')).capitalize()} rollbacks on *{incident.env}* are approved by "
                 f"{_roles(rule.approvers)}; you hold {_roles(sorted(held)) or 'no role'}."
             )
         if any(a.approver == user for a in incident.valid_approvals()):

@@ -13,7 +13,8 @@ from handlers.durations import format_duration
 from handlers.runbook import DECISION_MATRIX, SEVERITIES, matrix_row
 
 View = dict[str, Any]
-ARGS_BLOCK = "args-"  # + kind + "-" + environment (+ "-s" once suggestions are in): see args_block
+ARGS_BLOCK = "args-"  # + kind (+ FILLED once Rollbot filled it in): see args_block
+FILLED = "-filled"
 
 
 def _option(text: str, value: str) -> dict[str, Any]:
@@ -35,7 +36,14 @@ def _row_line(issue: str) -> str:
     return f"{row.label} → {' + '.join(row.kinds)} · {format_duration(row.target)} · risk {row.risk}"
 
 
-def decide_modal(issue: str | None = None, severity: str | None = None, *, available: bool = True) -> View:
+def metadata(issue: str | None, severity: str | None, channel: str | None, env: str | None = None) -> str:
+    """What the matrix's modals carry: the row, the severity, the channel the person asked in
+    (refusals are told there), and the environment a form's argument fields were drawn for."""
+    return json.dumps({"issue": issue, "severity": severity, "channel": channel, "env": env})
+
+
+def decide_modal(issue: str | None = None, severity: str | None = None, *, available: bool = True,
+                 channel: str | None = None) -> View:
     """The runbook's decision matrix as a modal: pick the issue type and severity, get the row and
     one button that opens the recommended rollback."""
     chosen = matrix_row(issue)
@@ -68,7 +76,7 @@ def decide_modal(issue: str | None = None, severity: str | None = None, *, avail
     return {
         "type": "modal",
         "callback_id": "decide_modal",
-        "private_metadata": f"{chosen.issue}|{severity}" if chosen else "",
+        "private_metadata": metadata(chosen.issue if chosen else None, severity, channel),
         "title": {"type": "plain_text", "text": "Decision matrix"},
         "close": {"type": "plain_text", "text": "Close"},
         "blocks": blocks,
@@ -83,24 +91,29 @@ _ARGUMENTS = {  # label and placeholder of each kind's arguments field
 }
 
 
-def args_block(kind: str, env: str, suggested: bool) -> str:
-    """A new block id per environment and once suggestions arrive: Slack keeps what was typed in a
-    block whose id stays, so a changed id is what lets the form show the new values."""
-    return f"{ARGS_BLOCK}{kind}-{env}" + ("-s" if suggested else "")
+def args_block(kind: str, filled: bool) -> str:
+    """A field Rollbot filled in gets a new block id: Slack keeps what was typed in a block whose
+    id stays, so only a changed id shows the new value (and a field it did not fill keeps what
+    the person typed meanwhile)."""
+    return f"{ARGS_BLOCK}{kind}" + (FILLED if filled else "")
 
 
 def request_form(decided: Decision, environments: Sequence[str], env: str, suggestions: Mapping[str, str] | None,
-                 reason: str = "") -> View:
+                 reason: str = "", channel: str | None = None) -> View:
     """The recommended rollback, filled in: the environment, each kind's arguments as far as
     Rollbot can tell (``suggestions``; None while they are still being looked up), the reason."""
     row = decided.row
     suggested = suggestions is not None
+    shown = [env, *(name for name in environments if name != env)][:100]  # a select holds 100 options
     blocks: list[dict[str, Any]] = [
         {"type": "context", "elements": [{"type": "mrkdwn", "text": quote(
             f"{_row_line(row.issue)} · severity {decided.severity}", 500)}]},
         {"type": "input", "block_id": "env", "dispatch_action": True,
          "label": {"type": "plain_text", "text": "Environment"},
-         "element": _select("decided_env", "Where?", [_option(name, name) for name in environments[:100]], env)},
+         "element": _select("decided_env", "Where?", [_option(name, name) for name in shown], env),
+         **({"hint": {"type": "plain_text", "text": (
+             f"{len(environments) - len(shown)} more environments than a menu holds: type "
+             f"`/rollback {' + '.join(row.kinds)} <env> …` for those.")}} if len(shown) < len(environments) else {})},
     ]
     for name in decided.parts:
         label, placeholder = _ARGUMENTS.get(name, (f"{name}: arguments", "as `/rollback help` shows them"))
@@ -109,7 +122,7 @@ def request_form(decided: Decision, environments: Sequence[str], env: str, sugge
         value = (suggestions or {}).get(name)
         if value:
             element["initial_value"] = value[:500]
-        block: dict[str, Any] = {"type": "input", "block_id": args_block(name, env, suggested), "optional": True,
+        block: dict[str, Any] = {"type": "input", "block_id": args_block(name, bool(value)), "optional": True,
                                  "label": {"type": "plain_text", "text": plain(label, 2000)}, "element": element}
         if name in decided.suggesting:
             block["hint"] = {"type": "plain_text", "text": (
@@ -126,7 +139,7 @@ def request_form(decided: Decision, environments: Sequence[str], env: str, sugge
     return {
         "type": "modal",
         "callback_id": "decided_request",
-        "private_metadata": json.dumps({"issue": row.issue, "severity": decided.severity}),
+        "private_metadata": metadata(row.issue, decided.severity, channel, env),
         "title": {"type": "plain_text", "text": plain(f"{' + '.join(row.kinds).capitalize()} rollback", 24)},
         "submit": {"type": "plain_text", "text": "Request"},
         "close": {"type": "plain_text", "text": "Back"},

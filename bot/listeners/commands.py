@@ -87,7 +87,7 @@ def register(app: App, svc: Services) -> None:
                 respond(response_type="ephemeral", text=f"{incident.ref} cancelled.")
             case commands.Decide():
                 ack()
-                client.views_open(trigger_id=body["trigger_id"], view=decide_modal())
+                client.views_open(trigger_id=body["trigger_id"], view=decide_modal(channel=body.get("channel_id")))
             case _:
                 name = type(cmd).__name__.lower()
                 svc.audit(None, user, f"command.{name}", "refused", reason="not available yet")

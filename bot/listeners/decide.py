@@ -3,6 +3,7 @@ filled in, and that form's submission, which starts the rollback with the row it
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from typing import Any
@@ -11,7 +12,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.blocks.decide import ARGS_BLOCK, decide_modal, request_form
+from bot.blocks.decide import ARGS_BLOCK, FILLED, decide_modal, request_form
 from handlers import decide
 from handlers.commands import clean
 from handlers.requests import request_rollback
@@ -30,44 +31,55 @@ def _user(body: dict[str, Any]) -> str:
     return str(user.get("id") or "") if isinstance(user, dict) else ""
 
 
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _row_of(text: object) -> tuple[str | None, str | None]:
-    """``issue|severity`` as the bot wrote it (a button's value, the decide modal's metadata)."""
+    """``issue|severity`` as the bot wrote it on the Start button."""
     issue, _, severity = (text if isinstance(text, str) else "").partition("|")
     return issue or None, severity or None
 
 
-def _state(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    values = (view.get("state") or {}).get("values")
-    return values if isinstance(values, dict) else {}
+def _state(view: dict[str, Any]) -> dict[str, Any]:
+    return _dict(_dict(view.get("state")).get("values"))
 
 
-def _text(block: dict[str, Any] | None) -> str:
-    value = (block or {}).get("value")
-    return clean(str((value or {}).get("value") or "")) if isinstance(value, dict) else ""
+def _text(block: object) -> str:
+    """What was typed in an input block (a plain-text input's ``value``); "" for anything else."""
+    typed = _dict(_dict(block).get("value")).get("value")
+    return clean(typed) if isinstance(typed, str) else ""
 
 
 def _selected_env(view: dict[str, Any]) -> str | None:
-    chosen = ((_state(view).get("env") or {}).get("decided_env") or {}).get("selected_option")
-    return chosen.get("value") if isinstance(chosen, dict) else None
+    chosen = _dict(_dict(_dict(_state(view).get("env")).get("decided_env")).get("selected_option")).get("value")
+    return chosen if isinstance(chosen, str) else None
 
 
-def _arguments(view: dict[str, Any], env: str) -> dict[str, tuple[str, str]]:
-    """kind -> (its block id, what was typed), for the arguments blocks of environment ``env``."""
+def _arguments(view: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """kind -> (its block id, what was typed in it)."""
     found = {}
     for block_id, block in _state(view).items():
-        if block_id.startswith(ARGS_BLOCK):
-            kind, _, rest = block_id[len(ARGS_BLOCK):].partition("-")
-            if rest.removesuffix("-s") == env:
-                found[kind] = (block_id, _text(block))
+        if isinstance(block_id, str) and block_id.startswith(ARGS_BLOCK):
+            found[block_id[len(ARGS_BLOCK):].removesuffix(FILLED)] = (block_id, _text(block))
     return found
 
 
-def _metadata(view: dict[str, Any]) -> tuple[str | None, str | None]:
+def _metadata(view: dict[str, Any]) -> dict[str, str | None]:
+    """The row, severity, channel and drawn-for environment the bot wrote (each None if absent)."""
     try:
         data = json.loads(view.get("private_metadata") or "")
     except (TypeError, ValueError):
-        return None, None
-    return (data.get("issue"), data.get("severity")) if isinstance(data, dict) else (None, None)
+        data = None
+    data = _dict(data)
+    return {key: data[key] if isinstance(data.get(key), str) else None
+            for key in ("issue", "severity", "channel", "env")}
+
+
+def _field_error(message: str) -> str:
+    """A refusal as a form field's error: plain text (no mrkdwn), and said to be shortened if it is."""
+    text = html.unescape(message).replace("`", "")
+    return text if len(text) <= 300 else text[:299].rsplit(" ", 1)[0] + " …"
 
 
 def register(app: App, svc: Services) -> None:
@@ -82,21 +94,23 @@ def register(app: App, svc: Services) -> None:
         return True
 
     def redraw_decide(client: WebClient, body: dict[str, Any], issue: str | None, severity: str | None) -> None:
-        view = body.get("view") or {}
+        view = _dict(body.get("view"))
         client.views_update(view_id=view.get("id"), hash=view.get("hash"),
-                                view=decide_modal(issue, severity, available=available(issue)))
+                            view=decide_modal(issue, severity, available=available(issue),
+                                              channel=_metadata(view)["channel"]))
 
     @app.action("decide_issue")
     def on_issue(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        issue = (_action(body).get("selected_option") or {}).get("value")
-        redraw_decide(client, body, issue, None)  # a new issue type starts from its row's severity
+        issue = _dict(_action(body).get("selected_option")).get("value")
+        redraw_decide(client, body, issue if isinstance(issue, str) else None, None)  # from the row's severity
 
     @app.action("decide_severity")
     def on_severity(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        issue, _ = _row_of((body.get("view") or {}).get("private_metadata"))
-        redraw_decide(client, body, issue, (_action(body).get("selected_option") or {}).get("value"))
+        severity = _dict(_action(body).get("selected_option")).get("value")
+        redraw_decide(client, body, _metadata(_dict(body.get("view")))["issue"],
+                      severity if isinstance(severity, str) else None)
 
     @app.action("decide_start")
     def on_start(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -108,52 +122,58 @@ def register(app: App, svc: Services) -> None:
         except decide.InputError as error:
             log.info("decide_start with a value Rollbot did not write: %s", error.message)
             return
+        channel = _metadata(_dict(body.get("view")))["channel"]
         svc.audit(None, _user(body), "decide", "ok", issue=decided.row.issue, severity=decided.severity,
                   kind=decided.kind.name)
-        pushed = client.views_push(trigger_id=body["trigger_id"], view=request_form(decided, envs, default_env, None))
-        fill(pushed.get("view") or {}, decided, default_env, client)
+        pushed = client.views_push(trigger_id=body["trigger_id"],
+                                   view=request_form(decided, envs, default_env, None, channel=channel))
+        fill(_dict(pushed.get("view")), decided, default_env, client, channel=channel)
 
-    def fill(view: dict[str, Any], decided: decide.Decision, env: str, client: WebClient, reason: str = "") -> None:
+    def fill(view: dict[str, Any], decided: decide.Decision, env: str, client: WebClient, reason: str = "",
+             channel: str | None = None) -> None:
         found = decide.suggestions(svc, decided, env)
         try:
             client.views_update(view_id=view.get("id"), hash=view.get("hash"),
-                                view=request_form(decided, envs, env, found, reason))
+                                view=request_form(decided, envs, env, found, reason, channel))
         except SlackApiError as error:  # the person moved on (closed it, or it changed meanwhile)
             log.info("decide form not filled in: %s", error.response.get("error"))
 
     @app.action("decided_env")
     def on_env(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        view = body.get("view") or {}
-        issue, severity = _metadata(view)
-        env = (_action(body).get("selected_option") or {}).get("value")
+        view = _dict(body.get("view"))
+        meta = _metadata(view)
+        env = _dict(_action(body).get("selected_option")).get("value")
         try:
-            decided = decide.decision(svc, issue, severity)
+            decided = decide.decision(svc, meta["issue"], meta["severity"])
         except decide.InputError:
             return
-        if env in svc.policy.environments:
-            fill(view, decided, env, client, _text(_state(view).get("reason")))
+        if isinstance(env, str) and env in svc.policy.environments:
+            fill(view, decided, env, client, _text(_state(view).get("reason")), meta["channel"])
 
     @app.view("decided_request")
     def on_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user = _user(body)
-        issue, severity = _metadata(view)
+        user, meta = _user(body), _metadata(view)
         env = _selected_env(view)
-        typed = _arguments(view, env or "")
+        typed = _arguments(view)
+        if env is not None and meta["env"] is not None and env != meta["env"]:
+            ack(response_action="errors", errors={"env": f"The fields below are still those for {meta['env']}; "
+                                                         "they update in a moment, then submit again."})
+            return
         try:
-            decided = decide.decision(svc, issue, severity)
+            decided = decide.decision(svc, meta["issue"], meta["severity"])
             rollback = decide.rollback(svc, decided, env, {k: text for k, (_, text) in typed.items()},
                                        _text(_state(view).get("reason")))
         except decide.InputError as error:
             field = typed[error.field][0] if error.field in typed else "env"  # else: the environment's block
-            ack(response_action="errors", errors={field: error.message[:150]})
+            ack(response_action="errors", errors={field: _field_error(error.message)})
             return
         ack(response_action="clear")  # the form and the matrix close; the root message follows
-        channel = svc.policy.environments[rollback.env].channel
+        where = meta["channel"] or svc.policy.environments[rollback.env].channel  # where they asked
         try:
             incident = request_rollback(svc, user, rollback)
         except Refused as refused:
-            svc.notifier.tell(channel, user, f":no_entry: Not started: {refused.message}")
+            svc.notifier.tell(where, user, f":no_entry: Not started: {refused.message}")
             return
-        svc.notifier.tell(channel, user, f":rewind: {incident.ref} ({decided.row.label}, severity "
+        svc.notifier.tell(where, user, f":rewind: {incident.ref} ({decided.row.label}, severity "
                           f"{decided.severity}) is waiting for approval in <#{incident.channel}>.")

@@ -53,9 +53,11 @@ def test_decide_starts_the_security_row_as_one_code_and_env_rollback(world: Worl
 
     # The form opens at once, then Rollbot fills in what changed since the last snapshot.
     form = _view(world, "decided_request", ALICE)
-    wait_until(lambda: "-s" in _block(world.slack.views[form["id"]], "args-env-")["block_id"], message="suggestions")
+    wait_until(lambda: _block(world.slack.views[form["id"]], "args-env")["block_id"] == "args-env-filled",
+               message="suggestions")
     form = world.slack.views[form["id"]]
-    env_block, code_block = _block(form, "args-env-prod"), _block(form, "args-code-prod")
+    env_block, code_block = _block(form, "args-env"), _block(form, "args-code")
+    assert code_block["block_id"] == "args-code"  # not filled in: what is typed there stays
     assert env_block["element"]["initial_value"] == "API_URL"
     assert "initial_value" not in code_block["element"]  # empty: the last known good deployment
     assert form["blocks"][1]["element"]["initial_option"]["value"] == "prod"
@@ -113,3 +115,36 @@ def test_decide_starts_the_security_row_as_one_code_and_env_rollback(world: Worl
     finally:
         container.close()
     assert world.slack.validation_errors == []
+
+
+def test_a_malformed_or_stale_form_is_answered_on_the_form_and_starts_nothing(world: World, bot: BotServer) -> None:
+    """Signed submissions whose state is not what Slack sends, or whose fields were drawn for another
+    environment than the one selected, get an error on the form (never a 500), and nothing starts."""
+    world.worker().run_once()
+    client = bot.client(world)
+    client.command(ALICE, "decide", channel_id=CHANNEL)
+    matrix = _view(world, "decide_modal", ALICE)
+    client.click_in_view(ALICE, matrix["id"], "decide_issue", "Performance")
+    wait_until(lambda: "decide_start" in json.dumps(world.slack.views[matrix["id"]]), message="the start button")
+    client.click_in_view(ALICE, matrix["id"], "decide_start", "Performance|High")
+    form = _view(world, "decided_request", ALICE)
+    view = {k: v for k, v in world.slack.views[form["id"]].items() if k != "user"}
+
+    def submit(values: object, metadata: str | None = None) -> dict:
+        forged = {**view, "state": {"values": values},
+                  **({"private_metadata": metadata} if metadata is not None else {})}
+        response = client._post_payload({"type": "view_submission", "user": {"id": ALICE}, "view": forged,
+                                         "team": {"id": client.team_id}, "api_app_id": world.slack.app_id})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    for values in ({"env": "prod"}, {"env": {"decided_env": "prod"}}, {"reason": "x", "args-code": ["x"]},
+                   {"env": {"decided_env": {"selected_option": "prod"}}}, ["not", "a", "dict"]):
+        answer = submit(values)
+        assert answer["response_action"] == "errors" and "env" in answer["errors"], (values, answer)
+    stale = submit({"env": {"decided_env": {"type": "static_select", "selected_option": {"value": "elsewhere"}}}})
+    assert stale["response_action"] == "errors" and "still those for prod" in stale["errors"]["env"]
+    unknown_row = submit({"env": {"decided_env": {"type": "static_select", "selected_option": {"value": "prod"}}}},
+                         metadata='{"issue": "Meteor strike"}')
+    assert unknown_row["response_action"] == "errors"
+    assert world.slack.messages(CHANNEL) == [] and world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback") == []
