@@ -84,6 +84,21 @@ class StoreContract:
             store.create_incident(new(kind="code+env"))
         assert held.value.incident.id == code.id
 
+    def test_a_combined_and_a_single_request_racing_never_both_win(self, store: IncidentStore) -> None:
+        def create(kind: str) -> tuple[str, int] | None:
+            try:
+                return kind, store.create_incident(new(kind=kind)).id
+            except LockHeld:
+                return None
+
+        for _round in range(8):
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                won = [w for w in pool.map(create, ["code+env", "env", "code"]) if w is not None]
+            kinds = sorted(kind for kind, _ in won)
+            assert kinds in (["code+env"], ["code", "env"]), kinds  # code and env do not exclude each other
+            for _, incident_id in won:
+                assert store.transition(incident_id, [Status.PENDING], Status.CANCELLED) is not None
+
     def test_transitions_are_conditional(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())
         assert store.transition(incident.id, [Status.EXECUTING], Status.FAILED) is None
