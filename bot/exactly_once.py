@@ -92,8 +92,8 @@ class _StandingMessage:
     """Reminder ``seq`` of a standing series. Its identity includes when its first attempt began,
     so two deployments sharing a channel never adopt each other's reminders."""
 
-    def __init__(self, ledger: Ledgers, series: str, seq: int) -> None:
-        self._ledger, self._series, self._seq = ledger, series, seq
+    def __init__(self, ledger: Ledgers, series: str, seq: int, clock: Clock) -> None:
+        self._ledger, self._series, self._seq, self._clock = ledger, series, seq, clock
         self.label = f"{series} reminder {seq}"
         self.log_extra: dict[str, Any] = {}
 
@@ -101,7 +101,7 @@ class _StandingMessage:
         return self._ledger.begin_standing(self._series, self._seq, at)
 
     def posted(self, ts: str) -> None:
-        self._ledger.standing_posted(self._series, self._seq, ts)
+        self._ledger.standing_posted(self._series, self._seq, ts, self._clock.now())
 
     def unsettled(self) -> None:
         self._ledger.standing_unsettled(self._series, self._seq)
@@ -149,7 +149,7 @@ class OncePoster:
 
     def post_standing(self, series: str, seq: int, channel: str, text: str, blocks: list[dict[str, Any]]) -> Posted:
         """Post reminder ``seq`` of a standing series once, in ``channel``, as ``post`` does."""
-        return self._once(_StandingMessage(self._ledger, series, seq), channel, text, blocks, None, False)
+        return self._once(_StandingMessage(self._ledger, series, seq, self._clock), channel, text, blocks, None, False)
 
     def _once(self, message: _Message, channel: str, text: str, blocks: list[dict[str, Any]],
               thread_ts: str | None, broadcast: bool, read_back: bool = True) -> Posted:

@@ -97,9 +97,10 @@ def occurrence(due_since: datetime | None, last: StandingRecord | None, now: dat
         return 1
     if last.state != "posted":
         return last.seq  # settle that one first: it may be in Slack already
-    if due_since is not None and last.since < due_since:
+    shown = last.posted_at or last.since  # when it was known to be in Slack, however late that was settled
+    if due_since is not None and shown < due_since:
         return last.seq + 1  # a new occasion (a drill or a review since): remind at once
-    return last.seq + 1 if now >= last.since + repeat else None
+    return last.seq + 1 if now >= shown + repeat else None
 
 
 def drill_reminder(policy: Policy, sched: DrillSchedule, last: StandingRecord | None,
@@ -132,9 +133,25 @@ def due_reminders(svc: Services) -> list[StandingReminder]:
         return []
     now = svc.clock.now()
     sched = schedule(svc.policy.drills, svc.store.last_rolled_back(drill=True))
-    found = (drill_reminder(svc.policy, sched, svc.store.last_standing("drill"), now),
-             review_reminder(svc.policy, sched, svc.store.last_standing("review"), now))
+    found = (drill_reminder(svc.policy, sched, _last(svc, "drill", now), now),
+             review_reminder(svc.policy, sched, _last(svc, "review", now), now))
     return [reminder for reminder in found if reminder is not None]
+
+
+DOUBT_GIVEN_UP = timedelta(days=1)
+"""A reminder whose outcome stayed unknown this long (Slack could not be read back, or nothing
+was due any more to settle it) is let go: the series moves on. At worst a reminder Slack did take
+is followed by the next one later, never a burst of them."""
+
+
+def _last(svc: Services, series: str, now: datetime) -> StandingRecord | None:
+    last = svc.store.last_standing(series)
+    if last is not None and last.state != "posted" and now - last.since > DOUBT_GIVEN_UP:
+        svc.store.standing_not_posted(series, last.seq)
+        log.warning("%s reminder %s stayed in doubt since %s; letting it go", series, last.seq, last.since)
+        svc.audit(None, "rollbot", f"remind.{series}", "given_up", seq=last.seq)
+        return svc.store.last_standing(series)
+    return last
 
 
 def remind(svc: Services) -> list[str]:

@@ -224,12 +224,14 @@ class Messages(Protocol):
 @dataclass(frozen=True)
 class StandingRecord:
     """The newest reminder of a standing series ("drill", "review"): its number, whether it is
-    "posted" or still "posting" (in flight, or its outcome unknown), and when its first attempt
-    began."""
+    "posted" or still "posting" (in flight, or its outcome unknown), when its first attempt
+    began, and when it was known to be in Slack (the next one is measured from then: one settled
+    late is not followed by the next at once)."""
 
     seq: int
     state: str
     since: datetime
+    posted_at: datetime | None = None
 
 
 class Standing(Protocol):
@@ -242,7 +244,8 @@ class Standing(Protocol):
     def begin_standing(self, series: str, seq: int, at: datetime) -> MessageRecord:
         """Claim reminder ``seq`` of ``series`` as ``Messages.begin_message`` claims a key."""
 
-    def standing_posted(self, series: str, seq: int, ts: str) -> None: ...
+    def standing_posted(self, series: str, seq: int, ts: str, at: datetime) -> None:
+        """It is in Slack at ``ts`` (posted, or found by a read-back), known so at ``at``."""
 
     def standing_unsettled(self, series: str, seq: int) -> None:
         """Give up the claim with the outcome unknown: the next attempt reads Slack back."""

@@ -20,9 +20,10 @@ class StandingTables:
 
     def last_standing(self, series: str) -> StandingRecord | None:
         with self.pool.connection() as conn:
-            row = conn.execute("SELECT seq, state, first_attempt_at FROM standing_messages WHERE series = %s "
-                               "ORDER BY seq DESC LIMIT 1", (series,)).fetchone()
-            return StandingRecord(int(row["seq"]), row["state"], row["first_attempt_at"]) if row else None
+            row = conn.execute("SELECT seq, state, first_attempt_at, posted_at FROM standing_messages "
+                               "WHERE series = %s ORDER BY seq DESC LIMIT 1", (series,)).fetchone()
+            return (StandingRecord(int(row["seq"]), row["state"], row["first_attempt_at"], row["posted_at"])
+                    if row else None)
 
     def begin_standing(self, series: str, seq: int, at: datetime) -> MessageRecord:
         with self.pool.connection() as conn, conn.transaction():
@@ -45,13 +46,14 @@ class StandingTables:
                          (at, series, seq))
             return MessageRecord("doubt", since=since)
 
-    def standing_posted(self, series: str, seq: int, ts: str) -> None:
+    def standing_posted(self, series: str, seq: int, ts: str, at: datetime) -> None:
         with self.pool.connection() as conn:
             conn.execute(
-                """INSERT INTO standing_messages (series, seq, state, ts, first_attempt_at)
-                   VALUES (%s, %s, 'posted', %s, now())
-                   ON CONFLICT (series, seq) DO UPDATE SET state = 'posted', ts = EXCLUDED.ts, claimed_at = NULL""",
-                (series, seq, ts))
+                """INSERT INTO standing_messages (series, seq, state, ts, first_attempt_at, posted_at)
+                   VALUES (%s, %s, 'posted', %s, %s, %s)
+                   ON CONFLICT (series, seq) DO UPDATE SET state = 'posted', ts = EXCLUDED.ts, claimed_at = NULL,
+                       posted_at = COALESCE(standing_messages.posted_at, EXCLUDED.posted_at)""",
+                (series, seq, ts, at, at))
 
     def standing_unsettled(self, series: str, seq: int) -> None:
         with self.pool.connection() as conn:

@@ -273,15 +273,15 @@ class StoreContract:
         assert store.begin_standing("drill", 1, later) == MessageRecord("doubt", since=T0)  # its poster died
         store.standing_unsettled("drill", 1)
         assert store.begin_standing("drill", 1, later).state == "doubt"  # nobody is on it
-        store.standing_posted("drill", 1, "1700000000.000100")
+        store.standing_posted("drill", 1, "1700000000.000100", later)
         assert store.begin_standing("drill", 1, later) == MessageRecord("posted", "1700000000.000100", T0)
         store.standing_not_posted("drill", 1)  # too late: it was posted
-        assert store.last_standing("drill") == StandingRecord(1, "posted", T0)
+        assert store.last_standing("drill") == StandingRecord(1, "posted", T0, later)
         week = T0 + timedelta(days=7)
         assert store.begin_standing("drill", 2, week).state == "new"
         assert store.last_standing("drill") == StandingRecord(2, "posting", week)
         store.standing_not_posted("drill", 2)  # refused: gone, the series is back at its last posted one
-        assert store.last_standing("drill") == StandingRecord(1, "posted", T0)
+        assert store.last_standing("drill") == StandingRecord(1, "posted", T0, later)
         assert store.last_standing("review") is None  # series are apart
         assert store.begin_standing("review", 1, T0).state == "new"
 

@@ -9,5 +9,6 @@ CREATE TABLE standing_messages (
     ts               text,
     first_attempt_at timestamptz NOT NULL,
     claimed_at       timestamptz,
+    posted_at        timestamptz,          -- when it was known to be in Slack (posted, or adopted by a read-back)
     PRIMARY KEY (series, seq)
 );

@@ -136,7 +136,7 @@ class FakeNotifier:
             (self.ledger.standing_not_posted if error.definite else self.ledger.standing_unsettled)(
                 reminder.series, reminder.seq)
             raise
-        self.ledger.standing_posted(reminder.series, reminder.seq, ts)
+        self.ledger.standing_posted(reminder.series, reminder.seq, ts, self.ledger.clock.now())
         return ts
 
     def tell(self, channel: str, user: str, text: str) -> None:

@@ -22,7 +22,7 @@ class FakeStandingTables:
             if not mine:
                 return None
             row = self.standing[(series, mine[-1])]
-            return StandingRecord(mine[-1], row["state"], row["since"])
+            return StandingRecord(mine[-1], row["state"], row["since"], row.get("posted_at"))
 
     def begin_standing(self, series: str, seq: int, at: datetime) -> MessageRecord:
         with self.lock:
@@ -37,10 +37,10 @@ class FakeStandingTables:
             row["claimed"] = at
             return MessageRecord("doubt", since=row["since"])
 
-    def standing_posted(self, series: str, seq: int, ts: str) -> None:
+    def standing_posted(self, series: str, seq: int, ts: str, at: datetime) -> None:
         with self.lock:
-            row = self.standing.setdefault((series, seq), {"since": self.clock.now()})
-            row.update(state="posted", ts=ts, claimed=None)
+            row = self.standing.setdefault((series, seq), {"since": at})
+            row.update(state="posted", ts=ts, claimed=None, posted_at=row.get("posted_at") or at)
 
     def standing_unsettled(self, series: str, seq: int) -> None:
         with self.lock:

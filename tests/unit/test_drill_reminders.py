@@ -112,7 +112,7 @@ def test_nothing_is_posted_without_a_drills_channel(w: FakeWorld) -> None:
 
 
 def test_a_reminder_slack_did_not_take_is_the_same_reminder_next_time(w: FakeWorld) -> None:
-    _drills(w)
+    _drills(w, remind_every="1h")
     w.notifier.refuse.add("standing")
     assert drills.remind(w.svc) == [] and w.store.last_standing("drill") is None  # refused: forgotten
     w.notifier.refuse.clear()
@@ -120,9 +120,25 @@ def test_a_reminder_slack_did_not_take_is_the_same_reminder_next_time(w: FakeWor
     assert drills.remind(w.svc) == []
     assert w.store.last_standing("drill") == StandingRecord(1, "posting", w.clock.now())  # in doubt: kept
     w.notifier.uncertain.clear()
-    w.clock.advance(2 * WEEK)
+    w.clock.advance(timedelta(hours=20))
     assert drills.remind(w.svc) == ["drill.1"]  # the one in doubt is settled, never a second number
     assert _posted(w) == [("drill", 1)]
+    w.clock.advance(timedelta(seconds=15))  # settled late: the next is an hour after it was posted, not now
+    assert drills.remind(w.svc) == []
+    w.clock.advance(timedelta(hours=1))
+    assert drills.remind(w.svc) == ["drill.2"]
+
+
+def test_a_reminder_in_doubt_for_a_day_is_let_go_and_reminded_once(w: FakeWorld) -> None:
+    _drills(w)
+    w.notifier.uncertain.add("standing")
+    assert drills.remind(w.svc) == []
+    w.notifier.uncertain.clear()
+    w.clock.advance(2 * WEEK)  # the worker was down, or Slack could not be read back
+    assert drills.remind(w.svc) == ["drill.1"]  # let go, then one reminder: no burst of the missed ones
+    w.clock.advance(timedelta(seconds=15))
+    assert drills.remind(w.svc) == []
+    assert [e.outcome for e in w.store.entries if e.action == "remind.drill"] == ["given_up", "ok"]
 
 
 # -- what they say ----------------------------------------------------------------------------
