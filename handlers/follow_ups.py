@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from handlers.durations import format_duration
 from handlers.model import FOLLOW_UP_CATEGORIES, FollowUp, Incident, NewFollowUp
 from handlers.ports import DeliveryFailed
 from handlers.services import Services
@@ -74,6 +75,9 @@ def remind(svc: Services, follow_up_id: int, round_: int) -> str:
         return "done"
     if not incident.summary_ts and svc.clock.now() - follow_up.created_at < SUMMARY_WAIT:
         return "wait"
+    latest = svc.store.follow_up(follow_up_id)
+    if latest is None or latest.done:  # marked done while this round was being prepared
+        return "done"
     outcome = "reminded"
     try:
         svc.notifier.follow_up(incident, follow_up, round_)
@@ -81,7 +85,18 @@ def remind(svc: Services, follow_up_id: int, round_: int) -> str:
         if error.definite:
             svc.audit(incident.id, "rollbot", "follow_up.remind", "failed", follow_up=follow_up_id, round=round_,
                       error=str(error))
-            return "retry"
+            if _refusals(svc, incident.id, follow_up_id, round_) < ROUND_TRIES:
+                return "retry"
+            # Slack keeps refusing this owner's DM (a deactivated account, say): say so where the
+            # incident is, and try the next round at the cadence rather than never again.
+            svc.audit(incident.id, "rollbot", "follow_up.remind", "given_up", follow_up=follow_up_id, round=round_)
+            if incident.channel and incident.resolution:
+                svc.notifier.tell(incident.channel, incident.resolution.resolved_by, (
+                    f":warning: Rollbot could not DM <@{follow_up.owner}> their follow-up of {incident.ref} "
+                    f"({ROUND_TRIES} tries: Slack refused it). It tries again in "
+                    f"{format_duration(svc.policy.follow_ups.every)}; `rollbot report {incident.ref}` lists it."))
+            svc.store.next_follow_up_reminder(follow_up_id, round_, svc.clock.now() + svc.policy.follow_ups.every)
+            return "given_up"
         # A DM is not read back: a reminder that may have arrived is never sent again; the next
         # round follows at the cadence instead.
         outcome = "uncertain"
@@ -89,6 +104,17 @@ def remind(svc: Services, follow_up_id: int, round_: int) -> str:
               follow_up=follow_up_id, round=round_, owner=follow_up.owner)
     svc.store.next_follow_up_reminder(follow_up_id, round_, svc.clock.now() + svc.policy.follow_ups.every)
     return outcome
+
+
+ROUND_TRIES = 6
+"""A round whose DM Slack refused this many times (about an hour and a half with the jobs'
+backoff) gives way to the next round, at the cadence."""
+
+
+def _refusals(svc: Services, incident_id: int, follow_up_id: int, round_: int) -> int:
+    return sum(1 for e in svc.store.audit_log(incident_id) if e.action == "follow_up.remind"
+               and e.outcome == "failed" and e.detail.get("follow_up") == follow_up_id
+               and e.detail.get("round") == round_)
 
 
 def mark_done(svc: Services, user: str, follow_up_id: int) -> tuple[FollowUp, Incident, bool]:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from handlers.model import Incident, NewFollowUp, Resolution, Status
 from handlers.ports import DeliveryFailed
 from handlers.services import Services
-from handlers.summary import Summary, build_summary
+from handlers.summary import Summary, build_summary, with_follow_ups
 
 RESOLVABLE = (Status.MONITORING, Status.FAILED, Status.EXECUTING)
 
@@ -69,6 +69,8 @@ def deliver_summary(svc: Services, incident_id: int) -> str:
     if not (svc.store.start_step(incident_id, "summary", now) or svc.store.restart_step(incident_id, "summary", now)):
         done = any(s.name == "summary" and s.status == "ok" for s in svc.store.steps(incident_id))
         return "already sent" if done else "retry"  # another runner is posting it: check again later
+    # The follow-ups as they stand now: one marked done before the summary got out shows done.
+    summary = with_follow_ups(summary, svc.store.follow_ups(incident_id))
     try:
         ts = svc.notifier.summary(incident, summary)
     except DeliveryFailed as error:

@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.blocks.text import quote, user, when
 from handlers.durations import format_duration
+from handlers.follow_ups import TEXT_LIMIT
 from handlers.model import FOLLOW_UP_CATEGORIES, FollowUp, Incident
 from handlers.summary import FollowUpItem
 
@@ -57,4 +58,4 @@ def follow_up_lines(items: list[FollowUpItem]) -> list[str]:
             return "open"
         return f":white_check_mark: done by {user(item.done_by or '')}" + (f" {when(item.done_at)}" if item.done_at else "")
 
-    return [f"• *{item.label}*: {quote(item.text, 600)} — {user(item.owner)} · {status(item)}" for item in items]
+    return [f"• *{item.label}*: {quote(item.text, 5 * TEXT_LIMIT)} — {user(item.owner)} · {status(item)}" for item in items]

@@ -9,9 +9,16 @@ from handlers.text import escape  # noqa: F401 - the one escaping rule, re-expor
 
 
 def quote(text: str, limit: int = 1500) -> str:
-    """Escaped user text, cut to ``limit`` characters so a block never overflows."""
+    """Escaped user text, cut to ``limit`` characters so a block never overflows (marked with
+    "…", and never inside an escape such as ``&amp;``)."""
     clean = escape(text.strip())
-    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
+    if len(clean) <= limit:
+        return clean
+    cut = clean[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
 
 
 def user(user_id: str) -> str:

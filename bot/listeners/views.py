@@ -91,7 +91,7 @@ def register(app: App, svc: Services) -> None:
     @app.view("resolve_modal")
     def on_resolve(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         user, incident_id = _user(body), _incident_id(view)
-        if not user or incident_id is None:
+        if not user or incident_id is None or resolve_rows(view.get("private_metadata")) is None:
             ack(response_action="errors", errors={"root_cause": NOT_OURS})
             return
         root_cause, lessons = _value(view, "root_cause"), _value(view, "lessons")

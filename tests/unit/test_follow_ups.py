@@ -316,3 +316,47 @@ def test_a_mark_done_value_rollbot_did_not_write_is_not_read() -> None:
     for forged in ("", "12:3", "-1", "１２", "9" * 12, None, 12):
         assert follow_up_id(body(forged)) is None
     assert follow_up_id({}) is None and follow_up_id({"actions": "x"}) is None
+
+
+def test_an_owner_slack_keeps_refusing_gets_the_next_round_and_the_resolver_is_told(w: FakeWorld) -> None:
+    incident_id = _resolved(w, [NewFollowUp("docs", "Document the purge", BOB)])
+    w.notifier.refuse.add("follow_up")  # a deactivated account, say
+    for _ in range(12):
+        _run_due(w)
+        w.clock.advance(timedelta(minutes=20))
+    outcomes = [e.outcome for e in w.store.audit_log(incident_id) if e.action == "follow_up.remind"]
+    assert outcomes.count("failed") == follow_ups.ROUND_TRIES and "given_up" in outcomes
+    told = [text for user, text in w.notifier.sent.get("tell", []) if user == CAROL]
+    assert any("could not DM <@U01BOB>" in text for text in told)
+    w.notifier.refuse.clear()
+    w.clock.advance(w.svc.policy.follow_ups.every)
+    _run_due(w)
+    assert [(n, r) for n, r in _reminders(w)] == [("U01BOB", 2)]  # the next round, at the cadence
+
+
+def test_a_summary_posted_after_a_follow_up_was_done_shows_it_done(w: FakeWorld) -> None:
+    w.notifier.refuse.add("summary")  # the summary is late: the DM goes out without its link
+    incident_id = _resolved(w, [NewFollowUp("docs", "Document the purge", BOB)])
+    w.clock.advance(follow_ups.SUMMARY_WAIT + timedelta(minutes=1))
+    for _ in range(6):
+        _run_due(w)
+        w.clock.advance(timedelta(minutes=10))
+    [follow_up] = w.store.follow_ups(incident_id)
+    follow_ups.mark_done(w.svc, BOB, follow_up.id)
+    follow_ups.refresh_summary(w.svc, incident_id)  # nothing posted yet to redraw
+    w.notifier.refuse.clear()
+    for _ in range(3):
+        w.clock.advance(timedelta(minutes=10))
+        _run_due(w)
+    [(_, posted)] = w.notifier.sent["summary"]
+    assert [f.status for f in posted.follow_ups] == ["done"]
+
+
+def test_a_long_follow_up_is_shown_whole_in_the_summary(w: FakeWorld) -> None:
+    text = ("R&D <-> QA & ops " * 40)[: follow_ups.TEXT_LIMIT]
+    incident_id = _resolved(w, [NewFollowUp("docs", text, BOB)])
+    summary = w.store.summary(incident_id)
+    assert summary is not None
+    shown = summary_blocks(with_follow_ups(summary, w.store.follow_ups(incident_id)))[1]
+    joined = "".join(b.get("text", {}).get("text", "") for b in shown if b.get("type") == "section")
+    assert "R&amp;D &lt;-&gt; QA &amp; ops" in joined and "…" not in joined.split("Follow-ups")[-1]
