@@ -6,6 +6,7 @@ Loaded by ``bot.config_file``; the core only reads these objects. Every error na
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
@@ -183,15 +184,33 @@ class Drills(_Strict):
     procedure_url: str | None = None
     remind_every: Duration = timedelta(days=7)  # an overdue drill or review is reminded again this often
 
-    @model_validator(mode="after")
-    def _cadence(self) -> Drills:
-        if self.remind_every < timedelta(hours=1):
-            raise ValueError("remind_every must be at least '1h' (each reminder is a message in the channel)")
-        if self.channel is not None and not (self.channel[:1] in ("C", "G") and self.channel.isalnum()):
-            raise ValueError(f"channel {self.channel!r} is not a Slack channel ID (C…)")
-        if self.procedure_url is not None and not self.procedure_url.startswith(("http://", "https://")):
-            raise ValueError(f"procedure_url {self.procedure_url!r} must be an http(s) URL")
-        return self
+    @field_validator("remind_every")
+    @classmethod
+    def _remind_every(cls, value: timedelta) -> timedelta:
+        if value < timedelta(hours=1):
+            raise ValueError("must be at least '1h' (each reminder is a message in the channel)")
+        return value
+
+    @field_validator("every", "review_every")
+    @classmethod
+    def _at_least_a_day(cls, value: timedelta) -> timedelta:
+        if value < timedelta(days=1):
+            raise ValueError("must be at least '1d'")
+        return value
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[CG][A-Z0-9]{6,}", value):
+            raise ValueError(f"{value!r} is not a Slack channel ID (C… or G…, upper-case letters and digits)")
+        return value
+
+    @field_validator("procedure_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s<>|]+", value):
+            raise ValueError(f"{value!r} must be an http(s) URL without spaces, '<', '>' or '|'")
+        return value
 
 
 class FollowUpPolicy(_Strict):

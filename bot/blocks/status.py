@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.blocks.incident import STATUS_LINE
-from bot.blocks.text import quote, sections, user, when
+from bot.blocks.text import escape, quote, sections, user, when
 from handlers.drills import DrillSchedule
 from handlers.model import Incident
 
@@ -40,7 +40,7 @@ def _rhythm(drills: DrillSchedule, now: datetime) -> list[str]:
     else:
         late = " :warning: overdue" if drills.drill_overdue(now) else ""
         drill = f"*Next drill:* {when(drills.next_drill)} ({drills.next_drill:%Y-%m-%d}){late}"
-    link = f" · <{drills.procedure_url}|the procedure>" if drills.procedure_url else ""
+    link = f" · <{escape(drills.procedure_url)}|the procedure>" if drills.procedure_url else ""
     if drills.next_review is None:
         review = f"*Next review:* unknown (set `procedure_reviewed` under `[drills]`){link}"
     else:

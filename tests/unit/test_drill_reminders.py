@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.blocks.drills import drill_reminder_blocks, review_reminder_blocks
-from bot.config_file import parse_policy
+from bot.config_file import ConfigError, parse_policy
 from bot.metrics import gauges
 from handlers import approvals, drills
 from handlers.commands import Rollback
@@ -145,7 +145,7 @@ def test_a_reminder_in_doubt_for_a_day_is_let_go_and_reminded_once(w: FakeWorld)
 
 
 def _reminders(w: FakeWorld) -> tuple[drills.DrillReminder, drills.ReviewReminder]:
-    _drills(w, procedure_reviewed="2026-06-01", procedure_url=URL + "?a=1&b=<2>")
+    _drills(w, procedure_reviewed="2026-06-01", procedure_url=URL + "?a=1&b=2")
     drills.remind(w.svc)
     [(drill,), (review,)] = w.notifier.sent["standing"]
     return drill, review
@@ -192,7 +192,7 @@ def test_the_review_reminder_links_the_procedure_and_says_how_to_record_a_review
     text, blocks = review_reminder_blocks(review)
     assert validate_blocks(blocks) == [] and validate_text(text) == []
     body = str(blocks)
-    assert "<https://wiki.test/rollback?a=1&amp;b=&lt;2&gt;|Read the procedure>" in body  # escaped, still a link
+    assert "<https://wiki.test/rollback?a=1&amp;b=2|Read the procedure>" in body  # escaped, still a link
     assert "last reviewed on 2026-06-01" in body and "due since 2026-08-30" in body
     assert f"`procedure_reviewed = {w.clock.now():%Y-%m-%d}`" in body and "`[drills]`" in body
     unlinked = review_reminder_blocks(drills.ReviewReminder(1, date(2026, 6, 1), date(2026, 8, 30),
@@ -200,13 +200,20 @@ def test_the_review_reminder_links_the_procedure_and_says_how_to_record_a_review
     assert "No `procedure_url` is set" in str(unlinked)
 
 
-def test_the_cadence_and_the_procedure_url_are_checked() -> None:
-    with pytest.raises(ValueError, match="remind_every must be at least '1h'"):
-        Drills(remind_every="5m")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="procedure_url 'wiki/rollback' must be an http"):
-        Drills(procedure_url="wiki/rollback")
-    with pytest.raises(ValueError, match="is not a Slack channel ID"):
-        Drills(channel="#platform")
+@pytest.mark.parametrize(("drills", "key", "words"), [
+    ({"remind_every": "5m"}, "drills.remind_every", "must be at least '1h'"),
+    ({"every": "0s"}, "drills.every", "must be at least '1d'"),
+    ({"review_every": "12h"}, "drills.review_every", "must be at least '1d'"),
+    ({"procedure_url": "wiki/rollback"}, "drills.procedure_url", "must be an http(s) URL"),
+    ({"procedure_url": "https://wiki.test/a|<!channel>"}, "drills.procedure_url", "without spaces, '<', '>' or '|'"),
+    ({"channel": "#platform"}, "drills.channel", "is not a Slack channel ID"),
+    ({"channel": "C"}, "drills.channel", "is not a Slack channel ID"),
+])
+def test_the_drills_keys_are_checked_and_the_error_names_the_key(drills: dict[str, str], key: str,
+                                                                  words: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_policy({**policy_data(), "drills": drills})
+    assert key in str(error.value) and words in str(error.value)
     assert Drills().remind_every == WEEK
 
 
