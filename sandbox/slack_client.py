@@ -145,6 +145,17 @@ class SignedSlackClient:
         Slack shows it: recorded in the emulator as an ephemeral for the user
         (or a channel message with ``response_type: in_channel``).
         """
+        body = self.command_body(user_id, text, channel_id=channel_id, command=command, user_name=user_name)
+        response = self.post_raw(body, "application/x-www-form-urlencoded")
+        ack = _ack_body(response)
+        if ack is not None:
+            self.emulator.api.deliver_ack(channel_id, user_id, ack)
+        return response
+
+    def command_body(self, user_id: str, text: str, *, channel_id: str = "C0SANDBOX", command: str = "/rollback",
+                     user_name: str | None = None) -> bytes:
+        """The form body of a slash command invocation, unsigned (for a load generator that
+        signs at send time; :meth:`command` sends one)."""
         fields = {
             "token": VERIFICATION_TOKEN,
             "team_id": self.team_id,
@@ -160,11 +171,7 @@ class SignedSlackClient:
             "response_url": self.emulator.new_response_url(channel=channel_id, user=user_id),
             "trigger_id": self.emulator.new_trigger_id(user_id),
         }
-        response = self._post_form(fields)
-        ack = _ack_body(response)
-        if ack is not None:
-            self.emulator.api.deliver_ack(channel_id, user_id, ack)
-        return response
+        return urlencode(fields).encode("utf-8")
 
     def click(
         self,
@@ -185,6 +192,14 @@ class SignedSlackClient:
         The element must exist in the stored message (channel message or
         ephemeral); ``block_id`` and ``value`` default to the rendered ones.
         """
+        return self._post_payload(self.click_payload(
+            user_id, channel=channel, message_ts=message_ts, action_id=action_id, value=value, block_id=block_id,
+            action_type=action_type, selected_options=selected_options, message=message))
+
+    def click_payload(self, user_id: str, *, channel: str, message_ts: str, action_id: str, value: str | None = None,
+                      block_id: str | None = None, action_type: str = "button",
+                      selected_options: list[Record] | None = None, message: Record | None = None) -> Record:
+        """The ``block_actions`` payload of that click, unsent (:meth:`click` sends one)."""
         if message is not None:
             ephemeral = False
         else:
@@ -230,7 +245,7 @@ class SignedSlackClient:
         }
         if not ephemeral:
             payload["message"] = message
-        return self._post_payload(payload)
+        return payload
 
     def click_in_view(self, user_id: str, view_id: str, action_id: str, value: str) -> httpx.Response:
         """Pick ``value`` in a select (or click a button) of an open modal: a ``block_actions``

@@ -72,6 +72,7 @@ class SlackEmulator(SlackState):
         self.host = host
         self.port = port
         self.api = SlackWebApi(self)
+        self.latency = 0.0  # seconds every Web API and response_url call waits before it is served (a benchmark's)
         self._server: _EmulatorServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -184,6 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = parts.path
         try:
             body = self._read_body()
+            if emulator.latency and not path.startswith("/_emulator/"):
+                time.sleep(emulator.latency)
             if path.startswith("/api/") and len(path) > len("/api/"):
                 method = unquote(path[len("/api/") :]).strip("/")
                 raw: dict[str, object] = dict(parse_qsl(parts.query, keep_blank_values=True))

@@ -58,6 +58,7 @@ class VercelEmulator(VercelRoutes, EdgeConfigRoutes, EnvRoutes):
         self._edge_configs: dict[str, EdgeConfigRecord] = {}
         self.team_id = team_id
         self.alias_delay = alias_delay
+        self.latency = 0.0  # seconds every request waits before it is served (a benchmark's network)
         self.calls: list[JSON] = []
         self._host, self._port = host, port
         self._lock = threading.RLock()

@@ -26,6 +26,8 @@ class VercelHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if self.emulator.latency and not self.path.startswith("/_emulator/"):
+            time.sleep(self.emulator.latency)
         delay = self.emulator.take_late(self.command, urlsplit(self.path).path)
         if delay:
             time.sleep(delay)  # the client may give up meanwhile; the call still takes effect below

@@ -1,0 +1,275 @@
+"""`python -m bench`: Rollbot against a bare Bolt app, side by side, at rising concurrency.
+
+Both apps are served the same way (gunicorn, gthread, 2 workers x 16 threads) and take the same
+signed requests over loopback HTTP, one new connection per request, from a load generator in its
+own process (bench.load). For each network latency of the emulators (0 and 200 ms), each run,
+each concurrency and each request (`/rollback help`, `/rollback code <env>`, an Approve click),
+the two apps take turns (the order flips every run); each number printed is the median over runs.
+Every timed code request is a real one (its own environment, so a new incident and root message),
+and every timed Approve click decides one of those incidents, which the worker then executes:
+approve -> Vercel call and approve -> "Verified" message are measured on those. Then 200
+monitoring reminders in 200 channels are made due at once. Peak memory is read from /proc.
+
+`python -m bench --smoke` is the short variant CI runs to check that the benchmark still works;
+it asserts nothing about timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+    os.environ[_name] = ""
+
+from bench.stack import SIGNING_SECRET, Stack, channel_of, env_name  # noqa: E402
+from sandbox.team import ALICE, CAROL  # noqa: E402
+
+APPS = ("rollbot", "bare")
+REQUESTS = ("help", "code", "approve")
+SLACK_LIMIT_MS = 3000.0
+
+
+@dataclass
+class Results:
+    """Samples by (latency ms, request, concurrency, app): one list of per-run percentiles each."""
+
+    acks: dict[tuple[int, str, int, str], list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
+    to_call: dict[tuple[int, int], list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
+    to_verified: dict[tuple[int, int], list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
+    reminders: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    failures: dict[tuple[int, str, int, str], int] = field(default_factory=lambda: defaultdict(int))
+    slow: dict[tuple[int, str, int, str], int] = field(default_factory=lambda: defaultdict(int))
+    rss: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+    return {"p50": statistics.median(ordered), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1]}
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def fire(stack: Stack, app: str, bodies: list[bytes], concurrency: int) -> dict[str, list[Any]]:
+    job = {"host": "127.0.0.1", "port": stack.port(app), "path": "/slack/events", "secret": SIGNING_SECRET,
+           "concurrency": concurrency, "bodies": [body.decode() for body in bodies]}
+    done = subprocess.run([sys.executable, "-m", "bench.load"], input=json.dumps(job), capture_output=True,
+                          text=True, check=True)
+    result: dict[str, list[Any]] = json.loads(done.stdout)
+    return result
+
+
+def _record(results: Results, key: tuple[int, str, int, str], outcome: dict[str, list[Any]]) -> None:
+    results.acks[key].append(percentiles(outcome["ms"]))
+    results.failures[key] += sum(1 for status in outcome["status"] if status != 200)
+    results.slow[key] += sum(1 for ms in outcome["ms"] if ms > SLACK_LIMIT_MS)
+
+
+def _roots(stack: Stack, count: int, since: float, timeout: float = 20) -> dict[int, dict[str, Any]]:
+    """The root message posted after ``since`` in each of the first ``count`` environments."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found: dict[int, dict[str, Any]] = {}
+        posted = stack.slack.messages()
+        for message in posted:
+            channel = message.get("channel", "")
+            if (channel.startswith("CBENCH") and message.get("thread_ts", message["ts"]) == message["ts"] and float(message["ts"]) >= since
+                    and "approve" in json.dumps(message.get("blocks"))):
+                found[int(channel[6:])] = message  # the newest root of that channel wins
+        if all(n in found for n in range(count)):
+            return {n: found[n] for n in range(count)}
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(found)} of {count} root messages were posted (of {len(posted)} messages)")
+        time.sleep(0.05)
+
+
+def _first_calls(calls: list[dict[str, Any]], after: float, match: Any) -> dict[int, float]:
+    first: dict[int, float] = {}
+    for call in calls:
+        if call["at"] >= after and (n := match(call)) is not None and n not in first:
+            first[n] = call["at"]
+    return first
+
+
+def _wait_verified(stack: Stack, started: dict[int, float], timeout: float = 180) -> tuple[list[float], list[float]]:
+    """Approve -> Vercel rollback call and approve -> the "Verified" message, in ms, per incident."""
+    since = min(started.values())
+    deadline = time.monotonic() + timeout
+
+    def vercel(call: dict[str, Any]) -> int | None:
+        path = call["path"]
+        if call["method"] == "POST" and path.startswith("/v1/projects/prj_bench_") and "/rollback" in path:
+            return int(path.split("/")[3][len("prj_bench_"):])
+        return None
+
+    def verified(call: dict[str, Any]) -> int | None:
+        if call["method"] in ("chat.postMessage", "chat.update") and "Verified." in json.dumps(call["args"]):
+            channel = str(call["args"].get("channel", ""))
+            return int(channel[6:]) if channel.startswith("CBENCH") else None
+        return None
+
+    while True:
+        seen = _first_calls(stack.slack.calls, since, verified)
+        if all(n in seen for n in started):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(seen)} of {len(started)} rollbacks were verified")
+        time.sleep(0.1)
+    calls = _first_calls(stack.vercel.calls, since, vercel)
+    return ([(calls[n] - started[n]) * 1000 for n in started if n in calls],
+            [(seen[n] - started[n]) * 1000 for n in started])
+
+
+def _reminders(stack: Stack, count: int, timeout: float = 60) -> float:
+    ids = list(stack.incident_ids([env_name(n) for n in range(count)]).values())
+    started = time.time()
+    stack.make_due(ids)
+    deadline = time.monotonic() + timeout
+    while True:
+        sent = {str(c["args"].get("channel")) for c in stack.slack.calls_to("chat.postMessage")
+                if c["at"] >= started and "Monitoring 1/3" in json.dumps(c["args"])}
+        if len(sent) >= count:
+            return max(c["at"] for c in stack.slack.calls_to("chat.postMessage")
+                       if c["at"] >= started and "Monitoring 1/3" in json.dumps(c["args"])) - started
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(sent)} of {count} reminders were sent within {timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def one_level(stack: Stack, results: Results, latency: int, run: int, concurrency: int, count: int,
+              reminders: int) -> None:
+    order = APPS if run % 2 == 0 else tuple(reversed(APPS))
+    client = stack.client
+    help_bodies = [client.command_body(ALICE, "help", channel_id=channel_of(n)) for n in range(count)]
+    for app in order:
+        _record(results, (latency, "help", concurrency, app), fire(stack, app, help_bodies, concurrency))
+    code_bodies = [client.command_body(ALICE, f"code {env_name(n)} bench run {run}", channel_id=channel_of(n))
+                   for n in range(count)]
+    since = time.time()
+    for app in order:
+        if app == "rollbot":
+            stack.settle()
+            since = time.time()
+        _record(results, (latency, "code", concurrency, app), fire(stack, app, code_bodies, concurrency))
+    roots = _roots(stack, count, since)
+    clicks = [urlencode({"payload": json.dumps(client.click_payload(CAROL, channel=channel_of(n), message_ts=root["ts"],
+                                                                    action_id="approve"))}).encode()
+              for n, root in roots.items()]
+    for app in order:
+        outcome = fire(stack, app, clicks, concurrency)
+        _record(results, (latency, "approve", concurrency, app), outcome)
+        if app == "rollbot":
+            started = dict(zip(roots, outcome["started"], strict=True))
+            to_call, to_verified = _wait_verified(stack, started)
+            results.to_call[(latency, concurrency)].append(percentiles(to_call))
+            results.to_verified[(latency, concurrency)].append(percentiles(to_verified))
+    if reminders and count >= reminders:
+        results.reminders[latency].append(_reminders(stack, reminders))
+
+
+def report(results: Results, levels: list[int], latencies: list[int], runs: int, command: str) -> str:
+    out = [f"Rollbot vs a bare Bolt app: {command}",
+           f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
+           f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; medians of {runs} run(s); ms unless stated", ""]
+    for latency in latencies:
+        out.append(f"## Emulators at {latency} ms latency")
+        out.append("")
+        out.append("| request | c | Rollbot p50 / p95 / p99 | bare p50 / p95 / p99 | p99 ratio | > 3 s | failed |")
+        out.append("|---|---|---|---|---|---|---|")
+        for request in REQUESTS:
+            for c in levels:
+                ours, bare = (median_of(results.acks[(latency, request, c, app)]) for app in APPS)
+                slow = results.slow[(latency, request, c, "rollbot")]
+                failed = results.failures[(latency, request, c, "rollbot")]
+                out.append(f"| {request} | {c} | {ours['p50']:.1f} / {ours['p95']:.1f} / {ours['p99']:.1f} | "
+                           f"{bare['p50']:.1f} / {bare['p95']:.1f} / {bare['p99']:.1f} | "
+                           f"{ours['p99'] / bare['p99']:.2f} | {slow} | {failed} |")
+        out.append("")
+        out.append("| after the deciding click | c | p50 | p95 | p99 |")
+        out.append("|---|---|---|---|---|")
+        for name, table in (("Vercel rollback call", results.to_call), ('"Verified" message', results.to_verified)):
+            for c in levels:
+                row = median_of(table[(latency, c)])
+                out.append(f"| {name} | {c} | {row['p50']:.0f} | {row['p95']:.0f} | {row['p99']:.0f} |")
+        if results.reminders.get(latency):
+            times = results.reminders[latency]
+            out.append("")
+            out.append(f"Reminders due at once, each in its own channel: all sent in {statistics.median(times):.2f} s "
+                       f"(runs: {', '.join(f'{t:.2f}' for t in times)})")
+        out.append("")
+        out.append("Growth of p99 from c=1 (Rollbot / bare):")
+        out.append("")
+        out.append("| request | " + " | ".join(f"c={c}" for c in levels) + " |")
+        out.append("|---|" + "---|" * len(levels))
+        for request in REQUESTS:
+            base = {app: median_of(results.acks[(latency, request, levels[0], app)])["p99"] for app in APPS}
+            cells = []
+            for c in levels:
+                ours, bare = (median_of(results.acks[(latency, request, c, app)])["p99"] / base[app] for app in APPS)
+                cells.append(f"{ours:.1f}x / {bare:.1f}x")
+            out.append(f"| {request} | " + " | ".join(cells) + " |")
+        out.append("")
+    out.append("Peak RSS (MiB):")
+    out.append("")
+    for name, processes in results.rss.items():
+        total = sum(processes.values())
+        parts = ", ".join(f"{label} {mib:.0f}" for label, mib in processes.items())
+        out.append(f"- {name}: {total:.0f} ({parts})")
+    web, bare = (sum(results.rss.get(name, {}).values()) for name in ("rollbot-web", "bare-bolt"))
+    if web and bare:
+        out.append(f"- web / bare Bolt: {web / bare:.2f}x")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a short run that checks the benchmark works (CI)")
+    parser.add_argument("--levels", default="1,10,50,100,200", help="concurrency levels")
+    parser.add_argument("--latencies", default="0,200", help="emulator latencies in ms")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--min-requests", type=int, default=100, help="requests per batch at least (2 x c otherwise)")
+    parser.add_argument("--reminders", type=int, default=200)
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.levels, args.latencies, args.runs, args.min_requests, args.reminders = "1,4", "0", 1, 8, 8
+    levels = sorted({int(c) for c in args.levels.split(",")})
+    latencies = [int(ms) for ms in args.latencies.split(",")]
+    counts = {c: max(args.min_requests, 2 * c) for c in levels}
+    stack = Stack(max(max(counts.values()), args.reminders))
+    results = Results()
+    try:
+        for latency in latencies:
+            stack.set_latency(latency / 1000)
+            for run in range(args.runs):
+                for c in levels:
+                    print(f"… {latency} ms latency, run {run + 1}/{args.runs}, c={c}", file=sys.stderr, flush=True)
+                    one_level(stack, results, latency, run, c, counts[c],
+                              args.reminders if c == levels[-1] else 0)
+        for process in (stack.web, stack.worker, stack.bare):
+            results.rss[process.name] = process.peak_rss_mib()
+    finally:
+        stack.close()
+    command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    print(report(results, levels, latencies, args.runs, command.strip()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,227 @@
+"""What the benchmark runs: Rollbot's production configuration and the bare Bolt baseline.
+
+* Rollbot: `rollbot web` under gunicorn with its defaults (2 workers x 16 gthreads), a separate
+  `rollbot worker`, real Postgres and Redis (given by `DATABASE_URL`/`REDIS_URL`, or embedded),
+  and the Slack and Vercel emulators in this process, with a set network latency.
+* Bare Bolt: `bench.bare_bolt` under gunicorn, gthread, 2 workers x 16 threads.
+
+The policy has one environment per concurrent request (`bench-000`, …), each with its own
+channel and Vercel project, so every timed code request and Approve click is a real one: a new
+incident, a deciding approval, a rollback the worker executes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from integrations.pg_work import JOBS_CHANNEL
+from integrations.schema import migrate
+from sandbox.embedded import EmbeddedServer, services_from_env
+from sandbox.slack_client import SignedSlackClient
+from sandbox.slack_emulator import SlackEmulator
+from sandbox.team import ALICE, CAROL
+from sandbox.vercel_emulator import VercelEmulator
+
+SIGNING_SECRET = "bench-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-bench-bot-token"
+VERCEL_TOKEN = "vercel-bench-token"
+SECRET_KEY = "3Q9nZp5m4w2Qe0y8aVt1cX7bH6kLrS2dF4gJ8uN0oPw="
+LEADS = "S01LEADS"
+
+
+def env_name(n: int) -> str:
+    return f"bench-{n:03d}"
+
+
+def channel_of(n: int) -> str:
+    return f"CBENCH{n:03d}"
+
+
+def project_of(n: int) -> str:
+    return f"prj_bench_{n:03d}"
+
+
+def _policy(vercel: VercelEmulator, count: int) -> str:
+    lines = ['[roles]', 'engineer = { users = ["U01ALICE"] }', 'lead = { users = ["U01CAROL"] }',
+             'dba = { users = ["U01DAN"] }', '',
+             '[scheduler]', 'tick = "5s"', '']
+    for n in range(count):
+        lines += [f'[environments.{env_name(n)}]', f'channel = "{channel_of(n)}"', f'vercel_project = "{project_of(n)}"',
+                  f'health_checks = [{json.dumps(vercel.health_url(project_of(n)))}]',
+                  'monitor = ["5m", "10m", "15m"]', 'approval_timeout = "30m"',
+                  f'[environments.{env_name(n)}.policy]', 'requesters = ["engineer"]', 'self_approval = false',
+                  'code = { approvers = ["lead"], approvals = 1 }', '']
+    return "\n".join(lines)
+
+
+class Process:
+    """A server subprocess with its output in a file (a pipe nobody reads would block it)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_healthy(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n"
+                                   f"{self.log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not answer {url} within {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def peak_rss_mib(self) -> dict[str, float]:
+        """Peak resident memory (VmHWM) of this process and each of its children, in MiB."""
+        found: dict[str, float] = {}
+        for label, pid in [("master" if self._children() else "process", self.process.pid)] + [
+                (f"worker {i}", child) for i, child in enumerate(self._children(), start=1)]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    found[label] = int(line.split()[1]) / 1024
+        return found
+
+    def _children(self) -> list[int]:
+        children: list[int] = []
+        for task in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
+            try:
+                children += [int(pid) for pid in task.read_text().split()]
+            except OSError:
+                continue
+        return sorted(children)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Stack:
+    """Both apps, the emulators and the databases; ``close()`` stops everything."""
+
+    def __init__(self, environments: int) -> None:
+        self.environments = environments
+        self.tmp = Path(tempfile.mkdtemp(prefix="rollbot-bench-"))
+        self._servers: list[EmbeddedServer] = []
+        self._processes: list[Process] = []
+        self.database_url, self.redis_url, self._servers = services_from_env(os.environ)
+        try:
+            self._start_all(environments)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_all(self, environments: int) -> None:
+        migrate(self.database_url)
+        self.slack = SlackEmulator(BOT_TOKEN).start()
+        self.vercel = VercelEmulator(VERCEL_TOKEN, alias_delay=0.0, build_delay=0.0).start()
+        self.slack.add_user(ALICE, "alice")
+        self.slack.add_user(CAROL, "carol")
+        self.broken: dict[str, str] = {}
+        for n in range(environments):
+            self.vercel.seed_demo(project_of(n))
+            self.broken[project_of(n)] = self.vercel.production(project_of(n))
+        config = self.tmp / "rollbot.toml"
+        config.write_text(_policy(self.vercel, environments))
+        env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+               "SLACK_API_URL": self.slack.url, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,
+               "VERCEL_TOKEN": VERCEL_TOKEN, "VERCEL_API_URL": self.vercel.url, "ROLLBOT_CONFIG": str(config),
+               "ROLLBOT_LOG_LEVEL": "WARNING", "ROLLBOT_SECRET_KEY": SECRET_KEY, "PYTHONUNBUFFERED": "1",
+               "HTTP_PROXY": "", "HTTPS_PROXY": "", "http_proxy": "", "https_proxy": ""}
+        self.rollbot_port, self.bare_port = _free_port(), _free_port()
+        self.web = self._start("rollbot-web", [sys.executable, "-m", "bot.cli", "web", "--host", "127.0.0.1",
+                                               "--port", str(self.rollbot_port)], env)
+        self.worker = self._start("rollbot-worker", [sys.executable, "-m", "bot.cli", "worker"], env)
+        self.bare = self._start("bare-bolt", [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
+                                              "--workers", "2", "--threads", "16", "--bind",
+                                              f"127.0.0.1:{self.bare_port}", "--log-level", "warning",
+                                              "bench.bare_bolt:app"], env)
+        self.web.wait_healthy(f"http://127.0.0.1:{self.rollbot_port}/healthz")
+        self.bare.wait_healthy(f"http://127.0.0.1:{self.bare_port}/healthz")
+        self.client = SignedSlackClient(f"http://127.0.0.1:{self.rollbot_port}/slack/events", SIGNING_SECRET,
+                                        self.slack)
+
+    def _start(self, name: str, argv: list[str], env: dict[str, str]) -> Process:
+        process = Process(name, argv, env, self.tmp)
+        self._processes.append(process)
+        return process
+
+    def port(self, app: str) -> int:
+        return self.rollbot_port if app == "rollbot" else self.bare_port
+
+    def set_latency(self, seconds: float) -> None:
+        self.slack.latency = self.vercel.latency = seconds
+
+    # -- state between rounds -------------------------------------------------------------------
+
+    def settle(self, timeout: float = 120) -> None:
+        """Wait until nothing is executing, then close every incident and cancel every due job,
+        and put each project's broken deployment back in production: the next round starts from
+        the same place."""
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            while conn.execute("SELECT count(*) FROM incidents WHERE status = 'executing'").fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("executions did not finish")
+                time.sleep(0.1)
+            conn.execute("UPDATE incidents SET status = 'cancelled', finished_at = now() "
+                         "WHERE status IN ('pending', 'executing')")
+            conn.execute("UPDATE due_jobs SET status = 'cancelled' WHERE status = 'due'")
+        for project, uid in self.broken.items():
+            self.vercel.set_production(project, uid)
+
+    def make_due(self, incident_ids: list[int]) -> None:
+        """The first monitoring reminder of each of these incidents due now, in one transaction."""
+        with psycopg.connect(self.database_url, autocommit=True) as conn, conn.transaction():
+            conn.execute("UPDATE due_jobs SET due_at = now() WHERE kind = 'monitor' AND status = 'due' "
+                         "AND payload->>'index' = '1' AND incident_id = ANY(%s)", (incident_ids,))
+            conn.execute("SELECT pg_notify(%s, 'monitor')", (JOBS_CHANNEL,))
+
+    def incident_ids(self, envs: list[str]) -> dict[str, int]:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            rows = conn.execute("SELECT env, max(id) FROM incidents WHERE env = ANY(%s) GROUP BY env",
+                                (envs,)).fetchall()
+        return {env: int(incident) for env, incident in rows}
+
+    def close(self) -> None:
+        if hasattr(self, "client"):
+            self.client.close()
+        for process in reversed(self._processes):
+            process.stop()
+        for emulator in (getattr(self, "slack", None), getattr(self, "vercel", None)):
+            if emulator is not None:
+                emulator.stop()
+        for server in self._servers:
+            server.stop()

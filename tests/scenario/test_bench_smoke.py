@@ -1,0 +1,29 @@
+"""The benchmark still runs: `python -m bench --smoke` starts both apps, fires every request and
+prints every table. It asserts what the run did, never how fast (bench/RESULTS.md has timings)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_benchmark_smoke_run_prints_every_table_with_no_failed_request(database_url: str, redis_url: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "bench", "--smoke"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url})
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    rows = re.findall(r"^\| (help|code|approve) \| (\d+) \| .* \| (\d+) \| (\d+) \|$", out, re.MULTILINE)
+    assert sorted((request, int(c)) for request, c, _, _ in rows) == sorted(
+        (request, c) for request in ("help", "code", "approve") for c in (1, 4))
+    assert all(slow == "0" and failed == "0" for _, _, slow, failed in rows), out
+    for c in (1, 4):  # every deciding click reached Vercel and ended in a verified rollback
+        assert re.search(rf"^\| Vercel rollback call \| {c} \| \d+ \| \d+ \| \d+ \|$", out, re.MULTILINE), out
+        assert re.search(rf'^\| "Verified" message \| {c} \| \d+ \| \d+ \| \d+ \|$', out, re.MULTILINE), out
+    assert re.search(r"^Reminders due at once, each in its own channel: all sent in [\d.]+ s", out, re.MULTILINE), out
+    for process in ("rollbot-web", "rollbot-worker", "bare-bolt"):
+        assert re.search(rf"^- {process}: \d+ \(", out, re.MULTILINE), out
