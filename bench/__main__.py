@@ -108,7 +108,7 @@ def _first_calls(calls: list[dict[str, Any]], after: float, match: Any) -> dict[
     return first
 
 
-def _wait_verified(stack: Stack, started: dict[int, float], timeout: float = 180) -> tuple[list[float], list[float]]:
+def _wait_verified(stack: Stack, started: dict[int, float], timeout: float = 60) -> tuple[list[float], list[float]]:
     """Approve -> Vercel rollback call and approve -> the "Verified" message, in ms, per incident."""
     since = min(started.values())
     deadline = time.monotonic() + timeout

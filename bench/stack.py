@@ -158,7 +158,7 @@ class Stack:
         env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                "SLACK_API_URL": self.slack.url, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis_url,
                "VERCEL_TOKEN": VERCEL_TOKEN, "VERCEL_API_URL": self.vercel.url, "ROLLBOT_CONFIG": str(config),
-               "ROLLBOT_LOG_LEVEL": "WARNING", "ROLLBOT_SECRET_KEY": SECRET_KEY, "PYTHONUNBUFFERED": "1",
+               "ROLLBOT_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"), "ROLLBOT_SECRET_KEY": SECRET_KEY, "PYTHONUNBUFFERED": "1",
                "HTTP_PROXY": "", "HTTPS_PROXY": "", "http_proxy": "", "https_proxy": ""}
         self.rollbot_port, self.bare_port = _free_port(), _free_port()
         self.web = self._start("rollbot-web", [sys.executable, "-m", "bot.cli", "web", "--host", "127.0.0.1",

@@ -100,11 +100,16 @@ class Worker:
             self._submit(self._resume, incident_id)
 
     def _upkeep(self) -> None:
-        """The kinds' standing work (scheduled env-var snapshots), on the pool, each task once at a time."""
+        """The kinds' standing work (scheduled env-var snapshots), on the pool, each task once at
+        a time and at most a quarter of the pool at once: with hundreds of environments, upkeep
+        waits for the next tick rather than holding every slot while executions are due."""
+        slots = max(1, self._concurrency // 4)
         for key, task in monitoring.maintenance(self.container.services):
             with self._running_lock:
                 if key in self._maintaining:
                     continue
+                if len(self._maintaining) >= slots:
+                    return
                 self._maintaining.add(key)
             self._submit(self._maintain, key, task)
 

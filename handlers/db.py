@@ -319,7 +319,10 @@ class DatabaseKind:
 
     def maintain(self, env_name: str, env: Environment) -> str | None:
         """Prune backups older than ``backup_retention``, but never the newest backup taken
-        before a still-open incident, nor one a still-open restore names."""
+        before a still-open incident, nor one a still-open restore names. An environment
+        without database rollbacks costs nothing: the open incidents are read only for one with."""
+        if not env.database_url_env or not env.backup_dir:
+            return None
         return prune(self.backups, self._open(), env_name, env, self._now())
 
     # -- read-back ---------------------------------------------------------------------------

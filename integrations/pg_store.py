@@ -131,11 +131,17 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
             return int(row["n"]) if row else 0
 
     def open_incidents(self) -> list[Incident]:
+        """Two queries, however many are open (the status command and every upkeep read it)."""
         with self.pool.connection() as conn:
             rows = conn.execute(
-                "SELECT id FROM incidents WHERE status IN ('pending', 'executing', 'monitoring') ORDER BY id"
+                "SELECT * FROM incidents WHERE status IN ('pending', 'executing', 'monitoring') ORDER BY id"
             ).fetchall()
-            return [i for r in rows if (i := self._get(conn, r["id"])) is not None]
+            approvals: dict[int, list[DictRow]] = {int(r["id"]): [] for r in rows}
+            for a in conn.execute(
+                    "SELECT incident_id, approver, plan_hash, at FROM approvals WHERE incident_id = ANY(%s) "
+                    "ORDER BY at, approver", (list(approvals),)).fetchall():
+                approvals[int(a["incident_id"])].append(a)
+            return [incident_from_row(row, approvals[int(row["id"])], self._load_plan) for row in rows]
 
     def rolled_back_plans(self, env: str, limit: int = 100) -> list[PlanBase]:
         with self.pool.connection() as conn:

@@ -123,6 +123,16 @@ class StoreContract:
         assert [i.id for i in store.recent(10)] == [b.id, a.id] and [i.id for i in store.recent(10, "prod")] == [a.id]
         assert [i.id for i in store.open_incidents()] == [a.id, b.id]
 
+    def test_open_incidents_come_back_whole_with_their_own_approvals(self, store: IncidentStore) -> None:
+        a = store.create_incident(new(needed=3))
+        b = store.create_incident(new(env="staging", needed=3))
+        store.approve(a.id, "U1", a.plan_hash, T0)
+        store.approve(b.id, "U2", b.plan_hash, T0 + timedelta(seconds=1))
+        store.approve(a.id, "U3", a.plan_hash, T0 + timedelta(seconds=2))
+        listed = store.open_incidents()
+        assert listed == [store.get(a.id), store.get(b.id)]
+        assert [[v.approver for v in i.approvals] for i in listed] == [["U1", "U3"], ["U2"]]
+
     def test_incidents_are_counted_in_all_and_per_environment(self, store: IncidentStore) -> None:
         assert store.incident_count() == 0
         for env in ("prod", "staging", "prod"):

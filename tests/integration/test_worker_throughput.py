@@ -15,7 +15,7 @@ from handlers.commands import Rollback
 from handlers.execution import execute
 from handlers.requests import request_rollback
 from sandbox.team import ALICE, CAROL
-from tests.world import World
+from tests.world import World, wait_until
 
 COUNT = 200
 
@@ -69,3 +69,31 @@ def test_two_hundred_reminders_due_together_go_out_in_one_pass_side_by_side(worl
     # Side by side, bounded by the pool: a serial worker would show 1. How long they take is the
     # benchmark's business (timed tests flake on a loaded machine).
     assert 8 < peak <= DEFAULT_CONCURRENCY, f"jobs ran {peak} at a time"
+
+
+def test_upkeep_never_holds_the_slots_a_due_execution_needs(world: World, monkeypatch) -> None:  # noqa: ANN001
+    """Hundreds of environments mean hundreds of upkeep tasks a tick; however slow they are, at
+    most a quarter of the pool runs them, so a deciding approval's execution starts at once."""
+    release = threading.Event()
+    started: list[str] = []
+
+    def slow(key: str) -> None:
+        started.append(key)
+        release.wait(30)
+
+    tasks = [(f"slow:{n}", lambda n=n: slow(f"slow:{n}")) for n in range(3 * DEFAULT_CONCURRENCY)]
+    monkeypatch.setattr(monitoring, "maintenance", lambda svc: tasks)
+    worker = world.worker()
+    svc = world.container().services
+    incident = request_rollback(svc, ALICE, Rollback("code", "prod", "upkeep"))
+    try:
+        assert worker._lead()
+        worker._upkeep()
+        worker._upkeep()  # a second tick while the first one's tasks still run adds none beyond the cap
+        assert len(worker._maintaining) == DEFAULT_CONCURRENCY // 4
+        approvals.approve(svc, CAROL, incident.id, incident.plan_hash)
+        assert worker.dispatch() == 1  # the execution found a free slot
+        wait_until(lambda: svc.store.get(incident.id).status.value != "executing", message="the execution to finish")
+    finally:
+        release.set()
+    assert len(started) == DEFAULT_CONCURRENCY // 4
