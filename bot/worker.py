@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
@@ -45,7 +46,8 @@ class Worker:
         self._concurrency = concurrency
         self._running: set[Future[object]] = set()
         self._resuming: set[int] = set()  # incidents being taken over by this worker
-        self._maintaining: set[str] = set()  # kinds' upkeep tasks running now
+        self._maintaining: set[str] = set()  # upkeep tasks running now
+        self._upkept: dict[str, float] = {}  # when each upkeep task last started (monotonic)
         self._running_lock = threading.Lock()
         self._wake = threading.Event()
         self._busy = threading.Lock()  # one dispatcher at a time (tick, wake-up, a test's run_once)
@@ -88,30 +90,41 @@ class Worker:
             self._running.discard(future)
         self._wake.set()  # a free slot: claim more if more is due
 
-    def _housekeeping(self) -> None:
+    def _housekeeping(self) -> tuple[set[str], bool]:
         """Orphans closed; executions whose lease ran out taken over on the pool, each once; the
-        kinds' upkeep."""
-        self._upkeep()
+        kinds' upkeep (what it started, and whether some had to wait for a slot)."""
+        upkeep = self._upkeep()
         for incident_id in monitoring.housekeeping(self.container.services):
             with self._running_lock:
                 if incident_id in self._resuming:
                     continue
                 self._resuming.add(incident_id)
             self._submit(self._resume, incident_id)
+        return upkeep
 
-    def _upkeep(self) -> None:
-        """The kinds' standing work (scheduled env-var snapshots), on the pool, each task once at
-        a time and at most a quarter of the pool at once: with hundreds of environments, upkeep
-        waits for the next tick rather than holding every slot while executions are due."""
+    def _upkeep(self, skip: frozenset[str] | set[str] = frozenset()) -> tuple[set[str], bool]:
+        """The standing work (scheduled env-var snapshots, drill and review reminders) on the
+        pool, each task once at a time and at most a quarter of the pool at once: with hundreds
+        of environments, upkeep waits for the next tick rather than holding every slot while
+        executions are due. The tasks that waited longest go first, so none is starved. Returns
+        the keys started and whether some had to wait."""
         slots = max(1, self._concurrency // 4)
-        for key, task in monitoring.maintenance(self.container.services):
+        tasks = sorted(monitoring.maintenance(self.container.services),
+                       key=lambda item: self._upkept.get(item[0], 0.0))
+        started: set[str] = set()
+        for key, task in tasks:
+            if key in skip:
+                continue
             with self._running_lock:
                 if key in self._maintaining:
                     continue
                 if len(self._maintaining) >= slots:
-                    return
+                    return started, True
                 self._maintaining.add(key)
+                self._upkept[key] = time.monotonic()
             self._submit(self._maintain, key, task)
+            started.add(key)
+        return started, False
 
     def _maintain(self, key: str, task: Callable[[], None]) -> None:
         try:
@@ -134,14 +147,17 @@ class Worker:
             ran = 0
             try:
                 housekept = False
+                upkept: set[str] = set()
+                waiting = False  # upkeep tasks that had no slot yet: this pass runs them too
                 while True:
                     started = self.dispatch()
-                    if not started and not housekept and self.leading:
-                        self._housekeeping()
+                    if not started and self.leading and (not housekept or waiting):
+                        more, waiting = self._upkeep(upkept) if housekept else self._housekeeping()
+                        upkept |= more
                         housekept = True
                     with self._running_lock:
                         running = set(self._running)
-                    if not started and not running:
+                    if not started and not running and not waiting:
                         break
                     ran += started
                     wait(running)

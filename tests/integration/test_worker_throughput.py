@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from datetime import timedelta
 
 import psycopg
@@ -97,3 +98,44 @@ def test_upkeep_never_holds_the_slots_a_due_execution_needs(world: World, monkey
     finally:
         release.set()
     assert len(started) == DEFAULT_CONCURRENCY // 4
+
+
+def test_upkeep_that_waited_goes_first_so_the_last_task_is_never_starved(world: World, monkeypatch) -> None:  # noqa: ANN001
+    """With more upkeep tasks than its slots, each tick starts the ones that waited longest: the
+    drill reminders, listed after every environment's snapshot, still run on the next ticks."""
+    ran: list[str] = []
+    gate = threading.Event()  # each tick's tasks run until the tick is over, as slow ones do
+
+    def task(key: str) -> None:
+        ran.append(key)
+        gate.wait(30)
+
+    tasks = [(f"task:{n}", lambda n=n: task(f"task:{n}")) for n in range(DEFAULT_CONCURRENCY)]
+    tasks.append(("drills:remind", lambda: task("drills:remind")))
+    monkeypatch.setattr(monitoring, "maintenance", lambda svc: tasks)
+    worker = world.worker()
+    assert worker._lead()
+    slots = DEFAULT_CONCURRENCY // 4
+    ticks = 0
+    while "drills:remind" not in ran:
+        assert ticks < len(tasks), f"the last task never ran in {ticks} ticks: {ran}"
+        gate.clear()
+        started, _ = worker._upkeep()
+        assert len(started) == slots
+        gate.set()
+        wait_until(lambda: not worker._maintaining, message="the tick's upkeep to finish")
+        ticks += 1
+    assert ticks == -(-len(tasks) // slots)
+    counts = Counter(ran)  # every task once before any ran twice (the last tick fills up with the oldest)
+    assert set(counts) == {key for key, _ in tasks}
+    assert sorted(counts.values()) == [1] * (len(tasks) - (ticks * slots - len(tasks))) + [2] * (ticks * slots - len(tasks))
+
+
+def test_one_pass_runs_every_upkeep_task_even_beyond_its_slots(world: World, monkeypatch) -> None:  # noqa: ANN001
+    """``run_once`` (the dev console, tests) runs everything due to the end: upkeep tasks that had
+    to wait for a slot run later in the same pass, each once."""
+    ran: list[str] = []
+    tasks = [(f"task:{n}", lambda n=n: ran.append(f"task:{n}")) for n in range(2 * DEFAULT_CONCURRENCY)]
+    monkeypatch.setattr(monitoring, "maintenance", lambda svc: tasks)
+    world.worker().run_once()
+    assert sorted(ran) == sorted(key for key, _ in tasks)
