@@ -108,10 +108,10 @@ def _first_calls(calls: list[dict[str, Any]], after: float, match: Any) -> dict[
     return first
 
 
-def _wait_verified(stack: Stack, started: dict[int, float], timeout: float = 60) -> tuple[list[float], list[float]]:
+def _wait_verified(stack: Stack, started: dict[int, float]) -> tuple[list[float], list[float]]:
     """Approve -> Vercel rollback call and approve -> the "Verified" message, in ms, per incident."""
     since = min(started.values())
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + 60 + len(started)  # generous: this waits, it does not judge
 
     def vercel(call: dict[str, Any]) -> int | None:
         path = call["path"]
@@ -148,8 +148,9 @@ def _reminders(stack: Stack, count: int, timeout: float = 60) -> float:
         if len(sent) >= count:
             return max(c["at"] for c in stack.slack.calls_to("chat.postMessage")
                        if c["at"] >= started and "Monitoring 1/3" in json.dumps(c["args"])) - started
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(sent)} of {count} reminders were sent within {timeout:.0f} s")
+        if time.monotonic() > deadline:  # reported, not raised: the rest of the run still counts
+            print(f"!! only {len(sent)} of {count} reminders were sent within {timeout:.0f} s", file=sys.stderr)
+            return float("inf")
         time.sleep(0.02)
 
 

@@ -12,6 +12,7 @@ from slack_bolt import App, Respond
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 
+from bot.ack_first import AckFirst
 from bot.bootstrap import Container
 from bot.listeners import actions, commands, decide, events, follow_ups, views
 from bot.metrics import Counters
@@ -42,7 +43,7 @@ def create_app(container: Container) -> App:
         listener_executor=container.executor,
         token_verification_enabled=False,
         raise_error_for_unhandled_request=True,
-        process_before_response=False,
+        process_before_response=True,  # bot.ack_first: the answer leaves when ack() is called, unpolled
     )
 
     @app.middleware
@@ -55,6 +56,14 @@ def create_app(container: Container) -> App:
         """One place that turns an unexpected failure into a clear message for the user."""
         if isinstance(error, BoltUnhandledRequestError):
             return BoltResponse(status=404, body="")
+        failed(error, respond)
+        return None
+
+    def on_listener_error(error: Exception, body: dict[str, Any]) -> None:
+        url = body.get("response_url")
+        failed(error, Respond(response_url=url) if isinstance(url, str) and url else None)
+
+    def failed(error: Exception, respond: Respond | None) -> None:
         counters.inc("rollbot_listener_errors_total", error=type(error).__name__)
         # One line for the operator (with the incident's context in the structured fields); the
         # traceback only at DEBUG, so a flood of bad requests cannot flood the logs.
@@ -70,12 +79,8 @@ def create_app(container: Container) -> App:
                     "Check the incident thread before trying again; the details are in the bot's logs."))
             except Exception:
                 log.warning("could not tell the user about the error")
-        return None
 
-    commands.register(app, container.services)
-    actions.register(app, container.services)
-    views.register(app, container.services)
-    decide.register(app, container.services)
-    follow_ups.register(app, container.services)
-    events.register(app, container.services)
+    listeners = AckFirst(container.executor, on_listener_error).app(app)
+    for module in (commands, actions, views, decide, follow_ups, events):
+        module.register(listeners, container.services)
     return app
