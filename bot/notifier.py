@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.webhook import WebhookClient
 
 from bot.blocks.drills import drill_reminder_blocks, review_reminder_blocks
 from bot.blocks.follow_ups import follow_up_blocks, follow_up_done_blocks
@@ -169,6 +170,18 @@ class SlackNotifier:
     def tell(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
         self._safe(self._client.chat_postEphemeral, channel=channel, user=user, text=text,
                    **({"thread_ts": thread_ts} if thread_ts else {}))
+
+    def answer(self, channel: str, response_url: str | None, user: str, text: str) -> None:
+        if response_url:
+            try:
+                sent = WebhookClient(response_url, timeout=10).send(
+                    text=text, response_type="ephemeral", replace_original=False)
+                if sent.status_code == 200:
+                    return
+                log.warning("response_url answer refused (HTTP %s); answering in the channel", sent.status_code)
+            except Exception as error:  # the URL expired, or Slack is unreachable: try the channel
+                log.warning("response_url answer failed (%s); answering in the channel", type(error).__name__)
+        self.tell(channel, user, text)
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from handlers.execution import execute, stale_to_resume
 from handlers.kind import Maintained, RollbackKind
 from handlers.model import Status
 from handlers.ports import DeliveryFailed, DueJob
+from handlers.request_jobs import REQUEST_JOB, plan_request
 from handlers.requests import adopt_root
 from handlers.resolution import deliver_summary
 from handlers.services import Services, log
@@ -62,6 +63,8 @@ def _stable(svc: Services, incident_id: int) -> bool:
 
 def run_job(svc: Services, job: DueJob) -> str:
     """Run one claimed due job; returns the outcome recorded on the row."""
+    if job.kind == REQUEST_JOB:
+        return plan_request(svc, job)
     if job.incident_id is None:
         return "skipped"
     if job.kind == "execute":

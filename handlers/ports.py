@@ -100,6 +100,9 @@ class Notifier(Protocol):
     def closed(self, incident: Incident) -> None:
         """A request ended without a rollback (denied, cancelled, expired): tell the thread."""
     def tell(self, channel: str, user: str, text: str) -> None: ...
+    def answer(self, channel: str, response_url: str | None, user: str, text: str) -> None:
+        """Answer a command where it was typed: by its ``response_url`` (an ephemeral, which works
+        where the bot is not a member), else an ephemeral in ``channel``. Best effort."""
     def standing_reminder(self, reminder: StandingReminder) -> str:
         """Post a drill or review reminder in ``[drills] channel`` (once: reminder ``seq`` of its
         series); returns its ts; raises DeliveryFailed."""

@@ -9,9 +9,11 @@ from handlers.runbook import initial_checklist
 from handlers.services import Refused, Services, log
 
 
-def request_rollback(svc: Services, user: str, cmd: Rollback, *, drill: bool = False) -> Incident:
+def request_rollback(svc: Services, user: str, cmd: Rollback, *, drill: bool = False,
+                     request_job: int | None = None) -> Incident:
     """Check the role, resolve the plan, take the lock, post the root message, notify the team.
-    A ``drill`` runs the same flow, refused on a production environment before anything else."""
+    A ``drill`` runs the same flow, refused on a production environment before anything else.
+    ``request_job`` is the worker's job planning it (handlers.request_jobs): one incident each."""
     action = f"{'drill' if drill else 'request'}.{cmd.kind}"
     if drill and svc.policy.is_production(cmd.env):
         raise svc.refuse(None, user, action, f"*{cmd.env}* is a production environment, and drills never touch one. "
@@ -55,6 +57,7 @@ def request_rollback(svc: Services, user: str, cmd: Rollback, *, drill: bool = F
                 drill=drill,
                 issue=cmd.issue,
                 severity=cmd.severity,
+                request_job=request_job,
             )
         )
     except LockHeld as held:

@@ -36,6 +36,7 @@ class NewIncident:
     drill: bool = False
     issue: str | None = None  # the decision matrix row it was started from, if any
     severity: str | None = None
+    request_job: int | None = None  # the worker's ``request`` job it was planned by: at most one each
 
 
 class LockHeld(Exception):
@@ -89,6 +90,9 @@ class Incidents(Protocol):
         combined one)."""
 
     def get(self, incident_id: int) -> Incident | None: ...
+    def incident_for_request(self, request_job: int) -> Incident | None:
+        """The incident planned by that ``request`` job, if one was (a job run again after a crash
+        finds it instead of planning a second)."""
     def recent(self, limit: int, env: str | None = None) -> list[Incident]: ...
     def incident_count(self, env: str | None = None) -> int:
         """How many incidents there are (drills too), so a list of the recent ones can say how

@@ -86,11 +86,12 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
                         raise LockHeld(holder)
                     row = conn.execute(
                         """INSERT INTO incidents (kind, env, status, requester, reason, plan, plan_hash,
-                               approvals_needed, checklist, created_at, expires_at, drill, issue, severity)
-                           VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                               approvals_needed, checklist, created_at, expires_at, drill, issue, severity,
+                               request_job)
+                           VALUES (%s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
                         (new.kind, new.env, new.requester, new.reason, Jsonb(new.plan.to_json()), new.plan.hash,
                          new.approvals_needed, Jsonb(new.checklist), new.created_at, new.expires_at, new.drill,
-                         new.issue, new.severity),
+                         new.issue, new.severity, new.request_job),
                     ).fetchone()
                     assert row is not None
                     self._insert_jobs(conn, row["id"], [NewJob("expire", new.expires_at, {"plan_hash": new.plan.hash})])
@@ -115,6 +116,11 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
     def get(self, incident_id: int) -> Incident | None:
         with self.pool.connection() as conn:
             return self._get(conn, incident_id)
+
+    def incident_for_request(self, request_job: int) -> Incident | None:
+        with self.pool.connection() as conn:
+            row = conn.execute("SELECT id FROM incidents WHERE request_job = %s", (request_job,)).fetchone()
+            return self._get(conn, row["id"]) if row else None
 
     def recent(self, limit: int, env: str | None = None) -> list[Incident]:
         with self.pool.connection() as conn:

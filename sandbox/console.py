@@ -128,6 +128,7 @@ class Console:
         deadline, last = time.monotonic() + wait, None
         busy_until = time.monotonic() + 30
         while True:
+            self.dev.tick()  # what the command queued (a request is planned by the worker) runs now
             state = json.dumps(self.dev.slack.snapshot(), sort_keys=True, default=str)
             executing = self._executing() and time.monotonic() < busy_until
             if (state == last or time.monotonic() >= deadline) and not executing:

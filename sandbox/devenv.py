@@ -125,7 +125,7 @@ class DevEnvironment:
         return self.worker.run_once() if self.worker else 0
 
     def _tick_forever(self) -> None:
-        while not self._stop.wait(0.5):
+        while not self._stop.wait(0.2):
             self.tick()
 
     def stop(self) -> None:

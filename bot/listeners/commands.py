@@ -14,7 +14,7 @@ from bot.blocks.status import history_blocks, status_blocks
 from bot.blocks.text import escape, plain, sections
 from handlers import approvals, commands, drills, queries, resolution
 from handlers.commands import CommandError
-from handlers.requests import request_rollback
+from handlers.request_jobs import ReplyTo, queue_request
 from handlers.services import Refused, Services
 
 log = logging.getLogger("rollbot.commands")
@@ -40,15 +40,12 @@ def register(app: App, svc: Services) -> None:
                 assert rollback is not None
                 what = f"{'drill of a ' if drill else ''}{rollback.kind} rollback on *{rollback.env}*"
                 article = "an" if what[0] in "aeiou" else "a"
+                reply = ReplyTo(channel=str(body.get("channel_id") or svc.policy.environments[rollback.env].channel),
+                                response_url=body.get("response_url") or None)
+                # Durable before the ack: the worker plans it (handlers.request_jobs). A store error
+                # goes to the error handler, which tells the user by response_url.
+                queue_request(svc, user, rollback, reply, drill=drill)
                 ack(response_type="ephemeral", text=f":mag: Planning {article} {what}…")
-                try:
-                    incident = request_rollback(svc, user, rollback, drill=drill)
-                except Refused as refused:
-                    respond(response_type="ephemeral", replace_original=False, text=f":no_entry: Not started: {refused.message}")
-                    return
-                respond(response_type="ephemeral", replace_original=False,
-                        text=f":rewind: {incident.ref}{' (a drill)' if drill else ''} is waiting for approval in "
-                             f"<#{incident.channel}>.")
             case commands.Query():
                 ack()  # first: the answer may read Vercel and open snapshots
                 try:

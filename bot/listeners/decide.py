@@ -15,8 +15,8 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks.decide import ARGS_BLOCK, FILLED, decide_modal, request_form
 from handlers import decide
 from handlers.commands import clean
-from handlers.requests import request_rollback
-from handlers.services import Refused, Services
+from handlers.request_jobs import ReplyTo, queue_request
+from handlers.services import Services
 
 log = logging.getLogger("rollbot.decide")
 
@@ -168,12 +168,12 @@ def register(app: App, svc: Services) -> None:
             field = typed[error.field][0] if error.field in typed else "env"  # else: the environment's block
             ack(response_action="errors", errors={field: _field_error(error.message)})
             return
-        ack(response_action="clear")  # the form and the matrix close; the root message follows
         where = meta["channel"] or svc.policy.environments[rollback.env].channel  # where they asked
-        try:
-            incident = request_rollback(svc, user, rollback)
-        except Refused as refused:
-            svc.notifier.tell(where, user, f":no_entry: Not started: {refused.message}")
+        try:  # durable before the ack: the worker plans it (handlers.request_jobs)
+            queue_request(svc, user, rollback, ReplyTo(channel=where, label=decided.row.label))
+        except Exception as error:
+            log.warning("could not queue a request: %s", type(error).__name__)
+            ack(response_action="errors", errors={"env": "Rollbot could not record the request (its database did "
+                                                         "not answer); nothing was started. Submit again."})
             return
-        svc.notifier.tell(where, user, f":rewind: {incident.ref} ({decided.row.label}, severity "
-                          f"{decided.severity}) is waiting for approval in <#{incident.channel}>.")
+        ack(response_action="clear")  # the form and the matrix close; the root message follows

@@ -142,6 +142,9 @@ class FakeNotifier:
     def tell(self, channel: str, user: str, text: str) -> None:
         self.sent.setdefault("tell", []).append((user, text))
 
+    def answer(self, channel: str, response_url: str | None, user: str, text: str) -> None:
+        self.sent.setdefault("answer", []).append((user, text))
+
     def refresh_summary(self, incident: Incident, summary: Summary) -> None:
         self.sent.setdefault("refresh_summary", []).append((incident, summary))
 

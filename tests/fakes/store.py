@@ -45,6 +45,7 @@ class _Row:
     exec_owner: str | None = None
     lease_until: datetime | None = None
     summary: Summary | None = None
+    request_job: int | None = None
 
 
 @dataclass
@@ -123,6 +124,8 @@ class FakeStore(FakeStandingTables, FakeFollowUps):
 
     def create_incident(self, new: NewIncident) -> Incident:
         with self.lock:
+            if new.request_job is not None and any(r.request_job == new.request_job for r in self.rows.values()):
+                raise ValueError(f"request job {new.request_job} already planned an incident")  # the unique index
             for row in self.rows.values():
                 held = row.incident
                 if (held.env == new.env and set(lock_names(held.kind)) & set(lock_names(new.kind))
@@ -133,13 +136,18 @@ class FakeStore(FakeStandingTables, FakeFollowUps):
                 id=incident_id, kind=new.kind, env=new.env, status=Status.PENDING, requester=new.requester,
                 reason=new.reason, plan=new.plan, created_at=new.created_at, approvals_needed=new.approvals_needed,
                 expires_at=new.expires_at, checklist=dict(new.checklist), drill=new.drill,
-                issue=new.issue, severity=new.severity))
+                issue=new.issue, severity=new.severity), request_job=new.request_job)
             self._insert_jobs(incident_id, [NewJob("expire", new.expires_at, {"plan_hash": new.plan.hash})])
             return self._view(incident_id)  # type: ignore[return-value]
 
     def get(self, incident_id: int) -> Incident | None:
         with self.lock:
             return self._view(incident_id)
+
+    def incident_for_request(self, request_job: int) -> Incident | None:
+        with self.lock:
+            found = next((i for i, r in self.rows.items() if r.request_job == request_job), None)
+            return self._view(found) if found is not None else None
 
     def recent(self, limit: int, env: str | None = None) -> list[Incident]:
         with self.lock:

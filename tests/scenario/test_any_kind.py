@@ -46,7 +46,7 @@ def test_a_kind_from_the_test_suite_runs_the_whole_flow(world: World, switches: 
         assert any("/rollback switch" in _text(e) for e in world.slack.ephemerals(user=ALICE))
 
         client.command(ALICE, "sw prod checkout <!here> flaky", channel_id=CHANNEL)
-        root = wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
+        root = world.work_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
         body = _text(root)
         assert "RB-1 · Switch rollback · prod" in body and "`on`" in body and "`off`" in body
         assert "1m · risk Low" in body and "&lt;!here&gt; flaky" in body

@@ -37,7 +37,7 @@ def test_code_rollback_end_to_end(world: World, bot: BotServer) -> None:
     # Alice asks; the ack comes at once, the incident follows.
     response = client.command(ALICE, "code prod checkout returns 500", channel_id=CHANNEL)
     assert response.status_code == 200
-    root = wait_until(lambda: world.slack.messages(CHANNEL) and _root(world), message="the root message")
+    root = world.work_until(lambda: world.slack.messages(CHANNEL) and _root(world), message="the root message")
     body = _text(root)
     assert "RB-1" in body and bad in body and good in body
     assert "checkout returns 500" in body

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from sandbox.team import ALICE, CAROL, CHANNEL, DAN
-from tests.world import BotServer, World, wait_until
+from tests.world import BotServer, World
 
 TIER, ORDERS = "20261128080000", "20261120090000"
 
@@ -36,7 +36,7 @@ def _approved_by_two(world: World, bot: BotServer, text: str) -> dict:
     client = bot.client(world)
     seen = len(world.slack.messages(CHANNEL))
     client.command(ALICE, text, channel_id=CHANNEL)
-    root = wait_until(lambda: world.slack.messages(CHANNEL)[seen:] and world.slack.messages(CHANNEL)[seen],
+    root = world.work_until(lambda: world.slack.messages(CHANNEL)[seen:] and world.slack.messages(CHANNEL)[seen],
                       timeout=20, message="the root message")
     for approver in (DAN, CAROL):
         assert client.click(approver, channel=CHANNEL, message_ts=root["ts"], action_id="approve").status_code == 200
@@ -71,7 +71,7 @@ def test_a_migration_a_later_one_depends_on_is_refused_and_nothing_is_touched(wo
                                                                              bot: BotServer) -> None:
     client = bot.client(world)
     client.command(ALICE, f"db prod {ORDERS}", channel_id=CHANNEL)
-    refusal = wait_until(lambda: [e for e in world.slack.ephemerals(user=ALICE) if "Not started" in _text(e)],
+    refusal = world.work_until(lambda: [e for e in world.slack.ephemerals(user=ALICE) if "Not started" in _text(e)],
                          message="the refusal")[-1]
     assert "`20261127160000_order_totals_view` (touches public.orders)" in _text(refusal)
     assert _versions(target)[-1] == TIER and world.slack.messages(CHANNEL) == []

@@ -73,7 +73,7 @@ def test_decide_starts_the_security_row_as_one_code_and_env_rollback(world: Worl
 
     good = {**typo, env_block["block_id"]: {"value": {"type": "plain_text_input", "value": "API_URL"}}}
     assert client.submit_view(ALICE, form["id"], good).json() == {"response_action": "clear"}
-    root = wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
+    root = world.work_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
     shown = _text(root)
     assert "Code + Env-var rollback" in shown and "Security · severity High" in shown and "10m · risk Low" in shown
     assert "1. Code" in shown and "2. Env" in shown and "API_URL" in shown

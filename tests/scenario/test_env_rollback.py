@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from sandbox.team import ALICE, CAROL, CHANNEL, PROJECT
-from tests.world import BotServer, World, wait_until
+from tests.world import BotServer, World
 
 GOOD, BAD = "https://api.demo-shop.test/v2", "https://api.demo-shop.test/broken-by-a-config-push"
 SECRET = "sk_live_demo_0123456789"
@@ -54,7 +54,7 @@ def _ephemeral(world: World, client, text: str, marker: str = "") -> str:  # noq
     """The bot's ephemeral answer to ``text`` (the first that contains ``marker``)."""
     seen = len(world.slack.ephemerals(user=ALICE))
     client.command(ALICE, text, channel_id=CHANNEL)
-    return _text(wait_until(lambda: [e for e in world.slack.ephemerals(user=ALICE)[seen:] if marker in _text(e)],
+    return _text(world.work_until(lambda: [e for e in world.slack.ephemerals(user=ALICE)[seen:] if marker in _text(e)],
                             message=text)[-1])
 
 
@@ -72,7 +72,7 @@ def test_a_variable_is_restored_from_its_snapshot_redeployed_and_verified(world:
     assert "`S-1`" in json.dumps(answer["blocks"]) and "S-1" not in answer["text"] and len(answer["text"]) <= 150
 
     client.command(ALICE, "config prod API_URL checkout calls the wrong API", channel_id=CHANNEL)
-    root = wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
+    root = world.work_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
     shown = _text(root)
     assert "Env-var rollback" in shown and "API_URL" in shown and "changed:" in shown and "S-1" in shown
     assert world.vercel.calls_to("PATCH", ENV) == [] and world.vercel.calls_to("POST", "/v13/deployments") == []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from sandbox.team import ALICE, CAROL, CHANNEL
-from tests.world import BotServer, World, wait_until
+from tests.world import BotServer, World
 
 ITEMS = "/v1/global-config/ecfg_demo/items"
 
@@ -19,7 +19,7 @@ def test_a_flag_is_turned_off_after_approval_and_nothing_else_is_touched(world: 
     before = world.vercel.edge_items("ecfg_demo")
     client = bot.client(world)
     client.command(ALICE, "feature prod new_checkout checkout button broken", channel_id=CHANNEL)
-    root = wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
+    root = world.work_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
     shown = _text(root)
     assert "Feature flag rollback" in shown and "new_checkout" in shown and "true" in shown and "false" in shown
     assert world.vercel.calls_to("PATCH", ITEMS) == []  # nothing changes before the approval
@@ -40,7 +40,7 @@ def test_flag_requests_that_cannot_be_planned_are_refused_and_change_nothing(wor
     def refusal(text: str) -> str:
         seen = len(world.slack.ephemerals(user=ALICE))
         client.command(ALICE, text, channel_id=CHANNEL)
-        return _text(wait_until(lambda: [e for e in world.slack.ephemerals(user=ALICE)[seen:]
+        return _text(world.work_until(lambda: [e for e in world.slack.ephemerals(user=ALICE)[seen:]
                                          if "Not started" in _text(e)], message=text)[-1])
 
     assert "Did you mean `new_checkout`" in refusal("flag prod new_chekout")

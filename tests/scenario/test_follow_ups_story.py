@@ -54,8 +54,8 @@ def _summary(world: World) -> dict[str, Any]:
 def test_follow_ups_from_resolve_to_done(world: World, bot: BotServer) -> None:
     client: SignedSlackClient = bot.client(world)
     client.command(ALICE, "code prod checkout returns 500", channel_id=CHANNEL)
-    root = wait_until(lambda: next((m for m in world.slack.messages(CHANNEL) if _top(m)), None),
-                      message="the root message")
+    root = world.work_until(lambda: next((m for m in world.slack.messages(CHANNEL) if _top(m)), None),
+                            message="the root message")
     client.click(CAROL, channel=CHANNEL, message_ts=root["ts"], action_id="approve")
     world.work_until(lambda: "resolve" in _text(world.slack.message(CHANNEL, root["ts"])), message="monitoring")
 

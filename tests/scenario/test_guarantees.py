@@ -24,7 +24,7 @@ def _text(message: dict) -> str:
 def _request(world: World, bot: BotServer, reason: str = "broken") -> dict:
     client = bot.client(world)
     assert client.command(ALICE, f"code prod {reason}", channel_id=CHANNEL).status_code == 200
-    return wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
+    return world.work_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
 
 
 @pytest.mark.reliability("fault", "20 simultaneous Approve clicks; the deciding click re-delivered 3 times, once after a Redis flush", trials=23)
@@ -185,7 +185,7 @@ def test_a_signed_request_replayed_byte_for_byte_is_acted_on_once(world: World, 
     signature = client.sign(body, ts)
     first = client.post_raw(body, "application/x-www-form-urlencoded", timestamp=ts, signature=signature)
     assert first.status_code == 200 and "Planning" in first.text
-    wait_until(lambda: world.slack.messages(CHANNEL), message="the root message")
+    world.work_until(lambda: world.slack.messages(CHANNEL), message="the root message")
     again = client.post_raw(body, "application/x-www-form-urlencoded", timestamp=ts, signature=signature)
     assert again.status_code == 200 and again.text == ""
     redis.Redis.from_url(world.redis_url).flushall()
@@ -248,7 +248,7 @@ def test_a_button_whose_value_the_bot_did_not_write_is_acked_at_once_and_explain
         world: World, bot: BotServer, action_id: str, value: str) -> None:
     client = bot.client(world)
     client.command(ALICE, "code prod checkout", channel_id=CHANNEL)
-    root = wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
+    root = world.work_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
     started = time.monotonic()
     response = client.click(CAROL, channel=CHANNEL, message_ts=root["ts"], action_id=action_id, value=value)
     assert response.status_code == 200 and time.monotonic() - started < 1.0

@@ -107,7 +107,7 @@ def test_a_long_incident_keeps_every_payload_inside_slacks_limits_and_loses_noth
     try:
         client = bot.client(world)
         assert client.command(ALICE, f"code prod {reason}", channel_id=CHANNEL).status_code == 200
-        root = wait_until(lambda: _keyed(world, "root"), message="the root message")
+        root = world.work_until(lambda: _keyed(world, "root"), message="the root message")
         for lead in APPROVERS:
             client.click(lead, channel=CHANNEL, message_ts=root["ts"], action_id="approve")
         verification = world.work_until(lambda: _keyed(world, "verification.r0"), timeout=60,

@@ -19,7 +19,7 @@ def _text(message: dict) -> str:
 def test_deny_asks_for_a_reason_in_a_modal(world: World, bot: BotServer) -> None:
     client = bot.client(world)
     client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
-    root = wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="root")
+    root = world.work_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="root")
     # The modal opens at once (its trigger lives 3 s); who may deny is checked on submit.
     client.click(BOB, channel=CHANNEL, message_ts=root["ts"], action_id="deny")
     bobs = wait_until(lambda: next((v for v in world.slack.views.values() if v["user"] == BOB), None), message="modal")
@@ -43,7 +43,7 @@ def test_deny_asks_for_a_reason_in_a_modal(world: World, bot: BotServer) -> None
 def test_checklist_ticks_update_the_root_message(world: World, bot: BotServer) -> None:
     client = bot.client(world)
     client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
-    root = wait_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="root")
+    root = world.work_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="root")
     wait_until(lambda: "(3/5)" in _text(world.slack.message(CHANNEL, root["ts"])), message="notify ticked")
     current = world.slack.message(CHANNEL, root["ts"])
     accessory = next(b["accessory"] for b in current["blocks"] if b.get("accessory", {}).get("action_id") == "checklist")
@@ -63,7 +63,7 @@ def test_status_and_history(world: World, bot: BotServer) -> None:
     quiet = reply("status")
     assert "None. All quiet." in quiet and "Last rollback:* never" in quiet and "Next drill:* due now" in quiet
     client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
-    wait_until(lambda: world.slack.messages(CHANNEL), message="root")
+    world.work_until(lambda: world.slack.messages(CHANNEL), message="root")
     busy = reply("status")
     assert "RB-1" in busy and "Waiting for approval" in busy
     history = reply("history 5")
@@ -76,7 +76,7 @@ def test_app_home_shows_open_rollbacks_and_the_last_one(world: World, bot: BotSe
     home = wait_until(lambda: world.slack.home(BOB), message="the home view")
     assert "None. All quiet." in _text(home) and "Last rollback:* never" in _text(home) and "Next review:*" in _text(home)
     client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
-    wait_until(lambda: world.slack.messages(CHANNEL), message="root")
+    world.work_until(lambda: world.slack.messages(CHANNEL), message="root")
     client.event({"type": "app_home_opened", "user": BOB, "tab": "home", "channel": "D01BOB"})
     wait_until(lambda: "RB-1" in _text(world.slack.home(BOB) or {}), message="RB-1 on the home tab")
     assert "Decision matrix" in _text(world.slack.home(BOB)) and world.slack.validation_errors == []
@@ -114,6 +114,6 @@ def test_a_modal_submission_the_bot_did_not_open_is_answered_in_the_form(world: 
 def test_a_drill_on_production_is_refused_through_slack(world: World, bot: BotServer) -> None:
     client = bot.client(world)
     client.command(ALICE, "drill code prod quarterly drill", channel_id=CHANNEL)
-    refusal = wait_until(lambda: [e for e in world.slack.ephemerals(user=ALICE)
-                                  if "drills never touch one" in json.dumps(e)], message="the refusal")
+    refusal = world.work_until(lambda: [e for e in world.slack.ephemerals(user=ALICE)
+                                        if "drills never touch one" in json.dumps(e)], message="the refusal")
     assert refusal and world.slack.messages(CHANNEL) == [] and world.vercel.calls_to("POST", "/v1/") == []
