@@ -30,8 +30,8 @@ from integrations.pg_wakeups import JobWakeups
 
 log = logging.getLogger("rollbot.worker")
 LEADER = "worker"
-DEFAULT_CONCURRENCY = 16
-WORKER_POOL = DEFAULT_CONCURRENCY + 4  # Postgres connections: one per running job, and the dispatcher's
+DEFAULT_CONCURRENCY = 64  # jobs mostly wait: on Slack, on Vercel, on a channel's posting pace
+WORKER_POOL = 16  # Postgres connections, taken per query (no job holds one while it waits)
 
 
 class Worker:

@@ -48,6 +48,30 @@ def announce(svc: Services, outcome: ApprovalOutcome) -> None:
     svc.redraw_root(outcome.incident.id)
 
 
+ANNOUNCE_JOB = "announce"
+"""The worker's part of a click's approval: the redraw, and a note to the approver while more
+approvals are needed; payload ``{"user", "channel", "decided"}``."""
+
+
+def queue_announce(svc: Services, user: str, channel: str, outcome: ApprovalOutcome) -> None:
+    """Written by the Slack edge right after the approval, before the ack: the web process does
+    nothing slow for a click (a lost job costs a redraw, never the approval)."""
+    svc.store.schedule(outcome.incident.id, ANNOUNCE_JOB, svc.clock.now(),
+                       {"user": user, "channel": channel, "decided": outcome.decided})
+
+
+def announce_job(svc: Services, incident_id: int, payload: dict[str, object]) -> str:
+    """Redraw the root message; tell a non-deciding approver how many approvals there are now."""
+    svc.redraw_root(incident_id)
+    if not payload.get("decided"):  # the deciding approval's thread shows the execution instead
+        incident = svc.store.get(incident_id)
+        if incident is not None:
+            svc.notifier.tell(str(payload.get("channel") or incident.channel or ""), str(payload["user"]),
+                              f"Approval recorded ({len(incident.valid_approvals())} of {incident.approvals_needed}) "
+                              f"for {incident.ref}.")
+    return "announced"
+
+
 def deny(svc: Services, user: str, incident_id: int, reason: str) -> Incident:
     incident = _load(svc, user, "deny", incident_id)
     refusal = svc.roles.deny_refusal(user, incident)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from functools import partial
 
 from handlers import drills, follow_ups
-from handlers.approvals import expire
+from handlers.approvals import ANNOUNCE_JOB, announce_job, expire
 from handlers.execution import execute, stale_to_resume
 from handlers.kind import Maintained, RollbackKind
 from handlers.model import Status
@@ -69,6 +69,8 @@ def run_job(svc: Services, job: DueJob) -> str:
         return "skipped"
     if job.kind == "execute":
         return "executed" if execute(svc, job.incident_id) is not None else "noop"
+    if job.kind == ANNOUNCE_JOB:
+        return announce_job(svc, job.incident_id, job.payload)
     if job.kind == "expire":
         return "expired" if expire(svc, job.incident_id) else "noop"
     if job.kind == "monitor":

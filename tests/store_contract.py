@@ -61,6 +61,16 @@ class StoreContract:
         assert [j.kind for j in store.pending_jobs(incident.id)] == ["expire"]
         assert store.get(incident.id + 100) is None
 
+    def test_one_incident_per_request_job(self, store: IncidentStore) -> None:
+        assert store.incident_for_request(41) is None
+        first = store.create_incident(new(request_job=41))
+        assert store.incident_for_request(41) == first and store.incident_for_request(42) is None
+        assert store.transition(first.id, [Status.PENDING], Status.CANCELLED) is not None  # the lock is free
+        with pytest.raises(Exception):  # noqa: B017, PT011 - Postgres: the unique index; the fake: its check
+            store.create_incident(new(request_job=41))
+        assert store.create_incident(new(request_job=42)).id != first.id
+        assert store.incident_count() == 2
+
     def test_one_locking_incident_per_environment_and_kind(self, store: IncidentStore) -> None:
         first = store.create_incident(new())
         with pytest.raises(LockHeld) as held:

@@ -63,7 +63,7 @@ def register(app: App, svc: Services) -> None:
     def on_approve(ack: Ack, body: dict[str, Any]) -> None:
         """The approval is recorded before the ack (one short transaction), so a web process
         that dies right after acknowledging loses nothing: the deciding approval has already
-        queued the execution for the worker. Drawing it follows the ack."""
+        queued the execution for the worker. Drawing it is the worker's ``announce`` job."""
         user, channel, thread = _where(body)
         if not user or not first_delivery(body):
             ack()
@@ -80,14 +80,14 @@ def register(app: App, svc: Services) -> None:
             ack()
             svc.notifier.tell(channel, user, f":no_entry: Your approval does not count: {refused.message}")
             return
-        except Exception:
-            ack()  # the error handler tells the user; Slack must not show a timeout too
-            raise
+        try:
+            approvals.queue_announce(svc, user, channel, outcome)
+        except Exception as error:  # the approval is recorded: draw it here, after the ack, instead
+            log.warning("could not queue the redraw of an approval (%s); drawing it here", type(error).__name__)
+            ack()
+            approvals.announce_job(svc, incident_id, {"user": user, "channel": channel, "decided": outcome.decided})
+            return
         ack()
-        approvals.announce(svc, outcome)
-        if not outcome.decided:  # the deciding approval queued the execution: the thread shows progress
-            have, need = len(outcome.incident.valid_approvals()), outcome.incident.approvals_needed
-            svc.notifier.tell(channel, user, f"Approval recorded ({have} of {need}) for {outcome.incident.ref}.")
 
     @app.action("deny")
     def on_deny(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

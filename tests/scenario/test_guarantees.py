@@ -142,7 +142,7 @@ def test_two_approvers_needed_and_plan_binding(database_url: str, redis_url: str
         root = _request(world, bot)
         client = bot.client(world)
         client.click(LEADS[0], channel=CHANNEL, message_ts=root["ts"], action_id="approve")
-        wait_until(lambda: any("1 of 2" in _text(e) for e in world.slack.ephemerals(user=LEADS[0])), message="1 of 2")
+        world.work_until(lambda: any("1 of 2" in _text(e) for e in world.slack.ephemerals(user=LEADS[0])), message="1 of 2")
         # A button drawn for another plan does not count.
         stale = client.find_action(root, "approve")["value"].split(":")[0] + ":0000000000000000"
         client.click(LEADS[1], channel=CHANNEL, message_ts=root["ts"], action_id="approve", value=stale)

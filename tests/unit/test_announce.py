@@ -1,0 +1,40 @@
+"""The click's approval is recorded before the ack; its redraw and the approver's note are the
+worker's ``announce`` job (handlers.approvals), so the web process does nothing slow for a click."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from handlers import approvals, monitoring
+from handlers.store import DueJob
+from tests.fakes.world import CAROL, FakeWorld, fake_world
+
+
+def _announce_jobs(w: FakeWorld) -> list[DueJob]:
+    return [j for j in w.store.claim_due(w.clock.now(), "w1") if j.kind == approvals.ANNOUNCE_JOB]
+
+
+def test_a_non_deciding_approval_is_drawn_and_the_approver_told_by_the_worker(tmp_path: Path) -> None:
+    w = fake_world(tmp_path, approvals=2)
+    incident = w.request()
+    outcome = approvals.record(w.svc, CAROL, incident.id, incident.plan_hash)
+    redraws = w.notifier.count("refresh")
+    approvals.queue_announce(w.svc, CAROL, "C0CLICKED", outcome)
+    assert w.notifier.count("refresh") == redraws and "tell" not in w.notifier.sent  # nothing until the worker
+    [job] = _announce_jobs(w)
+    assert job.incident_id == incident.id and job.payload == {"user": CAROL, "channel": "C0CLICKED", "decided": False}
+    assert monitoring.process(w.svc, job) == "announced"
+    assert w.notifier.count("refresh") > redraws
+    assert w.notifier.sent["tell"] == [(CAROL, f"Approval recorded (1 of 2) for {incident.ref}.")]
+
+
+def test_the_deciding_approval_is_drawn_without_a_note(tmp_path: Path) -> None:
+    w = fake_world(tmp_path)
+    incident = w.request()
+    outcome = approvals.record(w.svc, CAROL, incident.id, incident.plan_hash)
+    assert outcome.decided
+    approvals.queue_announce(w.svc, CAROL, "C0CLICKED", outcome)
+    [job] = _announce_jobs(w)
+    redraws = w.notifier.count("refresh")
+    assert monitoring.process(w.svc, job) == "announced"
+    assert w.notifier.count("refresh") > redraws and "tell" not in w.notifier.sent
