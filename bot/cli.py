@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from bot import logs
 
-    secrets = _secrets(settings)
+    secrets = secrets_of(settings)
     logs.configure(settings.rollbot_log_level, secrets=secrets)
     try:
         return _dispatch(args, settings)
@@ -93,7 +93,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "check-config":
         from bot.checks import check_config
 
-        return check_config(settings, _secrets(settings))
+        return check_config(settings, secrets_of(settings))
     if args.command == "manifest":
         from bot.manifest import manifest
 
@@ -115,7 +115,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     raise AssertionError(args.command)
 
 
-def _secrets(settings: Settings) -> list[str]:
+def secrets_of(settings: Settings) -> list[str]:
     values = [settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token,
               settings.vercel_token, settings.rollbot_secret_key]
     found = [secret(v) for v in values if v is not None]

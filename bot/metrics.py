@@ -1,36 +1,74 @@
-"""Prometheus text for `GET /metrics`. Counters live in Redis, so every web process and replica
-adds to the same numbers (a process-local counter would depend on which worker was scraped);
-gauges are read from Postgres at each scrape."""
+"""`GET /metrics` with prometheus_client. Counters are per process: under gunicorn, in its
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set by `rollbot web`), so a scrape of any
+worker of a replica reports that replica's total and Prometheus sums the replicas. The gauges are
+read from Postgres at each scrape, by a custom collector."""
 
 from __future__ import annotations
 
-import json
 import logging
+import os
+import re
+from collections.abc import Callable, Iterator
 from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from handlers import drills
 from handlers.config import Drills
 from handlers.model import Incident, Status
-from integrations.redis_state import RedisState
 
 log = logging.getLogger("rollbot.metrics")
-_KEY = "metrics:counters"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what generate_latest writes; every Prometheus reads it
+
+SLACK_REQUESTS = Counter("rollbot_slack_requests", "Signed Slack requests that reached Bolt, by kind", ["kind"])
+LISTENER_ERRORS = Counter("rollbot_listener_errors", "Listener failures, by exception type", ["error"])
+_HELP = {
+    "rollbot_incidents": "Incidents by status; real rollbacks and drills apart",
+    "rollbot_open_incidents": "Incidents pending or executing or monitoring",
+    "rollbot_dead_jobs": "Due jobs given up on after too many attempts (alert on > 0)",
+    "rollbot_last_rollback_timestamp_seconds": "When the last rollback (or drill) rolled back; 0 for never",
+    "rollbot_drill_overdue": "1 when the next drill is overdue",
+    "rollbot_procedure_review_overdue": "1 when the procedure's review is overdue",
+}
+_SERIES = re.compile(r'^(\w+)(?:\{(.*)\})?$')
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
-class Counters:
-    def __init__(self, redis: RedisState) -> None:
-        self._redis = redis
+class PostgresGauges(Collector):
+    """The gauges, read when scraped (``read`` returns what :func:`gauges` builds; {} when
+    Postgres cannot be read: the scrape still succeeds)."""
 
-    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
-        field = json.dumps([name, sorted(labels.items())])
-        self._redis.hincr(_KEY, field, amount)
+    def __init__(self, read: Callable[[], dict[str, float]]) -> None:
+        self._read = read
 
-    def snapshot(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        out = {}
-        for field, value in self._redis.hgetall_floats(_KEY).items():
-            name, labels = json.loads(field)
-            out[(name, tuple(tuple(pair) for pair in labels))] = value
-        return out
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, GaugeMetricFamily] = {}
+        for series, value in sorted(self._read().items()):
+            match = _SERIES.match(series)
+            if match is None:
+                continue
+            name, labels = match.group(1), dict(_LABEL.findall(match.group(2) or ""))
+            family = families.get(name)
+            if family is None:
+                family = families[name] = GaugeMetricFamily(name, _HELP.get(name, name), labels=sorted(labels))
+            family.add_metric([labels[k] for k in sorted(labels)], value)
+        yield from families.values()
+
+
+def scrape(read_gauges: Callable[[], dict[str, float]]) -> tuple[bytes, str]:
+    """The exposition body and its content type: this process's counters (every worker's, in
+    multiprocess mode) and the gauges."""
+    registry = CollectorRegistry()
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        for collector in (SLACK_REQUESTS, LISTENER_ERRORS):
+            registry.register(collector)
+    registry.register(PostgresGauges(read_gauges))
+    return generate_latest(registry), CONTENT_TYPE
 
 
 def gauges(counts: dict[str, int], last_rollback: Incident | None, last_drill: Incident | None,
@@ -52,30 +90,3 @@ def gauges(counts: dict[str, int], last_rollback: Incident | None, last_drill: I
     out["rollbot_drill_overdue"] = float(schedule.drill_overdue(now))
     out["rollbot_procedure_review_overdue"] = float(schedule.review_overdue(now.date()))
     return out
-
-
-def render(counters: dict[tuple[str, tuple[tuple[str, str], ...]], float], gauges: dict[str, float]) -> str:
-    lines: list[str] = []
-    typed: set[str] = set()
-    for (name, labels), value in sorted(counters.items()):
-        if name not in typed:
-            lines.append(f"# TYPE {name} counter")
-            typed.add(name)
-        label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-        lines.append(f"{name}{{{label_text}}} {_number(value)}" if label_text else f"{name} {_number(value)}")
-    for name, value in sorted(gauges.items()):
-        family = name.split("{", 1)[0]
-        if family not in typed:
-            lines.append(f"# TYPE {family} gauge")
-            typed.add(family)
-        lines.append(f"{name} {_number(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _number(value: float) -> str:
-    """Whole numbers as integers, others in full (a timestamp keeps its precision)."""
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

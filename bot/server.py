@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import os
+import sys
 
 from bot.settings import Settings, secret
 
@@ -22,47 +23,14 @@ def preflight(settings: Settings) -> None:
 
 
 def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
-    from gunicorn.app.base import BaseApplication
-
-    from bot.bootstrap import Container
-
-    class _Gunicorn(BaseApplication):
-        container: Container | None = None  # the one of this worker process, set by load()
-
-        def load_config(self) -> None:
-            options = {
-                "bind": f"{host}:{port}",
-                "workers": max(1, workers),
-                "worker_class": "gthread",
-                "threads": settings.rollbot_web_threads,
-                "timeout": 60,
-                "graceful_timeout": 20,
-                "keepalive": 5,
-                "accesslog": None,
-                "loglevel": "warning",
-                "proc_name": "rollbot-web",
-                "worker_exit": self.worker_exit,
-            }
-            for key, value in options.items():
-                self.cfg.set(key, value)
-
-        def load(self) -> Any:
-            from bot.bootstrap import build
-            from bot.wsgi import RollbotWSGI
-
-            self.container = build(settings)
-            return RollbotWSGI(self.container)
-
-        def worker_exit(self, _server: object, _worker: object) -> None:
-            """Close the worker's pools before the interpreter exits. Left to the garbage
-            collector at shutdown, psycopg's pool waits 5 s per background thread on Python
-            3.13+, which held every SIGTERM for 20 s."""
-            if self.container is not None:
-                self.container.close()
-
+    """Replace this process with the gunicorn master (bot.web_master), which imports nothing of
+    the app: the configuration was checked here, and each worker builds the app after the fork."""
     log.info("rollbot web on %s:%s with %s worker(s)", host, port, workers)
-    _Gunicorn().run()
-    return 0
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "bot.web_master", host, str(port), str(max(1, workers)),
+                              str(settings.rollbot_web_threads)])
+    return 0  # not reached
 
 
 def serve_socket_mode(settings: Settings) -> int:

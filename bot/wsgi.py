@@ -14,7 +14,6 @@ from bot import metrics
 from bot.app import create_app
 from bot.bootstrap import Container
 from bot.edge import MAX_BODY, WINDOW_SECONDS, SlackGate
-from bot.metrics import Counters
 from bot.settings import secret
 
 log = logging.getLogger("rollbot.web")
@@ -37,8 +36,8 @@ class RollbotWSGI:
         if method == "GET" and path == "/readyz":
             return self._ready(start_response)
         if method == "GET" and path == "/metrics":
-            body = metrics.render(Counters(self.container.redis).snapshot(), self._gauges()).encode()
-            start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4"), ("Content-Length", str(len(body)))])
+            body, content_type = metrics.scrape(self._gauges)
+            start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
             return [body]
         return _json(start_response, 404, {"error": "not found"})
 

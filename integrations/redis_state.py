@@ -80,19 +80,6 @@ class RedisState:
         except RedisError:
             log.warning("redis unavailable; thread refs stay in Postgres only")
 
-    def hincr(self, key: str, field: str, amount: float) -> None:
-        try:
-            self.client.hincrbyfloat(PREFIX + key, field, amount)
-        except RedisError:
-            pass  # metrics are never worth failing a request
-
-    def hgetall_floats(self, key: str) -> dict[str, float]:
-        try:
-            raw = self.client.hgetall(PREFIX + key)
-        except RedisError:
-            return {}
-        return {str(k): float(v) for k, v in raw.items()}
-
     def cache_get(self, key: str) -> object | None:
         try:
             raw = self.client.get(PREFIX + "cache:" + key)

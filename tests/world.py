@@ -179,3 +179,11 @@ class BotServer:
             self.process.wait()
         self._log.close()
         return self.log_path.read_text(errors="replace")
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``/metrics`` parsed with prometheus_client's own parser: ``(name, sorted labels) -> value``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}

@@ -21,7 +21,7 @@ from handlers.commands import Rollback
 from handlers.model import Incident, Status
 from handlers.requests import request_rollback
 from sandbox.team import ALICE, CAROL
-from tests.world import World
+from tests.world import World, metric_samples
 
 PLATFORM = "C03PLATFORM"
 STAGING = "C02STAGING"
@@ -130,14 +130,15 @@ def test_metrics_count_a_drill_as_a_drill(world: World) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{server.server_port}", trust_env=False, timeout=5) as http:
-            metrics = http.get("/metrics").text
-            assert 'rollbot_incidents{status="monitoring",drill="true"} 1' in metrics
-            assert 'rollbot_incidents{status="monitoring",drill="false"} 0' in metrics
-            assert f'rollbot_last_rollback_timestamp_seconds{{drill="true"}} {done.rolled_back_at.timestamp()!r}' in metrics
-            assert 'rollbot_last_rollback_timestamp_seconds{drill="false"} 0' in metrics  # no real rollback yet
-            assert "rollbot_drill_overdue 0" in metrics and "rollbot_procedure_review_overdue 1" in metrics
+            metrics = metric_samples(http.get("/metrics").text)
+            assert metrics[("rollbot_incidents", (("drill", "true"), ("status", "monitoring")))] == 1
+            assert metrics[("rollbot_incidents", (("drill", "false"), ("status", "monitoring")))] == 0
+            assert metrics[("rollbot_last_rollback_timestamp_seconds", (("drill", "true"),))] == \
+                done.rolled_back_at.timestamp()
+            assert metrics[("rollbot_last_rollback_timestamp_seconds", (("drill", "false"),))] == 0  # none yet
+            assert metrics[("rollbot_drill_overdue", ())] == 0 and metrics[("rollbot_procedure_review_overdue", ())] == 1
             world.advance(timedelta(days=92))
-            assert "rollbot_drill_overdue 1" in http.get("/metrics").text
+            assert metric_samples(http.get("/metrics").text)[("rollbot_drill_overdue", ())] == 1
     finally:
         server.shutdown()
         server.server_close()

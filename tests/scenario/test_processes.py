@@ -18,7 +18,7 @@ from handlers.commands import Rollback
 from handlers.execution import execute
 from handlers.requests import request_rollback
 from sandbox.team import ALICE, CAROL, CHANNEL
-from tests.world import BotServer, World, wait_until
+from tests.world import BotServer, World, metric_samples, wait_until
 
 
 def test_health_readiness_and_metrics(world: World, bot: BotServer) -> None:
@@ -27,10 +27,14 @@ def test_health_readiness_and_metrics(world: World, bot: BotServer) -> None:
         ready = http.get("/readyz")
         assert ready.status_code == 200 and ready.json() == {"status": "ready", "postgres": "ok", "redis": "ok"}
         bot.client(world).command(ALICE, "help", channel_id=CHANNEL)
-        metrics = http.get("/metrics").text
-        assert "rollbot_open_incidents 0" in metrics and 'rollbot_incidents{status="pending",drill="false"} 0' in metrics
-        # Counters are shared through Redis: whichever worker answers the scrape sees the request.
-        assert 'rollbot_slack_requests_total{kind="/rollback"} 1' in metrics
+        scraped = http.get("/metrics")
+        assert scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+        metrics = metric_samples(scraped.text)
+        assert metrics[("rollbot_open_incidents", ())] == 0
+        assert metrics[("rollbot_incidents", (("drill", "false"), ("status", "pending")))] == 0
+        # prometheus_client's multiprocess mode: whichever gunicorn worker answers the scrape
+        # reports every worker's requests (this one, and the scrape's own do not count).
+        assert metrics[("rollbot_slack_requests_total", (("kind", "/rollback"),))] == 1
         assert http.get("/nope").status_code == 404
 
 

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from bot.cli import _secrets
+from bot.cli import secrets_of
 from bot.logs import JsonFormatter
 from bot.settings import Settings
 
@@ -15,7 +15,7 @@ def test_secrets_from_the_environment_are_redacted() -> None:
     settings = Settings(_env_file=None, slack_bot_token="xoxb-very-secret-token", vercel_token="vercel-token-abcdef",
                         database_url="postgresql://rollbot:pg-password-42@db:5432/rollbot",
                         slack_signing_secret="signing-secret-xyz")
-    secrets = _secrets(settings)
+    secrets = secrets_of(settings)
     assert "pg-password-42" in secrets
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
