@@ -76,7 +76,7 @@ class Worker:
             if not jobs:
                 return started
             for job in jobs:
-                self._submit(monitoring.process, svc, job)
+                self._submit(monitoring.process, svc, job, passing)
             started += len(jobs)
 
     def _submit(self, fn: Callable[..., object], *args: object) -> None:
@@ -220,10 +220,15 @@ class Worker:
         self.container.close()
 
 
+def passing(error: Exception) -> bool:
+    """A database or Redis that is restarting or down: expected, and it passes."""
+    return isinstance(error, (psycopg.OperationalError, PoolTimeout, redis.ConnectionError, redis.TimeoutError))
+
+
 def _failed(what: str, error: Exception) -> None:
     """A pass that failed is retried; a database or Redis that is restarting or down is a
     one-line warning (it is expected, and it passes), anything else is logged in full."""
-    if isinstance(error, (psycopg.OperationalError, PoolTimeout, redis.ConnectionError, redis.TimeoutError)):
+    if passing(error):
         log.warning("%s failed, retrying: %s unreachable (%s)", what,
                     "Redis" if isinstance(error, redis.RedisError) else "the database",
                     str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__)

@@ -90,12 +90,17 @@ def run_job(svc: Services, job: DueJob) -> str:
     return "unknown"
 
 
-def process(svc: Services, job: DueJob) -> str:
-    """Run one claimed job and record how it ended: done, or due again later with backoff."""
+def process(svc: Services, job: DueJob, passing: Callable[[Exception], bool] = lambda error: False) -> str:
+    """Run one claimed job and record how it ended: done, or due again later with backoff.
+    ``passing`` tells an outage that passes (the database restarting) from a defect: the first
+    is one line in the log, the second a traceback."""
     try:
         outcome = run_job(svc, job)
     except Exception as error:
-        if not isinstance(error, RetryLater):
+        if passing(error):
+            log.warning("job %s (%s) could not run now, retrying: %s", job.id, job.kind, type(error).__name__,
+                        extra={"incident": job.incident_id})
+        elif not isinstance(error, RetryLater):
             log.exception("job %s failed", job.id, extra={"incident": job.incident_id})
         backoff = timedelta(seconds=min(30 * 2 ** min(job.attempts - 1, 5), 600))
         svc.store.retry_job(job.id, svc.clock.now() + backoff, f"retry: {type(error).__name__}")

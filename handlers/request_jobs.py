@@ -75,8 +75,13 @@ def plan_request(svc: Services, job: DueJob) -> str:
         svc.notifier.answer(reply.channel, reply.response_url, user, f":no_entry: Not started: {refused.message}")
         return "refused"
     except Exception as error:  # the store or a bug: never planned twice, and the requester is told
-        log.exception("planning request job %s failed", job.id)
+        # One line for the operator, as the web process logs a failed listener (the traceback at DEBUG).
+        log.warning("planning request job %s failed: %s", job.id, type(error).__name__)
+        log.debug("planning request job %s failed", job.id, exc_info=True)
         planned = _planned(svc, job.id)
+        if planned is not None and planned.root_ts:  # in the channel already; what failed came after
+            _waiting(svc, planned, reply, user, drill, cmd)
+            return "planned"
         svc.notifier.answer(reply.channel, reply.response_url, user, (
             f":warning: {planned.ref} was interrupted while it was planned. Rollbot will carry on if its "
             "message is in the channel, or close it and tell you, within a few minutes."
@@ -84,10 +89,14 @@ def plan_request(svc: Services, job: DueJob) -> str:
             f":warning: Not started: your request could not be planned ({type(error).__name__}); nothing was "
             "done. Try again; the details are in the bot's logs."))
         return "failed"
+    _waiting(svc, incident, reply, user, drill, cmd)
+    return "planned"
+
+
+def _waiting(svc: Services, incident: Incident, reply: ReplyTo, user: str, drill: bool, cmd: Rollback) -> None:
     what = " (a drill)" if drill else f" ({reply.label}, severity {cmd.severity})" if reply.label else ""
     svc.notifier.answer(reply.channel, reply.response_url, user,
                         f":rewind: {incident.ref}{what} is waiting for approval in <#{incident.channel}>.")
-    return "planned"
 
 
 def _planned(svc: Services, job_id: int) -> Incident | None:

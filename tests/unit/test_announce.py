@@ -38,3 +38,28 @@ def test_the_deciding_approval_is_drawn_without_a_note(tmp_path: Path) -> None:
     redraws = w.notifier.count("refresh")
     assert monitoring.process(w.svc, job) == "announced"
     assert w.notifier.count("refresh") > redraws and "tell" not in w.notifier.sent
+
+
+def test_a_job_stopped_by_a_passing_outage_is_retried_with_one_line_and_no_traceback(
+        tmp_path: Path, monkeypatch, caplog) -> None:  # noqa: ANN001
+    """The database restarting under a job is expected: one warning and a retry; a defect keeps
+    its traceback."""
+    import logging
+
+    w = fake_world(tmp_path)
+    incident = w.request()
+    approvals.queue_announce(w.svc, CAROL, "C0CLICKED",
+                             approvals.record(w.svc, CAROL, incident.id, incident.plan_hash))
+    [job] = _announce_jobs(w)
+
+    def restarting(*args: object) -> None:
+        raise ConnectionError("the database system is shutting down")
+
+    monkeypatch.setattr(w.store, "get", restarting)
+    caplog.set_level(logging.WARNING)
+    assert monitoring.process(w.svc, job, passing=lambda error: isinstance(error, ConnectionError)) == "retry"
+    [record] = [r for r in caplog.records if "could not run now" in r.getMessage()]
+    assert record.exc_info is None and "ConnectionError" in record.getMessage()
+    caplog.clear()
+    assert monitoring.process(w.svc, job) == "retry"  # not known to pass: logged in full
+    assert any(r.exc_info for r in caplog.records)

@@ -105,3 +105,20 @@ def test_a_drill_and_a_decided_request_say_so(tmp_path: Path) -> None:
                   ReplyTo(channel="C0ASKED", label="Bad deploy"))
     assert monitoring.process(w.svc, _claim(w)) == "planned"
     assert "(Bad deploy, severity high) is waiting for approval" in w.notifier.sent["answer"][0][1]
+
+
+def test_a_failure_after_the_root_message_was_posted_still_tells_the_requester_it_waits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database restarting during the last redraw: the incident is in the channel, so the
+    requester hears that it waits for approval, not that it was interrupted."""
+    w = fake_world(tmp_path)
+    queue_request(w.svc, ALICE, CMD, REPLY)
+
+    def restarting(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(w.svc, "redraw_root", restarting)
+    assert monitoring.process(w.svc, _claim(w)) == "planned"
+    [incident] = w.store.recent(5)
+    assert w.notifier.count("root") == 1
+    assert w.notifier.sent["answer"] == [(ALICE, f":rewind: {incident.ref} is waiting for approval in <#C01INCIDENTS>.")]
