@@ -48,13 +48,13 @@ def test_two_hundred_reminders_due_together_go_out_in_one_pass_side_by_side(worl
     running, peak, lock = 0, 0, threading.Lock()
     real_process = monitoring.process
 
-    def counting(svc, job):  # noqa: ANN001, ANN202 - wraps the real job runner
+    def counting(svc, job, *rest):  # noqa: ANN001, ANN002, ANN202 - wraps the real job runner
         nonlocal running, peak
         with lock:
             running += 1
             peak = max(peak, running)
         try:
-            return real_process(svc, job)
+            return real_process(svc, job, *rest)
         finally:
             with lock:
                 running -= 1
