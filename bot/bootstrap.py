@@ -33,6 +33,7 @@ from integrations.edge_config import EdgeConfigClient
 from integrations.health import HttpHealthChecker
 from integrations.migration_files import MigrationFolder
 from integrations.pg_backups import PgBackups
+from integrations.pg_replay import ReplayLedger
 from integrations.pg_snapshots import PostgresSnapshots
 from integrations.pg_store import PostgresStore, thread_refs_from
 from integrations.redis_state import RedisState
@@ -56,6 +57,7 @@ class Container:
     vercel: VercelClient
     health: HttpHealthChecker
     services: Services
+    replay: ReplayLedger | None = None  # the web's replay ledger, once a WSGI app is created (bot.wsgi)
     executor: ThreadPoolExecutor | None = None  # Bolt's listener executor, once an app is created
     closed: bool = field(default=False)
 
@@ -66,6 +68,8 @@ class Container:
         self.closed = True
         if self.executor is not None:
             self.executor.shutdown(wait=True)
+        if self.replay is not None:
+            self.replay.close()
         self.store.close()
         self.redis.close()
         self.vercel.close()

@@ -7,10 +7,14 @@ check the request's shape, then let each signed request act once.
 2. Shape. A signed body that is not UTF-8, not the form or JSON Slack sends, or whose payload is
    not a JSON object with a ``type``: 400 with a plain reason (Slack shows nothing, the logs
    one line). Bolt never sees it, so it never raises on it.
-3. Replay. The same signed bytes (same timestamp, same body) are acted on once: remembered in
-   Redis (a fast filter) and, for what Redis does not know, in Postgres; a replay gets an empty
-   200, as the first delivery's effects already exist. Slack's own retries of events carry a new
-   timestamp; those are caught by ``event_id`` in the listener.
+3. Replay. The same signed bytes (same timestamp, same body) are acted on once (``seen``, see
+   bot.replay); a replay gets an empty 200, as the first delivery's effects already exist.
+   Slack's own retries of events carry a new timestamp; those are caught by ``event_id`` in the
+   listener.
+
+The body is parsed once, here: what passes is handed to Bolt as the dict Bolt would have parsed
+(a form's fields, or the JSON of its ``payload``), so a large interactive payload is not decoded
+twice.
 """
 
 from __future__ import annotations
@@ -52,8 +56,13 @@ def verify(secret: str, timestamp: str, signature: str, body: bytes, now: float)
     return None
 
 
-def shape(content_type: str, body: bytes) -> Refusal | None:
-    """Is this a request Slack would send (a slash command, an interaction, an event)?"""
+Body = dict[str, Any]
+
+
+def shape(content_type: str, body: bytes) -> Refusal | Body:
+    """Is this a request Slack would send (a slash command, an interaction, an event)? If so,
+    the body as Bolt reads it: the form's fields (the last of a repeated one), or the JSON
+    object of an interaction's ``payload`` or of a JSON body."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -67,14 +76,14 @@ def shape(content_type: str, body: bytes) -> Refusal | None:
         if "payload" in form:
             return _payload(form["payload"][-1])
         if "command" in form and "user_id" in form:
-            return None
+            return {name: values[-1] for name, values in form.items()}
         return Refusal(400, "a form body needs a command or a payload")
     if media == "application/json":
         return _payload(text)
     return Refusal(400, f"unsupported content type {media or 'none'!r}")
 
 
-def _payload(text: str) -> Refusal | None:
+def _payload(text: str) -> Refusal | Body:
     try:
         data = json.loads(text)
     except ValueError:
@@ -87,7 +96,7 @@ def _payload(text: str) -> Refusal | None:
     for key, check in _REQUIRED.get(data["type"], {}).items():
         if not check(data.get(key)):
             return Refusal(400, f"a {data['type']} payload needs {key} as Slack sends it")
-    return None
+    return data
 
 
 def _objects_with(field: str) -> Callable[[Any], bool]:
@@ -127,16 +136,16 @@ class SlackGate:
         self._seen = seen
         self._clock = clock
 
-    def check(self, environ: dict[str, Any], body: bytes) -> Refusal | None:
+    def check(self, environ: dict[str, Any], body: bytes) -> Refusal | Body:
+        """A refusal, or the parsed body of a signed, well-formed first delivery."""
         refusal = verify(self._secret, environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "").strip(),
                          environ.get("HTTP_X_SLACK_SIGNATURE", "").strip(), body, self._clock())
-        if refusal is None:
-            refusal = shape(environ.get("CONTENT_TYPE", ""), body)
-        if refusal is not None:
-            log.info("refused a request to /slack/events: %s (%s)", refusal.reason, refusal.status)
-            return refusal
+        parsed = refusal or shape(environ.get("CONTENT_TYPE", ""), body)
+        if isinstance(parsed, Refusal):
+            log.info("refused a request to /slack/events: %s (%s)", parsed.reason, parsed.status)
+            return parsed
         key = hashlib.sha256(environ["HTTP_X_SLACK_SIGNATURE"].encode()).hexdigest()
         if self._seen(key):
             log.info("dropped a replayed request (its first delivery was acted on)")
             return Refusal(200, "")
-        return None
+        return parsed

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
+from slack_bolt.context import BoltContext
+from slack_bolt.request import BoltRequest
+from slack_bolt.request.internals import build_context
 
 from bot import metrics
 from bot.app import create_app
 from bot.bootstrap import Container
-from bot.edge import MAX_BODY, WINDOW_SECONDS, SlackGate
+from bot.edge import MAX_BODY, Refusal, SlackGate
+from bot.replay import ReplayFilter
 from bot.settings import secret
+from integrations.pg_replay import ReplayLedger
 
 log = logging.getLogger("rollbot.web")
 
@@ -24,8 +29,11 @@ StartResponse = Callable[..., Any]
 class RollbotWSGI:
     def __init__(self, container: Container) -> None:
         self.container = container
-        self.slack = SlackRequestHandler(create_app(container), path="/slack/events")
-        self.gate = SlackGate(secret(container.settings.slack_signing_secret), self._seen)
+        self.bolt = create_app(container)
+        if container.replay is None:
+            container.replay = ReplayLedger(container.store.pool)
+        self.gate = SlackGate(secret(container.settings.slack_signing_secret),
+                              ReplayFilter(container.redis, container.replay).seen)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -52,31 +60,21 @@ class RollbotWSGI:
         if length > MAX_BODY:
             return _json(start_response, 413, {"error": "body too large"})
         body = environ["wsgi.input"].read(length) if length > 0 else b""
-        refusal = self.gate.check(environ, body)
-        if refusal is not None:
-            if refusal.status == 200:
+        parsed = self.gate.check(environ, body)
+        if isinstance(parsed, Refusal):
+            if parsed.status == 200:
                 start_response("200 OK", [("Content-Length", "0")])
                 return [b""]
-            return _json(start_response, refusal.status, {"error": refusal.reason})
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
+            return _json(start_response, parsed.status, {"error": parsed.reason})
         try:
-            return self.slack(environ, start_response)
+            response = self.bolt.dispatch(_bolt_request(environ, body, parsed))
         except Exception as error:  # Bolt could not read it (listener errors never get here: see bot.app)
             log.warning("refused a signed request Bolt could not read: %s: %s", type(error).__name__,
                         str(error)[:200])
             return _json(start_response, 400, {"error": "the payload does not have the shape Slack sends"})
-
-    def _seen(self, key: str) -> bool:
-        """Acted on before? Redis is the fast filter; Postgres decides what Redis does not know
-        (a flushed Redis must not reopen the window). Neither answering: let it through."""
-        if not self.container.redis.first_delivery(f"request:{key}", ttl_seconds=WINDOW_SECONDS + 60):
-            return True
-        try:
-            return not self.container.store.first_request(key)
-        except Exception as error:
-            log.warning("replay check unavailable (%s); letting the request through", type(error).__name__)
-            return False
+        answer = WsgiHttpResponse(status=response.status, headers=response.headers, body=response.body)
+        start_response(answer.status, answer.get_headers())
+        return answer.get_body()
 
     def _ready(self, start_response: StartResponse) -> Iterable[bytes]:
         checks = {}
@@ -95,6 +93,18 @@ class RollbotWSGI:
         except Exception:  # metrics never fail the scrape
             return {}
         return metrics.gauges(counts, last, drill, self.container.policy.drills, self.container.services.clock.now())
+
+
+def _bolt_request(environ: dict[str, Any], raw: bytes, parsed: dict[str, Any]) -> BoltRequest:
+    """What Bolt's WSGI adapter would build, with the body the gate parsed already: a large
+    interactive payload is URL-decoded and read as JSON once, not twice. (Bolt would also read a
+    slash command whose text says "payload" as an empty body; the gate reads it as it is.)"""
+    http = WsgiHttpRequest(environ)
+    request = BoltRequest(body="", query=http.query_string, headers=http.get_headers())
+    request.raw_body = raw.decode("utf-8")  # the gate checked it is UTF-8
+    request.body = parsed
+    request.context = build_context(BoltContext({}), parsed)
+    return request
 
 
 def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> Iterable[bytes]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -54,15 +53,6 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
 
     def close(self) -> None:
         self.pool.close()
-
-    def first_request(self, key: str) -> bool:
-        """True the first time a signed request (by key) is seen; old keys are swept as we go."""
-        with self.pool.connection() as conn:
-            first = conn.execute("INSERT INTO seen_requests (key) VALUES (%s) ON CONFLICT DO NOTHING RETURNING 1",
-                                 (key,)).fetchone() is not None
-            if first and random.random() < 0.05:
-                conn.execute("DELETE FROM seen_requests WHERE seen_at < now() - interval '10 minutes'")
-            return first
 
     def ping(self) -> bool:
         with self.pool.connection(timeout=2) as conn:

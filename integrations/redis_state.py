@@ -37,6 +37,27 @@ return 0
 """
 
 
+# The replay filter: remember a request's key, and say whether Redis vouches for the last
+# ``window`` seconds. Its epoch key (never expiring) is written when Redis has none, right after a
+# flush, a restart with nothing on disk or an eviction: "now" (vouching for nothing older), which
+# the caller may move back (``backdate_epoch``) to when the keys Redis lost had all expired.
+_FIRST_REQUEST = """
+local first = redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1])
+local epoch = tonumber(redis.call('GET', KEYS[2]))
+local created = ''
+if not epoch then
+  redis.call('SET', KEYS[2], now)
+  epoch = now
+  created = time[1] .. '.' .. string.format('%06d', tonumber(time[2]))
+end
+return {first and 1 or 0, (now - epoch > tonumber(ARGV[2])) and 1 or 0, created}
+"""
+_BACKDATE = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2]) return 1 end return 0"
+EPOCH_KEY = PREFIX + "seen:epoch"
+
+
 class RedisState:
     """Implements ``handlers.ports.LiveState`` plus the worker's leader lock."""
 
@@ -44,6 +65,7 @@ class RedisState:
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2, decode_responses=True)
         self._rebuild = rebuild
         self._token = uuid.uuid4().hex
+        self._first_request = self.client.register_script(_FIRST_REQUEST)
 
     def ping(self) -> bool:
         return bool(self.client.ping())
@@ -55,6 +77,26 @@ class RedisState:
         except RedisError:
             log.warning("redis unavailable for de-duplication; relying on Postgres")
             return True
+
+    def first_request(self, key: str, window_seconds: int) -> tuple[bool, bool, float | None] | None:
+        """``(first time seen, Redis vouches, when it just created its epoch or None)`` for a
+        signed request's key, in one round trip; None when Redis is unavailable. Redis vouches
+        when its epoch is older than ``window_seconds``: then a key it does not know was never
+        seen."""
+        try:
+            first, vouched, created = self._first_request(keys=[PREFIX + "seen:request:" + key, EPOCH_KEY],
+                                                          args=[window_seconds + 60, window_seconds])
+        except RedisError:
+            log.warning("redis unavailable for the replay filter; asking Postgres")
+            return None
+        return bool(first), bool(vouched), float(created) if created else None
+
+    def backdate_epoch(self, created: float, to: int) -> bool:
+        """Move the epoch Redis created at ``created`` back to ``to``, unless it changed since."""
+        try:
+            return bool(self.client.eval(_BACKDATE, 1, EPOCH_KEY, int(created), to))
+        except RedisError:
+            return False
 
     def thread_refs(self, incident_id: int) -> dict[str, str] | None:
         """Where incident ``incident_id`` lives in Slack; rebuilt from Postgres on a miss."""

@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from bot.edge import SlackGate, shape, verify
+from bot.edge import Refusal, SlackGate, shape, verify
 
 SECRET = "s3cret"
 NOW = 1_800_000_000
@@ -64,9 +64,11 @@ def test_the_signature_covers_every_byte() -> None:
 ])
 def test_only_what_slack_sends_passes(content_type: str, body: bytes, fine: bool) -> None:
     refusal = shape(content_type, body)
-    assert (refusal is None) is fine
-    if refusal is not None:
+    assert (not isinstance(refusal, Refusal)) is fine
+    if isinstance(refusal, Refusal):
         assert refusal.status == 400 and refusal.reason
+    else:
+        assert isinstance(refusal, dict) and refusal  # what Bolt will read
 
 
 def test_the_gate_lets_a_signed_request_act_once() -> None:
@@ -81,11 +83,23 @@ def test_the_gate_lets_a_signed_request_act_once() -> None:
     body, ts = b'{"type": "event_callback", "event": {"type": "app_home_opened"}}', str(NOW)
     environ = {"HTTP_X_SLACK_REQUEST_TIMESTAMP": ts, "HTTP_X_SLACK_SIGNATURE": _sign(body, ts),
                "CONTENT_TYPE": "application/json"}
-    assert gate.check(environ, body) is None
+    assert gate.check(environ, body) == {"type": "event_callback", "event": {"type": "app_home_opened"}}
     replay = gate.check(environ, body)
     assert replay is not None and replay.status == 200
     resigned = {**environ, "HTTP_X_SLACK_REQUEST_TIMESTAMP": str(NOW + 1),
                 "HTTP_X_SLACK_SIGNATURE": _sign(body, str(NOW + 1))}
-    assert gate.check(resigned, body) is None  # Slack's retry is re-signed: the listener's event_id decides
+    assert not isinstance(gate.check(resigned, body), Refusal)  # Slack's retry is re-signed: the listener's event_id decides
     forged = {**environ, "HTTP_X_SLACK_SIGNATURE": _sign(body, ts, "other")}
     assert gate.check(forged, body).status == 401 and len(seen) == 2  # never reaches the replay memory
+
+
+def test_the_body_is_read_once_as_bolt_would_read_it() -> None:
+    command = shape("application/x-www-form-urlencoded",
+                    b"command=%2Frollback&user_id=U1&text=code+prod+the+payload+step+broke&text=last+wins")
+    assert command == {"command": "/rollback", "user_id": "U1", "text": "last wins"}
+    said_payload = shape("application/x-www-form-urlencoded", b"command=%2Frollback&user_id=U1&text=payload")
+    assert isinstance(said_payload, dict) and said_payload["text"] == "payload"  # Bolt alone would read {}
+    click = shape("application/x-www-form-urlencoded",
+                  b"payload=%7B%22type%22%3A%22block_actions%22%2C%22user%22%3A%7B%22id%22%3A%22U1%22%7D%2C"
+                  b"%22actions%22%3A%5B%7B%22action_id%22%3A%22approve%22%7D%5D%7D")
+    assert click == {"type": "block_actions", "user": {"id": "U1"}, "actions": [{"action_id": "approve"}]}
