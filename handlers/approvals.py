@@ -5,7 +5,7 @@ execution for the worker."""
 from __future__ import annotations
 
 from handlers.model import Incident, Status
-from handlers.ports import ApprovalOutcome
+from handlers.ports import ApprovalOutcome, NewJob
 from handlers.runbook import PRE_CHECKLIST
 from handlers.services import Services
 
@@ -17,12 +17,16 @@ def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> Appro
     return outcome
 
 
-def record(svc: Services, user: str, incident_id: int, plan_hash: str) -> ApprovalOutcome:
+def record(svc: Services, user: str, incident_id: int, plan_hash: str, *,
+           announce_in: str | None = None) -> ApprovalOutcome:
     """Check and record ``user``'s approval: one transaction, nothing slow, so the Slack edge
     does it before it acknowledges the click and a process that dies right after the ack loses
     nothing. ``decided`` is True for exactly one call: the one whose approval completed the
     quorum, moved the incident to EXECUTING and queued its ``execute`` job for the worker (which
     re-reads the provider and voids the approvals if the plan no longer holds).
+
+    ``announce_in`` (the channel clicked in) queues the worker's ``announce`` job in the same
+    transaction: the redraw, and the approver's note while more approvals are needed.
     """
     incident = _load(svc, user, "approve", incident_id)
     if incident.status is Status.PENDING and svc.clock.now() >= incident.expires_at:
@@ -32,7 +36,9 @@ def record(svc: Services, user: str, incident_id: int, plan_hash: str) -> Approv
     if refusal:
         raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash)
     required = [k for k in svc.policy.environments[incident.env].require_checklist if k in incident.checklist]
-    outcome = svc.store.approve(incident_id, user, plan_hash, svc.clock.now(), required=required)
+    now = svc.clock.now()
+    announce = None if announce_in is None else NewJob(ANNOUNCE_JOB, now, {"user": user, "channel": announce_in})
+    outcome = svc.store.approve(incident_id, user, plan_hash, now, required=required, announce=announce)
     if not outcome.recorded:
         # Lost a race: another click changed the incident between our read and our write.
         refusal = svc.roles.approval_refusal(user, outcome.incident, plan_hash) or _unticked(svc, outcome.incident) or (
@@ -50,14 +56,7 @@ def announce(svc: Services, outcome: ApprovalOutcome) -> None:
 
 ANNOUNCE_JOB = "announce"
 """The worker's part of a click's approval: the redraw, and a note to the approver while more
-approvals are needed; payload ``{"user", "channel", "decided"}``."""
-
-
-def queue_announce(svc: Services, user: str, channel: str, outcome: ApprovalOutcome) -> None:
-    """Written by the Slack edge right after the approval, before the ack: the web process does
-    nothing slow for a click (a lost job costs a redraw, never the approval)."""
-    svc.store.schedule(outcome.incident.id, ANNOUNCE_JOB, svc.clock.now(),
-                       {"user": user, "channel": channel, "decided": outcome.decided})
+approvals are needed; payload ``{"user", "channel", "decided"}``, queued by ``record``."""
 
 
 def announce_job(svc: Services, incident_id: int, payload: dict[str, object]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, timedelta
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -256,11 +257,16 @@ class Policy(_Strict):
 
     def resolve_environment(self, word: str) -> str | None:
         """The canonical environment name for ``word`` (a name or an alias), or None."""
-        lowered = word.lower()
+        return self._names.get(word.lower())
+
+    @cached_property
+    def _names(self) -> dict[str, str]:
+        """Every name and alias, lowercased, to its environment (the first one wins, as before)."""
+        names: dict[str, str] = {}
         for name, env in self.environments.items():
-            if lowered == name.lower() or lowered in (a.lower() for a in env.aliases):
-                return name
-        return None
+            for word in (name, *env.aliases):
+                names.setdefault(word.lower(), name)
+        return names
 
     def is_production(self, env_name: str) -> bool:
         env = self.environments[env_name]

@@ -134,11 +134,13 @@ class Approvals(Protocol):
     """Approvals, bound to a plan hash; the one that completes the quorum decides."""
 
     def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime,
-                required: Sequence[str] = ()) -> ApprovalOutcome:
+                required: Sequence[str] = (), announce: NewJob | None = None) -> ApprovalOutcome:
         """Record an approval (refused once ``expires_at`` has passed, or while a ``required``
         checklist item is unticked) and, when it completes the quorum, move pending -> executing
         and queue the ``execute`` job (waking the workers); the audit rows for both are written
-        in the same transaction. Exactly one caller sees ``decided``."""
+        in the same transaction. Exactly one caller sees ``decided``. ``announce``, when the
+        approval is recorded, is queued in the same transaction with ``decided`` added to its
+        payload."""
 
     def reopen(self, incident_id: int, owner: str, old_hash: str, plan: PlanBase,
                expires_at: datetime) -> Incident | None:

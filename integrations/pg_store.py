@@ -27,15 +27,15 @@ from integrations.pg_work import WorkTables
 FRESH = 2.0  # seconds: a connection used this recently is handed out without a round trip
 
 
-def _mark_used(conn: Connection[DictRow]) -> None:
-    conn._rollbot_used = time.monotonic()  # type: ignore[attr-defined]
-
-
 def _check_if_idle(conn: Connection[DictRow]) -> None:
     """Ping a connection that sat idle (a restart may have broken it) before handing it out;
-    skip the round trip for one in steady use, which halves the round trips of a busy worker."""
-    if time.monotonic() - getattr(conn, "_rollbot_used", 0.0) > FRESH:
+    skip the round trip for one in steady use, which halves the round trips of a busy worker.
+    Idle is measured from its last checkout, stamped here: a ``reset`` callback would stamp its
+    return instead, but psycopg_pool then returns every connection through a worker thread."""
+    now = time.monotonic()
+    if now - getattr(conn, "_rollbot_used", 0.0) > FRESH:
         ConnectionPool.check_connection(conn)
+    conn._rollbot_used = now  # type: ignore[attr-defined]
 
 
 class PostgresStore(WorkTables, StandingTables, FollowUpTables):
@@ -47,7 +47,7 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
             database_url, min_size=min_size, max_size=max_size, open=True, connection_class=Connection[DictRow],
             kwargs={"row_factory": dict_row, "autocommit": True}, name="rollbot",
             # A connection broken by a Postgres restart is replaced instead of failing a request.
-            check=_check_if_idle, reset=_mark_used,
+            check=_check_if_idle,
             timeout=5,  # fail a request fast (with a clear message) when Postgres is down
         )
 
@@ -250,7 +250,7 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
             return self._get(conn, incident_id) if row else None
 
     def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime,
-                required: Sequence[str] = ()) -> ApprovalOutcome:
+                required: Sequence[str] = (), announce: NewJob | None = None) -> ApprovalOutcome:
         with self.pool.connection() as conn, conn.transaction():
             row = conn.execute("SELECT * FROM incidents WHERE id = %s FOR UPDATE", (incident_id,)).fetchone()
             if row is None:
@@ -263,32 +263,31 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
                        ON CONFLICT DO NOTHING RETURNING 1""",
                     (incident_id, approver, plan_hash, at),
                 ).fetchone() is not None
-                count = conn.execute(
-                    "SELECT count(*) AS n FROM approvals WHERE incident_id = %s AND plan_hash = %s",
-                    (incident_id, plan_hash),
-                ).fetchone()
-                if recorded:
-                    self._audit(conn, incident_id, approver, "approve", "ok", at, plan_hash=plan_hash,
-                                count=count["n"] if count else 0, needed=row["approvals_needed"])
-                if recorded and count and count["n"] >= row["approvals_needed"]:
-                    conn.execute(
+            approvals = conn.execute(
+                "SELECT approver, plan_hash, at FROM approvals WHERE incident_id = %s ORDER BY at, approver",
+                (incident_id,),
+            ).fetchall()
+            if recorded:
+                counted = [a["approver"] for a in sorted(approvals, key=lambda a: a["at"]) if a["plan_hash"] == plan_hash]
+                self._audit(conn, incident_id, approver, "approve", "ok", at, plan_hash=plan_hash,
+                            count=len(counted), needed=row["approvals_needed"])
+                jobs = []
+                if len(counted) >= row["approvals_needed"]:
+                    row = conn.execute(
                         """UPDATE incidents SET status = 'executing', decided_by = %s, decided_at = %s,
                                exec_owner = NULL, exec_lease_until = NULL
-                           WHERE id = %s AND status = 'pending'""",
+                           WHERE id = %s AND status = 'pending' RETURNING *""",
                         (approver, at, incident_id),
-                    )
-                    self._insert_jobs(conn, incident_id, [NewJob("execute", at, {"plan_hash": plan_hash})])
-                    approvers = conn.execute(
-                        "SELECT approver FROM approvals WHERE incident_id = %s AND plan_hash = %s ORDER BY at",
-                        (incident_id, plan_hash),
-                    ).fetchall()
-                    self._audit(conn, incident_id, "rollbot", "approved", "ok", at,
-                                approvers=[a["approver"] for a in approvers])
+                    ).fetchone() or row
+                    jobs.append(NewJob("execute", at, {"plan_hash": plan_hash}))
+                    self._audit(conn, incident_id, "rollbot", "approved", "ok", at, approvers=counted)
                     conn.execute("UPDATE due_jobs SET status = 'cancelled' WHERE incident_id = %s AND kind = 'expire'"
                                  " AND status = 'due'", (incident_id,))
                     decided = True
-            incident = self._get(conn, incident_id)
-        assert incident is not None
+                if announce is not None:  # the click's redraw, for the worker: with the approval or not at all
+                    jobs.append(NewJob(announce.kind, announce.due_at, {**announce.payload, "decided": decided}))
+                self._insert_jobs(conn, incident_id, jobs)
+            incident = incident_from_row(row, approvals, self._load_plan)
         return ApprovalOutcome(incident, recorded, decided)
 
     # -- execution lease (on the database's clock: no skew between hosts) ---------------------

@@ -139,10 +139,10 @@ class WorkTables:
     @staticmethod
     def _insert_jobs(conn: Connection[DictRow], incident_id: int | None, jobs: Sequence[NewJob]) -> None:
         """Insert due jobs and wake the workers (NOTIFY is delivered when the transaction commits)."""
-        for job in jobs:
-            conn.execute("INSERT INTO due_jobs (incident_id, kind, due_at, payload) VALUES (%s, %s, %s, %s)",
-                         (incident_id, job.kind, job.due_at, Jsonb(job.payload)))
         if jobs:
+            conn.execute("INSERT INTO due_jobs (incident_id, kind, due_at, payload) VALUES "
+                         + ", ".join(["(%s, %s, %s, %s)"] * len(jobs)),
+                         [value for job in jobs for value in (incident_id, job.kind, job.due_at, Jsonb(job.payload))])
             conn.execute("SELECT pg_notify(%s, %s)", (JOBS_CHANNEL, ",".join(sorted({j.kind for j in jobs}))))
 
     def audit_log(self, incident_id: int) -> list[AuditEntry]:

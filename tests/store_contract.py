@@ -164,6 +164,21 @@ class StoreContract:
         assert [(e.action, e.outcome) for e in store.audit_log(incident.id)] == [
             ("approve", "ok"), ("approve", "ok"), ("approved", "ok")]
 
+    def test_the_announce_job_is_queued_with_the_approval_and_only_with_it(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new(needed=2))
+        announce = NewJob("announce", T0, {"user": "U1", "channel": "C1"})
+        first = store.approve(incident.id, "U1", incident.plan_hash, T0, announce=announce)
+        again = store.approve(incident.id, "U1", incident.plan_hash, T0, announce=announce)  # not recorded
+        last = store.approve(incident.id, "U2", incident.plan_hash, T0,
+                             announce=NewJob("announce", T0, {"user": "U2", "channel": "C1"}))
+        assert first.recorded and not again.recorded and last.decided
+        assert last.incident.status is Status.EXECUTING and [a.approver for a in last.incident.approvals] == ["U1", "U2"]
+        jobs = [(j.kind, j.payload) for j in store.pending_jobs(incident.id) if j.kind in ("announce", "execute")]
+        assert sorted(jobs, key=str) == sorted([
+            ("announce", {"user": "U1", "channel": "C1", "decided": False}),
+            ("announce", {"user": "U2", "channel": "C1", "decided": True}),
+            ("execute", {"plan_hash": incident.plan_hash})], key=str)
+
     def test_no_approval_after_the_deadline(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())
         late = store.approve(incident.id, "U1", incident.plan_hash, T0 + timedelta(minutes=30))

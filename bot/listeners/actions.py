@@ -63,7 +63,8 @@ def register(app: App, svc: Services) -> None:
     def on_approve(ack: Ack, body: dict[str, Any]) -> None:
         """The approval is recorded before the ack (one short transaction), so a web process
         that dies right after acknowledging loses nothing: the deciding approval has already
-        queued the execution for the worker. Drawing it is the worker's ``announce`` job."""
+        queued the execution for the worker, and every approval its ``announce`` job (the
+        redraw), in the same transaction."""
         user, channel, thread = _where(body)
         if not user or not first_delivery(body):
             ack()
@@ -75,17 +76,10 @@ def register(app: App, svc: Services) -> None:
             return
         incident_id, plan_hash = ref
         try:
-            outcome = approvals.record(svc, user, incident_id, plan_hash)
+            approvals.record(svc, user, incident_id, plan_hash, announce_in=channel)
         except Refused as refused:
             ack()
             svc.notifier.tell(channel, user, f":no_entry: Your approval does not count: {refused.message}")
-            return
-        try:
-            approvals.queue_announce(svc, user, channel, outcome)
-        except Exception as error:  # the approval is recorded: draw it here, after the ack, instead
-            log.warning("could not queue the redraw of an approval (%s); drawing it here", type(error).__name__)
-            ack()
-            approvals.announce_job(svc, incident_id, {"user": user, "channel": channel, "decided": outcome.decided})
             return
         ack()
 

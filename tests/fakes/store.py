@@ -245,7 +245,7 @@ class FakeStore(FakeStandingTables, FakeFollowUps):
     # -- approvals ---------------------------------------------------------------------------
 
     def approve(self, incident_id: int, approver: str, plan_hash: str, at: datetime,
-                required: Sequence[str] = ()) -> ApprovalOutcome:
+                required: Sequence[str] = (), announce: NewJob | None = None) -> ApprovalOutcome:
         with self.lock:
             row = self.rows.get(incident_id)
             if row is None:
@@ -272,6 +272,9 @@ class FakeStore(FakeStandingTables, FakeFollowUps):
                                     approvers=[a.approver for a in mine] + [approver])
                         self._cancel(incident_id, "expire")
                         decided = True
+                    if announce is not None:
+                        self._insert_jobs(incident_id, [NewJob(announce.kind, announce.due_at,
+                                                               {**announce.payload, "decided": decided})])
             return ApprovalOutcome(self._view(incident_id), recorded, decided)  # type: ignore[arg-type]
 
     def reopen(self, incident_id: int, owner: str, old_hash: str, plan: PlanBase,

@@ -17,9 +17,8 @@ def _announce_jobs(w: FakeWorld) -> list[DueJob]:
 def test_a_non_deciding_approval_is_drawn_and_the_approver_told_by_the_worker(tmp_path: Path) -> None:
     w = fake_world(tmp_path, approvals=2)
     incident = w.request()
-    outcome = approvals.record(w.svc, CAROL, incident.id, incident.plan_hash)
     redraws = w.notifier.count("refresh")
-    approvals.queue_announce(w.svc, CAROL, "C0CLICKED", outcome)
+    approvals.record(w.svc, CAROL, incident.id, incident.plan_hash, announce_in="C0CLICKED")
     assert w.notifier.count("refresh") == redraws and "tell" not in w.notifier.sent  # nothing until the worker
     [job] = _announce_jobs(w)
     assert job.incident_id == incident.id and job.payload == {"user": CAROL, "channel": "C0CLICKED", "decided": False}
@@ -31,9 +30,7 @@ def test_a_non_deciding_approval_is_drawn_and_the_approver_told_by_the_worker(tm
 def test_the_deciding_approval_is_drawn_without_a_note(tmp_path: Path) -> None:
     w = fake_world(tmp_path)
     incident = w.request()
-    outcome = approvals.record(w.svc, CAROL, incident.id, incident.plan_hash)
-    assert outcome.decided
-    approvals.queue_announce(w.svc, CAROL, "C0CLICKED", outcome)
+    assert approvals.record(w.svc, CAROL, incident.id, incident.plan_hash, announce_in="C0CLICKED").decided
     [job] = _announce_jobs(w)
     redraws = w.notifier.count("refresh")
     assert monitoring.process(w.svc, job) == "announced"
@@ -48,8 +45,7 @@ def test_a_job_stopped_by_a_passing_outage_is_retried_with_one_line_and_no_trace
 
     w = fake_world(tmp_path)
     incident = w.request()
-    approvals.queue_announce(w.svc, CAROL, "C0CLICKED",
-                             approvals.record(w.svc, CAROL, incident.id, incident.plan_hash))
+    approvals.record(w.svc, CAROL, incident.id, incident.plan_hash, announce_in="C0CLICKED")
     [job] = _announce_jobs(w)
 
     def restarting(*args: object) -> None:
