@@ -77,9 +77,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker":
         from bot.bootstrap import build
         from bot.server import preflight
-        from bot.worker import WORKER_POOL, Worker
+        from bot.worker import WORKER_POOL, Worker, lower_priority
 
         preflight(settings)
+        lower_priority(settings.rollbot_worker_nice)
         Worker(build(settings, pool_size=WORKER_POOL)).run_forever()
         return 0
     if args.command == "socket":

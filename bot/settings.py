@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # Operational knobs (see .env.example and the README).
     rollbot_web_threads: int = Field(default=16, ge=2, le=256)
     rollbot_listener_threads: int = Field(default=32, ge=2, le=512)
+    # How much `rollbot worker` lowers its CPU priority (Unix nice): on a host it shares with the
+    # web process, Slack's 3-second acks come before the worker's background work. 0 keeps it.
+    rollbot_worker_nice: int = Field(default=10, ge=0, le=19)
     rollbot_log_level: str = "INFO"
     # After an uncertain provider call (timeout, dropped connection, 5xx), how long Rollbot watches
     # the provider's own record for it before concluding it did not take effect (seconds).

@@ -220,6 +220,20 @@ class Worker:
         self.container.close()
 
 
+def lower_priority(nice: int) -> None:
+    """Run the worker ``nice`` steps below the processes it shares a host with (``rollbot web``
+    above all): under a burst, acknowledging Slack within 3 s matters more than how soon the
+    background work after it starts. Its own Postgres and Slack calls keep their timeouts."""
+    if nice <= 0 or not hasattr(os, "nice"):
+        return
+    try:
+        now = os.nice(nice)
+    except OSError as error:
+        log.warning("could not lower the worker's CPU priority (%s)", error)
+        return
+    log.info("worker runs at CPU priority nice %d (ROLLBOT_WORKER_NICE)", now)
+
+
 def passing(error: Exception) -> bool:
     """A database or Redis that is restarting or down: expected, and it passes."""
     return isinstance(error, (psycopg.OperationalError, PoolTimeout, redis.ConnectionError, redis.TimeoutError))

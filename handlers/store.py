@@ -71,6 +71,11 @@ class DueJob:
     attempts: int = 1
 
 
+def claim_order(job: DueJob) -> tuple[bool, datetime]:
+    """The order due jobs are claimed and started in: executions first, then by due time."""
+    return job.kind != "execute", job.due_at
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     at: datetime
@@ -276,7 +281,9 @@ class Jobs(Protocol):
     """Due work, claimed without blocking other workers."""
 
     def schedule(self, incident_id: int | None, kind: str, due_at: datetime, payload: dict[str, Any]) -> None: ...
-    def claim_due(self, now: datetime, worker: str, limit: int = 20) -> list[DueJob]: ...
+    def claim_due(self, now: datetime, worker: str, limit: int = 20) -> list[DueJob]:
+        """Up to ``limit`` due jobs, claimed: executions first (an approved rollback waits for
+        nothing else), then by due time; in that order."""
     def finish_job(self, job_id: int, outcome: str) -> None: ...
     def retry_job(self, job_id: int, due_at: datetime, outcome: str) -> None: ...
     def cancel_jobs(self, incident_id: int, kind: str) -> None: ...

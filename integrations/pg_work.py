@@ -16,7 +16,7 @@ from psycopg_pool import ConnectionPool
 
 from handlers.model import StepRun
 from handlers.ports import AuditEntry, DueJob, MessageRecord, NewJob
-from handlers.store import MESSAGE_IN_FLIGHT, STEP_STALE
+from handlers.store import MESSAGE_IN_FLIGHT, STEP_STALE, claim_order
 from integrations.pg_rows import audit_from_row, job_from_row, step_from_row
 
 
@@ -168,13 +168,13 @@ class WorkTables:
                 """WITH ready AS (
                        SELECT id FROM due_jobs
                        WHERE (status = 'due' AND due_at <= %(now)s) OR (status = 'running' AND lease_until < %(now)s)
-                       ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+                       ORDER BY kind <> 'execute', due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
                    UPDATE due_jobs j SET status = 'running', claimed_by = %(worker)s, attempts = j.attempts + 1,
                        lease_until = %(lease)s
                    FROM ready WHERE j.id = ready.id RETURNING j.*""",
                 {"now": now, "limit": limit, "worker": worker, "lease": now + JOB_LEASE},
             ).fetchall()
-        return sorted((job_from_row(r) for r in rows), key=lambda j: j.due_at)
+        return sorted((job_from_row(r) for r in rows), key=claim_order)
 
     def finish_job(self, job_id: int, outcome: str) -> None:
         with self.pool.connection() as conn:

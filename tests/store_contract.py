@@ -179,6 +179,16 @@ class StoreContract:
             ("announce", {"user": "U2", "channel": "C1", "decided": True}),
             ("execute", {"plan_hash": incident.plan_hash})], key=str)
 
+    def test_executions_are_claimed_before_anything_due_earlier(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new())
+        store.schedule(incident.id, "monitor", T0, {"index": 1, "total": 3})
+        store.schedule(None, "request", T0 + timedelta(seconds=1), {})
+        store.schedule(incident.id, "execute", T0 + timedelta(seconds=2), {"plan_hash": incident.plan_hash})
+        first = store.claim_due(T0 + timedelta(seconds=3), "w1", limit=1)
+        rest = store.claim_due(T0 + timedelta(seconds=3), "w1", limit=10)
+        assert [j.kind for j in first] == ["execute"]
+        assert [j.kind for j in rest if j.kind in ("monitor", "request")] == ["monitor", "request"]
+
     def test_no_approval_after_the_deadline(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())
         late = store.approve(incident.id, "U1", incident.plan_hash, T0 + timedelta(minutes=30))

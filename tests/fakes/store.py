@@ -28,6 +28,7 @@ from handlers.store import (
     MessageRecord,
     NewIncident,
     NewJob,
+    claim_order,
 )
 from handlers.summary import Summary
 from tests.fakes.followups import FakeFollowUps
@@ -427,7 +428,7 @@ class FakeStore(FakeStandingTables, FakeFollowUps):
                     job.status, job.outcome = "dead", "too many attempts"
             ready = [j for j in self.jobs.values() if (j.status == "due" and j.due_at <= now)
                      or (j.status == "running" and j.lease_until is not None and j.lease_until < now)]
-            claimed = sorted(ready, key=lambda j: j.due_at)[:limit]
+            claimed = sorted(ready, key=lambda j: claim_order(j.view()))[:limit]
             for job in claimed:
                 job.status, job.attempts, job.lease_until = "running", job.attempts + 1, now + JOB_LEASE
             return [j.view() for j in claimed]
