@@ -3,9 +3,19 @@
 Bolt's default (``process_before_response=False``) runs a listener on its executor and has the
 request thread poll every 10 ms until the listener calls ``ack()``: about 5 ms added to every
 ack at rest, more under load. Rollbot runs Bolt with ``process_before_response=True`` and
-registers each listener through :class:`AckFirst`: the listener still runs on the listener
-executor (so what it does after ``ack()`` never holds the request thread), and the request
-thread waits on an event that ``ack()`` sets, so the answer leaves as soon as it exists.
+registers each listener through :class:`AckFirst`, in one of two ways:
+
+* **In the request thread** (:func:`in_request_thread`), Bolt's own ack/lazy split: the listener
+  does what must happen before its ack (a durable write) and acks; whatever it has to do after
+  the ack it *returns* as a callable, which runs on the listener executor. No thread hand-off
+  before the answer. What it touches before the ack waits a bounded time (the web's Postgres
+  pool gives up after ``bot.web_master.POOL_WAIT`` seconds, Redis after 2), so the answer
+  leaves inside Slack's 3 s even when those are down.
+* **On the executor** (every other listener): the request thread waits on an event that
+  ``ack()`` sets, so the answer leaves as soon as it exists, and what the listener does after
+  ``ack()`` never holds the request thread; a listener that has not acked after
+  ``ACK_WAIT_SECONDS`` gets an empty ack.
+
 A listener without an ``ack`` parameter (events, which Bolt acknowledges itself) is handed to
 the executor whole, and the request returns at once.
 """
@@ -26,6 +36,14 @@ log = logging.getLogger("rollbot.app")
 
 ACK_WAIT_SECONDS = 2.5  # Slack shows a timeout at 3 s; past this the request returns an empty ack
 OnError = Callable[[Exception, dict[str, Any]], None]
+After = Callable[[], object] | None  # what an in-request-thread listener returns: its work after the ack
+INLINE = "__rollbot_in_request_thread__"
+
+
+def in_request_thread(listener: Callable[..., After]) -> Callable[..., After]:
+    """Mark a listener that acks before it returns and hands back what it does after the ack."""
+    setattr(listener, INLINE, True)
+    return listener
 
 
 class AckFirst:
@@ -39,6 +57,8 @@ class AckFirst:
 
     def wrap(self, listener: Callable[..., Any]) -> Callable[..., None]:
         takes_ack = "ack" in inspect.signature(listener).parameters
+        if takes_ack and getattr(listener, INLINE, False):
+            return self._inline(listener)
 
         @functools.wraps(listener)  # Bolt reads the listener's parameters through __wrapped__
         def run(**kwargs: Any) -> None:
@@ -63,6 +83,40 @@ class AckFirst:
                     real_ack()  # a 200 before Slack's 3 s: the listener's own answer comes by response_url
 
         return run
+
+    def _inline(self, listener: Callable[..., After]) -> Callable[..., None]:
+        @functools.wraps(listener)  # Bolt reads the listener's parameters through __wrapped__
+        def run(**kwargs: Any) -> None:
+            real_ack = kwargs["ack"]
+            acked = False
+
+            def ack(*args: Any, **ack_kwargs: Any) -> Any:
+                nonlocal acked
+                acked = True
+                return real_ack(*args, **ack_kwargs)
+
+            body = kwargs.get("body")
+            body = body if isinstance(body, dict) else {}
+            try:
+                after = listener(**{**kwargs, "ack": ack})
+            except Exception as error:
+                if not acked:
+                    real_ack()  # an empty 200 (never Bolt's 404); the user hears by response_url
+                self._executor.submit(self._on_error, error, body)  # off the request thread
+                return
+            if not acked:
+                log.warning("listener %s returned without acking; Slack gets an empty ack", listener.__name__)
+                real_ack()
+            if after is not None:
+                self._executor.submit(self._after, after, body)
+
+        return run
+
+    def _after(self, after: Callable[[], object], body: dict[str, Any]) -> None:
+        try:
+            after()
+        except Exception as error:
+            self._on_error(error, body)
 
     def _call(self, listener: Callable[..., Any], kwargs: dict[str, Any], acked: threading.Event) -> None:
         try:

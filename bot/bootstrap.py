@@ -132,7 +132,7 @@ def _plugin(spec: str, settings: Settings) -> RollbackKind:
 
 
 def build(settings: Settings, *, clock: Clock | None = None, policy: Policy | None = None,
-          pool_size: int = 10) -> Container:
+          pool_size: int = 10, pool_wait: float = 5.0) -> Container:
     missing = settings.missing(*REQUIRED)
     if missing:
         raise ConfigError("missing environment variables: " + ", ".join(missing) + " (see .env.example)")
@@ -140,7 +140,8 @@ def build(settings: Settings, *, clock: Clock | None = None, policy: Policy | No
     clock = clock or SystemClock()
     vercel = vercel_client(settings)
     registry: list[KindRegistry] = []  # the store reads plans with the kinds, which need its pool
-    store = PostgresStore(secret(settings.database_url), lambda data: registry[0].load_plan(data), max_size=pool_size)
+    store = PostgresStore(secret(settings.database_url), lambda data: registry[0].load_plan(data), max_size=pool_size,
+                          wait=pool_wait)
     try:
         kinds = build_kinds(settings, vercel, store, policy, clock)
     except BaseException:

@@ -16,6 +16,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+POOL_WAIT = 2.0  # seconds a request waits for a Postgres connection: its ack is due within 3 s
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when imported: never in the master first
 
 
@@ -53,7 +54,7 @@ class RollbotWeb(BaseApplication):
         logs.configure(settings.rollbot_log_level, secrets=secrets_of(settings))
         # A connection for every request thread (each checks the replay ledger) and a few for the
         # listeners' work after the ack; fewer made the 16th concurrent request queue for one.
-        self.container = build(settings, pool_size=settings.rollbot_web_threads + 4)
+        self.container = build(settings, pool_size=settings.rollbot_web_threads + 4, pool_wait=POOL_WAIT)
         return RollbotWSGI(self.container)
 
     def worker_exit(self, _server: object, _worker: object) -> None:

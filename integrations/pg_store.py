@@ -41,14 +41,15 @@ def _check_if_idle(conn: Connection[DictRow]) -> None:
 class PostgresStore(WorkTables, StandingTables, FollowUpTables):
     """Implements ``handlers.ports.IncidentStore`` on a psycopg connection pool."""
 
-    def __init__(self, database_url: str, load_plan: PlanLoader, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, database_url: str, load_plan: PlanLoader, *, min_size: int = 1, max_size: int = 10,
+                 wait: float = 5.0) -> None:
         self._load_plan = load_plan
         self.pool: ConnectionPool[Connection[DictRow]] = ConnectionPool(
             database_url, min_size=min_size, max_size=max_size, open=True, connection_class=Connection[DictRow],
             kwargs={"row_factory": dict_row, "autocommit": True}, name="rollbot",
             # A connection broken by a Postgres restart is replaced instead of failing a request.
             check=_check_if_idle,
-            timeout=5,  # fail a request fast (with a clear message) when Postgres is down
+            timeout=wait,  # seconds for a connection: fail fast (with a clear message) when Postgres is down
         )
 
     def close(self) -> None:
@@ -355,14 +356,14 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
                              "problems); rebuild it with `rollbot report`") from None
 
     def _get(self, conn: Connection[DictRow], incident_id: int) -> Incident | None:
-        row = conn.execute("SELECT * FROM incidents WHERE id = %s", (incident_id,)).fetchone()
-        if row is None:
-            return None
-        approvals = conn.execute(
-            "SELECT approver, plan_hash, at FROM approvals WHERE incident_id = %s ORDER BY at, approver",
-            (incident_id,),
-        ).fetchall()
-        return incident_from_row(row, approvals, self._load_plan)
+        with conn.pipeline():  # both queries in one round trip
+            incident = conn.execute("SELECT * FROM incidents WHERE id = %s", (incident_id,))
+            approvals = conn.execute(
+                "SELECT approver, plan_hash, at FROM approvals WHERE incident_id = %s ORDER BY at, approver",
+                (incident_id,),
+            )
+        row = incident.fetchone()
+        return None if row is None else incident_from_row(row, approvals.fetchall(), self._load_plan)
 
 
 def thread_refs_from(store: PostgresStore, incident_id: int) -> dict[str, str] | None:

@@ -139,11 +139,11 @@ class WorkTables:
     @staticmethod
     def _insert_jobs(conn: Connection[DictRow], incident_id: int | None, jobs: Sequence[NewJob]) -> None:
         """Insert due jobs and wake the workers (NOTIFY is delivered when the transaction commits)."""
-        if jobs:
-            conn.execute("INSERT INTO due_jobs (incident_id, kind, due_at, payload) VALUES "
-                         + ", ".join(["(%s, %s, %s, %s)"] * len(jobs)),
-                         [value for job in jobs for value in (incident_id, job.kind, job.due_at, Jsonb(job.payload))])
-            conn.execute("SELECT pg_notify(%s, %s)", (JOBS_CHANNEL, ",".join(sorted({j.kind for j in jobs}))))
+        if jobs:  # one statement: one round trip, and atomic on its own
+            conn.execute("WITH inserted AS (INSERT INTO due_jobs (incident_id, kind, due_at, payload) VALUES "
+                         + ", ".join(["(%s, %s, %s, %s)"] * len(jobs)) + " RETURNING 1) SELECT pg_notify(%s, %s)",
+                         [value for job in jobs for value in (incident_id, job.kind, job.due_at, Jsonb(job.payload))]
+                         + [JOBS_CHANNEL, ",".join(sorted({j.kind for j in jobs}))])
 
     def audit_log(self, incident_id: int) -> list[AuditEntry]:
         with self.pool.connection() as conn:
@@ -153,7 +153,7 @@ class WorkTables:
     # -- due work ----------------------------------------------------------------------------
 
     def schedule(self, incident_id: int | None, kind: str, due_at: datetime, payload: dict[str, Any]) -> None:
-        with self.pool.connection() as conn, conn.transaction():
+        with self.pool.connection() as conn:  # autocommit: the job and its NOTIFY are one statement
             self._insert_jobs(conn, incident_id, [NewJob(kind, due_at, payload)])
 
     def claim_due(self, now: datetime, worker: str, limit: int = 20) -> list[DueJob]:

@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.ack_first import After, in_request_thread
 from bot.blocks.modals import deny_modal, resolve_modal
 from handlers import approvals, resolution
 from handlers.model import Status
@@ -60,7 +61,8 @@ def register(app: App, svc: Services) -> None:
         return svc.live.first_delivery(key)
 
     @app.action("approve")
-    def on_approve(ack: Ack, body: dict[str, Any]) -> None:
+    @in_request_thread
+    def on_approve(ack: Ack, body: dict[str, Any]) -> After:
         """The approval is recorded before the ack (one short transaction), so a web process
         that dies right after acknowledging loses nothing: the deciding approval has already
         queued the execution for the worker, and every approval its ``announce`` job (the
@@ -68,20 +70,20 @@ def register(app: App, svc: Services) -> None:
         user, channel, thread = _where(body)
         if not user or not first_delivery(body):
             ack()
-            return
+            return None
         ref = _incident_ref(body)
         if ref is None:
             ack()
-            svc.notifier.tell(channel, user, NOT_OURS)
-            return
+            return lambda: svc.notifier.tell(channel, user, NOT_OURS)
         incident_id, plan_hash = ref
         try:
             approvals.record(svc, user, incident_id, plan_hash, announce_in=channel)
         except Refused as refused:
             ack()
-            svc.notifier.tell(channel, user, f":no_entry: Your approval does not count: {refused.message}")
-            return
+            note = f":no_entry: Your approval does not count: {refused.message}"
+            return lambda: svc.notifier.tell(channel, user, note)
         ack()
+        return None
 
     @app.action("deny")
     def on_deny(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

@@ -1,4 +1,5 @@
-"""The `/rollback` slash command: parse, ack within Slack's 3 s, then do slow work."""
+"""The `/rollback` slash command, in the request thread (bot.ack_first): parse, write what must
+be durable, ack; a branch with slow work returns it, and it runs after the ack."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from bot.ack_first import After, in_request_thread
 from bot.blocks.decide import decide_modal
 from bot.blocks.modals import resolve_modal
 from bot.blocks.status import history_blocks, status_blocks
@@ -22,14 +24,15 @@ log = logging.getLogger("rollbot.commands")
 
 def register(app: App, svc: Services) -> None:
     @app.command("/rollback")
-    def rollback_command(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    @in_request_thread
+    def rollback_command(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> After:
         user, text = body.get("user_id", ""), body.get("text", "")
         try:
             cmd = commands.parse(text, svc.policy, svc.kinds)
         except CommandError as error:
-            ack(response_type="ephemeral", text=str(error))
-            svc.audit(None, user, "command", "refused", text=text[:200], reason=str(error))
-            return
+            reason = str(error)
+            ack(response_type="ephemeral", text=reason)
+            return lambda: svc.audit(None, user, "command", "refused", text=text[:200], reason=reason)
         match cmd:
             case commands.Help():
                 ack(response_type="ephemeral",
@@ -48,46 +51,62 @@ def register(app: App, svc: Services) -> None:
                 ack(response_type="ephemeral", text=f":mag: Planning {article} {what}…")
             case commands.Query():
                 ack()  # first: the answer may read Vercel and open snapshots
-                try:
-                    answer = queries.answer(svc, user, cmd)
-                except Refused as refused:
-                    respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
-                    return
-                # In sections, not in `text` (Slack shows 4,000 characters of that): a long listing
-                # is split, never cut; `text` is the notification's short fallback.
-                respond(response_type="ephemeral", text=plain(answer.splitlines()[0] if answer else "Rollbot", 150),
-                        blocks=sections(answer.splitlines(), most=48, more="the rest did not fit in one Slack message"))
+                return lambda: _query(svc, user, cmd, respond)
             case commands.StatusQuery():
                 ack()  # first: the database may be slow
-                respond(response_type="ephemeral", text="Rollbot status",
-                        blocks=status_blocks(svc.store.open_incidents(), svc.store.last_rolled_back(), svc.clock.now(),
-                                             drills.schedule(svc.policy.drills, svc.store.last_rolled_back(drill=True))))
+                return lambda: respond(
+                    response_type="ephemeral", text="Rollbot status",
+                    blocks=status_blocks(svc.store.open_incidents(), svc.store.last_rolled_back(), svc.clock.now(),
+                                         drills.schedule(svc.policy.drills, svc.store.last_rolled_back(drill=True))))
             case commands.History(limit=limit):
                 ack()
-                respond(response_type="ephemeral", text="Rollback history",
-                        blocks=history_blocks(svc.store.recent(limit), svc.store.incident_count()))
+                return lambda: respond(response_type="ephemeral", text="Rollback history",
+                                       blocks=history_blocks(svc.store.recent(limit), svc.store.incident_count()))
             case commands.Resolve(incident_id=incident_id):
-                ack()  # first: the checks below may wait on Slack (user groups); the trigger lives 3 s
-                try:
-                    incident = resolution.resolvable(svc, user, incident_id, check_roles=False)
-                except Refused as refused:
-                    respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
-                    return
-                client.views_open(trigger_id=body["trigger_id"], view=resolve_modal(incident))
+                ack()  # first: the checks may wait on Slack (user groups); the trigger lives 3 s
+                return lambda: _resolve(svc, user, incident_id, body["trigger_id"], respond, client)
             case commands.Cancel(incident_id=incident_id):
                 ack()
-                try:
-                    incident = approvals.cancel(svc, user, incident_id)
-                except Refused as refused:
-                    respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
-                    return
-                respond(response_type="ephemeral", text=f"{incident.ref} cancelled.")
+                return lambda: _cancel(svc, user, incident_id, respond)
             case commands.Decide():
                 ack()
-                client.views_open(trigger_id=body["trigger_id"], view=decide_modal(channel=body.get("channel_id")))
+                return lambda: client.views_open(trigger_id=body["trigger_id"],
+                                                 view=decide_modal(channel=body.get("channel_id")))
             case _:
                 name = type(cmd).__name__.lower()
-                svc.audit(None, user, f"command.{name}", "refused", reason="not available yet")
                 ack(response_type="ephemeral",
                     text=f"`{escape(text.split()[0])}` is not available in this version of Rollbot yet. "
                          "Code rollbacks are: `/rollback code <env> [reason]`.")
+                return lambda: svc.audit(None, user, f"command.{name}", "refused", reason="not available yet")
+        return None
+
+
+def _query(svc: Services, user: str, cmd: commands.Query, respond: Respond) -> None:
+    try:
+        answer = queries.answer(svc, user, cmd)
+    except Refused as refused:
+        respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
+        return
+    # In sections, not in `text` (Slack shows 4,000 characters of that): a long listing is split,
+    # never cut; `text` is the notification's short fallback.
+    respond(response_type="ephemeral", text=plain(answer.splitlines()[0] if answer else "Rollbot", 150),
+            blocks=sections(answer.splitlines(), most=48, more="the rest did not fit in one Slack message"))
+
+
+def _resolve(svc: Services, user: str, incident_id: int | None, trigger_id: str, respond: Respond,
+             client: WebClient) -> None:
+    try:
+        incident = resolution.resolvable(svc, user, incident_id, check_roles=False)
+    except Refused as refused:
+        respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
+        return
+    client.views_open(trigger_id=trigger_id, view=resolve_modal(incident))
+
+
+def _cancel(svc: Services, user: str, incident_id: int, respond: Respond) -> None:
+    try:
+        incident = approvals.cancel(svc, user, incident_id)
+    except Refused as refused:
+        respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
+        return
+    respond(response_type="ephemeral", text=f"{incident.ref} cancelled.")

@@ -101,3 +101,62 @@ def test_a_listener_that_never_acks_gets_an_empty_ack_before_slack_gives_up(monk
     release.set()
     pool.shutdown(wait=True)
     assert errors == []
+
+
+# -- listeners in the request thread ---------------------------------------------------------
+
+
+def test_an_in_request_thread_listener_acks_in_the_caller_s_thread_and_its_rest_runs_after() -> None:
+    from bot.ack_first import in_request_thread
+
+    ack_first, errors, pool = _ack_first()
+    threads: dict[str, int] = {}
+    release, finished = threading.Event(), threading.Event()
+
+    def rest() -> None:
+        threads["rest"] = threading.get_ident()
+        release.wait(5)
+        finished.set()
+
+    @in_request_thread
+    def listener(ack: Any, body: dict[str, Any]) -> Any:
+        threads["listener"] = threading.get_ident()
+        ack(text="queued")
+        return rest
+
+    ack = _Ack()
+    ack_first.wrap(listener)(ack=ack, body={})
+    assert threads["listener"] == threading.get_ident() and ack.calls == [{"text": "queued"}]
+    release.set()
+    assert finished.wait(5) and threads["rest"] != threading.get_ident() and errors == []
+    pool.shutdown()
+
+
+def test_an_in_request_thread_listener_that_fails_or_forgets_to_ack_still_answers() -> None:
+    from bot.ack_first import in_request_thread
+
+    ack_first, errors, pool = _ack_first()
+
+    @in_request_thread
+    def failing(ack: Any, body: dict[str, Any]) -> Any:
+        raise RuntimeError("database down")
+
+    @in_request_thread
+    def forgetful(ack: Any, body: dict[str, Any]) -> Any:
+        return None
+
+    @in_request_thread
+    def failing_later(ack: Any, body: dict[str, Any]) -> Any:
+        ack()
+
+        def rest() -> None:
+            raise ValueError("after the ack")
+        return rest
+
+    acks = [_Ack(), _Ack(), _Ack()]
+    for listener, ack in zip((failing, forgetful, failing_later), acks, strict=True):
+        ack_first.wrap(listener)(ack=ack, body={"response_url": "https://hooks.example/1"})
+    pool.shutdown(wait=True)
+    assert [a.calls for a in acks] == [[{}], [{}], [{}]]  # each an empty 200, never Bolt's 404
+    assert sorted(str(error) for error, _ in errors) == ["after the ack", "database down"]
+    assert all(body["response_url"] == "https://hooks.example/1" for _, body in errors)
