@@ -19,6 +19,7 @@ twice.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import hmac
 import json
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 log = logging.getLogger("rollbot.edge")
 
@@ -70,7 +71,7 @@ def shape(content_type: str, body: bytes) -> Refusal | Body:
     media = content_type.split(";")[0].strip().lower()
     if media == "application/x-www-form-urlencoded":
         try:
-            form = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=100)
+            form = read_form(text)
         except ValueError:
             return Refusal(400, "the form body is malformed")
         if "payload" in form:
@@ -81,6 +82,43 @@ def shape(content_type: str, body: bytes) -> Refusal | Body:
     if media == "application/json":
         return _payload(text)
     return Refusal(400, f"unsupported content type {media or 'none'!r}")
+
+
+MAX_FIELDS = 100
+
+
+def read_form(text: str) -> dict[str, list[str]]:
+    """``urllib.parse.parse_qs(text, keep_blank_values=True, strict_parsing=True,
+    max_num_fields=100)`` with a faster percent-decoder (``unquote_plus_fast``): an
+    interaction's payload carries the whole message it was clicked on, tens of kilobytes of %XX,
+    and urllib decodes those one escape at a time in Python. ValueError for a malformed body."""
+    if not text:
+        return {}
+    fields = text.split("&")
+    if len(fields) > MAX_FIELDS:
+        raise ValueError("too many fields")
+    form: dict[str, list[str]] = {}
+    for field in fields:
+        name, equals, value = field.partition("=")
+        if not equals:
+            raise ValueError("a field without =")
+        form.setdefault(unquote_plus_fast(name), []).append(unquote_plus_fast(value))
+    return form
+
+
+def unquote_plus_fast(text: str) -> str:
+    """``urllib.parse.unquote_plus(text)``, about six times faster on long input: every %XX
+    becomes a \\xXX escape that the ``unicode_escape`` codec decodes (each byte as one
+    latin-1 character), then the bytes are read as UTF-8 (invalid sequences replaced, as
+    urllib does). A body with anything else (a malformed escape, a non-ASCII character) is left
+    to urllib."""
+    if "%" not in text:
+        return text.replace("+", " ")
+    try:
+        escaped = text.replace("\\", "%5C").replace("+", " ").replace("%", "\\x").encode("ascii")
+        return codecs.decode(escaped, "unicode_escape").encode("latin-1").decode("utf-8", "replace")
+    except (UnicodeError, ValueError):
+        return unquote_plus(text)
 
 
 def _payload(text: str) -> Refusal | Body:

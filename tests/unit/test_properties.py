@@ -181,3 +181,28 @@ def test_the_home_tab_is_valid_for_any_number_of_incidents(some: list[Incident],
     listed = [replace(i, id=n) for n, i in enumerate(some * times, start=1)]
     view = home_view(listed, listed[0] if listed else None, listed[:10], NOW, total=len(listed[:10]) + older)
     assert validate_view(view) == []
+
+
+FORMISH = st.text(alphabet=st.sampled_from(list("%+&=\\x0123456789abcdefABCDEFgz é✓\u0000")), max_size=60)
+
+
+@given(FORMISH)
+@pytest.mark.reliability("attack", "Percent-decoding: the edge's fast decoder against urllib's, on any text (hypothesis)",
+                         trials=EXAMPLES)
+def test_the_fast_percent_decoder_reads_every_text_as_urllib_does(text: str) -> None:
+    from urllib.parse import parse_qs, quote_plus, unquote_plus
+
+    from bot.edge import read_form, unquote_plus_fast
+
+    assert unquote_plus_fast(text) == unquote_plus(text)
+    assert unquote_plus_fast(quote_plus(text)) == text
+    try:
+        expected: dict[str, list[str]] | None = parse_qs(text, keep_blank_values=True, strict_parsing=True,
+                                                          max_num_fields=100)
+    except ValueError:
+        expected = None
+    try:
+        got: dict[str, list[str]] | None = read_form(text)
+    except ValueError:
+        got = None
+    assert got == expected
