@@ -53,6 +53,7 @@ class Results:
     failures: dict[tuple[int, str, int, str], int] = field(default_factory=lambda: defaultdict(int))
     slow: dict[tuple[int, str, int, str], int] = field(default_factory=lambda: defaultdict(int))
     rss: dict[str, dict[str, float]] = field(default_factory=dict)
+    cpu: dict[tuple[int, str, int, str], list[float]] = field(default_factory=lambda: defaultdict(list))
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -68,12 +69,19 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
-def fire(stack: Stack, app: str, bodies: list[bytes], concurrency: int) -> dict[str, list[Any]]:
+def fire(stack: Stack, app: str, bodies: list[bytes], concurrency: int,
+         cpu: list[float] | None = None) -> dict[str, list[Any]]:
+    """Send ``bodies`` to ``app``; when ``cpu`` is given, append the CPU its web process spent per
+    request (ms, while they were answered: the cost of an ack, work after it included)."""
+    server = stack.web if app == "rollbot" else stack.bare
+    before = server.cpu_seconds()
     job = {"host": "127.0.0.1", "port": stack.port(app), "path": "/slack/events", "secret": SIGNING_SECRET,
            "concurrency": concurrency, "bodies": [body.decode() for body in bodies]}
     done = subprocess.run([sys.executable, "-m", "bench.load"], input=json.dumps(job), capture_output=True,
                           text=True, check=True)
     result: dict[str, list[Any]] = json.loads(done.stdout)
+    if cpu is not None:
+        cpu.append((server.cpu_seconds() - before) * 1000 / max(1, len(bodies)))
     return result
 
 
@@ -161,7 +169,8 @@ def one_level(stack: Stack, results: Results, latency: int, run: int, concurrenc
     client = stack.client
     help_bodies = [client.command_body(ALICE, "help", channel_id=channel_of(n)) for n in range(count)]
     for app in order:
-        _record(results, (latency, "help", concurrency, app), fire(stack, app, help_bodies, concurrency))
+        _record(results, (latency, "help", concurrency, app),
+                fire(stack, app, help_bodies, concurrency, results.cpu[(latency, "help", concurrency, app)]))
     code_bodies = [client.command_body(ALICE, f"code {env_name(n)} bench run {run}", channel_id=channel_of(n))
                    for n in range(count)]
     roots: dict[int, dict[str, Any]] = {}
@@ -169,7 +178,7 @@ def one_level(stack: Stack, results: Results, latency: int, run: int, concurrenc
         if app == "rollbot":
             stack.settle()
             since = time.time()
-        outcome = fire(stack, app, code_bodies, concurrency)
+        outcome = fire(stack, app, code_bodies, concurrency, results.cpu[(latency, "code", concurrency, app)])
         _record(results, (latency, "code", concurrency, app), outcome)
         if app == "rollbot":  # before the other app's turn: the worker's planning must not load it
             roots = _roots(stack, count, since)
@@ -179,7 +188,7 @@ def one_level(stack: Stack, results: Results, latency: int, run: int, concurrenc
                                                                     action_id="approve"))}).encode()
               for n, root in roots.items()]
     for app in order:
-        outcome = fire(stack, app, clicks, concurrency)
+        outcome = fire(stack, app, clicks, concurrency, results.cpu[(latency, "approve", concurrency, app)])
         _record(results, (latency, "approve", concurrency, app), outcome)
         if app == "rollbot":
             started = dict(zip(roots, outcome["started"], strict=True))
@@ -220,6 +229,16 @@ def report(results: Results, levels: list[int], latencies: list[int], runs: int,
             out.append("")
             out.append(f"Reminders due at once, each in its own channel: all sent in {statistics.median(times):.2f} s "
                        f"(runs: {', '.join(f'{t:.2f}' for t in times)})")
+        out.append("")
+        out.append("Web CPU per request (ms, user + system, all of the web's processes while the batch was "
+                   "answered; Rollbot / bare):")
+        out.append("")
+        out.append("| request | " + " | ".join(f"c={c}" for c in levels) + " |")
+        out.append("|---|" + "---|" * len(levels))
+        for request in REQUESTS:
+            cells = [" / ".join(f"{statistics.median(results.cpu[(latency, request, c, app)]):.2f}" for app in APPS)
+                     for c in levels]
+            out.append(f"| {request} | " + " | ".join(cells) + " |")
         out.append("")
         out.append("Growth of p99 from c=1 (Rollbot / bare):")
         out.append("")

@@ -101,6 +101,18 @@ class Process:
                     found[label] = int(line.split()[1]) / 1024
         return found
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) this process and its children have used so far."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in [self.process.pid, *self._children()]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
     def _children(self) -> list[int]:
         children: list[int] = []
         for task in Path(f"/proc/{self.process.pid}/task").glob("*/children"):
