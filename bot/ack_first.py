@@ -9,8 +9,9 @@ registers each listener through :class:`AckFirst`, in one of two ways:
   does what must happen before its ack (a durable write) and acks; whatever it has to do after
   the ack it *returns* as a callable, which runs on the listener executor. No thread hand-off
   before the answer. What it touches before the ack waits a bounded time (the web's Postgres
-  pool gives up after ``bot.web_master.POOL_WAIT`` seconds, Redis after 2), so the answer
-  leaves inside Slack's 3 s even when those are down.
+  pool gives up after ``bot.web_master.POOL_WAIT`` seconds, the replay check's after 0.5, a
+  refused Redis at once), so the answer leaves inside Slack's 3 s when Postgres or Redis is
+  down.
 * **On the executor** (every other listener): the request thread waits on an event that
   ``ack()`` sets, so the answer leaves as soon as it exists, and what the listener does after
   ``ack()`` never holds the request thread; a listener that has not acked after

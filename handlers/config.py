@@ -31,12 +31,17 @@ Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each field's docstring is its description in docs/configuration.md (bot.config_reference).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class RoleMembers(_Strict):
+    """A role: who holds it, by Slack user ID and by user group."""
+
     users: tuple[str, ...] = ()
+    """Slack user IDs (U… or W…) that hold the role."""
     groups: tuple[str, ...] = ()
+    """Slack user-group IDs (S…): every member holds the role (looked up with usergroups:read, cached)."""
 
     @model_validator(mode="after")
     def _ids(self) -> RoleMembers:
@@ -50,8 +55,12 @@ class RoleMembers(_Strict):
 
 
 class ApprovalRule(_Strict):
+    """Who approves one kind of rollback on an environment, and how many of them."""
+
     approvers: tuple[str, ...]
+    """Roles (from [roles]) whose members' approvals count."""
     approvals: int = Field(default=1, ge=1, le=10)
+    """Distinct approvers needed (1 to 10); the requester never counts unless `self_approval`."""
 
 
 DEFAULT_RULE = ApprovalRule(approvers=("lead",))  # a plugin kind with no rule of its own
@@ -64,15 +73,21 @@ class EnvironmentPolicy(BaseModel):
     fields; a kind added by a plugin gets its rule as an extra key of the same shape (the
     bootstrap refuses a key that names no registered kind)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, use_attribute_docstrings=True)
     __pydantic_extra__: dict[str, ApprovalRule] = Field(init=False)
 
     requesters: tuple[str, ...] = ("engineer", "lead")
+    """Roles whose members may request a rollback here."""
     self_approval: bool = False
+    """Whether a requester's own approval counts (four eyes when false)."""
     code: ApprovalRule = ApprovalRule(approvers=("lead",))
+    """The approval rule of code rollbacks (Vercel deployments)."""
     database: ApprovalRule = ApprovalRule(approvers=("dba", "lead"), approvals=2)
+    """The approval rule of database rollbacks (reverse migrations, restores)."""
     env: ApprovalRule = ApprovalRule(approvers=("lead",))
+    """The approval rule of env-var rollbacks."""
     flag: ApprovalRule = ApprovalRule(approvers=("engineer", "lead"))
+    """The approval rule of feature-flag rollbacks."""
 
     def rule(self, kind: str) -> ApprovalRule:
         """The approval rule of ``kind``. A combined kind (``code+env``) without a rule of its own
@@ -97,6 +112,7 @@ class FlagSpec(_Strict):
     """One feature flag's "disabled" value (`off`); a boolean flag needs none (`false`)."""
 
     off: Any = None
+    """The value that turns the flag off (any JSON value); a boolean flag's is `false`."""
 
     @field_validator("off")
     @classmethod
@@ -114,25 +130,46 @@ class FlagSpec(_Strict):
 
 
 class Environment(_Strict):
+    """One environment Rollbot rolls back: where, with what, and under which policy."""
+
     aliases: tuple[str, ...] = ()
+    """Other names for the environment in commands (`/rollback code production`)."""
     channel: str
+    """The channel ID (C… or G…) where its incident threads start."""
     notify: tuple[str, ...] = ()
+    """Who the "notify team" step mentions: user-group (S…) or user (U…) IDs."""
     vercel_project: str | None = None
+    """The Vercel project ID (prj_…) of code and env-var rollbacks."""
     edge_config: str | None = None
+    """The Edge Config (Global Config) ID (ecfg_…) holding its feature flags."""
     database_url_env: str | None = None
+    """The name of the variable that holds the target database's URL (never the bot's own database)."""
     migrations_dir: str | None = None
+    """The Supabase migrations folder, with `<version>_<name>.down.sql` (or a `-- rollback` section) beside each."""
     backup_dir: str | None = None
+    """Where `pg_dump -Fc` backups are written (mode 0600) before a database rollback."""
     health_checks: tuple[str, ...] = ()
+    """URLs that must answer 2xx when verifying a rollback and at each monitoring reminder."""
     monitor: tuple[Duration, ...] = (timedelta(minutes=5), timedelta(minutes=10), timedelta(minutes=15))
+    """Offsets after a rollback at which the worker posts a reminder with fresh health checks (increasing)."""
     approval_timeout: Duration = timedelta(minutes=30)
+    """How long a request waits for its approvals before it expires."""
     production: bool | None = None
-    require_checklist: tuple[str, ...] = ()  # pre-rollback items ticked before an approval counts
-    env_snapshot_every: Duration | None = None  # env-var snapshots (and env rollbacks) only when set
-    backup_retention: Duration = timedelta(days=14)  # database backups older than this are pruned
-    lock_timeout: Duration = timedelta(seconds=5)  # a database revert waits this long for a lock, then gives up
-    statement_timeout: Duration = timedelta(minutes=5)  # and this long for any one statement
+    """Whether drills are refused here; when unset, true for environments named or aliased prod/production."""
+    require_checklist: tuple[str, ...] = ()
+    """Pre-rollback checklist items (the runbook's wording, snake_cased) that must be ticked before an approval counts."""
+    env_snapshot_every: Duration | None = None
+    """How often the production env vars are snapshotted (encrypted); unset, env rollbacks are off here. At least 1m."""
+    backup_retention: Duration = timedelta(days=14)
+    """Database backups older than this are pruned (never the only one of an open incident)."""
+    lock_timeout: Duration = timedelta(seconds=5)
+    """How long a database revert waits for a lock before it gives up, changing nothing."""
+    statement_timeout: Duration = timedelta(minutes=5)
+    """How long any one statement of a database revert may run."""
     flags: dict[str, FlagSpec] = Field(default_factory=dict)
+    """The feature flags in `edge_config`, by key: `{ off = <value> }` each (a boolean flag needs no entry)."""
     policy: EnvironmentPolicy = EnvironmentPolicy()
+    """Who may request and approve each kind of rollback here."""
 
     @field_validator("require_checklist")
     @classmethod
@@ -174,16 +211,27 @@ def _checklist_key(name: str) -> str:
 
 
 class Scheduler(_Strict):
+    """The worker's pace."""
+
     tick: Duration = timedelta(seconds=15)
+    """How often the worker looks for due work it was not woken for (it is woken at once by NOTIFY)."""
 
 
 class Drills(_Strict):
-    every: Duration = timedelta(days=91)  # a rollback drill this often
+    """The runbook's quarterly drill and the procedure's review date."""
+
+    every: Duration = timedelta(days=91)
+    """A rollback drill (`/rollback drill <type> <env>` on a non-production environment) is due this often; at least 1d."""
     channel: str | None = None
-    procedure_reviewed: date | None = None  # when the runbook was last reviewed ("2026-09-01")
+    """Where the worker posts the drill and review reminders (none without it)."""
+    procedure_reviewed: date | None = None
+    """When the runbook was last reviewed (a TOML date); the next review is due `review_every` later."""
     review_every: Duration = timedelta(days=90)
+    """How often the rollback procedure is reviewed; at least 1d."""
     procedure_url: str | None = None
-    remind_every: Duration = timedelta(days=7)  # an overdue drill or review is reminded again this often
+    """The runbook's address, linked from reminders, status and App Home."""
+    remind_every: Duration = timedelta(days=7)
+    """An overdue drill or review is reminded again this often; at least 1h."""
 
     @field_validator("remind_every")
     @classmethod
@@ -215,7 +263,10 @@ class Drills(_Strict):
 
 
 class FollowUpPolicy(_Strict):
-    every: Duration = timedelta(hours=24)  # an open follow-up's owner is reminded by DM this often
+    """The follow-ups recorded when an incident is resolved."""
+
+    every: Duration = timedelta(hours=24)
+    """An open follow-up's owner is reminded by DM this often until it is marked done; at least 1h."""
 
     @field_validator("every")
     @classmethod
@@ -229,10 +280,15 @@ class Policy(_Strict):
     """The whole policy file."""
 
     roles: dict[str, RoleMembers]
+    """The roles, by name: `engineer = { users = [...], groups = [...] }`."""
     scheduler: Scheduler = Scheduler()
+    """The worker's pace."""
     drills: Drills = Drills()
+    """Drill and review reminders."""
     follow_ups: FollowUpPolicy = FollowUpPolicy()
+    """Follow-up reminders."""
     environments: dict[str, Environment]
+    """The environments, by name; at least one."""
 
     @model_validator(mode="after")
     def _cross_references(self) -> Policy:

@@ -25,7 +25,7 @@ log = logging.getLogger("rollbot.replay")
 
 KEEP = "10 minutes"  # twice Slack's signature window: older keys cannot be replayed anyway
 SWEEP_EVERY = 60.0
-WAIT = 1.0  # seconds for a connection on the request's path: the ack is due within 3 s
+WAIT = 0.5  # seconds for a connection on the request's path: with the listener's own 2 s, inside Slack's 3 s
 MAX_QUEUED = 100_000  # keys a long Postgres outage may hold; beyond it the oldest are dropped (logged)
 
 
