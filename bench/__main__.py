@@ -94,9 +94,10 @@ def _record(results: Results, key: tuple[int, str, int, str], outcome: dict[str,
 def _roots(stack: Stack, count: int, since: float) -> dict[int, dict[str, Any]]:
     """The root message posted after ``since`` in each of the first ``count`` environments."""
     deadline = time.monotonic() + 30 + count / 5  # generous: this waits, it does not judge
+    found: dict[int, dict[str, Any]] = {}
+    cursor = 0  # only new messages are read each time: a long run posts tens of thousands
     while True:
-        found: dict[int, dict[str, Any]] = {}
-        posted = stack.slack.messages()
+        posted, cursor = stack.slack.messages_since(cursor)
         for message in posted:
             channel = message.get("channel", "")
             if (channel.startswith("CBENCH") and message.get("thread_ts", message["ts"]) == message["ts"] and float(message["ts"]) >= since
@@ -105,7 +106,7 @@ def _roots(stack: Stack, count: int, since: float) -> dict[int, dict[str, Any]]:
         if all(n in found for n in range(count)):
             return {n: found[n] for n in range(count)}
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(found)} of {count} root messages were posted (of {len(posted)} messages)")
+            raise RuntimeError(f"only {len(found)} of {count} root messages were posted (of {cursor} messages)")
         time.sleep(0.05)
 
 
@@ -134,8 +135,11 @@ def _wait_verified(stack: Stack, started: dict[int, float]) -> tuple[list[float]
             return int(channel[6:]) if channel.startswith("CBENCH") else None
         return None
 
+    seen: dict[int, float] = {}
+    cursor = 0
     while True:
-        seen = _first_calls(stack.slack.calls, since, verified)
+        calls, cursor = stack.slack.calls_since(cursor)
+        seen = {**_first_calls(calls, since, verified), **seen}  # the first sighting stays
         if all(n in seen for n in started):
             break
         if time.monotonic() > deadline:
@@ -151,12 +155,16 @@ def _reminders(stack: Stack, count: int, timeout: float = 60) -> float:
     started = time.time()
     stack.make_due(ids)
     deadline = time.monotonic() + timeout
+    sent: dict[str, float] = {}
+    cursor = stack.slack.calls_since(1 << 62)[1]  # from now on
     while True:
-        sent = {str(c["args"].get("channel")) for c in stack.slack.calls_to("chat.postMessage")
-                if c["at"] >= started and "Monitoring 1/3" in json.dumps(c["args"])}
+        calls, cursor = stack.slack.calls_since(cursor)
+        for call in calls:
+            if (call["method"] == "chat.postMessage" and call["at"] >= started
+                    and "Monitoring 1/3" in json.dumps(call["args"])):
+                sent.setdefault(str(call["args"].get("channel")), call["at"])
         if len(sent) >= count:
-            return max(c["at"] for c in stack.slack.calls_to("chat.postMessage")
-                       if c["at"] >= started and "Monitoring 1/3" in json.dumps(c["args"])) - started
+            return max(sent.values()) - started
         if time.monotonic() > deadline:  # reported, not raised: the rest of the run still counts
             print(f"!! only {len(sent)} of {count} reminders were sent within {timeout:.0f} s", file=sys.stderr)
             return float("inf")

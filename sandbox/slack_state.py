@@ -238,6 +238,12 @@ class SlackState:
             found = [m for m in self._messages if channel is None or m["channel"] == channel]
             return copy.deepcopy(found)
 
+    def messages_since(self, start: int) -> tuple[list[Record], int]:
+        """The messages posted from index ``start`` on (copies, as they are now), and the index to
+        read from next."""
+        with self.lock:
+            return copy.deepcopy(self._messages[start:]), len(self._messages)
+
     def thread(self, channel: str, ts: str) -> list[Record]:
         """Replies (without the parent) in the thread started by ``ts``."""
         with self.lock:
@@ -276,6 +282,12 @@ class SlackState:
         """Every Web API call, including refused ones: ``{"method", "args", "at", "status", "error"}``."""
         with self.lock:
             return copy.deepcopy(self._calls)
+
+    def calls_since(self, start: int) -> tuple[list[Record], int]:
+        """The calls recorded from index ``start`` on (copies), and the index to read from next:
+        for a caller that polls a long run without copying every call each time."""
+        with self.lock:
+            return copy.deepcopy(self._calls[start:]), len(self._calls)
 
     def calls_to(self, method: str) -> list[Record]:
         """The recorded calls of one Web API method."""
