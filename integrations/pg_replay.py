@@ -10,6 +10,8 @@ cannot vouch, :meth:`ReplayLedger.first` inserts synchronously and its answer de
     ledger.remember(key)        # Redis admitted it: written within ~50 ms
     ledger.first(key)           # Redis cannot vouch: True the first time, atomically
     ledger.close()              # writes what is queued, then stops the thread
+
+The same thread deletes keys older than ``KEEP`` once a minute.
 """
 
 from __future__ import annotations
@@ -41,11 +43,11 @@ class ReplayLedger:
         self._swept = 0.0
 
     def first(self, key: str) -> bool:
-        """True the first time ``key`` is written (atomic across processes); old keys are swept."""
+        """True the first time ``key`` is written (atomic across processes)."""
         with self._pool.connection(timeout=WAIT) as conn:
             first = conn.execute("INSERT INTO seen_requests (key) VALUES (%s) ON CONFLICT DO NOTHING RETURNING 1",
                                  (key,)).fetchone() is not None
-        self._sweep_now_and_then()
+        self._start()  # the batch thread sweeps old keys, also when Redis never vouches
         return first
 
     def newest(self, before: float) -> float | None:
@@ -67,9 +69,17 @@ class ReplayLedger:
             if len(self._queued) > MAX_QUEUED:
                 log.warning("replay ledger: Postgres has not taken keys for a while; dropping the oldest")
                 del self._queued[: len(self._queued) - MAX_QUEUED]
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="rollbot-replay-ledger", daemon=True)
-                self._thread.start()
+            self._start_locked()
+
+    def _start(self) -> None:
+        with self._lock:
+            if not self._stopping:
+                self._start_locked()
+
+    def _start_locked(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="rollbot-replay-ledger", daemon=True)
+            self._thread.start()
 
     def flush(self) -> int:
         """Write what is queued now, in one statement; the number of keys written (0 when Postgres
@@ -87,7 +97,6 @@ class ReplayLedger:
             with self._lock:
                 self._queued[:0] = keys
             return 0
-        self._sweep_now_and_then()
         return len(keys)
 
     def close(self) -> None:
@@ -103,6 +112,7 @@ class ReplayLedger:
         while True:
             self._wake.wait(self._flush_every)
             stopping = self._stopping
+            self._sweep_now_and_then()
             if self.flush() == 0 and self._queued and not stopping:
                 time.sleep(min(1.0, self._flush_every * 10))  # Postgres refused: do not spin
             if stopping:

@@ -269,7 +269,7 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
                 (incident_id,),
             ).fetchall()
             if recorded:
-                counted = [a["approver"] for a in sorted(approvals, key=lambda a: a["at"]) if a["plan_hash"] == plan_hash]
+                counted = [a["approver"] for a in approvals if a["plan_hash"] == plan_hash]  # in order of `at`
                 self._audit(conn, incident_id, approver, "approve", "ok", at, plan_hash=plan_hash,
                             count=len(counted), needed=row["approvals_needed"])
                 jobs = []

@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 
 from bot.ack_first import After, in_request_thread
 from bot.blocks.modals import deny_modal, resolve_modal
+from bot.listeners.refusals import refusals_told
 from handlers import approvals, resolution
 from handlers.model import Status
 from handlers.runbook import checklist_groups
@@ -110,12 +111,8 @@ def register(app: App, svc: Services) -> None:
         if ref is None:
             svc.notifier.tell(channel, user, NOT_OURS)
             return
-        try:
-            incident = resolution.resolvable(svc, user, ref[0], check_roles=False)
-        except Refused as refused:
-            svc.notifier.tell(channel, user, f":no_entry: {refused.message}")
-            return
-        client.views_open(trigger_id=body["trigger_id"], view=resolve_modal(incident))
+        refusals_told(lambda text: svc.notifier.tell(channel, user, text), lambda: client.views_open(
+            trigger_id=body["trigger_id"], view=resolve_modal(resolution.resolvable(svc, user, ref[0], check_roles=False))))
 
     @app.action("checklist")
     def on_checklist(ack: Ack, body: dict[str, Any]) -> None:

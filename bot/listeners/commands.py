@@ -14,10 +14,11 @@ from bot.blocks.decide import decide_modal
 from bot.blocks.modals import resolve_modal
 from bot.blocks.status import history_blocks, status_blocks
 from bot.blocks.text import escape, plain, sections
+from bot.listeners.refusals import ephemeral, refusals_told
 from handlers import approvals, commands, drills, queries, resolution
 from handlers.commands import CommandError
 from handlers.request_jobs import ReplyTo, queue_request
-from handlers.services import Refused, Services
+from handlers.services import Services
 
 log = logging.getLogger("rollbot.commands")
 
@@ -51,7 +52,7 @@ def register(app: App, svc: Services) -> None:
                 ack(response_type="ephemeral", text=f":mag: Planning {article} {what}…")
             case commands.Query():
                 ack()  # first: the answer may read Vercel and open snapshots
-                return lambda: _query(svc, user, cmd, respond)
+                return lambda: refusals_told(ephemeral(respond), lambda: _query(svc, user, cmd, respond))
             case commands.StatusQuery():
                 ack()  # first: the database may be slow
                 return lambda: respond(
@@ -64,10 +65,13 @@ def register(app: App, svc: Services) -> None:
                                        blocks=history_blocks(svc.store.recent(limit), svc.store.incident_count()))
             case commands.Resolve(incident_id=incident_id):
                 ack()  # first: the checks may wait on Slack (user groups); the trigger lives 3 s
-                return lambda: _resolve(svc, user, incident_id, body["trigger_id"], respond, client)
+                return lambda: refusals_told(ephemeral(respond), lambda: client.views_open(
+                    trigger_id=body["trigger_id"],
+                    view=resolve_modal(resolution.resolvable(svc, user, incident_id, check_roles=False))))
             case commands.Cancel(incident_id=incident_id):
                 ack()
-                return lambda: _cancel(svc, user, incident_id, respond)
+                return lambda: refusals_told(ephemeral(respond), lambda: respond(
+                    response_type="ephemeral", text=f"{approvals.cancel(svc, user, incident_id).ref} cancelled."))
             case commands.Decide():
                 ack()
                 return lambda: client.views_open(trigger_id=body["trigger_id"],
@@ -82,31 +86,8 @@ def register(app: App, svc: Services) -> None:
 
 
 def _query(svc: Services, user: str, cmd: commands.Query, respond: Respond) -> None:
-    try:
-        answer = queries.answer(svc, user, cmd)
-    except Refused as refused:
-        respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
-        return
+    answer = queries.answer(svc, user, cmd)
     # In sections, not in `text` (Slack shows 4,000 characters of that): a long listing is split,
     # never cut; `text` is the notification's short fallback.
     respond(response_type="ephemeral", text=plain(answer.splitlines()[0] if answer else "Rollbot", 150),
             blocks=sections(answer.splitlines(), most=48, more="the rest did not fit in one Slack message"))
-
-
-def _resolve(svc: Services, user: str, incident_id: int | None, trigger_id: str, respond: Respond,
-             client: WebClient) -> None:
-    try:
-        incident = resolution.resolvable(svc, user, incident_id, check_roles=False)
-    except Refused as refused:
-        respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
-        return
-    client.views_open(trigger_id=trigger_id, view=resolve_modal(incident))
-
-
-def _cancel(svc: Services, user: str, incident_id: int, respond: Respond) -> None:
-    try:
-        incident = approvals.cancel(svc, user, incident_id)
-    except Refused as refused:
-        respond(response_type="ephemeral", text=f":no_entry: {refused.message}")
-        return
-    respond(response_type="ephemeral", text=f"{incident.ref} cancelled.")

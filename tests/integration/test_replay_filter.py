@@ -134,3 +134,15 @@ def test_a_burst_on_a_new_epoch_does_not_keep_redis_from_vouching(
     assert replay.seen("after-burst") is False and not _in_postgres(pool, "after-burst")
     quiet.close()
     live.close()
+
+
+def test_old_keys_are_swept_by_the_batch_thread_not_on_the_request_path(
+        pool: ConnectionPool[Connection[DictRow]], ledger: ReplayLedger) -> None:
+    with pool.connection() as conn:
+        conn.execute("INSERT INTO seen_requests (key, seen_at) VALUES ('old', now() - interval '11 minutes')")
+    ledger._swept = time.monotonic()  # a sweep just ran: first() below must not sweep on its own
+    assert ledger.first("new") is True
+    assert _in_postgres(pool, "old")  # the request's path only inserted
+    ledger._swept = 0.0  # the minute has passed
+    _until(lambda: not _in_postgres(pool, "old"))  # the thread first() started swept it
+    assert _in_postgres(pool, "new")

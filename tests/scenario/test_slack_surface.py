@@ -70,6 +70,22 @@ def test_status_and_history(world: World, bot: BotServer) -> None:
     assert "RB-1" in history and "checkout 500" in history
 
 
+
+def test_refused_cancel_and_resolve_commands_are_answered_to_the_user_alone(world: World, bot: BotServer) -> None:
+    client = bot.client(world)
+    client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
+    world.work_until(lambda: world.slack.messages(CHANNEL), message="root")
+
+    def reply(user: str, text: str) -> str:
+        seen = len(world.slack.ephemerals(user=user))
+        assert client.command(user, text, channel_id=CHANNEL).status_code == 200
+        return _text(wait_until(lambda: world.slack.ephemerals(user=user)[seen:], message=f"/rollback {text}")[0])
+
+    assert ":no_entry:" in reply(BOB, "cancel RB-1") and "can cancel it" in reply(BOB, "cancel RB-1")
+    assert ":no_entry:" in reply(BOB, "resolve RB-99")
+    assert not [v for v in world.slack.views.values() if v["user"] == BOB]  # no modal for a refusal
+    assert reply(ALICE, "cancel RB-1").endswith("RB-1 cancelled.")
+
 def test_app_home_shows_open_rollbacks_and_the_last_one(world: World, bot: BotServer) -> None:
     client = bot.client(world)
     assert client.event({"type": "app_home_opened", "user": BOB, "tab": "home", "channel": "D01BOB"}).status_code == 200
