@@ -189,6 +189,13 @@ class StoreContract:
         assert [j.kind for j in first] == ["execute"]
         assert [j.kind for j in rest if j.kind in ("monitor", "request")] == ["monitor", "request"]
 
+    def test_an_approval_of_an_unknown_incident_is_a_key_error_and_writes_nothing(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new())
+        with pytest.raises(KeyError):
+            store.approve(incident.id + 1000, "U1", incident.plan_hash, T0,
+                          announce=NewJob("announce", T0, {"user": "U1", "channel": "C1"}))
+        assert store.pending_jobs(incident.id + 1000) == [] and store.audit_log(incident.id + 1000) == []
+
     def test_no_approval_after_the_deadline(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())
         late = store.approve(incident.id, "U1", incident.plan_hash, T0 + timedelta(minutes=30))
