@@ -9,8 +9,8 @@ check the request's shape, then let each signed request act once.
    one line). Bolt never sees it, so it never raises on it.
 3. Replay. The same signed bytes (same timestamp, same body) are acted on once (``seen``, see
    bot.replay); a replay gets an empty 200, as the first delivery's effects already exist.
-   Slack's own retries of events carry a new timestamp; those are caught by ``event_id`` in the
-   listener.
+   Slack's own retries of events carry a new timestamp; those are caught by ``event_id``
+   (bot.delivery), whose key is claimed in the same Redis round trip and handed to the listener.
 
 The body is parsed once, here: what passes is handed to Bolt as the dict Bolt would have parsed
 (a form's fields, or the JSON of its ``payload``), so a large interactive payload is not decoded
@@ -27,8 +27,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote_plus
+
+from bot.delivery import delivery_key
 
 log = logging.getLogger("rollbot.edge")
 
@@ -165,16 +167,29 @@ _REQUIRED: dict[str, dict[str, Callable[[Any], bool]]] = {
 }
 
 
-class SlackGate:
-    """Applies the three checks; ``seen`` answers whether a request key was acted on before."""
+class Admitted(NamedTuple):
+    """A signed, well-formed first delivery: its body as Bolt reads it, and whether its click or
+    event (bot.delivery) arrives for the first time (None when that was not asked or not known)."""
 
-    def __init__(self, signing_secret: str, seen: Callable[[str], bool],
-                 clock: Callable[[], float] = time.time) -> None:
+    body: Body
+    first_delivery: bool | None = None
+
+
+Admit = Callable[[str, tuple[str, int] | None], tuple[bool, bool | None]]
+"""``(request key, delivery key and TTL or None) -> (a replay, first delivery)``:
+``bot.replay.ReplayFilter.admit``."""
+
+
+class SlackGate:
+    """Applies the three checks; ``admit`` answers whether a request key was acted on before
+    (and claims its delivery key in the same round trip)."""
+
+    def __init__(self, signing_secret: str, admit: Admit, clock: Callable[[], float] = time.time) -> None:
         self._secret = signing_secret
-        self._seen = seen
+        self._admit = admit
         self._clock = clock
 
-    def check(self, environ: dict[str, Any], body: bytes) -> Refusal | Body:
+    def check(self, environ: dict[str, Any], body: bytes) -> Refusal | Admitted:
         """A refusal, or the parsed body of a signed, well-formed first delivery."""
         refusal = verify(self._secret, environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "").strip(),
                          environ.get("HTTP_X_SLACK_SIGNATURE", "").strip(), body, self._clock())
@@ -183,7 +198,8 @@ class SlackGate:
             log.info("refused a request to /slack/events: %s (%s)", parsed.reason, parsed.status)
             return parsed
         key = hashlib.sha256(environ["HTTP_X_SLACK_SIGNATURE"].encode()).hexdigest()
-        if self._seen(key):
+        replayed, first_delivery = self._admit(key, delivery_key(parsed))
+        if replayed:
             log.info("dropped a replayed request (its first delivery was acted on)")
             return Refusal(200, "")
-        return parsed
+        return Admitted(parsed, first_delivery)

@@ -38,16 +38,27 @@ class ReplayFilter:
         self._window = window_seconds
 
     def seen(self, key: str) -> bool:
-        answer = self._redis.first_request(key, self._window)
-        if answer is not None:
-            first, vouched, created = answer
-            if created is not None and not self._backdate(created) and first:
-                return False  # Postgres is unreachable: let it through, as below
-            if not first:
-                return True
-            if vouched:
-                self._ledger.remember(key)
-                return False
+        return self.admit(key)[0]
+
+    def admit(self, key: str, delivery: tuple[str, int] | None = None) -> tuple[bool, bool | None]:
+        """``(a replay, first delivery)``: whether the request with this key was acted on
+        before, and whether ``delivery`` (bot.delivery's key for a click or an event) is claimed
+        for the first time, asked in the same Redis round trip (None when Redis did not answer,
+        or when not asked: the listener then asks itself)."""
+        answer = self._redis.first_request(key, self._window, delivery)
+        if answer is None:
+            return self._ledger_seen(key), None
+        first, vouched, created, delivered = answer
+        if created is not None and not self._backdate(created) and first:
+            return False, delivered  # Postgres is unreachable: let it through, as below
+        if not first:
+            return True, delivered
+        if vouched:
+            self._ledger.remember(key)
+            return False, delivered
+        return self._ledger_seen(key), delivered
+
+    def _ledger_seen(self, key: str) -> bool:
         try:
             return not self._ledger.first(key)
         except Exception as error:

@@ -16,7 +16,8 @@ from slack_bolt.request.internals import build_context
 from bot import metrics
 from bot.app import create_app
 from bot.bootstrap import Container
-from bot.edge import MAX_BODY, Refusal, SlackGate
+from bot.delivery import FIRST_DELIVERY
+from bot.edge import MAX_BODY, Admitted, Refusal, SlackGate
 from bot.replay import ReplayFilter
 from bot.settings import secret
 from integrations.pg_replay import ReplayLedger
@@ -33,7 +34,7 @@ class RollbotWSGI:
         if container.replay is None:
             container.replay = ReplayLedger(container.store.pool)
         self.gate = SlackGate(secret(container.settings.slack_signing_secret),
-                              ReplayFilter(container.redis, container.replay).seen)
+                              ReplayFilter(container.redis, container.replay).admit)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
@@ -60,14 +61,14 @@ class RollbotWSGI:
         if length > MAX_BODY:
             return _json(start_response, 413, {"error": "body too large"})
         body = environ["wsgi.input"].read(length) if length > 0 else b""
-        parsed = self.gate.check(environ, body)
-        if isinstance(parsed, Refusal):
-            if parsed.status == 200:
+        admitted = self.gate.check(environ, body)
+        if isinstance(admitted, Refusal):
+            if admitted.status == 200:
                 start_response("200 OK", [("Content-Length", "0")])
                 return [b""]
-            return _json(start_response, parsed.status, {"error": parsed.reason})
+            return _json(start_response, admitted.status, {"error": admitted.reason})
         try:
-            response = self.bolt.dispatch(_bolt_request(environ, body, parsed))
+            response = self.bolt.dispatch(_bolt_request(environ, body, admitted))
         except Exception as error:  # Bolt could not read it (listener errors never get here: see bot.app)
             log.warning("refused a signed request Bolt could not read: %s: %s", type(error).__name__,
                         str(error)[:200])
@@ -95,15 +96,17 @@ class RollbotWSGI:
         return metrics.gauges(counts, last, drill, self.container.policy.drills, self.container.services.clock.now())
 
 
-def _bolt_request(environ: dict[str, Any], raw: bytes, parsed: dict[str, Any]) -> BoltRequest:
+def _bolt_request(environ: dict[str, Any], raw: bytes, admitted: Admitted) -> BoltRequest:
     """What Bolt's WSGI adapter would build, with the body the gate parsed already: a large
     interactive payload is URL-decoded and read as JSON once, not twice. (Bolt would also read a
-    slash command whose text says "payload" as an empty body; the gate reads it as it is.)"""
+    slash command whose text says "payload" as an empty body; the gate reads it as it is.) The
+    gate's answer for the click's or event's delivery key goes in the context (bot.delivery)."""
     http = WsgiHttpRequest(environ)
     request = BoltRequest(body="", query=http.query_string, headers=http.get_headers())
     request.raw_body = raw.decode("utf-8")  # the gate checked it is UTF-8
-    request.body = parsed
-    request.context = build_context(BoltContext({}), parsed)
+    request.body = admitted.body
+    context = BoltContext({} if admitted.first_delivery is None else {FIRST_DELIVERY: admitted.first_delivery})
+    request.context = build_context(context, admitted.body)
     return request
 
 

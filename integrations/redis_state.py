@@ -40,7 +40,9 @@ return 0
 # The replay filter: remember a request's key, and say whether Redis vouches for the last
 # ``window`` seconds. Its epoch key (never expiring) is written when Redis has none, right after a
 # flush, a restart with nothing on disk or an eviction: "now" (vouching for nothing older), which
-# the caller may move back (``backdate_epoch``) to when the keys Redis lost had all expired.
+# the caller may move back (``backdate_epoch``) to when the keys Redis lost had all expired. A
+# third key, when given, is a click's or an event's delivery key (bot.delivery), claimed as
+# ``first_delivery`` claims it: 1 the first time, 0 after, -1 when not asked.
 _FIRST_REQUEST = """
 local first = redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1])
 local time = redis.call('TIME')
@@ -52,7 +54,11 @@ if not epoch then
   epoch = now
   created = time[1] .. '.' .. string.format('%06d', tonumber(time[2]))
 end
-return {first and 1 or 0, (now - epoch > tonumber(ARGV[2])) and 1 or 0, created}
+local delivery = -1
+if KEYS[3] then
+  delivery = redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[3]) and 1 or 0
+end
+return {first and 1 or 0, (now - epoch > tonumber(ARGV[2])) and 1 or 0, created, delivery}
 """
 _BACKDATE = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2]) return 1 end return 0"
 EPOCH_KEY = PREFIX + "seen:epoch"
@@ -78,18 +84,24 @@ class RedisState:
             log.warning("redis unavailable for de-duplication; relying on Postgres")
             return True
 
-    def first_request(self, key: str, window_seconds: int) -> tuple[bool, bool, float | None] | None:
-        """``(first time seen, Redis vouches, when it just created its epoch or None)`` for a
-        signed request's key, in one round trip; None when Redis is unavailable. Redis vouches
-        when its epoch is older than ``window_seconds``: then a key it does not know was never
-        seen."""
+    def first_request(self, key: str, window_seconds: int, delivery: tuple[str, int] | None = None
+                      ) -> tuple[bool, bool, float | None, bool | None] | None:
+        """``(first time seen, Redis vouches, when it just created its epoch or None, first
+        delivery)`` for a signed request's key, in one round trip; None when Redis is
+        unavailable. Redis vouches when its epoch is older than ``window_seconds``: then a key it
+        does not know was never seen. ``delivery`` (a key and its TTL, bot.delivery) is claimed as
+        ``first_delivery`` would, in the same round trip; its answer is None when not asked."""
+        keys = [PREFIX + "seen:request:" + key, EPOCH_KEY]
+        args: list[int] = [window_seconds + 60, window_seconds]
+        if delivery is not None:
+            keys.append(PREFIX + "seen:" + delivery[0])
+            args.append(delivery[1])
         try:
-            first, vouched, created = self._first_request(keys=[PREFIX + "seen:request:" + key, EPOCH_KEY],
-                                                          args=[window_seconds + 60, window_seconds])
+            first, vouched, created, claimed = self._first_request(keys=keys, args=args)
         except RedisError:
             log.warning("redis unavailable for the replay filter; asking Postgres")
             return None
-        return bool(first), bool(vouched), float(created) if created else None
+        return bool(first), bool(vouched), float(created) if created else None, None if claimed < 0 else bool(claimed)
 
     def backdate_epoch(self, created: float, to: int) -> bool:
         """Move the epoch Redis created at ``created`` back to ``to``, unless it changed since."""

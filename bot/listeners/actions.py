@@ -10,6 +10,7 @@ from slack_sdk import WebClient
 
 from bot.ack_first import After, in_request_thread
 from bot.blocks.modals import deny_modal, resolve_modal
+from bot.delivery import first_delivery
 from bot.listeners.refusals import refusals_told
 from handlers import approvals, resolution
 from handlers.model import Status
@@ -55,21 +56,15 @@ def _checklist_block(block_id: str) -> tuple[str, int] | None:
 
 
 def register(app: App, svc: Services) -> None:
-    def first_delivery(body: dict[str, Any]) -> bool:
-        actions = body.get("actions")
-        action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
-        key = f"action:{_where(body)[0]}:{action.get('action_id')}:{action.get('action_ts')}"
-        return svc.live.first_delivery(key)
-
     @app.action("approve")
     @in_request_thread
-    def on_approve(ack: Ack, body: dict[str, Any]) -> After:
+    def on_approve(ack: Ack, body: dict[str, Any], context: dict[str, Any]) -> After:
         """The approval is recorded before the ack (one short transaction), so a web process
         that dies right after acknowledging loses nothing: the deciding approval has already
         queued the execution for the worker, and every approval its ``announce`` job (the
         redraw), in the same transaction."""
         user, channel, thread = _where(body)
-        if not user or not first_delivery(body):
+        if not user or not first_delivery(svc.live, body, context):
             ack()
             return None
         ref = _incident_ref(body)

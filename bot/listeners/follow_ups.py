@@ -12,6 +12,7 @@ from bot.blocks.follow_ups import MARK_DONE
 from bot.blocks.modals import FOLLOW_UP_ADD, resolve_modal, resolve_rows
 from bot.blocks.text import user as mention
 from bot.blocks.text import when
+from bot.delivery import first_delivery
 from bot.listeners.actions import NOT_OURS, _where
 from handlers import follow_ups
 from handlers.follow_ups import MAX_PER_CATEGORY
@@ -48,14 +49,13 @@ def register(app: App, svc: Services) -> None:
         client.views_update(view_id=view["id"], hash=view.get("hash"), view=resolve_modal(incident, counts))
 
     @app.action(MARK_DONE)
-    def on_done(ack: Ack, body: dict[str, Any]) -> None:
+    def on_done(ack: Ack, body: dict[str, Any], context: dict[str, Any]) -> None:
         """Only the owner marks it done (once, audited); the DM is redrawn without its button."""
         ack()
         user, channel, _ = _where(body)
         message, container = (body[k] if isinstance(body.get(k), dict) else {} for k in ("message", "container"))
         ts = str(message.get("ts") or container.get("message_ts") or "")
-        key = f"action:{user}:{MARK_DONE}:{_action(body).get('action_ts')}"
-        if not user or not svc.live.first_delivery(key):
+        if not user or not first_delivery(svc.live, body, context):
             return
         wanted = follow_up_id(body)
         if wanted is None:

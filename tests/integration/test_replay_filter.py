@@ -146,3 +146,24 @@ def test_old_keys_are_swept_by_the_batch_thread_not_on_the_request_path(
     ledger._swept = 0.0  # the minute has passed
     _until(lambda: not _in_postgres(pool, "old"))  # the thread first() started swept it
     assert _in_postgres(pool, "new")
+
+
+def test_a_clicks_delivery_key_is_claimed_in_the_same_round_trip_and_shared_with_first_delivery(
+        redis_url: str, ledger: ReplayLedger) -> None:
+    live = RedisState(redis_url)
+    _age_epoch(redis_url, WINDOW + 1)
+    replay = ReplayFilter(live, ledger)
+    click = ("action:U1:approve:1700000000.1", 600)
+    assert replay.admit("signed-once", click) == (False, True)
+    assert replay.admit("signed-again", click) == (False, False)  # the same click, delivered again
+    assert replay.admit("signed-again", click) == (True, False)  # the same bytes: a replay
+    assert replay.admit("no-delivery-key") == (False, None)  # not asked: the listener asks itself
+    assert live.first_delivery(click[0]) is False  # Socket Mode's listener sees the same key
+    assert 590 <= redis.Redis.from_url(redis_url).ttl(PREFIX + "seen:" + click[0]) <= 600
+    live.close()
+
+
+def test_with_redis_down_the_delivery_is_left_to_the_listener(ledger: ReplayLedger) -> None:
+    down = RedisState("redis://127.0.0.1:1/0")
+    assert ReplayFilter(down, ledger).admit("k-down", ("event:Ev1", 3600)) == (False, None)
+    down.close()

@@ -158,6 +158,30 @@ def test_two_approvers_needed_and_plan_binding(database_url: str, redis_url: str
         world.close()
 
 
+def test_a_click_delivered_again_and_signed_anew_counts_once_and_says_nothing(
+        database_url: str, redis_url: str, tmp_path: Path) -> None:
+    world = make_world(database_url, redis_url, tmp_path, approvals=2)
+    bot = BotServer(world)
+    try:
+        root = _request(world, bot)
+        client = bot.client(world)
+        client.click(LEADS[0], channel=CHANNEL, message_ts=root["ts"], action_id="approve")
+        world.work_until(lambda: any("1 of 2" in _text(e) for e in world.slack.ephemerals(user=LEADS[0])), message="1 of 2")
+        again = urllib.parse.urlencode({"payload": client.sent_payloads[-1]}).encode()
+        # New timestamp, new signature: not a replay of the bytes, but the same click (action_ts).
+        assert client.post_raw(again, "application/x-www-form-urlencoded", timestamp=int(time.time()) + 1).status_code == 200
+        time.sleep(1.0)  # a refusal would be told by the web right after the ack
+        world.work_until(lambda: True, message="the worker's turn")  # and any announce job run
+        assert len([e for e in world.slack.ephemerals(user=LEADS[0]) if "pproval" in _text(e)]) == 1
+        assert _refusals(world) == 0
+        with psycopg.connect(world.database_url) as conn:
+            assert conn.execute("SELECT count(*) FROM approvals").fetchone()[0] == 1
+    finally:
+        bot.stop()
+        world.slack.stop()
+        world.vercel.stop()
+        world.close()
+
 @pytest.mark.reliability("fault", "The bot's database gone when a command arrives")
 def test_a_database_outage_gets_a_clear_message(world: World, bot: BotServer, postgres_server_url: str) -> None:
     client = bot.client(world)

@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from bot.edge import Refusal, SlackGate, shape, verify
+from bot.edge import Admitted, Refusal, SlackGate, shape, verify
 
 SECRET = "s3cret"
 NOW = 1_800_000_000
@@ -74,16 +74,16 @@ def test_only_what_slack_sends_passes(content_type: str, body: bytes, fine: bool
 def test_the_gate_lets_a_signed_request_act_once() -> None:
     seen: set[str] = set()
 
-    def first(key: str) -> bool:
+    def admit(key: str, delivery: tuple[str, int] | None) -> tuple[bool, bool | None]:
         known = key in seen
         seen.add(key)
-        return known
+        return known, None if delivery is None else delivery[0] not in seen
 
-    gate = SlackGate(SECRET, first, clock=lambda: NOW)
+    gate = SlackGate(SECRET, admit, clock=lambda: NOW)
     body, ts = b'{"type": "event_callback", "event": {"type": "app_home_opened"}}', str(NOW)
     environ = {"HTTP_X_SLACK_REQUEST_TIMESTAMP": ts, "HTTP_X_SLACK_SIGNATURE": _sign(body, ts),
                "CONTENT_TYPE": "application/json"}
-    assert gate.check(environ, body) == {"type": "event_callback", "event": {"type": "app_home_opened"}}
+    assert gate.check(environ, body) == Admitted({"type": "event_callback", "event": {"type": "app_home_opened"}})
     replay = gate.check(environ, body)
     assert replay is not None and replay.status == 200
     resigned = {**environ, "HTTP_X_SLACK_REQUEST_TIMESTAMP": str(NOW + 1),
@@ -92,6 +92,27 @@ def test_the_gate_lets_a_signed_request_act_once() -> None:
     forged = {**environ, "HTTP_X_SLACK_SIGNATURE": _sign(body, ts, "other")}
     assert gate.check(forged, body).status == 401 and len(seen) == 2  # never reaches the replay memory
 
+
+
+def test_the_gate_claims_an_events_delivery_key_with_its_replay_check() -> None:
+    asked: list[tuple[str, tuple[str, int] | None]] = []
+    claimed: set[str] = set()
+
+    def admit(key: str, delivery: tuple[str, int] | None) -> tuple[bool, bool | None]:
+        asked.append((key, delivery))
+        first = delivery is not None and delivery[0] not in claimed
+        if delivery is not None:
+            claimed.add(delivery[0])
+        return False, first
+
+    gate = SlackGate(SECRET, admit, clock=lambda: NOW)
+    body = b'{"type": "event_callback", "event_id": "Ev1", "event": {"type": "app_home_opened"}}'
+    for ts in (NOW, NOW + 1):  # Slack's retry: the same event, signed again
+        environ = {"HTTP_X_SLACK_REQUEST_TIMESTAMP": str(ts), "HTTP_X_SLACK_SIGNATURE": _sign(body, str(ts)),
+                   "CONTENT_TYPE": "application/json"}
+        admitted = gate.check(environ, body)
+        assert isinstance(admitted, Admitted) and admitted.first_delivery is (ts == NOW)
+    assert [delivery for _, delivery in asked] == [("event:Ev1", 3600)] * 2 and asked[0][0] != asked[1][0]
 
 def test_the_body_is_read_once_as_bolt_would_read_it() -> None:
     command = shape("application/x-www-form-urlencoded",
