@@ -33,6 +33,8 @@ from typing import Any, cast
 
 from slack_bolt import App
 
+from bot.metrics import RECEIVED, request_done
+
 log = logging.getLogger("rollbot.app")
 
 ACK_WAIT_SECONDS = 2.5  # Slack shows a timeout at 3 s; past this the request returns an empty ack
@@ -63,6 +65,7 @@ class AckFirst:
 
         @functools.wraps(listener)  # Bolt reads the listener's parameters through __wrapped__
         def run(**kwargs: Any) -> None:
+            received = RECEIVED.get()  # in the request's thread: the executor's threads do not have it
             acked = threading.Event()
             if takes_ack:
                 real_ack = kwargs["ack"]
@@ -76,7 +79,7 @@ class AckFirst:
                 kwargs["ack"] = ack
             else:
                 acked.set()
-            self._executor.submit(self._call, listener, kwargs, acked)
+            self._executor.submit(self._call, listener, kwargs, acked, received)
             if not acked.wait(ACK_WAIT_SECONDS):
                 log.warning("listener %s did not ack within %.1f s; Slack gets an empty ack", listener.__name__,
                             ACK_WAIT_SECONDS)
@@ -89,6 +92,7 @@ class AckFirst:
         @functools.wraps(listener)  # Bolt reads the listener's parameters through __wrapped__
         def run(**kwargs: Any) -> None:
             real_ack = kwargs["ack"]
+            received = RECEIVED.get()
             acked = False
 
             def ack(*args: Any, **ack_kwargs: Any) -> Any:
@@ -104,22 +108,28 @@ class AckFirst:
                 if not acked:
                     real_ack()  # an empty 200 (never Bolt's 404); the user hears by response_url
                 self._executor.submit(self._on_error, error, body)  # off the request thread
+                request_done(body, received)
                 return
             if not acked:
                 log.warning("listener %s returned without acking; Slack gets an empty ack", listener.__name__)
                 real_ack()
             if after is not None:
-                self._executor.submit(self._after, after, body)
+                self._executor.submit(self._after, after, body, received)
+            else:
+                request_done(body, received)
 
         return run
 
-    def _after(self, after: Callable[[], object], body: dict[str, Any]) -> None:
+    def _after(self, after: Callable[[], object], body: dict[str, Any], received: float | None) -> None:
         try:
             after()
         except Exception as error:
             self._on_error(error, body)
+        finally:
+            request_done(body, received)
 
-    def _call(self, listener: Callable[..., Any], kwargs: dict[str, Any], acked: threading.Event) -> None:
+    def _call(self, listener: Callable[..., Any], kwargs: dict[str, Any], acked: threading.Event,
+              received: float | None = None) -> None:
         try:
             listener(**kwargs)
         except Exception as error:
@@ -134,6 +144,7 @@ class AckFirst:
             self._on_error(error, body if isinstance(body, dict) else {})
         finally:
             acked.set()
+            request_done(kwargs.get("body"), received)
 
 
 class _Registrar:

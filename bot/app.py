@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 from psycopg_pool import PoolTimeout
-from slack_bolt import App, Respond
+from slack_bolt import App, BoltContext, Respond
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 
@@ -49,8 +49,11 @@ def create_app(container: Container) -> App:
     )
 
     @app.middleware
-    def count_requests(body: dict[str, Any], next: Any) -> Any:
+    def count_requests(body: dict[str, Any], context: BoltContext, next: Any) -> Any:
         SLACK_REQUESTS.labels(kind=str(body.get("type") or body.get("command") or "other")[:40]).inc()
+        # Listeners call Slack through the bot's own client (its calls are measured, bot.slack_api),
+        # not the plain WebClient Bolt makes for each request.
+        context["client"] = container.slack
         return next()
 
     @app.error

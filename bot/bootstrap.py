@@ -17,8 +17,10 @@ from bot.blocks.env_plan import EnvPlanRenderer
 from bot.blocks.plans import PlanRenderer
 from bot.config_file import ConfigError, load_policy
 from bot.directory import SlackDirectory
+from bot.metrics import PrometheusTelemetry, provider_call
 from bot.notifier import SlackNotifier
 from bot.settings import Settings, secret
+from bot.slack_api import MeasuredWebClient
 from handlers.clock import Clock, SystemClock
 from handlers.code import CodeKind
 from handlers.combined import register_combined
@@ -31,6 +33,7 @@ from handlers.plans import PlanBase
 from handlers.services import Services
 from integrations.edge_config import EdgeConfigClient
 from integrations.health import HttpHealthChecker
+from integrations.http import TimedTransport
 from integrations.migration_files import MigrationFolder
 from integrations.pg_backups import PgBackups
 from integrations.pg_replay import ReplayLedger
@@ -78,7 +81,7 @@ class Container:
 
 def slack_client(settings: Settings, *, timeout: int = 10, retry_429: bool = True) -> WebClient:
     # Only 429s are retried (Slack refused the call, so nothing was posted); never connection errors.
-    return WebClient(
+    return MeasuredWebClient(
         token=secret(settings.slack_bot_token),
         base_url=settings.slack_api_url,
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=3)] if retry_429 else [],
@@ -88,7 +91,11 @@ def slack_client(settings: Settings, *, timeout: int = 10, retry_429: bool = Tru
 
 def vercel_client(settings: Settings) -> VercelClient:
     return VercelClient(secret(settings.vercel_token), base_url=settings.vercel_api_url,
-                        team_id=settings.vercel_team_id)
+                        team_id=settings.vercel_team_id, transport=TimedTransport(_vercel_call))
+
+
+def _vercel_call(method: str, path: str, status: str, seconds: float) -> None:
+    provider_call("vercel", f"{method} {path}", status, seconds, ok=status.isdigit() and int(status) < 400)
 
 
 def build_kinds(settings: Settings, vercel: VercelClient, store: PostgresStore, policy: Policy | None = None,
@@ -163,5 +170,6 @@ def build(settings: Settings, *, clock: Clock | None = None, policy: Policy | No
         # user group gets 2 s and no waiting out a 429; on failure the last copy stands in.
         directory=SlackDirectory(slack_client(settings, timeout=2, retry_429=False), redis),
         clock=clock,
+        telemetry=PrometheusTelemetry(),
     )
     return Container(settings, policy, store, redis, slack, vercel, health, services)

@@ -81,6 +81,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         preflight(settings)
         lower_priority(settings.rollbot_worker_nice)
+        if settings.rollbot_worker_metrics_port:
+            from bot.metrics import serve_worker_metrics
+
+            serve_worker_metrics(settings.rollbot_worker_metrics_host, settings.rollbot_worker_metrics_port)
         Worker(build(settings, pool_size=WORKER_POOL)).run_forever()
         return 0
     if args.command == "socket":

@@ -1,17 +1,28 @@
-"""`GET /metrics` with prometheus_client. Counters are per process: under gunicorn, in its
-multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set by `rollbot web`), so a scrape of any
-worker of a replica reports that replica's total and Prometheus sums the replicas. The gauges are
-read from Postgres at each scrape, by a custom collector."""
+"""`GET /metrics` with prometheus_client: what each process did, and the state in Postgres.
+
+* Counters and histograms are per process. Under gunicorn they use prometheus_client's
+  multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, set by `rollbot web`), so a scrape of any
+  worker of a replica reports that replica's total and Prometheus sums the replicas.
+  `rollbot worker` serves its own on ``ROLLBOT_WORKER_METRICS_PORT``; `rollbot dev` runs both in
+  one process, so its one `/metrics` has all of them.
+* The gauges (incidents by status, jobs due, running and dead, the last rollback, drills) are
+  read from Postgres at each scrape, by a custom collector: the same on every replica.
+
+Labels are codes and names from the policy (kinds, environments, Slack methods, the request's
+kind), never user text, so a label's values stay few. ``docs/operations.md`` lists every series.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -25,10 +36,50 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what generate_lates
 
 SLACK_REQUESTS = Counter("rollbot_slack_requests", "Signed Slack requests that reached Bolt, by kind", ["kind"])
 LISTENER_ERRORS = Counter("rollbot_listener_errors", "Listener failures, by exception type", ["error"])
+ACK_SECONDS = Histogram("rollbot_slack_ack_seconds", "From a Slack request's arrival to its ack leaving, by kind "
+                        "(Slack shows an error at 3 s)", ["kind"],
+                        buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 5))
+REQUEST_SECONDS = Histogram("rollbot_slack_request_seconds", "From a Slack request's arrival to the end of the "
+                            "web's work for it (the ack and what runs after it), by kind", ["kind"],
+                            buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+REFUSALS = Counter("rollbot_refusals", "Refused attempts, by what was attempted and why (a short code)",
+                   ["action", "code"])
+APPROVALS = Counter("rollbot_approvals", "Approvals recorded, and whether each decided its incident",
+                    ["kind", "env", "decided"])
+ROLLBACKS = Counter("rollbot_rollbacks", "Executions ended, by outcome (verified, unhealthy, failed)",
+                    ["kind", "env", "outcome"])
+TIME_TO_ROLLBACK = Histogram("rollbot_time_to_rollback_seconds", "From the request to the provider's change",
+                             ["kind", "env"], buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200))
+AGAINST_TARGET = Histogram("rollbot_time_to_rollback_target_ratio", "Time to rollback over the decision matrix's "
+                           "target for the incident (le=1: within target)", ["kind", "env"],
+                           buckets=(.25, .5, .75, 1, 1.5, 2, 4))
+JOBS_CLAIMED = Counter("rollbot_jobs_claimed", "Due jobs a worker claimed, by kind", ["kind"])
+JOBS = Counter("rollbot_jobs", "Due jobs run, by kind and how they ended (done; retry: failed, due again later)",
+               ["kind", "outcome"])
+PROVIDER_SECONDS = Histogram("rollbot_provider_call_seconds", "Calls to Slack's Web API and Vercel's REST API, by "
+                             "method and status (Slack: ok or its error; Vercel: the HTTP status)",
+                             ["provider", "method", "status"],
+                             buckets=(.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30))
+PROVIDER_ERRORS = Counter("rollbot_provider_call_errors", "Failed calls to Slack and Vercel, by method and status",
+                          ["provider", "method", "status"])
+RECEIVED: ContextVar[float | None] = ContextVar("rollbot_received", default=None)
+"""When the Slack request being handled arrived (``time.perf_counter()``), set by the edge."""
+
+
+def request_done(body: object, received: float | None) -> None:
+    """The web's work for a request ended (its ack, and what ran after it)."""
+    if received is not None:
+        REQUEST_SECONDS.labels(kind=request_kind(body if isinstance(body, dict) else {})).observe(
+            time.perf_counter() - received)
+
+
+OURS = (SLACK_REQUESTS, LISTENER_ERRORS, ACK_SECONDS, REQUEST_SECONDS, REFUSALS, APPROVALS, ROLLBACKS,
+        TIME_TO_ROLLBACK, AGAINST_TARGET, JOBS_CLAIMED, JOBS, PROVIDER_SECONDS, PROVIDER_ERRORS)
 _HELP = {
     "rollbot_incidents": "Incidents by status; real rollbacks and drills apart",
     "rollbot_open_incidents": "Incidents pending or executing or monitoring",
     "rollbot_dead_jobs": "Due jobs given up on after too many attempts (alert on > 0)",
+    "rollbot_jobs_waiting": "Due jobs by state: due (their time has come, not yet claimed), running, dead",
     "rollbot_last_rollback_timestamp_seconds": "When the last rollback (or drill) rolled back; 0 for never",
     "rollbot_drill_overdue": "1 when the next drill is overdue",
     "rollbot_procedure_review_overdue": "1 when the procedure's review is overdue",
@@ -58,17 +109,88 @@ class PostgresGauges(Collector):
         yield from families.values()
 
 
-def scrape(read_gauges: Callable[[], dict[str, float]]) -> tuple[bytes, str]:
-    """The exposition body and its content type: this process's counters (every worker's, in
-    multiprocess mode) and the gauges."""
+def _process_registry() -> CollectorRegistry:
+    """This process's series: every gunicorn worker's in multiprocess mode, else our own."""
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROC_ENV):
         multiprocess.MultiProcessCollector(registry)
     else:
-        for collector in (SLACK_REQUESTS, LISTENER_ERRORS):
+        for collector in OURS:
             registry.register(collector)
+    return registry
+
+
+def scrape(read_gauges: Callable[[], dict[str, float]]) -> tuple[bytes, str]:
+    """The exposition body and its content type: this process's series and the gauges."""
+    registry = _process_registry()
     registry.register(PostgresGauges(read_gauges))
     return generate_latest(registry), CONTENT_TYPE
+
+
+def serve_worker_metrics(host: str, port: int) -> None:
+    """`rollbot worker`'s own `/metrics` (its series; the gauges are the web's, read from
+    Postgres), served by prometheus_client on a daemon thread."""
+    start_http_server(port, addr=host, registry=_process_registry())
+    log.info("worker metrics on http://%s:%d/metrics", host, port)
+
+
+def request_kind(body: dict[str, object]) -> str:
+    """A Slack request's kind as a label: ``/rollback``'s first word when it is one of ours
+    (``command:code``), an action's id (``action:approve``), a view's callback id, an event's type;
+    anything else ``other``. Words outside ``known`` never become labels."""
+    kind = body.get("type")
+    if isinstance(body.get("command"), str):
+        text = body.get("text")
+        word = text.split(maxsplit=1)[0].lower() if isinstance(text, str) and text.strip() else "help"
+        return f"command:{word if word in _COMMAND_WORDS else 'other'}"
+    if kind == "block_actions":
+        actions = body.get("actions")
+        action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+        return f"action:{_label(action.get('action_id'))}"
+    if kind in ("view_submission", "view_closed"):
+        view = body.get("view")
+        return f"view:{_label(view.get('callback_id') if isinstance(view, dict) else None)}"
+    if kind == "event_callback":
+        event = body.get("event")
+        return f"event:{_label(event.get('type') if isinstance(event, dict) else None)}"
+    return "other"
+
+
+_COMMAND_WORDS = frozenset({"help", "code", "db", "database", "env", "flag", "decide", "status", "history",
+                            "resolve", "cancel", "drill", "code+env"})
+_LABEL_TEXT = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def _label(value: object) -> str:
+    """Our own ids (``approve``, ``deny_modal``, ``app_home_opened``) pass; anything else is ``other``."""
+    return value if isinstance(value, str) and _LABEL_TEXT.match(value) else "other"
+
+
+class PrometheusTelemetry:
+    """``handlers.ports.Telemetry`` on the series above."""
+
+    def refused(self, action: str, code: str) -> None:
+        REFUSALS.labels(action=action[:40], code=code[:40]).inc()
+
+    def approved(self, kind: str, env: str, decided: bool) -> None:
+        APPROVALS.labels(kind=kind, env=env, decided="true" if decided else "false").inc()
+
+    def rolled_back(self, kind: str, env: str, outcome: str, seconds: float | None, target_seconds: float) -> None:
+        ROLLBACKS.labels(kind=kind, env=env, outcome=outcome).inc()
+        if seconds is not None:
+            TIME_TO_ROLLBACK.labels(kind=kind, env=env).observe(seconds)
+            if target_seconds > 0:
+                AGAINST_TARGET.labels(kind=kind, env=env).observe(seconds / target_seconds)
+
+    def job_finished(self, kind: str, outcome: str) -> None:
+        JOBS.labels(kind=kind, outcome=outcome).inc()
+
+
+def provider_call(provider: str, method: str, status: str, seconds: float, ok: bool) -> None:
+    """One call to Slack or Vercel: its latency, and an error when it failed."""
+    PROVIDER_SECONDS.labels(provider=provider, method=method, status=status).observe(seconds)
+    if not ok:
+        PROVIDER_ERRORS.labels(provider=provider, method=method, status=status).inc()
 
 
 def gauges(counts: dict[str, int], last_rollback: Incident | None, last_drill: Incident | None,
@@ -83,6 +205,8 @@ def gauges(counts: dict[str, int], last_rollback: Incident | None, last_drill: I
             out[f'rollbot_incidents{{status="{status.value}",drill="{drill}"}}'] = float(value)
     out["rollbot_open_incidents"] = float(sum(counts.get(s.value, 0) for s in Status if s.is_open))
     out["rollbot_dead_jobs"] = float(counts.get("dead_jobs", 0))  # alert on > 0
+    for state in ("due", "running", "dead"):
+        out[f'rollbot_jobs_waiting{{state="{state}"}}'] = float(counts.get(f"{state}_jobs", 0))
     for drill, last in (("false", last_rollback), ("true", last_drill)):
         at = last.rolled_back_at if last else None
         out[f'rollbot_last_rollback_timestamp_seconds{{drill="{drill}"}}'] = at.timestamp() if at else 0.0

@@ -24,6 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from psycopg_pool import PoolTimeout
 
 from bot.bootstrap import Container
+from bot.metrics import JOBS_CLAIMED
 from bot.settings import secret
 from handlers import execution, monitoring
 from integrations.pg_wakeups import JobWakeups
@@ -76,6 +77,7 @@ class Worker:
             if not jobs:
                 return started
             for job in jobs:
+                JOBS_CLAIMED.labels(kind=job.kind).inc()
                 self._submit(monitoring.process, svc, job, passing)
             started += len(jobs)
 

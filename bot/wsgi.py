@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -60,6 +61,7 @@ class RollbotWSGI:
             length = 0  # an unsigned-looking request: the signature check below refuses it
         if length > MAX_BODY:
             return _json(start_response, 413, {"error": "body too large"})
+        received = time.perf_counter()
         body = environ["wsgi.input"].read(length) if length > 0 else b""
         admitted = self.gate.check(environ, body)
         if isinstance(admitted, Refusal):
@@ -67,14 +69,18 @@ class RollbotWSGI:
                 start_response("200 OK", [("Content-Length", "0")])
                 return [b""]
             return _json(start_response, admitted.status, {"error": admitted.reason})
+        token = metrics.RECEIVED.set(received)
         try:
             response = self.bolt.dispatch(_bolt_request(environ, body, admitted))
         except Exception as error:  # Bolt could not read it (listener errors never get here: see bot.app)
             log.warning("refused a signed request Bolt could not read: %s: %s", type(error).__name__,
                         str(error)[:200])
             return _json(start_response, 400, {"error": "the payload does not have the shape Slack sends"})
+        finally:
+            metrics.RECEIVED.reset(token)
         answer = WsgiHttpResponse(status=response.status, headers=response.headers, body=response.body)
         start_response(answer.status, answer.get_headers())
+        metrics.ACK_SECONDS.labels(kind=metrics.request_kind(admitted.body)).observe(time.perf_counter() - received)
         return answer.get_body()
 
     def _ready(self, start_response: StartResponse) -> Iterable[bytes]:

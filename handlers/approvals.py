@@ -4,7 +4,7 @@ execution for the worker."""
 
 from __future__ import annotations
 
-from handlers.model import Incident, Status
+from handlers.model import Incident, Status, Why
 from handlers.ports import ApprovalOutcome, NewJob
 from handlers.runbook import PRE_CHECKLIST
 from handlers.services import Services
@@ -41,11 +41,12 @@ def record(svc: Services, user: str, incident_id: int, plan_hash: str, *,
     outcome = svc.store.approve(incident_id, user, plan_hash, now, required=required, announce=announce)
     if not outcome.recorded:
         # Lost a race: another click changed the incident between our read and our write.
-        refusal = svc.roles.approval_refusal(user, outcome.incident, plan_hash) or _unticked(svc, outcome.incident) or (
-            f"your approval of {incident.ref} was already recorded."
+        refusal = svc.roles.approval_refusal(user, outcome.incident, plan_hash) or _unticked(svc, outcome.incident) or Why(
+            f"your approval of {incident.ref} was already recorded.", "already_recorded"
         )
         raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash, race=True)
     # The store wrote the audit rows (approve, and approved) in the deciding transaction.
+    svc.telemetry.approved(incident.kind, incident.env, outcome.decided)
     return outcome
 
 
@@ -77,7 +78,8 @@ def deny(svc: Services, user: str, incident_id: int, reason: str) -> Incident:
     if refusal:
         raise svc.refuse(incident_id, user, "deny", refusal)
     if not reason.strip():
-        raise svc.refuse(incident_id, user, "deny", "a denial needs a reason, so the requester knows what to do next.")
+        raise svc.refuse(incident_id, user, "deny", "a denial needs a reason, so the requester knows what to do next.",
+                         code="no_reason")
     now = svc.clock.now()
     denied = svc.store.transition(
         incident_id, [Status.PENDING], Status.DENIED,
@@ -86,7 +88,7 @@ def deny(svc: Services, user: str, incident_id: int, reason: str) -> Incident:
     if denied is None:
         current = svc.store.get(incident_id)
         state = current.status.value if current else "gone"
-        raise svc.refuse(incident_id, user, "deny", f"{incident.ref} is already {state}.")
+        raise svc.refuse(incident_id, user, "deny", f"{incident.ref} is already {state}.", code="not_pending")
     svc.store.cancel_jobs(incident_id, "expire")
     svc.audit(incident_id, user, "deny", "ok", reason=reason.strip())
     svc.redraw_root(denied.id, with_steps=False)
@@ -99,14 +101,15 @@ def cancel(svc: Services, user: str, incident_id: int) -> Incident:
     incident = _load(svc, user, "cancel", incident_id)
     if user != incident.requester:
         raise svc.refuse(incident_id, user, "cancel", f"only <@{incident.requester}>, who requested {incident.ref}, "
-                         "can cancel it; approvers can Deny it with a reason.")
+                         "can cancel it; approvers can Deny it with a reason.", code="not_requester")
     now = svc.clock.now()
     cancelled = svc.store.transition(
         incident_id, [Status.PENDING], Status.CANCELLED, decided_by=user, decided_at=now, finished_at=now,
         decision_note="cancelled",
     )
     if cancelled is None:
-        raise svc.refuse(incident_id, user, "cancel", f"{incident.ref} is no longer pending; it cannot be cancelled.")
+        raise svc.refuse(incident_id, user, "cancel", f"{incident.ref} is no longer pending; it cannot be cancelled.",
+                         code="not_pending")
     svc.store.cancel_jobs(incident_id, "expire")
     svc.audit(incident_id, user, "cancel", "ok")
     svc.redraw_root(cancelled.id, with_steps=False)
@@ -126,19 +129,19 @@ def expire(svc: Services, incident_id: int) -> Incident | None:
     return expired
 
 
-def _unticked(svc: Services, incident: Incident) -> str | None:
+def _unticked(svc: Services, incident: Incident) -> Why | None:
     """Why an approval cannot count yet: pre-rollback items the environment requires first."""
     labels = dict(PRE_CHECKLIST)
     missing = [labels[k] for k in svc.policy.environments[incident.env].require_checklist
                if k in incident.checklist and not incident.checklist[k]]
     if not missing:
         return None
-    return (f"*{incident.env}* requires {', '.join(f'“{m}”' for m in missing)} to be ticked on {incident.ref} before "
-            "an approval counts. Tick it on the incident message, then approve again.")
+    return Why(f"*{incident.env}* requires {', '.join(f'“{m}”' for m in missing)} to be ticked on {incident.ref} "
+               "before an approval counts. Tick it on the incident message, then approve again.", "checklist")
 
 
 def _load(svc: Services, user: str, action: str, incident_id: int) -> Incident:
     incident = svc.store.get(incident_id)
     if incident is None:
-        raise svc.refuse(incident_id, user, action, f"RB-{incident_id} does not exist.")
+        raise svc.refuse(incident_id, user, action, f"RB-{incident_id} does not exist.", code="unknown_incident")
     return incident

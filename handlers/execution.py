@@ -23,7 +23,7 @@ from typing import Any
 from handlers.kind import LeaseLost, RollbackFailed, RollbackKind
 from handlers.model import Incident, Status
 from handlers.ports import NewJob, ProviderError
-from handlers.runbook import POST_CHECKLIST
+from handlers.runbook import POST_CHECKLIST, matrix_target
 from handlers.services import Refused, Services, log
 
 STEP_VERIFY = "verify"
@@ -293,6 +293,7 @@ def verify(svc: Services, incident_id: int, owner: str) -> Incident | None:
         return svc.store.get(incident_id)
     svc.store.finish_step(incident_id, STEP_VERIFY, "ok" if healthy else "failed", detail, now)
     svc.audit(incident_id, "rollbot", "verify", "ok" if healthy else "unhealthy", detail=result.detail)
+    _report(svc, monitoring, "verified" if healthy else "unhealthy")
     if healthy:  # read back as planned and healthy: the target was a known good state
         svc.tick(incident_id, "known_good")
     progress(svc, incident_id)
@@ -313,6 +314,7 @@ def fail(svc: Services, incident_id: int, error: str, owner: str) -> Incident | 
         svc.audit(incident_id, "rollbot", "execute.fenced", "ok", error=error)
         return svc.store.get(incident_id)
     svc.audit(incident_id, "rollbot", "execute", "failed", error=error)
+    _report(svc, failed, "failed")
     for step in svc.store.steps(incident_id):
         if step.status == "running":
             svc.store.finish_step(incident_id, step.name, "failed", error, now)
@@ -362,3 +364,13 @@ def progress(svc: Services, incident_id: int) -> None:
     ts = svc.notifier.progress(incident, steps)
     if ts and ts != incident.progress_ts:
         svc.store.set_refs(incident_id, progress_ts=ts)
+
+
+def _report(svc: Services, incident: Incident, outcome: str) -> None:
+    """The execution's end for the metrics: its outcome, and its time to rollback (request to
+    the provider's change) against the decision matrix's target (handlers.runbook)."""
+    kind = svc.kinds[incident.kind]
+    target, _ = matrix_target(incident.issue, kind.target, kind.risk)
+    took = incident.rolled_back_at - incident.created_at if incident.rolled_back_at else None
+    svc.telemetry.rolled_back(incident.kind, incident.env, outcome, took.total_seconds() if took else None,
+                              target.total_seconds())

@@ -124,10 +124,10 @@ def mark_done(svc: Services, user: str, follow_up_id: int) -> tuple[FollowUp, In
     incident = svc.store.get(follow_up.incident_id) if follow_up else None
     if follow_up is None or incident is None:
         raise svc.refuse(None, user, "follow_up.done", "That follow-up does not exist; nothing was done.",
-                         follow_up=follow_up_id)
+                         follow_up=follow_up_id, code="unknown_follow_up")
     if user != follow_up.owner:
         raise svc.refuse(incident.id, user, "follow_up.done", f"Only its owner, <@{follow_up.owner}>, marks this "
-                         f"follow-up of {incident.ref} done.", follow_up=follow_up_id)
+                         f"follow-up of {incident.ref} done.", follow_up=follow_up_id, code="not_owner")
     if follow_up.done:
         return follow_up, incident, False
     done = svc.store.follow_up_done(follow_up_id, user, svc.clock.now())

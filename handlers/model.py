@@ -138,3 +138,15 @@ class FollowUp:
     @property
     def done(self) -> bool:
         return self.done_at is not None
+
+
+class Why(str):
+    """A refusal's message for the user, with a short stable ``code`` for the audit log and the
+    metrics (``not_an_approver``, ``plan_changed``): the message may change wording, the code not."""
+
+    code: str
+
+    def __new__(cls, message: str, code: str) -> Why:
+        made = super().__new__(cls, message)
+        made.code = code
+        return made

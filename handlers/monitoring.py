@@ -104,8 +104,10 @@ def process(svc: Services, job: DueJob, passing: Callable[[Exception], bool] = l
             log.exception("job %s failed", job.id, extra={"incident": job.incident_id})
         backoff = timedelta(seconds=min(30 * 2 ** min(job.attempts - 1, 5), 600))
         svc.store.retry_job(job.id, svc.clock.now() + backoff, f"retry: {type(error).__name__}")
+        svc.telemetry.job_finished(job.kind, "retry")
         return "retry"
     svc.store.finish_job(job.id, outcome)
+    svc.telemetry.job_finished(job.kind, "done")
     return outcome
 
 

@@ -68,6 +68,41 @@ class LiveState(Protocol):
         """Shared outbound pacing: 0 to go now, else seconds to wait."""
 
 
+class Telemetry(Protocol):
+    """What the core reports for the metrics (bot.metrics: Prometheus). Labels are short codes
+    and names from the policy, never user text."""
+
+    def refused(self, action: str, code: str) -> None:
+        """A refused attempt (``action`` as audited: approve, request.code, …; ``code``: Why.code)."""
+
+    def approved(self, kind: str, env: str, decided: bool) -> None:
+        """An approval recorded; ``decided`` when it completed the quorum."""
+
+    def rolled_back(self, kind: str, env: str, outcome: str, seconds: float | None, target_seconds: float) -> None:
+        """An execution ended: ``outcome`` verified, unhealthy or failed; ``seconds`` from the
+        request to the provider's change (None when it never changed), against the decision
+        matrix's target for the incident."""
+
+    def job_finished(self, kind: str, outcome: str) -> None:
+        """A due job ran: ``outcome`` done, or retry (it failed and is due again later)."""
+
+
+class NoTelemetry:
+    """Reports nothing: the core without metrics wired (the unit tier, scripts)."""
+
+    def refused(self, action: str, code: str) -> None:
+        pass
+
+    def approved(self, kind: str, env: str, decided: bool) -> None:
+        pass
+
+    def rolled_back(self, kind: str, env: str, outcome: str, seconds: float | None, target_seconds: float) -> None:
+        pass
+
+    def job_finished(self, kind: str, outcome: str) -> None:
+        pass
+
+
 class Notifier(Protocol):
     """Speaks to the humans (Slack). Renders domain objects; decides nothing.
 

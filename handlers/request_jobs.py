@@ -63,7 +63,7 @@ def plan_request(svc: Services, job: DueJob) -> str:
     if waited > STALE_AFTER:
         minutes = int(waited.total_seconds() // 60)
         svc.audit(None, user, f"{'drill' if drill else 'request'}.{cmd.kind}", "refused", env=cmd.env,
-                  reason=f"not planned: it waited {minutes} minutes for a worker")
+                  reason=f"not planned: it waited {minutes} minutes for a worker", code="stale")
         svc.notifier.answer(reply.channel, reply.response_url, user,
                             f":no_entry: Not started: your {cmd.kind} rollback request on *{cmd.env}* waited "
                             f"{minutes} minutes for Rollbot's worker, so nothing was done. Request it again if it "

@@ -17,7 +17,8 @@ def request_rollback(svc: Services, user: str, cmd: Rollback, *, drill: bool = F
     action = f"{'drill' if drill else 'request'}.{cmd.kind}"
     if drill and svc.policy.is_production(cmd.env):
         raise svc.refuse(None, user, action, f"*{cmd.env}* is a production environment, and drills never touch one. "
-                         "Drill on staging (or set `production = false` on an environment that is not).", env=cmd.env)
+                         "Drill on staging (or set `production = false` on an environment that is not).", env=cmd.env,
+                         code="production_drill")
     refusal = svc.roles.request_refusal(user, cmd.env)
     if refusal:
         raise svc.refuse(None, user, action, refusal, env=cmd.env)
@@ -27,18 +28,19 @@ def request_rollback(svc: Services, user: str, cmd: Rollback, *, drill: bool = F
             None, user, action,
             f"{cmd.kind} rollbacks are not available in this version of Rollbot yet; "
             "follow the runbook by hand for now.",
-            env=cmd.env,
+            env=cmd.env, code="unavailable",
         )
     kind = svc.kinds[cmd.kind]
     unconfigured = kind.configured(env)
     if unconfigured:
-        raise svc.refuse(None, user, action, f"*{cmd.env}* {unconfigured}.", env=cmd.env)
+        raise svc.refuse(None, user, action, f"*{cmd.env}* {unconfigured}.", env=cmd.env, code="unconfigured")
     try:
         plan = kind.plan(cmd.env, env, cmd.args)
     except Refused as refused:
-        raise svc.refuse(None, user, action, refused.message, env=cmd.env) from None
+        raise svc.refuse(None, user, action, refused.message, env=cmd.env, code="no_plan") from None
     except ProviderError as error:
-        raise svc.refuse(None, user, action, f"could not read the provider: {error.message}", env=cmd.env) from None
+        raise svc.refuse(None, user, action, f"could not read the provider: {error.message}", env=cmd.env,
+                         code="provider_error") from None
 
     now = svc.clock.now()
     rule = env.policy.rule(cmd.kind)
@@ -66,7 +68,7 @@ def request_rollback(svc: Services, user: str, cmd: Rollback, *, drill: bool = F
             None, user, action,
             f"{other.ref} (a {other.kind} rollback on *{other.env}*, requested by <@{other.requester}>) "
             f"is still {other.status.value}. Finish, deny or cancel it first (`/rollback cancel {other.ref}`).",
-            env=cmd.env, blocking=other.id,
+            env=cmd.env, blocking=other.id, code="locked",
         ) from None
     svc.audit(incident.id, user, action, "ok", plan=plan.to_json(), plan_hash=plan.hash, reason=cmd.reason,
               drill=drill, **({"issue": cmd.issue, "severity": cmd.severity} if cmd.issue else {}))

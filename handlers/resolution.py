@@ -20,16 +20,16 @@ def resolvable(svc: Services, user: str, incident_id: int | None, *, check_roles
     if incident_id is None:
         candidates = [i for i in svc.store.open_incidents() if i.status in (Status.MONITORING,)]
         if not candidates:
-            raise svc.refuse(None, user, "resolve", "there is no incident waiting to be resolved.")
+            raise svc.refuse(None, user, "resolve", "there is no incident waiting to be resolved.", code="no_incident")
         incident = max(candidates, key=lambda i: i.created_at)
     else:
         found = svc.store.get(incident_id)
         if found is None:
-            raise svc.refuse(incident_id, user, "resolve", f"RB-{incident_id} does not exist.")
+            raise svc.refuse(incident_id, user, "resolve", f"RB-{incident_id} does not exist.", code="unknown_incident")
         incident = found
     if incident.status not in (Status.MONITORING, Status.FAILED) or incident.resolution is not None:
         raise svc.refuse(incident.id, user, "resolve", f"{incident.ref} is {incident.status.value}; only a "
-                         "monitored or failed rollback can be resolved.")
+                         "monitored or failed rollback can be resolved.", code="not_resolvable")
     refusal = svc.roles.resolve_refusal(user, incident) if check_roles else None
     if refusal:
         raise svc.refuse(incident.id, user, "resolve", refusal)
@@ -49,7 +49,7 @@ def resolve(svc: Services, user: str, incident_id: int, root_cause: str, lessons
                             svc.store.audit_log(incident_id), follow_ups)
     stored = svc.store.resolve(incident_id, resolution, summary, final, projected.finished_at or now, follow_ups)
     if stored is None:
-        raise svc.refuse(incident_id, user, "resolve", f"{incident.ref} was resolved meanwhile.")
+        raise svc.refuse(incident_id, user, "resolve", f"{incident.ref} was resolved meanwhile.", code="already_resolved")
     svc.audit(incident_id, user, "resolve", "ok", status=final.value)
     svc.redraw_root(incident_id)
     # The resolving transaction queued the summary's delivery: post it now, and if that is

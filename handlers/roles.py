@@ -4,11 +4,11 @@ user groups, and the four-eyes rules."""
 from __future__ import annotations
 
 from handlers.config import Policy
-from handlers.model import Incident, Status
+from handlers.model import Incident, Status, Why
 from handlers.ports import Directory, DirectoryUnavailable
 
-UNAVAILABLE = ("Rollbot cannot read the Slack user groups that grant roles right now, so it cannot check yours; "
-               "try again in a minute.")
+UNAVAILABLE = Why("Rollbot cannot read the Slack user groups that grant roles right now, so it cannot check "
+                  "yours; try again in a minute.", "directory_unavailable")
 
 
 class Roles:
@@ -45,9 +45,9 @@ class Roles:
             return UNAVAILABLE
         if held & set(allowed):
             return None
-        return (
+        return Why(
             f"you cannot request rollbacks on *{env}*: that needs the role "
-            f"{_roles(allowed)}, and you hold {_roles(sorted(held)) or 'no role'}."
+            f"{_roles(allowed)}, and you hold {_roles(sorted(held)) or 'no role'}.", "not_a_requester"
         )
 
     def approval_refusal(self, user: str, incident: Incident, plan_hash: str) -> str | None:
@@ -55,30 +55,33 @@ class Roles:
         env_policy = self._policy.environments[incident.env].policy
         rule = env_policy.rule(incident.kind)
         if incident.status is not Status.PENDING:
-            return f"{incident.ref} is already {incident.status.value}; there is nothing left to approve."
+            return Why(f"{incident.ref} is already {incident.status.value}; there is nothing left to approve.",
+                       "not_pending")
         if plan_hash != incident.plan_hash:
-            return (
+            return Why(
                 f"the plan of {incident.ref} changed after this button was drawn; "
-                "approvals are bound to the exact plan. Review the updated message and approve again."
+                "approvals are bound to the exact plan. Review the updated message and approve again.", "plan_changed"
             )
         if user == incident.requester and not env_policy.self_approval:
-            return f"you requested {incident.ref}, and *{incident.env}* needs a second person to approve (four eyes)."
+            return Why(f"you requested {incident.ref}, and *{incident.env}* needs a second person to approve "
+                       "(four eyes).", "self_approval")
         held = self._held(user)
         if held is None:
             return UNAVAILABLE
         if not held & set(rule.approvers):
-            return (
+            return Why(
                 f"{' + '.join(incident.kind.split('+')).capitalize()} rollbacks on *{incident.env}* are approved by "
-                f"{_roles(rule.approvers)}; you hold {_roles(sorted(held)) or 'no role'}."
+                f"{_roles(rule.approvers)}; you hold {_roles(sorted(held)) or 'no role'}.", "not_an_approver"
             )
         if any(a.approver == user for a in incident.valid_approvals()):
-            return f"you already approved {incident.ref}; it needs {rule.approvals} distinct approvers."
+            return Why(f"you already approved {incident.ref}; it needs {rule.approvals} distinct approvers.",
+                       "already_approved")
         return None
 
     def deny_refusal(self, user: str, incident: Incident) -> str | None:
         """Deny is open to the requester (withdraw) and to anyone who could approve."""
         if incident.status is not Status.PENDING:
-            return f"{incident.ref} is already {incident.status.value}."
+            return Why(f"{incident.ref} is already {incident.status.value}.", "not_pending")
         rule = self._policy.environments[incident.env].policy.rule(incident.kind)
         if user == incident.requester:
             return None
@@ -87,7 +90,7 @@ class Roles:
             return UNAVAILABLE
         if held & set(rule.approvers):
             return None
-        return f"only the requester or {_roles(rule.approvers)} can deny {incident.ref}."
+        return Why(f"only the requester or {_roles(rule.approvers)} can deny {incident.ref}.", "not_allowed")
 
     def resolve_refusal(self, user: str, incident: Incident) -> str | None:
         """Resolving (and ticking the checklists) is for the requester, requesters and approvers."""
@@ -99,7 +102,8 @@ class Roles:
             return UNAVAILABLE
         if held & (set(env_policy.requesters) | set(env_policy.rule(incident.kind).approvers)):
             return None
-        return f"only the requester, requesters or approvers of *{incident.env}* can resolve {incident.ref}."
+        return Why(f"only the requester, requesters or approvers of *{incident.env}* can resolve {incident.ref}.",
+                   "not_allowed")
 
 
 def _roles(names: tuple[str, ...] | list[str]) -> str:

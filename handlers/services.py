@@ -9,7 +9,7 @@ from typing import Any
 from handlers.clock import Clock
 from handlers.config import Policy
 from handlers.kind import KindRegistry
-from handlers.ports import Directory, HealthChecker, IncidentStore, LiveState, Notifier
+from handlers.ports import Directory, HealthChecker, IncidentStore, LiveState, NoTelemetry, Notifier, Telemetry
 from handlers.roles import Roles
 
 log = logging.getLogger("rollbot.core")
@@ -34,6 +34,7 @@ class Services:
     health: HealthChecker
     directory: Directory
     clock: Clock
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
     roles: Roles = field(init=False)
 
     def __post_init__(self) -> None:
@@ -43,6 +44,8 @@ class Services:
         """Append to the audit log; a refused attempt is recorded like any other."""
         self.store.audit(incident_id, actor, action, outcome, detail, self.clock.now())
         log.info("audit %s %s %s", action, outcome, actor, extra={"incident": incident_id})
+        if outcome == "refused" and actor != "rollbot":  # a person's attempt (a provider's refusal is a call's status)
+            self.telemetry.refused(action, str(detail.get("code") or "other"))
 
     def redraw_root(self, incident_id: int, *, with_steps: bool = True) -> None:
         """Redraw the incident's root message from the stored state. If the state changed while
@@ -70,6 +73,10 @@ class Services:
         self.audit(incident_id, "rollbot", "checklist", "ok", item=key, checked=True)
         return True
 
-    def refuse(self, incident_id: int | None, actor: str, action: str, message: str, **detail: Any) -> Refused:
-        self.audit(incident_id, actor, action, "refused", reason=message, **detail)
-        return Refused(message)
+    def refuse(self, incident_id: int | None, actor: str, action: str, message: str, *, code: str | None = None,
+               **detail: Any) -> Refused:
+        """Audit a refusal and make the exception that tells the user; ``code`` (or the
+        message's own, a ``Why``) is its short reason for the audit log and the metrics."""
+        why = code or getattr(message, "code", None) or "other"
+        self.audit(incident_id, actor, action, "refused", reason=str(message), code=why, **detail)
+        return Refused(str(message))

@@ -12,6 +12,7 @@ Both return the final ``httpx.Response`` or raise ``httpx.HTTPError``; turning t
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -93,3 +94,43 @@ def send_once(http: httpx.Client, method: str, url: str, *, params: Mapping[str,
               json: Any = None) -> httpx.Response:
     """A call that changes something: sent exactly once (see the module docstring)."""
     return http.request(method, url, params=params, json=json)
+
+
+Report = Callable[[str, str, str, float], None]
+"""``(method, path template, status, seconds)`` for one HTTP exchange (``TimedTransport``)."""
+
+
+class TimedTransport(httpx.BaseTransport):
+    """Wraps a transport and reports every exchange, retries included: ``GET /v6/deployments``
+    and the like (ids in the path become ``{id}``), its HTTP status (``timeout`` or ``transport``
+    when none came) and the seconds until its headers arrived."""
+
+    def __init__(self, report: Report, inner: httpx.BaseTransport | None = None) -> None:
+        self._report = report
+        self._inner = inner or httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        method, path = request.method, path_template(request.url.path)
+        try:
+            response = self._inner.handle_request(request)
+        except httpx.TimeoutException:
+            self._report(method, path, "timeout", time.perf_counter() - started)
+            raise
+        except httpx.HTTPError:
+            self._report(method, path, "transport", time.perf_counter() - started)
+            raise
+        self._report(method, path, str(response.status_code), time.perf_counter() - started)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+_WORD = re.compile(r"^(v\d+|[a-z][a-z-]{0,30})$")
+
+
+def path_template(path: str) -> str:
+    """``/v1/projects/prj_1/rollback/dpl_2`` -> ``/v1/projects/{id}/rollback/{id}``: version and
+    plain-word segments stay, anything with a digit, an underscore or an upper-case letter is an id."""
+    return "/".join(part if not part or _WORD.match(part) else "{id}" for part in path.split("/"))[:120]

@@ -156,14 +156,18 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
 
     def status_counts(self) -> dict[str, int]:
         """Incidents per status, the drills among them ("drill.<status>"), and due jobs given up
-        on ("dead_jobs"), for /metrics."""
+        on ("dead_jobs"), running ("running_jobs") and due now but not claimed ("due_jobs"), for
+        /metrics."""
         with self.pool.connection() as conn:
             rows = conn.execute("SELECT status, count(*) AS n, count(*) FILTER (WHERE drill) AS drills "
                                 "FROM incidents GROUP BY status").fetchall()
-            dead = conn.execute("SELECT count(*) AS n FROM due_jobs WHERE status = 'dead'").fetchone()
+            jobs = conn.execute(
+                "SELECT count(*) FILTER (WHERE status = 'dead') AS dead, count(*) FILTER (WHERE status = 'running') "
+                "AS running, count(*) FILTER (WHERE status = 'due' AND due_at <= now()) AS due FROM due_jobs "
+                "WHERE status IN ('dead', 'running', 'due')").fetchone() or {}
             return {**{r["status"]: int(r["n"]) for r in rows},
                     **{f"drill.{r['status']}": int(r["drills"]) for r in rows if r["drills"]},
-                    "dead_jobs": int(dead["n"]) if dead else 0}
+                    **{f"{state}_jobs": int(jobs.get(state) or 0) for state in ("dead", "running", "due")}}
 
     def set_refs(self, incident_id: int, **refs: str) -> None:
         self._update(incident_id, refs, None)

@@ -345,6 +345,14 @@ class StoreContract:
         assert counts["pending"] == 1 and counts["denied"] == 1 and counts["drill.denied"] == 1
         assert "drill.pending" not in counts and counts["dead_jobs"] == 0
 
+    def test_status_counts_tell_jobs_due_now_running_and_dead(self, store: IncidentStore) -> None:
+        long_ago, far_off = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+        for due in (long_ago, long_ago, far_off):
+            store.schedule(None, "request", due, {})
+        assert len(store.claim_due(long_ago, "w1", limit=1)) == 1
+        counts = store.status_counts()
+        assert (counts["due_jobs"], counts["running_jobs"], counts["dead_jobs"]) == (1, 1, 0)
+
     def test_the_audit_log_keeps_order_and_detail(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())
         store.audit(incident.id, "U1", "a", "ok", {"n": 1}, T0)

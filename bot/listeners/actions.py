@@ -120,7 +120,8 @@ def register(app: App, svc: Services) -> None:
             return
         group, incident_id = where
         if svc.roles.resolve_refusal(user, incident):
-            svc.audit(incident_id, user, "checklist", "refused", reason="not a requester or approver")
+            svc.audit(incident_id, user, "checklist", "refused", reason="not a requester or approver",
+                      code="not_allowed")
             svc.notifier.tell(channel, user, ":no_entry: Only requesters and approvers of this environment tick the checklist.")
             svc.redraw_root(incident_id)  # redraw: undo the click on their screen
             return

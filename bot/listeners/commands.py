@@ -33,7 +33,8 @@ def register(app: App, svc: Services) -> None:
         except CommandError as error:
             reason = str(error)
             ack(response_type="ephemeral", text=reason)
-            return lambda: svc.audit(None, user, "command", "refused", text=text[:200], reason=reason)
+            return lambda: svc.audit(None, user, "command", "refused", text=text[:200], reason=reason,
+                                     code="bad_command")
         match cmd:
             case commands.Help():
                 ack(response_type="ephemeral",
@@ -81,7 +82,8 @@ def register(app: App, svc: Services) -> None:
                 ack(response_type="ephemeral",
                     text=f"`{escape(text.split()[0])}` is not available in this version of Rollbot yet. "
                          "Code rollbacks are: `/rollback code <env> [reason]`.")
-                return lambda: svc.audit(None, user, f"command.{name}", "refused", reason="not available yet")
+                return lambda: svc.audit(None, user, f"command.{name}", "refused", reason="not available yet",
+                                     code="unavailable")
         return None
 
 

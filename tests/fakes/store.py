@@ -185,6 +185,8 @@ class FakeStore(FakeStandingTables, FakeFollowUps):
                     key = f"drill.{row.incident.status.value}"
                     counts[key] = counts.get(key, 0) + 1
             counts["dead_jobs"] = sum(1 for j in self.jobs.values() if j.status == "dead")
+            counts["running_jobs"] = sum(1 for j in self.jobs.values() if j.status == "running")
+            counts["due_jobs"] = sum(1 for j in self.jobs.values() if j.status == "due" and j.due_at <= self.clock.now())
             return counts
 
     def set_refs(self, incident_id: int, **refs: str) -> None:
