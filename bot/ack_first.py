@@ -23,6 +23,7 @@ the executor whole, and the request returns at once.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import logging
@@ -79,7 +80,7 @@ class AckFirst:
                 kwargs["ack"] = ack
             else:
                 acked.set()
-            self._executor.submit(self._call, listener, kwargs, acked, received)
+            self._executor.submit(contextvars.copy_context().run, self._call, listener, kwargs, acked, received)
             if not acked.wait(ACK_WAIT_SECONDS):
                 log.warning("listener %s did not ack within %.1f s; Slack gets an empty ack", listener.__name__,
                             ACK_WAIT_SECONDS)
@@ -107,14 +108,14 @@ class AckFirst:
             except Exception as error:
                 if not acked:
                     real_ack()  # an empty 200 (never Bolt's 404); the user hears by response_url
-                self._executor.submit(self._on_error, error, body)  # off the request thread
+                self._executor.submit(contextvars.copy_context().run, self._on_error, error, body)  # off the request thread
                 request_done(body, received)
                 return
             if not acked:
                 log.warning("listener %s returned without acking; Slack gets an empty ack", listener.__name__)
                 real_ack()
             if after is not None:
-                self._executor.submit(self._after, after, body, received)
+                self._executor.submit(contextvars.copy_context().run, self._after, after, body, received)
             else:
                 request_done(body, received)
 

@@ -13,7 +13,7 @@ def run_dev(*, demo: bool, port: int | None) -> int:
     from sandbox.demo import run_demo
     from sandbox.devenv import DevEnvironment
 
-    logs.configure(os.environ.get("ROLLBOT_LOG_LEVEL", "WARNING"))
+    logs.configure(os.environ.get("ROLLBOT_LOG_LEVEL", "WARNING"), readable=True)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         os.environ[name] = ""
     dev = DevEnvironment(Path(os.environ.get("ROLLBOT_DEV_DIR", ".rollbot/dev")).resolve(), port)

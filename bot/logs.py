@@ -1,13 +1,24 @@
-"""Structured logs: one JSON object per line, with the incident id, and no secrets."""
+"""Logs with structlog: one JSON object per line in production, readable lines in `rollbot dev`.
+
+Every line about an incident, a job or a Slack request carries its context: the incident
+(``RB-n``), its ``kind`` and ``env``, the ``user`` acting and the ``job`` or ``request`` kind,
+bound with ``structlog.contextvars`` where they become known (the edge binds the request's user
+and kind; the core binds an incident once it has read it, ``handlers.services.bind_incident``;
+the worker runs every job in a fresh context). The code logs through the standard ``logging``
+module, as the libraries do, and structlog renders every record, theirs included. Secrets
+(every ``SecretStr`` setting, and credentials in URLs) are redacted from the rendered line.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor
 
 # user:password@ in anything that looks like a connection string, even a mistyped one.
 _CREDENTIALS = re.compile(r"([A-Za-z0-9_.%+-]+):([^@\s/:'\"]+)@")
@@ -21,29 +32,68 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return _CREDENTIALS.sub(r"\1:[redacted]@", text)
 
 
-class JsonFormatter(logging.Formatter):
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        super().__init__()
+def _incident_ref(_logger: Any, _name: str, event: EventDict) -> EventDict:
+    """``extra={"incident": 4}`` (an id) reads ``RB-4``, as the contextvars have it."""
+    incident = event.get("incident")
+    if isinstance(incident, int) and not isinstance(incident, bool):
+        event["incident"] = f"RB-{incident}"
+    return event
+
+
+_FIRST = ("at", "level", "logger", "msg", "incident", "kind", "env", "user", "job", "request")
+
+
+def _ordered(_logger: Any, _name: str, event: EventDict) -> EventDict:
+    """The same keys first on every line, for a person reading them raw."""
+    return {**{key: event.pop(key) for key in _FIRST if key in event}, **event}
+
+
+def _error(_logger: Any, _name: str, event: EventDict) -> EventDict:
+    if "exception" in event:
+        event["error"] = event.pop("exception")
+    return event
+
+
+# Before rendering, for every record (ours and the libraries'): the bound context, the level, the
+# logger, a record's ``extra`` fields, the time.
+_PRE_CHAIN: list[Processor] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.ExtraAdder(),
+    structlog.processors.TimeStamper(fmt="iso", key="at"),
+    _incident_ref,
+]
+
+
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    def __init__(self, last: list[Processor], secrets: Iterable[str]) -> None:
+        super().__init__(foreign_pre_chain=_PRE_CHAIN, processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta, *last])
         self._secrets = [s for s in secrets if s and len(s) >= 6]
 
     def format(self, record: logging.LogRecord) -> str:
-        data = {
-            "at": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        incident = getattr(record, "incident", None)
-        if incident is not None:
-            data["incident"] = f"RB-{incident}"
-        if record.exc_info:
-            data["error"] = self.formatException(record.exc_info)
-        return redact(json.dumps(data, default=str), self._secrets)
+        return redact(super().format(record), self._secrets)
 
 
-def configure(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
+class JsonFormatter(_Formatter):
+    """Production: ``{"msg": …, "level": "info", "logger": …, "at": …, "incident": "RB-4", …}``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__([structlog.processors.format_exc_info, _error, structlog.processors.EventRenamer("msg"),
+                          _ordered, structlog.processors.JSONRenderer()], secrets)
+
+
+class ConsoleFormatter(_Formatter):
+    """`rollbot dev`: ``<time> [info] <message>  incident=RB-4 kind=code env=staging …``."""
+
+    def __init__(self, secrets: Iterable[str] = (), *, colors: bool = False) -> None:
+        super().__init__([structlog.dev.ConsoleRenderer(colors=colors, timestamp_key="at")], secrets)
+
+
+def configure(level: str = "INFO", secrets: Iterable[str] = (), *, readable: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(secrets))
+    handler.setFormatter(ConsoleFormatter(secrets, colors=sys.stderr.isatty()) if readable else JsonFormatter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -9,6 +9,7 @@ leader lock keeps an accidental second worker idle; Postgres guards keep it safe
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import signal
@@ -82,7 +83,8 @@ class Worker:
             started += len(jobs)
 
     def _submit(self, fn: Callable[..., object], *args: object) -> None:
-        future = self._pool.submit(fn, *args)
+        # A fresh context per job: what it binds for the logs (its incident) ends with it.
+        future = self._pool.submit(contextvars.Context().run, fn, *args)
         with self._running_lock:
             self._running.add(future)
         future.add_done_callback(self._done)

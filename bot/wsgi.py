@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import time
@@ -13,6 +14,7 @@ from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_bolt.context import BoltContext
 from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_context
+from structlog.contextvars import bind_contextvars
 
 from bot import metrics
 from bot.app import create_app
@@ -52,6 +54,11 @@ class RollbotWSGI:
         return _json(start_response, 404, {"error": "not found"})
 
     def _slack(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        # Each request in a context of its own: what it binds for the logs (its user, its
+        # incident) and for the metrics (when it arrived) never leaks into the thread's next one.
+        return contextvars.Context().run(self._slack_request, environ, start_response)
+
+    def _slack_request(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """The gate (bot.edge) first: only signed, well-formed, first deliveries reach Bolt."""
         if environ.get("REQUEST_METHOD") != "POST":
             return _json(start_response, 405, {"error": "POST only"})
@@ -69,18 +76,18 @@ class RollbotWSGI:
                 start_response("200 OK", [("Content-Length", "0")])
                 return [b""]
             return _json(start_response, admitted.status, {"error": admitted.reason})
-        token = metrics.RECEIVED.set(received)
+        metrics.RECEIVED.set(received)
+        kind = metrics.request_kind(admitted.body)
+        bind_contextvars(request=kind, **({"user": user} if (user := _user(admitted.body)) else {}))
         try:
             response = self.bolt.dispatch(_bolt_request(environ, body, admitted))
         except Exception as error:  # Bolt could not read it (listener errors never get here: see bot.app)
             log.warning("refused a signed request Bolt could not read: %s: %s", type(error).__name__,
                         str(error)[:200])
             return _json(start_response, 400, {"error": "the payload does not have the shape Slack sends"})
-        finally:
-            metrics.RECEIVED.reset(token)
         answer = WsgiHttpResponse(status=response.status, headers=response.headers, body=response.body)
         start_response(answer.status, answer.get_headers())
-        metrics.ACK_SECONDS.labels(kind=metrics.request_kind(admitted.body)).observe(time.perf_counter() - received)
+        metrics.ACK_SECONDS.labels(kind=kind).observe(time.perf_counter() - received)
         return answer.get_body()
 
     def _ready(self, start_response: StartResponse) -> Iterable[bytes]:
@@ -114,6 +121,14 @@ def _bolt_request(environ: dict[str, Any], raw: bytes, admitted: Admitted) -> Bo
     context = BoltContext({} if admitted.first_delivery is None else {FIRST_DELIVERY: admitted.first_delivery})
     request.context = build_context(context, admitted.body)
     return request
+
+
+def _user(body: dict[str, Any]) -> str | None:
+    """Who sent a Slack request: a command's ``user_id``, an interaction's ``user.id``, an event's ``user``."""
+    user = body.get("user_id") or body.get("user") or (body.get("event") or {}).get("user")
+    if isinstance(user, dict):
+        user = user.get("id")
+    return user[:40] if isinstance(user, str) and user else None
 
 
 def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> Iterable[bytes]:

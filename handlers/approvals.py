@@ -7,7 +7,7 @@ from __future__ import annotations
 from handlers.model import Incident, Status, Why
 from handlers.ports import ApprovalOutcome, NewJob
 from handlers.runbook import PRE_CHECKLIST
-from handlers.services import Services
+from handlers.services import Services, bind_incident, log
 
 
 def approve(svc: Services, user: str, incident_id: int, plan_hash: str) -> ApprovalOutcome:
@@ -45,7 +45,11 @@ def record(svc: Services, user: str, incident_id: int, plan_hash: str, *,
             f"your approval of {incident.ref} was already recorded.", "already_recorded"
         )
         raise svc.refuse(incident_id, user, "approve", refusal, plan_hash=plan_hash, race=True)
-    # The store wrote the audit rows (approve, and approved) in the deciding transaction.
+    # The store wrote the audit rows (approve, and approved) in the deciding transaction; the log
+    # says the same as svc.audit would have.
+    log.info("audit approve ok %s", user, extra={"incident": incident_id})
+    if outcome.decided:
+        log.info("audit approved ok rollbot", extra={"incident": incident_id})
     svc.telemetry.approved(incident.kind, incident.env, outcome.decided)
     return outcome
 
@@ -144,4 +148,5 @@ def _load(svc: Services, user: str, action: str, incident_id: int) -> Incident:
     incident = svc.store.get(incident_id)
     if incident is None:
         raise svc.refuse(incident_id, user, action, f"RB-{incident_id} does not exist.", code="unknown_incident")
+    bind_incident(incident)
     return incident

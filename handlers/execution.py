@@ -12,6 +12,7 @@ back before it acts again.
 
 from __future__ import annotations
 
+import contextvars
 import html
 import threading
 import uuid
@@ -24,7 +25,7 @@ from handlers.kind import LeaseLost, RollbackFailed, RollbackKind
 from handlers.model import Incident, Status
 from handlers.ports import NewJob, ProviderError
 from handlers.runbook import POST_CHECKLIST, matrix_target
-from handlers.services import Refused, Services, log
+from handlers.services import Refused, Services, bind_incident, log
 
 STEP_VERIFY = "verify"
 MAX_RESUMES = 3
@@ -103,7 +104,7 @@ class ProgressUpdates:
     def poke(self) -> None:
         if not self._queued.is_set():
             self._queued.set()
-            self._pool.submit(self._redraw)
+            self._pool.submit(contextvars.copy_context().run, self._redraw)  # the incident's log context
 
     def _redraw(self) -> None:
         self._queued.clear()
@@ -123,7 +124,8 @@ class Heartbeat:
 
     def __init__(self, svc: Services, incident_id: int, owner: str, kind: RollbackKind) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(svc, incident_id, owner, kind),
+        self._thread = threading.Thread(target=contextvars.copy_context().run,  # the incident's log context
+                                        args=(self._beat, svc, incident_id, owner, kind),
                                         name=f"rollbot-heartbeat-{incident_id}", daemon=True)
 
     def _beat(self, svc: Services, incident_id: int, owner: str, kind: RollbackKind) -> None:
@@ -156,6 +158,7 @@ def execute(svc: Services, incident_id: int, owner: str | None = None, *, resume
     incident = svc.store.get(incident_id)
     if incident is None or incident.status is not Status.EXECUTING:
         return None
+    bind_incident(incident)
     kind = svc.kinds[incident.kind]
     owner = owner or new_owner()
     if not svc.store.claim_execution(incident_id, owner, kind.lease):

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 
+from structlog.contextvars import bind_contextvars
+
 from handlers import drills, follow_ups
 from handlers.approvals import ANNOUNCE_JOB, announce_job, expire
 from handlers.execution import execute, stale_to_resume
@@ -17,7 +19,7 @@ from handlers.ports import DeliveryFailed, DueJob
 from handlers.request_jobs import REQUEST_JOB, plan_request
 from handlers.requests import adopt_root
 from handlers.resolution import deliver_summary
-from handlers.services import Services, log
+from handlers.services import Services, bind_incident, log
 from handlers.store import FOLLOW_UP_JOB
 
 
@@ -30,6 +32,7 @@ def remind(svc: Services, incident_id: int, index: int, total: int) -> str:
     incident = svc.store.get(incident_id)
     if incident is None or incident.status is not Status.MONITORING:
         return "noop"
+    bind_incident(incident)
     env = svc.policy.environments[incident.env]
     health = svc.health.check(env.health_checks)  # before the guard: a crash here loses nothing
     healthy = all(h.ok for h in health)
@@ -94,6 +97,11 @@ def process(svc: Services, job: DueJob, passing: Callable[[Exception], bool] = l
     """Run one claimed job and record how it ended: done, or due again later with backoff.
     ``passing`` tells an outage that passes (the database restarting) from a defect: the first
     is one line in the log, the second a traceback."""
+    # The job's lines name it (and its incident, its user); the worker runs each job in a fresh context.
+    about = {"incident": f"RB-{job.incident_id}", "kind": job.incident_kind, "env": job.incident_env}
+    user = job.payload.get("user")
+    bind_contextvars(job=job.kind, job_id=job.id, **{k: v for k, v in about.items() if job.incident_id and v},
+                     **({"user": user} if isinstance(user, str) else {}))
     try:
         outcome = run_job(svc, job)
     except Exception as error:

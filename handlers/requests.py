@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from structlog.contextvars import bind_contextvars
+
 from handlers.commands import Rollback
 from handlers.model import Incident, Status
 from handlers.ports import DeliveryFailed, LockHeld, NewIncident, ProviderError
 from handlers.runbook import initial_checklist
-from handlers.services import Refused, Services, log
+from handlers.services import Refused, Services, bind_incident, log
 
 
 def request_rollback(svc: Services, user: str, cmd: Rollback, *, drill: bool = False,
@@ -15,6 +17,7 @@ def request_rollback(svc: Services, user: str, cmd: Rollback, *, drill: bool = F
     A ``drill`` runs the same flow, refused on a production environment before anything else.
     ``request_job`` is the worker's job planning it (handlers.request_jobs): one incident each."""
     action = f"{'drill' if drill else 'request'}.{cmd.kind}"
+    bind_contextvars(user=user, kind=cmd.kind, env=cmd.env)
     if drill and svc.policy.is_production(cmd.env):
         raise svc.refuse(None, user, action, f"*{cmd.env}* is a production environment, and drills never touch one. "
                          "Drill on staging (or set `production = false` on an environment that is not).", env=cmd.env,
@@ -70,6 +73,7 @@ def request_rollback(svc: Services, user: str, cmd: Rollback, *, drill: bool = F
             f"is still {other.status.value}. Finish, deny or cancel it first (`/rollback cancel {other.ref}`).",
             env=cmd.env, blocking=other.id, code="locked",
         ) from None
+    bind_incident(incident)
     svc.audit(incident.id, user, action, "ok", plan=plan.to_json(), plan_hash=plan.hash, reason=cmd.reason,
               drill=drill, **({"issue": cmd.issue, "severity": cmd.severity} if cmd.issue else {}))
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from handlers.model import Incident, NewFollowUp, Resolution, Status
 from handlers.ports import DeliveryFailed
-from handlers.services import Services
+from handlers.services import Services, bind_incident
 from handlers.summary import Summary, build_summary, with_follow_ups
 
 RESOLVABLE = (Status.MONITORING, Status.FAILED, Status.EXECUTING)
@@ -30,6 +30,7 @@ def resolvable(svc: Services, user: str, incident_id: int | None, *, check_roles
     if incident.status not in (Status.MONITORING, Status.FAILED) or incident.resolution is not None:
         raise svc.refuse(incident.id, user, "resolve", f"{incident.ref} is {incident.status.value}; only a "
                          "monitored or failed rollback can be resolved.", code="not_resolvable")
+    bind_incident(incident)
     refusal = svc.roles.resolve_refusal(user, incident) if check_roles else None
     if refusal:
         raise svc.refuse(incident.id, user, "resolve", refusal)
@@ -65,6 +66,7 @@ def deliver_summary(svc: Services, incident_id: int) -> str:
     summary = svc.store.summary(incident_id)
     if incident is None or summary is None:
         return "noop"
+    bind_incident(incident)
     now = svc.clock.now()
     if not (svc.store.start_step(incident_id, "summary", now) or svc.store.restart_step(incident_id, "summary", now)):
         done = any(s.name == "summary" and s.status == "ok" for s in svc.store.steps(incident_id))

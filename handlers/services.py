@@ -6,14 +6,23 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from structlog.contextvars import bind_contextvars
+
 from handlers.clock import Clock
 from handlers.config import Policy
 from handlers.kind import KindRegistry
+from handlers.model import Incident
 from handlers.ports import Directory, HealthChecker, IncidentStore, LiveState, NoTelemetry, Notifier, Telemetry
 from handlers.roles import Roles
 
 log = logging.getLogger("rollbot.core")
 REDRAW_ROUNDS = 3
+
+
+def bind_incident(incident: Incident) -> None:
+    """Name the incident (``RB-n``), its kind and its environment on every log line from here
+    until the end of this request, job or execution (bot.logs: each runs in its own context)."""
+    bind_contextvars(incident=incident.ref, kind=incident.kind, env=incident.env)
 
 
 class Refused(Exception):

@@ -69,6 +69,8 @@ class DueJob:
     due_at: datetime
     payload: dict[str, Any]
     attempts: int = 1
+    incident_kind: str | None = None  # its incident's kind and environment, read with the claim (for the logs)
+    incident_env: str | None = None
 
 
 def claim_order(job: DueJob) -> tuple[bool, datetime]:

@@ -62,4 +62,5 @@ def audit_from_row(row: dict[str, Any]) -> AuditEntry:
 
 
 def job_from_row(row: dict[str, Any]) -> DueJob:
-    return DueJob(row["id"], row["incident_id"], row["kind"], row["due_at"], row["payload"], row["attempts"])
+    return DueJob(row["id"], row["incident_id"], row["kind"], row["due_at"], row["payload"], row["attempts"],
+                  row.get("incident_kind"), row.get("incident_env"))

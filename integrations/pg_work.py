@@ -171,7 +171,9 @@ class WorkTables:
                        ORDER BY kind <> 'execute', due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
                    UPDATE due_jobs j SET status = 'running', claimed_by = %(worker)s, attempts = j.attempts + 1,
                        lease_until = %(lease)s
-                   FROM ready WHERE j.id = ready.id RETURNING j.*""",
+                   FROM ready WHERE j.id = ready.id
+                   RETURNING j.*, (SELECT i.kind FROM incidents i WHERE i.id = j.incident_id) AS incident_kind,
+                             (SELECT i.env FROM incidents i WHERE i.id = j.incident_id) AS incident_env""",
                 {"now": now, "limit": limit, "worker": worker, "lease": now + JOB_LEASE},
             ).fetchall()
         return sorted((job_from_row(r) for r in rows), key=claim_order)

@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from structlog.contextvars import clear_contextvars
 
 from integrations.schema import migrate
 from sandbox.embedded import create_database, start_postgres, start_redis
@@ -165,3 +166,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         RELIABILITY_RESULTS.parent.mkdir(exist_ok=True)
         RELIABILITY_RESULTS.write_text(json.dumps({"python": sys.version.split()[0], "tests": _reliability},
                                                   indent=1, sort_keys=True))
+
+
+@pytest.fixture(autouse=True)
+def _log_context_is_per_test() -> Iterator[None]:
+    """The core binds the incident for the logs in the caller's context (bot.logs); a test that
+    calls it directly must not leave it bound for the next test's lines."""
+    yield
+    clear_contextvars()

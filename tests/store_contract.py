@@ -179,6 +179,14 @@ class StoreContract:
             ("announce", {"user": "U2", "channel": "C1", "decided": True}),
             ("execute", {"plan_hash": incident.plan_hash})], key=str)
 
+    def test_a_claimed_job_names_its_incidents_kind_and_environment(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new())
+        store.schedule(incident.id, "monitor", T0, {"index": 1, "total": 3})
+        store.schedule(None, "request", T0, {})
+        jobs = {j.kind: j for j in store.claim_due(T0 + timedelta(seconds=1), "w1")}
+        assert (jobs["monitor"].incident_kind, jobs["monitor"].incident_env) == (incident.kind, incident.env)
+        assert (jobs["request"].incident_kind, jobs["request"].incident_env) == (None, None)
+
     def test_executions_are_claimed_before_anything_due_earlier(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())
         store.schedule(incident.id, "monitor", T0, {"index": 1, "total": 3})

@@ -433,7 +433,9 @@ class FakeStore(FakeStandingTables, FakeFollowUps):
             claimed = sorted(ready, key=lambda j: claim_order(j.view()))[:limit]
             for job in claimed:
                 job.status, job.attempts, job.lease_until = "running", job.attempts + 1, now + JOB_LEASE
-            return [j.view() for j in claimed]
+            about = {j.id: self.rows[j.incident_id].incident for j in claimed if j.incident_id in self.rows}
+            return [replace(j.view(), incident_kind=about[j.id].kind if j.id in about else None,
+                            incident_env=about[j.id].env if j.id in about else None) for j in claimed]
 
     def finish_job(self, job_id: int, outcome: str) -> None:
         with self.lock:

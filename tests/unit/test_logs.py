@@ -51,3 +51,44 @@ def test_redact_masks_url_passwords_even_in_mistyped_urls() -> None:
     assert redact("postgres//rollbot:S3cretPW@db/rollbot") == "postgres//rollbot:[redacted]@db/rollbot"
     assert "hunter22" not in redact("redis://default:hunter22@cache:6379/0")
     assert redact("plain text with no secrets: fine") == "plain text with no secrets: fine"
+
+
+def _render(formatter: logging.Formatter, *args: object, **extra: object) -> str:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    logger = logging.getLogger("rollbot.test.render")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        logger.info(*args, extra=extra)  # type: ignore[arg-type]
+    finally:
+        logger.removeHandler(handler)
+    return stream.getvalue()
+
+
+def test_context_bound_for_a_request_is_on_its_lines_and_gone_after() -> None:
+    from contextvars import Context
+
+    from structlog.contextvars import bind_contextvars
+
+    from bot.logs import JsonFormatter
+
+    def inside() -> str:
+        bind_contextvars(incident="RB-7", kind="code", env="prod", user="U01CAROL")
+        return _render(JsonFormatter(), "approval recorded")
+
+    line = json.loads(Context().run(inside))
+    assert list(line)[:8] == ["at", "level", "logger", "msg", "incident", "kind", "env", "user"]
+    assert (line["incident"], line["kind"], line["env"], line["user"]) == ("RB-7", "code", "prod", "U01CAROL")
+    assert "incident" not in json.loads(_render(JsonFormatter(), "outside any request"))
+
+
+def test_dev_lines_are_readable_and_redacted_too() -> None:
+    from bot.logs import ConsoleFormatter
+
+    text = _render(ConsoleFormatter(["xoxb-very-secret-token"]), "posted with %s", "xoxb-very-secret-token",
+                   incident=4)
+    assert not text.startswith("{") and "posted with [redacted]" in text and "incident=RB-4" in text
+    assert "[info" in text and "xoxb-very-secret-token" not in text
