@@ -203,3 +203,13 @@ class SlackGate:
             log.info("dropped a replayed request (its first delivery was acted on)")
             return Refusal(200, "")
         return Admitted(parsed, first_delivery)
+
+
+def sender(body: Body) -> str | None:
+    """Who sent a Slack request: a command's ``user_id``, an interaction's ``user.id``, an
+    event's ``user`` (for the logs)."""
+    event = body.get("event")
+    user = body.get("user_id") or body.get("user") or (event.get("user") if isinstance(event, dict) else None)
+    if isinstance(user, dict):
+        user = user.get("id")
+    return user[:40] if isinstance(user, str) and user else None

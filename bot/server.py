@@ -34,13 +34,13 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> int:
 
 
 def serve_socket_mode(settings: Settings) -> int:
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-
     from bot.app import create_app
     from bot.bootstrap import build
     from bot.config_file import ConfigError
 
     if not settings.slack_app_token:
         raise ConfigError("SLACK_APP_TOKEN (xapp-…) is required for Socket Mode")
-    SocketModeHandler(create_app(build(settings)), secret(settings.slack_app_token)).start()
+    from bot.socket_mode import RollbotSocketMode
+
+    RollbotSocketMode(create_app(build(settings)), secret(settings.slack_app_token)).start()
     return 0

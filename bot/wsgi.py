@@ -20,7 +20,7 @@ from bot import metrics
 from bot.app import create_app
 from bot.bootstrap import Container
 from bot.delivery import FIRST_DELIVERY
-from bot.edge import MAX_BODY, Admitted, Refusal, SlackGate
+from bot.edge import MAX_BODY, Admitted, Refusal, SlackGate, sender
 from bot.replay import ReplayFilter
 from bot.settings import secret
 from integrations.pg_replay import ReplayLedger
@@ -78,7 +78,7 @@ class RollbotWSGI:
             return _json(start_response, admitted.status, {"error": admitted.reason})
         metrics.RECEIVED.set(received)
         kind = metrics.request_kind(admitted.body)
-        bind_contextvars(request=kind, **({"user": user} if (user := _user(admitted.body)) else {}))
+        bind_contextvars(request=kind, **({"user": user} if (user := sender(admitted.body)) else {}))
         try:
             response = self.bolt.dispatch(_bolt_request(environ, body, admitted))
         except Exception as error:  # Bolt could not read it (listener errors never get here: see bot.app)
@@ -121,14 +121,6 @@ def _bolt_request(environ: dict[str, Any], raw: bytes, admitted: Admitted) -> Bo
     context = BoltContext({} if admitted.first_delivery is None else {FIRST_DELIVERY: admitted.first_delivery})
     request.context = build_context(context, admitted.body)
     return request
-
-
-def _user(body: dict[str, Any]) -> str | None:
-    """Who sent a Slack request: a command's ``user_id``, an interaction's ``user.id``, an event's ``user``."""
-    user = body.get("user_id") or body.get("user") or (body.get("event") or {}).get("user")
-    if isinstance(user, dict):
-        user = user.get("id")
-    return user[:40] if isinstance(user, str) and user else None
 
 
 def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> Iterable[bytes]:

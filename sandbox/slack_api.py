@@ -26,6 +26,8 @@ Handler = Callable[[Record], Record]
 
 __all__ = ["ApiMethodError", "ApiResponse", "SlackWebApi"]
 
+APP_LEVEL_METHODS = frozenset({"apps.connections.open"})  # called with the app-level token (xapp-…)
+
 
 class SlackWebApi(MessageWriter):
     """Implements the Web API methods Rollbot uses on top of a :class:`SlackState`."""
@@ -34,6 +36,7 @@ class SlackWebApi(MessageWriter):
         super().__init__(state)
         self._handlers: dict[str, Handler] = {
             "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.delete": self._chat_delete,
@@ -75,8 +78,11 @@ class SlackWebApi(MessageWriter):
                     raise ApiMethodError("unknown_method")
                 if not token:
                     raise ApiMethodError("not_authed")
-                if token != self.state.bot_token:
-                    raise ApiMethodError("invalid_auth")
+                app_level = method in APP_LEVEL_METHODS
+                if token != (self.state.app_token if app_level else self.state.bot_token):
+                    # Slack's answer for a bot token on an app-level method, and the other way round
+                    wrong_kind = token in (self.state.app_token, self.state.bot_token)
+                    raise ApiMethodError("not_allowed_token_type" if wrong_kind else "invalid_auth")
                 body: Record = {"ok": True, **handler(args)}
                 error = None
             except ApiMethodError as failure:
@@ -94,6 +100,10 @@ class SlackWebApi(MessageWriter):
         if name == "internal_error_after":
             return ApiResponse(200, {"ok": False, "error": "internal_error"})
         return ApiResponse(200, body, drop=name == "drop_after", delay=delay)
+
+    def _apps_connections_open(self, args: Record) -> Record:
+        """A WebSocket address for Socket Mode, with a one-time ticket (sandbox.socket_mode)."""
+        return {"url": self.state.socket_mode.new_url()}
 
     def _auth_test(self, args: Record) -> Record:
         return {

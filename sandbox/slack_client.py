@@ -156,7 +156,13 @@ class SignedSlackClient:
                      user_name: str | None = None) -> bytes:
         """The form body of a slash command invocation, unsigned (for a load generator that
         signs at send time; :meth:`command` sends one)."""
-        fields = {
+        fields = self.command_fields(user_id, text, channel_id=channel_id, command=command, user_name=user_name)
+        return urlencode(fields).encode("utf-8")
+
+    def command_fields(self, user_id: str, text: str, *, channel_id: str = "C0SANDBOX", command: str = "/rollback",
+                       user_name: str | None = None) -> dict[str, str]:
+        """A slash command invocation's fields (a form over HTTP, an envelope's payload in Socket Mode)."""
+        return {
             "token": VERIFICATION_TOKEN,
             "team_id": self.team_id,
             "team_domain": self.emulator.team_domain,
@@ -171,7 +177,6 @@ class SignedSlackClient:
             "response_url": self.emulator.new_response_url(channel=channel_id, user=user_id),
             "trigger_id": self.emulator.new_trigger_id(user_id),
         }
-        return urlencode(fields).encode("utf-8")
 
     def click(
         self,
@@ -297,6 +302,10 @@ class SignedSlackClient:
         ``values`` is shaped like Slack's:
         ``{block_id: {action_id: {"type": "plain_text_input", "value": "..."}}}``.
         """
+        return self._post_payload(self.view_payload(user_id, view_id, values))
+
+    def view_payload(self, user_id: str, view_id: str, values: dict[str, Any]) -> Record:
+        """The ``view_submission`` payload of that submission, unsent (:meth:`submit_view` sends one)."""
         views = self.emulator.views
         if view_id not in views:
             raise AssertionError(f"no view {view_id!r} in the emulator; known views: {sorted(views)}")
@@ -321,7 +330,7 @@ class SignedSlackClient:
             "enterprise": None,
             "is_enterprise_install": False,
         }
-        return self._post_payload(payload)
+        return payload
 
     @staticmethod
     def find_action(message: Mapping[str, Any], action_id: str) -> Record:

@@ -105,6 +105,12 @@ class SlackEmulator(SlackState):
             thread.join(timeout=5)
         log.info("Slack emulator stopped")
 
+    def attach_socket_mode(self, server: Any, app_token: str) -> None:
+        """Answer ``apps.connections.open`` (with ``app_token``, an ``xapp-…`` token) with an
+        address on ``server`` (sandbox.socket_mode.SocketModeServer)."""
+        with self.lock:
+            self.socket_mode, self.app_token = server, app_token
+
     def __enter__(self) -> Self:
         return self.start()
 

@@ -70,6 +70,10 @@ class SlackState:
         self.team_id = team_id
         self.app_id = "A0ROLLBOT"
         """App id reported on views and in interaction payloads."""
+        self.app_token: str | None = None
+        """The app-level token (``xapp-…``) ``apps.connections.open`` takes (Socket Mode), when attached."""
+        self.socket_mode: Any = None
+        """The Socket Mode server (sandbox.socket_mode) whose addresses ``apps.connections.open`` hands out."""
         self.team_domain = "rollbot-sandbox"
         """Workspace domain used in URLs and payloads."""
         self.trigger_expiry: float = 3.0

@@ -24,6 +24,7 @@ from slack_sdk.webhook import WebhookClient
 
 from sandbox.slack_client import SignedSlackClient, find_action
 from sandbox.slack_emulator import SlackEmulator
+from sandbox.socket_mode import SocketModeServer
 
 TOKEN = "xoxb-sandbox"
 SECRET = "sandbox-signing-secret"
@@ -574,3 +575,22 @@ def test_submit_view(bot: _BotStub, slack: SignedSlackClient, emulator: SlackEmu
         slack.submit_view("U1", view_id, {"wrong_block": {}})
     with pytest.raises(AssertionError, match="no view"):
         slack.submit_view("U1", "VNOPE", values)
+
+
+def test_apps_connections_open_takes_the_app_level_token_only(emulator: SlackEmulator, web: WebClient) -> None:
+    server = SocketModeServer().start()
+    try:
+        with pytest.raises(SlackApiError) as unattached:
+            web.apps_connections_open(app_token="xapp-1-nothing-attached")
+        assert unattached.value.response["error"] == "invalid_auth"
+        emulator.attach_socket_mode(server, "xapp-1-the-app-token")
+        with pytest.raises(SlackApiError) as bot_token:
+            web.api_call("apps.connections.open", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert bot_token.value.response["error"] == "not_allowed_token_type"
+        with pytest.raises(SlackApiError) as app_token:
+            web.chat_postMessage(channel="C1", text="hi", token="xapp-1-the-app-token")
+        assert app_token.value.response["error"] == "not_allowed_token_type"
+        first, second = (web.apps_connections_open(app_token="xapp-1-the-app-token")["url"] for _ in range(2))
+        assert first.startswith(f"ws://127.0.0.1:{server.port}/link/?ticket=") and first != second  # one ticket each
+    finally:
+        server.stop()
