@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from bot.config_file import ConfigError
 from bot.settings import Settings, secret
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when imported (bot.metrics)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rollbot", description="Guided, approved, audited rollbacks from Slack.")
@@ -75,6 +77,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         preflight(settings)  # a bad config stops here with one clear message, not in every worker
         return serve(settings, host=args.host, port=args.port or settings.port, workers=args.workers)
     if args.command == "worker":
+        os.environ.pop(MULTIPROC_ENV, None)  # its series are its own, never the web's gunicorn workers'
         from bot.bootstrap import build
         from bot.server import preflight
         from bot.worker import WORKER_POOL, Worker, lower_priority
@@ -82,12 +85,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         preflight(settings)
         lower_priority(settings.rollbot_worker_nice)
         if settings.rollbot_worker_metrics_port:
-            from bot.metrics import serve_worker_metrics
+            from bot.metrics import serve_metrics
 
-            serve_worker_metrics(settings.rollbot_worker_metrics_host, settings.rollbot_worker_metrics_port)
+            serve_metrics(settings.rollbot_metrics_host, settings.rollbot_worker_metrics_port)
         Worker(build(settings, pool_size=WORKER_POOL)).run_forever()
         return 0
     if args.command == "socket":
+        os.environ.pop(MULTIPROC_ENV, None)
         from bot.server import serve_socket_mode
 
         return serve_socket_mode(settings)

@@ -88,7 +88,9 @@ class ConsoleFormatter(_Formatter):
     """`rollbot dev`: ``<time> [info] <message>  incident=RB-4 kind=code env=staging …``."""
 
     def __init__(self, secrets: Iterable[str] = (), *, colors: bool = False) -> None:
-        super().__init__([structlog.dev.ConsoleRenderer(colors=colors, timestamp_key="at")], secrets)
+        # Plain tracebacks: rich's would print every frame's local variables, secrets included.
+        super().__init__([structlog.dev.ConsoleRenderer(colors=colors, timestamp_key="at",
+                                                        exception_formatter=structlog.dev.plain_traceback)], secrets)
 
 
 def configure(level: str = "INFO", secrets: Iterable[str] = (), *, readable: bool = False) -> None:

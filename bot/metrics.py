@@ -14,11 +14,12 @@ kind), never user text, so a label's values stay few. ``docs/operations.md`` lis
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextvars import ContextVar
 from datetime import datetime
 
@@ -29,6 +30,7 @@ from prometheus_client.registry import Collector
 from handlers import drills
 from handlers.config import Drills
 from handlers.model import Incident, Status
+from handlers.services import Services
 
 log = logging.getLogger("rollbot.metrics")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -127,22 +129,36 @@ def scrape(read_gauges: Callable[[], dict[str, float]]) -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE
 
 
-def serve_worker_metrics(host: str, port: int) -> None:
-    """`rollbot worker`'s own `/metrics` (its series; the gauges are the web's, read from
-    Postgres), served by prometheus_client on a daemon thread."""
-    start_http_server(port, addr=host, registry=_process_registry())
-    log.info("worker metrics on http://%s:%d/metrics", host, port)
+def serve_metrics(host: str, port: int, read_gauges: Callable[[], dict[str, float]] | None = None) -> None:
+    """A process's own `/metrics` on a daemon thread (prometheus_client's server): `rollbot
+    worker`'s (its series; the gauges are the web's), `rollbot socket`'s (with the gauges)."""
+    registry = _process_registry()
+    if read_gauges is not None:
+        registry.register(PostgresGauges(read_gauges))
+    start_http_server(port, addr=host, registry=registry)
+    log.info("metrics on http://%s:%d/metrics", host, port)
 
 
-def request_kind(body: dict[str, object]) -> str:
-    """A Slack request's kind as a label: ``/rollback``'s first word when it is one of ours
-    (``command:code``), an action's id (``action:approve``), a view's callback id, an event's type;
-    anything else ``other``. Words outside ``known`` never become labels."""
+def state_gauges(services: Services) -> dict[str, float]:
+    """The gauges, read from Postgres now ({} when it cannot be read: a scrape never fails)."""
+    store = services.store
+    try:
+        counts, last, drill = store.status_counts(), store.last_rolled_back(), store.last_rolled_back(drill=True)
+    except Exception:
+        return {}
+    return gauges(counts, last, drill, services.policy.drills, services.clock.now())
+
+
+def request_kind(body: dict[str, object], words: Collection[str] = ()) -> str:
+    """A Slack request's kind as a label: ``/rollback``'s first word when it is one of ``words``
+    (the kinds' words) or a command of ours (``command:code``), an action's id
+    (``action:approve``), a view's callback id, an event's type; anything else ``other``. No
+    other word ever becomes a label."""
     kind = body.get("type")
     if isinstance(body.get("command"), str):
         text = body.get("text")
         word = text.split(maxsplit=1)[0].lower() if isinstance(text, str) and text.strip() else "help"
-        return f"command:{word if word in _COMMAND_WORDS else 'other'}"
+        return f"command:{word if word in _COMMANDS or word in words else 'other'}"
     if kind == "block_actions":
         actions = body.get("actions")
         action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
@@ -156,8 +172,7 @@ def request_kind(body: dict[str, object]) -> str:
     return "other"
 
 
-_COMMAND_WORDS = frozenset({"help", "code", "db", "database", "env", "flag", "decide", "status", "history",
-                            "resolve", "cancel", "drill", "code+env"})
+_COMMANDS = frozenset({"help", "decide", "status", "history", "resolve", "cancel", "drill"})  # the kinds' words are given
 _LABEL_TEXT = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -166,15 +181,30 @@ def _label(value: object) -> str:
     return value if isinstance(value, str) and _LABEL_TEXT.match(value) else "other"
 
 
+def _never_raises(report: Callable[..., None]) -> Callable[..., None]:
+    """A metric that cannot be written (a full disk under multiprocess mode) is logged, never
+    raised into the rollback that reported it."""
+    @functools.wraps(report)
+    def guarded(*args: object, **kwargs: object) -> None:
+        try:
+            report(*args, **kwargs)
+        except Exception as error:
+            log.warning("could not record a metric (%s: %s)", report.__name__, type(error).__name__)
+    return guarded
+
+
 class PrometheusTelemetry:
     """``handlers.ports.Telemetry`` on the series above."""
 
+    @_never_raises
     def refused(self, action: str, code: str) -> None:
         REFUSALS.labels(action=action[:40], code=code[:40]).inc()
 
+    @_never_raises
     def approved(self, kind: str, env: str, decided: bool) -> None:
         APPROVALS.labels(kind=kind, env=env, decided="true" if decided else "false").inc()
 
+    @_never_raises
     def rolled_back(self, kind: str, env: str, outcome: str, seconds: float | None, target_seconds: float) -> None:
         ROLLBACKS.labels(kind=kind, env=env, outcome=outcome).inc()
         if seconds is not None:
@@ -182,6 +212,7 @@ class PrometheusTelemetry:
             if target_seconds > 0:
                 AGAINST_TARGET.labels(kind=kind, env=env).observe(seconds / target_seconds)
 
+    @_never_raises
     def job_finished(self, kind: str, outcome: str) -> None:
         JOBS.labels(kind=kind, outcome=outcome).inc()
 

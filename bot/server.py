@@ -40,7 +40,14 @@ def serve_socket_mode(settings: Settings) -> int:
 
     if not settings.slack_app_token:
         raise ConfigError("SLACK_APP_TOKEN (xapp-…) is required for Socket Mode")
+    from bot.metrics import serve_metrics, state_gauges
     from bot.socket_mode import RollbotSocketMode
+    from bot.wsgi import command_words
 
-    RollbotSocketMode(create_app(build(settings)), secret(settings.slack_app_token)).start()
+    container = build(settings)
+    # No HTTP for Slack in Socket Mode: PORT serves the metrics (with the Postgres gauges) instead.
+    serve_metrics(settings.rollbot_metrics_host, settings.port, lambda: state_gauges(container.services))
+    handler = RollbotSocketMode(create_app(container), secret(settings.slack_app_token))
+    handler.words = command_words(container.services.kinds)
+    handler.start()
     return 0

@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     """How far `rollbot worker` lowers its CPU priority (Unix nice), so on a host it shares with `rollbot web` Slack's 3-second acks come first; 0 keeps it."""
     rollbot_worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """The port `rollbot worker` serves its own Prometheus `/metrics` on (rollbacks, jobs, Slack and Vercel calls); unset, it serves none. The web's `/metrics` has the web's series and the Postgres gauges."""
-    rollbot_worker_metrics_host: str = "0.0.0.0"
-    """The address the worker's `/metrics` listens on."""
+    rollbot_metrics_host: str = "0.0.0.0"
+    """The address the own `/metrics` of `rollbot worker` (on `ROLLBOT_WORKER_METRICS_PORT`) and of `rollbot socket` (on `PORT`) listen on."""
     rollbot_log_level: str = "INFO"
     """The log level (DEBUG, INFO, WARNING, ERROR)."""
     rollbot_uncertain_window: float = Field(default=30.0, gt=0, le=600)

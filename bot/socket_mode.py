@@ -9,27 +9,22 @@ caught by its delivery key in the listener (bot.delivery), as over HTTP."""
 from __future__ import annotations
 
 import contextvars
-import time
 
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
-from structlog.contextvars import bind_contextvars
 
-from bot import metrics
-from bot.edge import sender
+from bot import request_scope
 
 
 class RollbotSocketMode(SocketModeHandler):
+    words: frozenset[str] = frozenset()  # the kinds' words (bot.wsgi.command_words)
+
     def handle(self, client: BaseSocketModeClient, req: SocketModeRequest) -> None:
         contextvars.Context().run(self._handle, client, req)
 
     def _handle(self, client: BaseSocketModeClient, req: SocketModeRequest) -> None:
-        received = time.perf_counter()
-        body = req.payload if isinstance(req.payload, dict) else {}
-        kind = metrics.request_kind(body)
-        metrics.RECEIVED.set(received)
-        user = sender(body)
-        bind_contextvars(request=kind, transport="socket_mode", **({"user": user} if user else {}))
+        scope = request_scope.begin(req.payload if isinstance(req.payload, dict) else {}, self.words,
+                                    transport="socket_mode")
         super().handle(client, req)  # type: ignore[arg-type]
-        metrics.ACK_SECONDS.labels(kind=kind).observe(time.perf_counter() - received)
+        scope.acked()

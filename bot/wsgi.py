@@ -14,15 +14,15 @@ from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_bolt.context import BoltContext
 from slack_bolt.request import BoltRequest
 from slack_bolt.request.internals import build_context
-from structlog.contextvars import bind_contextvars
 
-from bot import metrics
+from bot import metrics, request_scope
 from bot.app import create_app
 from bot.bootstrap import Container
 from bot.delivery import FIRST_DELIVERY
-from bot.edge import MAX_BODY, Admitted, Refusal, SlackGate, sender
+from bot.edge import MAX_BODY, Admitted, Refusal, SlackGate
 from bot.replay import ReplayFilter
 from bot.settings import secret
+from handlers.kind import RollbackKind
 from integrations.pg_replay import ReplayLedger
 
 log = logging.getLogger("rollbot.web")
@@ -36,6 +36,7 @@ class RollbotWSGI:
         self.bolt = create_app(container)
         if container.replay is None:
             container.replay = ReplayLedger(container.store.pool)
+        self.words = command_words(container.services.kinds)
         self.gate = SlackGate(secret(container.settings.slack_signing_secret),
                               ReplayFilter(container.redis, container.replay).admit)
 
@@ -48,7 +49,7 @@ class RollbotWSGI:
         if method == "GET" and path == "/readyz":
             return self._ready(start_response)
         if method == "GET" and path == "/metrics":
-            body, content_type = metrics.scrape(self._gauges)
+            body, content_type = metrics.scrape(lambda: metrics.state_gauges(self.container.services))
             start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
             return [body]
         return _json(start_response, 404, {"error": "not found"})
@@ -76,9 +77,7 @@ class RollbotWSGI:
                 start_response("200 OK", [("Content-Length", "0")])
                 return [b""]
             return _json(start_response, admitted.status, {"error": admitted.reason})
-        metrics.RECEIVED.set(received)
-        kind = metrics.request_kind(admitted.body)
-        bind_contextvars(request=kind, **({"user": user} if (user := sender(admitted.body)) else {}))
+        scope = request_scope.begin(admitted.body, self.words, received)
         try:
             response = self.bolt.dispatch(_bolt_request(environ, body, admitted))
         except Exception as error:  # Bolt could not read it (listener errors never get here: see bot.app)
@@ -87,7 +86,7 @@ class RollbotWSGI:
             return _json(start_response, 400, {"error": "the payload does not have the shape Slack sends"})
         answer = WsgiHttpResponse(status=response.status, headers=response.headers, body=response.body)
         start_response(answer.status, answer.get_headers())
-        metrics.ACK_SECONDS.labels(kind=kind).observe(time.perf_counter() - received)
+        scope.acked()
         return answer.get_body()
 
     def _ready(self, start_response: StartResponse) -> Iterable[bytes]:
@@ -100,13 +99,6 @@ class RollbotWSGI:
         ok = all(v == "ok" for v in checks.values())
         return _json(start_response, 200 if ok else 503, {"status": "ready" if ok else "not ready", **checks})
 
-    def _gauges(self) -> dict[str, float]:
-        store = self.container.store
-        try:
-            counts, last, drill = store.status_counts(), store.last_rolled_back(), store.last_rolled_back(drill=True)
-        except Exception:  # metrics never fail the scrape
-            return {}
-        return metrics.gauges(counts, last, drill, self.container.policy.drills, self.container.services.clock.now())
 
 
 def _bolt_request(environ: dict[str, Any], raw: bytes, admitted: Admitted) -> BoltRequest:
@@ -129,3 +121,9 @@ def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> I
               413: "Content Too Large", 503: "Service Unavailable"}[status]
     start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def command_words(kinds: Iterable[RollbackKind]) -> frozenset[str]:
+    """The ``/rollback`` words that name a kind (``code``, ``db``, ``code+env``): these, and the
+    fixed commands, may be a request's label; nothing a user types otherwise."""
+    return frozenset(word for kind in kinds for word in (kind.name, *kind.words))

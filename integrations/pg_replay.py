@@ -112,11 +112,11 @@ class ReplayLedger:
         while True:
             self._wake.wait(self._flush_every)
             stopping = self._stopping
-            self._sweep_now_and_then()
             if self.flush() == 0 and self._queued and not stopping:
                 time.sleep(min(1.0, self._flush_every * 10))  # Postgres refused: do not spin
             if stopping:
                 return
+            self._sweep_now_and_then()  # after the keys Redis admitted are written
 
     def _sweep_now_and_then(self) -> None:
         now = time.monotonic()

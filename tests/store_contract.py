@@ -161,8 +161,10 @@ class StoreContract:
         second = store.approve(incident.id, "U2", incident.plan_hash, T0)
         assert second.decided and second.incident.status is Status.EXECUTING and second.incident.decided_by == "U2"
         assert [j.kind for j in store.pending_jobs(incident.id)] == ["execute"]
-        assert [(e.action, e.outcome) for e in store.audit_log(incident.id)] == [
-            ("approve", "ok"), ("approve", "ok"), ("approved", "ok")]
+        assert [(e.action, e.outcome, e.actor, e.detail) for e in store.audit_log(incident.id)] == [
+            ("approve", "ok", "U1", {"plan_hash": incident.plan_hash, "count": 1, "needed": 2}),
+            ("approve", "ok", "U2", {"plan_hash": incident.plan_hash, "count": 2, "needed": 2}),
+            ("approved", "ok", "rollbot", {"approvers": ["U1", "U2"]})]
 
     def test_the_announce_job_is_queued_with_the_approval_and_only_with_it(self, store: IncidentStore) -> None:
         incident = store.create_incident(new(needed=2))

@@ -40,7 +40,8 @@ def test_a_rollback_shows_in_the_web_and_the_worker_metrics(world: World, bot: B
     log = open(world.config_path.parent / "worker-metrics.log", "wb")  # noqa: SIM115 - closed below
     worker = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], stdout=log, stderr=subprocess.STDOUT,
                               env={**os.environ, **world.env(), "ROLLBOT_WORKER_METRICS_PORT": str(port),
-                                   "ROLLBOT_WORKER_METRICS_HOST": "127.0.0.1"})
+                                   "ROLLBOT_METRICS_HOST": "127.0.0.1",
+                                   "PROMETHEUS_MULTIPROC_DIR": str(world.config_path.parent)})
     try:
         client = bot.client(world)
         client.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
@@ -77,6 +78,7 @@ def test_a_rollback_shows_in_the_web_and_the_worker_metrics(world: World, bot: B
         assert _sum(ours, "rollbot_provider_call_seconds_count", provider="slack", method="chat.postMessage",
                     status="ok") >= 2  # the root message, the thread's progress and verification
         assert _sum(ours, "rollbot_provider_call_errors_total") == 0
+        assert _sum(ours, "rollbot_slack_ack_seconds_count") == 0  # the worker's own, never the web's
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=20)

@@ -12,13 +12,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import httpx
 import psycopg
 import pytest
 
 from sandbox.slack_client import SignedSlackClient
 from sandbox.socket_mode import SocketModeServer, SocketModeUser
 from sandbox.team import ALICE, CAROL, CHANNEL, PROJECT
-from tests.world import SIGNING_SECRET, World, wait_until
+from tests.world import SIGNING_SECRET, World, free_port, metric_samples, wait_until
 
 APP_TOKEN = "xapp-1-A0ROLLBOT-test-app-level-token"
 
@@ -28,14 +29,20 @@ def _text(message: dict) -> str:
 
 
 @pytest.fixture
-def socket_app(world: World) -> Iterator[tuple[SocketModeServer, SocketModeUser]]:
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def socket_app(world: World, metrics_port: int) -> Iterator[tuple[SocketModeServer, SocketModeUser]]:
     server = SocketModeServer().start()
     world.slack.attach_socket_mode(server, APP_TOKEN)
     log_path = world.config_path.parent / "socket.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "bot.cli", "socket"], stdout=log, stderr=subprocess.STDOUT,
                                    env={**os.environ, **world.env(), "SLACK_APP_TOKEN": APP_TOKEN,
-                                        "ROLLBOT_LOG_LEVEL": "INFO"})
+                                        "ROLLBOT_LOG_LEVEL": "INFO", "PORT": str(metrics_port),
+                                        "ROLLBOT_METRICS_HOST": "127.0.0.1"})
         payloads = SignedSlackClient("http://127.0.0.1:9/unused", SIGNING_SECRET, world.slack)
         try:
             server.wait_handshakes(1, timeout=30)
@@ -54,7 +61,7 @@ def socket_app(world: World) -> Iterator[tuple[SocketModeServer, SocketModeUser]
     assert APP_TOKEN not in output and "xoxb-" not in output
 
 
-def test_a_command_a_modal_and_buttons_over_socket_mode(world: World,
+def test_a_command_a_modal_and_buttons_over_socket_mode(world: World, metrics_port: int,
                                                         socket_app: tuple[SocketModeServer, SocketModeUser]) -> None:
     server, user = socket_app
     # The slash command: acknowledged in the envelope's ack, its answer shown to the user alone.
@@ -91,3 +98,9 @@ def test_a_command_a_modal_and_buttons_over_socket_mode(world: World,
     assert not [e for e in world.slack.ephemerals(user=CAROL) if "already" in _text(e)]
     with psycopg.connect(world.database_url) as conn:
         assert conn.execute("SELECT count(*) FROM approvals").fetchone()[0] == 1
+    # `rollbot socket` serves its own /metrics on PORT: its acks, its approvals, the Postgres gauges.
+    scraped = metric_samples(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5, trust_env=False).text)
+    assert scraped[("rollbot_slack_ack_seconds_count", (("kind", "command:code"),))] == 2
+    assert scraped[("rollbot_slack_ack_seconds_count", (("kind", "action:approve"),))] == 2  # the click, and again
+    assert scraped[("rollbot_approvals_total", (("decided", "true"), ("env", "prod"), ("kind", "code")))] == 1
+    assert scraped[("rollbot_incidents", (("drill", "false"), ("status", "denied")))] == 1

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
 from bot.metrics import request_kind
+from bot.wsgi import command_words
 from integrations.http import TimedTransport, path_template
+from tests.fakes.world import fake_world
 
 
 @pytest.mark.parametrize("body, kind", [
@@ -21,7 +25,13 @@ from integrations.http import TimedTransport, path_template
     ({"type": "shortcut"}, "other"),
 ])
 def test_a_requests_kind(body: dict, kind: str) -> None:
-    assert request_kind(body) == kind
+    assert request_kind(body, frozenset({"code", "db", "database", "code+env"})) == kind
+
+
+def test_the_kinds_words_come_from_the_registry_aliases_and_combined_kinds_included(tmp_path: Path) -> None:
+    words = command_words(fake_world(tmp_path).svc.kinds)
+    assert {"code", "db", "database", "env", "flag", "code+env"} <= words
+    assert request_kind({"command": "/rollback", "text": "database prod 0042"}, words) == "command:database"
 
 
 @pytest.mark.parametrize("path, template", [
