@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -135,7 +138,10 @@ def _refusals(world: World) -> int:
         return int(conn.execute("SELECT count(*) FROM audit_log WHERE outcome = 'refused'").fetchone()[0])
 
 
-def test_two_approvers_needed_and_plan_binding(database_url: str, redis_url: str, tmp_path: Path) -> None:
+@contextmanager
+def _one_of_two_approvals(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[World, dict, Any]]:
+    """A real web process, a policy that needs two approvers, and the first approval recorded:
+    ``(world, the root message, the signed client)``."""
     world = make_world(database_url, redis_url, tmp_path, approvals=2)
     bot = BotServer(world)
     try:
@@ -143,6 +149,16 @@ def test_two_approvers_needed_and_plan_binding(database_url: str, redis_url: str
         client = bot.client(world)
         client.click(LEADS[0], channel=CHANNEL, message_ts=root["ts"], action_id="approve")
         world.work_until(lambda: any("1 of 2" in _text(e) for e in world.slack.ephemerals(user=LEADS[0])), message="1 of 2")
+        yield world, root, client
+    finally:
+        bot.stop()
+        world.slack.stop()
+        world.vercel.stop()
+        world.close()
+
+
+def test_two_approvers_needed_and_plan_binding(database_url: str, redis_url: str, tmp_path: Path) -> None:
+    with _one_of_two_approvals(database_url, redis_url, tmp_path) as (world, root, client):
         # A button drawn for another plan does not count.
         stale = client.find_action(root, "approve")["value"].split(":")[0] + ":0000000000000000"
         client.click(LEADS[1], channel=CHANNEL, message_ts=root["ts"], action_id="approve", value=stale)
@@ -151,22 +167,11 @@ def test_two_approvers_needed_and_plan_binding(database_url: str, redis_url: str
         client.click(LEADS[1], channel=CHANNEL, message_ts=root["ts"], action_id="approve")
         world.work_until(lambda: len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1,
                          message="the rollback after the second approval")
-    finally:
-        bot.stop()
-        world.slack.stop()
-        world.vercel.stop()
-        world.close()
 
 
 def test_a_click_delivered_again_and_signed_anew_counts_once_and_says_nothing(
         database_url: str, redis_url: str, tmp_path: Path) -> None:
-    world = make_world(database_url, redis_url, tmp_path, approvals=2)
-    bot = BotServer(world)
-    try:
-        root = _request(world, bot)
-        client = bot.client(world)
-        client.click(LEADS[0], channel=CHANNEL, message_ts=root["ts"], action_id="approve")
-        world.work_until(lambda: any("1 of 2" in _text(e) for e in world.slack.ephemerals(user=LEADS[0])), message="1 of 2")
+    with _one_of_two_approvals(database_url, redis_url, tmp_path) as (world, _root, client):
         again = urllib.parse.urlencode({"payload": client.sent_payloads[-1]}).encode()
         # New timestamp, new signature: not a replay of the bytes, but the same click (action_ts).
         assert client.post_raw(again, "application/x-www-form-urlencoded", timestamp=int(time.time()) + 1).status_code == 200
@@ -176,11 +181,7 @@ def test_a_click_delivered_again_and_signed_anew_counts_once_and_says_nothing(
         assert _refusals(world) == 0
         with psycopg.connect(world.database_url) as conn:
             assert conn.execute("SELECT count(*) FROM approvals").fetchone()[0] == 1
-    finally:
-        bot.stop()
-        world.slack.stop()
-        world.vercel.stop()
-        world.close()
+
 
 @pytest.mark.reliability("fault", "The bot's database gone when a command arrives")
 def test_a_database_outage_gets_a_clear_message(world: World, bot: BotServer, postgres_server_url: str) -> None:
