@@ -1,5 +1,6 @@
-"""Once per delivery: the key under which a click or an event is acted on once, whatever Slack
-re-sends (an event's retries carry a new signature; Socket Mode may deliver an envelope again).
+"""Once per delivery: the key under which a slash command, a click or an event is acted on once,
+whatever Slack re-sends (an event's retries carry a new signature; Socket Mode may deliver an
+envelope again).
 
 Over HTTP the edge's gate claims the key in the same Redis round trip as its replay check and
 hands the answer to the listener in Bolt's context (``FIRST_DELIVERY``); in Socket Mode, with no
@@ -19,7 +20,11 @@ EVENT_TTL = 3600  # Slack retries an event for up to about an hour
 
 
 def delivery_key(body: dict[str, Any]) -> tuple[str, int] | None:
-    """``(key, seconds to remember it)`` for a button click or an event; None for anything else."""
+    """``(key, seconds to remember it)`` for a slash command (its ``trigger_id``, one per
+    invocation), a button click or an event; None for anything else."""
+    if isinstance(body.get("command"), str):
+        trigger = body.get("trigger_id")
+        return (f"command:{trigger}", ACTION_TTL) if isinstance(trigger, str) and trigger else None
     kind = body.get("type")
     if kind == "block_actions":
         actions, user = body.get("actions"), body.get("user")

@@ -14,6 +14,7 @@ from bot.blocks.decide import decide_modal
 from bot.blocks.modals import resolve_modal
 from bot.blocks.status import history_blocks, status_blocks
 from bot.blocks.text import escape, plain, sections
+from bot.delivery import first_delivery
 from bot.listeners.refusals import ephemeral, refusals_told
 from handlers import approvals, commands, drills, queries, resolution
 from handlers.commands import CommandError
@@ -26,7 +27,8 @@ log = logging.getLogger("rollbot.commands")
 def register(app: App, svc: Services) -> None:
     @app.command("/rollback")
     @in_request_thread
-    def rollback_command(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> After:
+    def rollback_command(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient,
+                         context: dict[str, Any]) -> After:
         user, text = body.get("user_id", ""), body.get("text", "")
         try:
             cmd = commands.parse(text, svc.policy, svc.kinds)
@@ -45,6 +47,9 @@ def register(app: App, svc: Services) -> None:
                 assert rollback is not None
                 what = f"{'drill of a ' if drill else ''}{rollback.kind} rollback on *{rollback.env}*"
                 article = "an" if what[0] in "aeiou" else "a"
+                if not first_delivery(svc.live, body, context):  # the same invocation, delivered again
+                    ack()
+                    return None
                 reply = ReplyTo(channel=str(body.get("channel_id") or svc.policy.environments[rollback.env].channel),
                                 response_url=body.get("response_url") or None)
                 # Durable before the ack: the worker plans it (handlers.request_jobs). A store error

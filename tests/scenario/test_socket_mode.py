@@ -67,7 +67,12 @@ def test_a_command_a_modal_and_buttons_over_socket_mode(world: World, metrics_po
     # The slash command: acknowledged in the envelope's ack, its answer shown to the user alone.
     ack = user.command(ALICE, "code prod checkout 500", channel_id=CHANNEL)
     assert "Planning a code rollback on *prod*" in ack["payload"]["text"]
+    assert not user.again().get("payload")  # Slack delivers the same invocation again: acknowledged, not planned
     first = world.work_until(lambda: next(iter(world.slack.messages(CHANNEL)), None), message="the root message")
+    world.work_until(lambda: True, message="the worker's turn")  # a second request would be planned (and refused) now
+    with psycopg.connect(world.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM due_jobs WHERE kind = 'request'").fetchone()[0] == 1
+    assert not [e for e in world.slack.ephemerals(user=ALICE) if "still pending" in _text(e)]
 
     # A button that opens a modal; the modal's validation comes back in the submission's ack.
     user.click(CAROL, channel=CHANNEL, message_ts=first["ts"], action_id="deny")
@@ -100,7 +105,7 @@ def test_a_command_a_modal_and_buttons_over_socket_mode(world: World, metrics_po
         assert conn.execute("SELECT count(*) FROM approvals").fetchone()[0] == 1
     # `rollbot socket` serves its own /metrics on PORT: its acks, its approvals, the Postgres gauges.
     scraped = metric_samples(httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5, trust_env=False).text)
-    assert scraped[("rollbot_slack_ack_seconds_count", (("kind", "command:code"),))] == 2
+    assert scraped[("rollbot_slack_ack_seconds_count", (("kind", "command:code"),))] == 3  # two, one delivered twice
     assert scraped[("rollbot_slack_ack_seconds_count", (("kind", "action:approve"),))] == 2  # the click, and again
     assert scraped[("rollbot_approvals_total", (("decided", "true"), ("env", "prod"), ("kind", "code")))] == 1
     assert scraped[("rollbot_incidents", (("drill", "false"), ("status", "denied")))] == 1

@@ -25,7 +25,9 @@ def test_keys_for_a_click_and_an_event_and_none_for_the_rest() -> None:
     assert delivery_key({"type": "event_callback", "event": {}}) is None
     assert delivery_key({"type": "block_actions", "user": {"id": "U1"}, "actions": []}) is None
     assert delivery_key({"type": "block_actions", "actions": [{"action_id": "x"}]}) is None
-    assert delivery_key({"command": "/rollback", "text": "help"}) is None
+    assert delivery_key({"command": "/rollback", "text": "help"}) is None  # no trigger_id: nothing to claim
+    assert delivery_key({"command": "/rollback", "text": "code prod", "trigger_id": "13345.98"}) == (
+        "command:13345.98", 600)
 
 
 def test_the_gates_answer_is_used_and_redis_is_asked_only_without_one() -> None:
