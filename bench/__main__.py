@@ -174,6 +174,11 @@ def _reminders(stack: Stack, count: int, timeout: float = 60) -> float:
 def one_level(stack: Stack, results: Results, latency: int, run: int, concurrency: int, count: int,
               reminders: int) -> None:
     order = APPS if run % 2 == 0 else tuple(reversed(APPS))
+    # Each level reads only its own calls: the emulators (in this process) drop the ones before,
+    # or a long run's log (every call's arguments) grows to hundreds of MiB and the garbage
+    # collector's passes over it slow the emulators, and with them every later level's worker.
+    stack.slack.forget_calls()
+    stack.vercel.forget_calls()
     client = stack.client
     help_bodies = [client.command_body(ALICE, "help", channel_id=channel_of(n)) for n in range(count)]
     for app in order:

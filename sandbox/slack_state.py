@@ -293,6 +293,11 @@ class SlackState:
         with self.lock:
             return copy.deepcopy(self._calls[start:]), len(self._calls)
 
+    def forget_calls(self) -> None:
+        """Drop the call log (a long benchmark's: every call's arguments, hundreds of MiB)."""
+        with self.lock:
+            self._calls.clear()
+
     def calls_to(self, method: str) -> list[Record]:
         """The recorded calls of one Web API method."""
         with self.lock:

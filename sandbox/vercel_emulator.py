@@ -284,6 +284,11 @@ class VercelEmulator(VercelRoutes, EdgeConfigRoutes, EnvRoutes):
             self._faults.clear()
             self.calls.clear()
 
+    def forget_calls(self) -> None:
+        """Drop the call log (a long benchmark's)."""
+        with self._lock:
+            self.calls.clear()
+
     # ------------------------------------------------------------------ internals
     def _project(self, id_or_name: str) -> ProjectRecord:
         project = self._projects.get(id_or_name)
