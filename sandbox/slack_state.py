@@ -2,7 +2,8 @@
 
 :class:`SlackState` owns everything the emulated workspace remembers:
 messages, ephemeral messages, views, issued trigger ids and response URLs,
-the user directory, scripted rate limits and a log of every API call.  One
+the user directory; the log of every API call and the scripted rate limits and faults are
+:class:`sandbox.slack_calls.CallLedger`'s.  One
 re-entrant lock guards all of it; every public inspection method takes the
 lock and returns deep copies, so tests may freely mutate what they get back.
 
@@ -22,8 +23,7 @@ from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-Record = dict[str, Any]
-"""A Slack-shaped JSON object as stored by the emulator."""
+from sandbox.slack_calls import CallLedger, Record
 
 RESPONSE_URL_MAX_USES: Final = 5
 """Slack accepts at most five posts to one response_url."""
@@ -50,10 +50,9 @@ class ResponseUrlGrant:
     last_posted_ts: str | None = None
 
 
-FAULTS = frozenset({"drop_after", "error_after", "error_before", "internal_error_after", "ratelimited", "slow_after"})
 
 
-class SlackState:
+class SlackState(CallLedger):
     """Thread-safe store behind :class:`sandbox.slack_emulator.SlackEmulator`.
 
     Args:
@@ -98,11 +97,9 @@ class SlackState:
         self._ephemerals: list[Record] = []
         self._views: dict[str, Record] = {}
         self._homes: dict[str, Record] = {}
-        self._calls: list[Record] = []
         self._triggers: dict[str, TriggerGrant] = {}
         self._response_urls: dict[str, ResponseUrlGrant] = {}
-        self._rate_limits: dict[str, list[int]] = {}
-        self._faults: dict[str, list[tuple[str, float] | None]] = {}
+        self._clear_calls()
         self.validation_errors.clear()
         self.response_posts.clear()
 
@@ -159,39 +156,6 @@ class SlackState:
     def unarchive_channel(self, channel_id: str) -> None:
         with self.lock:
             self._archived.discard(channel_id)
-
-    def script_rate_limit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
-        """Make the next ``times`` calls of ``method`` answer HTTP 429 with ``Retry-After``."""
-        with self.lock:
-            self._rate_limits[method] = [times, retry_after]
-
-    def script_fault(self, method: str, fault: str, times: int = 1, delay: float = 0.0, every: int = 1,
-                     skip: int = 0) -> None:
-        """Make the next ``times`` calls of ``method`` (every ``every``-th call, starting with the
-        next, or after the next ``skip`` calls) fail the way a network or Slack does:
-
-        * ``"drop_after"``: the call is applied, then the connection closes with no answer;
-        * ``"error_after"``: the call is applied, then HTTP 500 (a gateway gave up on it);
-        * ``"error_before"``: HTTP 503 and nothing applied;
-        * ``"internal_error_after"``: the call is applied, then HTTP 200 ``internal_error``;
-        * ``"ratelimited"``: HTTP 429 with ``Retry-After: 1`` and nothing applied;
-        * ``"slow_after"``: the call is applied, then the answer waits ``delay`` seconds.
-        """
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; one of {sorted(FAULTS)}")
-        with self.lock:
-            pattern: list[tuple[str, float] | None] = [(fault, delay)] + [None] * (max(every, 1) - 1)
-            self._faults.setdefault(method, []).extend([None] * skip + pattern * times)
-
-    def take_fault(self, method: str) -> tuple[str, float] | None:
-        """Consume the next scripted fault of ``method``, if any."""
-        queue = self._faults.get(method)
-        if not queue:
-            return None
-        fault = queue.pop(0)
-        if not queue:
-            del self._faults[method]
-        return fault
 
     def new_trigger_id(self, user_id: str) -> str:
         """Issue a single-use trigger id for ``user_id`` (valid :attr:`trigger_expiry` seconds)."""
@@ -280,28 +244,6 @@ class SlackState:
         """All opened/pushed views by id (copies)."""
         with self.lock:
             return copy.deepcopy(self._views)
-
-    @property
-    def calls(self) -> list[Record]:
-        """Every Web API call, including refused ones: ``{"method", "args", "at", "status", "error"}``."""
-        with self.lock:
-            return copy.deepcopy(self._calls)
-
-    def calls_since(self, start: int) -> tuple[list[Record], int]:
-        """The calls recorded from index ``start`` on (copies), and the index to read from next:
-        for a caller that polls a long run without copying every call each time."""
-        with self.lock:
-            return copy.deepcopy(self._calls[start:]), len(self._calls)
-
-    def forget_calls(self) -> None:
-        """Drop the call log (a long benchmark's: every call's arguments, hundreds of MiB)."""
-        with self.lock:
-            self._calls.clear()
-
-    def calls_to(self, method: str) -> list[Record]:
-        """The recorded calls of one Web API method."""
-        with self.lock:
-            return copy.deepcopy([c for c in self._calls if c["method"] == method])
 
     def home(self, user_id: str) -> Record | None:
         """The App Home view last published for ``user_id`` (a copy), or ``None``."""
@@ -437,16 +379,6 @@ class SlackState:
         """A registered user group (live), or ``None``."""
         return self._usergroups.get(group_id)
 
-    def take_rate_limit(self, method: str) -> int | None:
-        """Consume one scripted 429 for ``method``; returns its Retry-After or ``None``."""
-        script = self._rate_limits.get(method)
-        if not script or script[0] <= 0:
-            return None
-        script[0] -= 1
-        if script[0] == 0:
-            del self._rate_limits[method]
-        return script[1]
-
     def register_response_url(self, channel: str | None, user: str | None, message_ts: str | None) -> str:
         """Create a response URL grant and return its token."""
         token = secrets.token_urlsafe(18)
@@ -457,14 +389,6 @@ class SlackState:
     def response_url(self, token: str) -> ResponseUrlGrant | None:
         """The grant behind a response URL token, or ``None``."""
         return self._response_urls.get(token)
-
-    def record_call(self, method: str, args: Record, status: int, error: str | None,
-                    fault: str | None = None) -> None:
-        """Append one entry to the call log (``fault``: the scripted fault it met, if any)."""
-        self._calls.append(
-            {"method": method, "args": copy.deepcopy(args), "at": time.time(), "status": status, "error": error,
-             "fault": fault}
-        )
 
     def _replies(self, channel: str, ts: str) -> list[Record]:
         """Live replies to ``ts`` in ``channel`` (parent excluded)."""

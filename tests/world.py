@@ -171,14 +171,23 @@ class BotServer:
     def stop(self) -> str:
         for client in self._clients:  # an idle kept-alive connection would hold gunicorn's stop for 2 s
             client.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self._log.close()
         return self.log_path.read_text(errors="replace")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> float:
+    """SIGTERM, then wait; killed if it has not stopped within ``timeout``. Seconds it took to
+    stop (infinity when it had to be killed)."""
+    started = time.monotonic()
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return float("inf")
+    return time.monotonic() - started
 
 
 def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

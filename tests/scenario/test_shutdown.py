@@ -4,15 +4,13 @@ on every supported Python: within a couple of seconds, with exit code 0 and no t
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import httpx
 
 from sandbox.team import ALICE, CHANNEL
-from tests.world import BotServer, World, wait_until
+from tests.world import BotServer, World, stop_process, wait_until
 
 # Seconds from SIGTERM to the process having exited: about 0.5 s idle on the 2-core development
 # machine, up to 2.5 s with a kept-alive connection (gunicorn keeps one open for up to 2 s after
@@ -23,15 +21,7 @@ STOP_WITHIN = 8.0
 
 
 def _stop_time(process: subprocess.Popen[bytes]) -> float:
-    started = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        return float("inf")
-    return time.monotonic() - started
+    return stop_process(process, timeout=30)
 
 
 def test_idle_web_stops_at_once(world: World) -> None:

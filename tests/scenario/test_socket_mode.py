@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 from sandbox.slack_client import SignedSlackClient
 from sandbox.socket_mode import SocketModeServer, SocketModeUser
 from sandbox.team import ALICE, CAROL, CHANNEL, PROJECT
-from tests.world import SIGNING_SECRET, World, free_port, metric_samples, wait_until
+from tests.world import SIGNING_SECRET, World, free_port, metric_samples, stop_process, wait_until
 
 APP_TOKEN = "xapp-1-A0ROLLBOT-test-app-level-token"
 
@@ -48,12 +47,7 @@ def socket_app(world: World, metrics_port: int) -> Iterator[tuple[SocketModeServ
             server.wait_handshakes(1, timeout=30)
             yield server, SocketModeUser(server, payloads)
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
             payloads.close()
             server.stop()
     output = log_path.read_text(errors="replace")
