@@ -17,11 +17,13 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
+from bot.slack_api import MeasuredWebClient
 from sandbox.slack_client import SignedSlackClient, find_action
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.socket_mode import SocketModeServer
@@ -594,3 +596,20 @@ def test_apps_connections_open_takes_the_app_level_token_only(emulator: SlackEmu
         assert first.startswith(f"ws://127.0.0.1:{server.port}/link/?ticket=") and first != second  # one ticket each
     finally:
         server.stop()
+
+
+def test_the_bots_slack_client_measures_every_call_and_counts_its_errors(emulator: SlackEmulator) -> None:
+    client = MeasuredWebClient(token=TOKEN, base_url=emulator.url, proxy=None, retry_handlers=[])
+
+    def sample(name: str, status: str) -> float:
+        return REGISTRY.get_sample_value(name, {"provider": "slack", "method": "chat.postMessage", "status": status}) or 0
+
+    before = (sample("rollbot_provider_call_seconds_count", "ok"), sample("rollbot_provider_call_errors_total", "ok"),
+              sample("rollbot_provider_call_errors_total", "service_unavailable"))
+    client.chat_postMessage(channel="C0SANDBOX", text="hello")
+    emulator.script_fault("chat.postMessage", "error_before")  # Slack answers 503 service_unavailable
+    with pytest.raises(SlackApiError):
+        client.chat_postMessage(channel="C0SANDBOX", text="hello")
+    after = (sample("rollbot_provider_call_seconds_count", "ok"), sample("rollbot_provider_call_errors_total", "ok"),
+             sample("rollbot_provider_call_errors_total", "service_unavailable"))
+    assert [b - a for a, b in zip(before, after, strict=True)] == [1, 0, 1]

@@ -14,6 +14,7 @@ from handlers import approvals
 from handlers.execution import execute
 from handlers.monitoring import process
 from handlers.services import Refused
+from handlers.store import FOLLOW_UP_JOB
 from tests.fakes.world import ALICE, BOB, CAROL, FakeWorld, fake_world
 
 
@@ -92,3 +93,11 @@ def test_every_due_job_reports_how_it_ended(w: FakeWorld, seen: Recorded) -> Non
     for job in w.store.claim_due(w.clock.now(), "w1"):
         process(w.svc, job)
     assert seen.of("job_finished") == [("expire", "done")]
+
+
+def test_a_job_that_fails_is_reported_as_a_retry(w: FakeWorld, seen: Recorded) -> None:
+    incident = w.request(ALICE)
+    w.store.schedule(incident.id, FOLLOW_UP_JOB, w.clock.now(), {})  # no follow-up named: it raises
+    for job in w.store.claim_due(w.clock.now(), "w1"):
+        assert process(w.svc, job) == "retry"
+    assert seen.of("job_finished") == [(FOLLOW_UP_JOB, "retry")]
