@@ -30,6 +30,7 @@ class Scope:
 def begin(body: dict[str, Any], words: Collection[str], received: float | None = None, **fields: str) -> Scope:
     """Bind this request's kind (``words``: the ``/rollback`` words that may be labels) and user
     in the current context; ``fields`` are bound too (``transport="socket_mode"``)."""
+    metrics.SLACK_REQUESTS.labels(kind=str(body.get("type") or body.get("command") or "other")[:40]).inc()
     scope = Scope(metrics.request_kind(body, words), received if received is not None else time.perf_counter())
     metrics.RECEIVED.set(scope.received)
     user = sender(body)

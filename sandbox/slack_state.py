@@ -94,6 +94,10 @@ class SlackState(CallLedger):
     def _clear_activity(self) -> None:
         """Forget messages, views, calls and grants (not the directory)."""
         self._messages: list[Record] = []
+        # Indexes over _messages: a long run (the benchmark posts tens of thousands) must not make
+        # every chat.update and thread reply scan all of them under the lock.
+        self._by_ts: dict[tuple[str, str], Record] = {}
+        self._threads: dict[tuple[str, str], list[Record]] = {}
         self._ephemerals: list[Record] = []
         self._views: dict[str, Record] = {}
         self._homes: dict[str, Record] = {}
@@ -290,10 +294,7 @@ class SlackState(CallLedger):
 
     def find_message(self, channel: str, ts: str) -> Record | None:
         """The live (uncopied) channel message, or ``None``."""
-        for message in self._messages:
-            if message["ts"] == ts and message["channel"] == channel:
-                return message
-        return None
+        return self._by_ts.get((channel, ts))
 
     def find_ephemeral(self, ts: str) -> Record | None:
         """The live ephemeral record with ``ts``, or ``None``."""
@@ -305,9 +306,11 @@ class SlackState(CallLedger):
     def append_message(self, message: Record) -> None:
         """Store a channel message and maintain its thread parent's reply metadata."""
         self._messages.append(message)
+        self._by_ts[(message["channel"], message["ts"])] = message
         thread_ts = message.get("thread_ts")
         if thread_ts is None or thread_ts == message["ts"]:
             return
+        self._threads.setdefault((message["channel"], thread_ts), []).append(message)
         parent = self.find_message(message["channel"], thread_ts)
         if parent is None:
             return
@@ -322,7 +325,11 @@ class SlackState(CallLedger):
     def remove_message(self, message: Record) -> None:
         """Delete a channel message (and fix its parent's ``reply_count``)."""
         self._messages.remove(message)
+        self._by_ts.pop((message["channel"], message["ts"]), None)
         thread_ts = message.get("thread_ts")
+        replies = self._threads.get((message["channel"], thread_ts or ""))
+        if replies is not None:
+            replies[:] = [reply for reply in replies if reply is not message]
         parent = self.find_message(message["channel"], thread_ts) if thread_ts else None
         if parent is not None and parent is not message:
             parent["reply_count"] = len(self._replies(message["channel"], thread_ts or ""))
@@ -392,7 +399,7 @@ class SlackState(CallLedger):
 
     def _replies(self, channel: str, ts: str) -> list[Record]:
         """Live replies to ``ts`` in ``channel`` (parent excluded)."""
-        return [m for m in self._messages if m["channel"] == channel and m.get("thread_ts") == ts and m["ts"] != ts]
+        return list(self._threads.get((channel, ts), ()))
 
 
 def _tz_offset(tz: str) -> int:
