@@ -157,24 +157,25 @@ class WorkTables:
             self._insert_jobs(conn, incident_id, [NewJob(kind, due_at, payload)])
 
     def claim_due(self, now: datetime, worker: str, limit: int = 20) -> list[DueJob]:
-        """Claim due rows (and rows whose lease ran out after a crash) without blocking other workers."""
-        with self.pool.connection() as conn, conn.transaction():
-            conn.execute(
-                "UPDATE due_jobs SET status = 'dead', outcome = 'too many attempts' "
-                "WHERE status = 'running' AND lease_until < %s AND attempts >= %s",
-                (now, MAX_JOB_ATTEMPTS),
-            )
+        """Claim due rows (and rows whose lease ran out after a crash) without blocking other
+        workers; a row whose lease ran out on its last attempt is marked dead instead. One
+        statement (one round trip, atomic on its own): the worker claims on every wake-up."""
+        with self.pool.connection() as conn:
             rows = conn.execute(
-                """WITH ready AS (
+                """WITH dead AS (
+                       UPDATE due_jobs SET status = 'dead', outcome = 'too many attempts'
+                       WHERE status = 'running' AND lease_until < %(now)s AND attempts >= %(max)s),
+                   ready AS (
                        SELECT id FROM due_jobs
-                       WHERE (status = 'due' AND due_at <= %(now)s) OR (status = 'running' AND lease_until < %(now)s)
+                       WHERE (status = 'due' AND due_at <= %(now)s)
+                          OR (status = 'running' AND lease_until < %(now)s AND attempts < %(max)s)
                        ORDER BY kind <> 'execute', due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
                    UPDATE due_jobs j SET status = 'running', claimed_by = %(worker)s, attempts = j.attempts + 1,
                        lease_until = %(lease)s
                    FROM ready WHERE j.id = ready.id
                    RETURNING j.*, (SELECT i.kind FROM incidents i WHERE i.id = j.incident_id) AS incident_kind,
                              (SELECT i.env FROM incidents i WHERE i.id = j.incident_id) AS incident_env""",
-                {"now": now, "limit": limit, "worker": worker, "lease": now + JOB_LEASE},
+                {"now": now, "limit": limit, "worker": worker, "lease": now + JOB_LEASE, "max": MAX_JOB_ATTEMPTS},
             ).fetchall()
         return sorted((job_from_row(r) for r in rows), key=claim_order)
 
