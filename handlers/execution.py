@@ -360,10 +360,11 @@ def resume_stale(svc: Services) -> list[int]:
 
 
 def progress(svc: Services, incident_id: int) -> None:
-    incident = svc.store.get(incident_id)
-    assert incident is not None
+    found = svc.store.incident_with_steps(incident_id)
+    assert found is not None
+    incident, stored = found
     order = [step.name for step in svc.kinds[incident.kind].steps] + [STEP_VERIFY]
-    steps = sorted((s for s in svc.store.steps(incident_id) if s.name in order), key=lambda s: order.index(s.name))
+    steps = sorted((s for s in stored if s.name in order), key=lambda s: order.index(s.name))
     ts = svc.notifier.progress(incident, steps)
     if ts and ts != incident.progress_ts:
         svc.store.set_refs(incident_id, progress_ts=ts)

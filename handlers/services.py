@@ -11,7 +11,7 @@ from structlog.contextvars import bind_contextvars
 from handlers.clock import Clock
 from handlers.config import Policy
 from handlers.kind import KindRegistry
-from handlers.model import Incident
+from handlers.model import Incident, StepRun
 from handlers.ports import Directory, HealthChecker, IncidentStore, LiveState, NoTelemetry, Notifier, Telemetry
 from handlers.roles import Roles
 
@@ -62,14 +62,18 @@ class Services:
         first), draw again: the last drawing Slack keeps is never older than the last change."""
         drawn: tuple[object, object] | None = None
         for _ in range(REDRAW_ROUNDS):
-            incident = self.store.get(incident_id)
-            if incident is None:
+            found = self.store.incident_with_steps(incident_id) if with_steps else self._without_steps(incident_id)
+            if found is None:
                 return
-            steps = self.store.steps(incident_id) if with_steps else []
+            incident, steps = found
             if (incident, steps) == drawn:
                 return
             self.notifier.refresh_root(incident, steps)
             drawn = (incident, steps)
+
+    def _without_steps(self, incident_id: int) -> tuple[Incident, list[StepRun]] | None:
+        incident = self.store.get(incident_id)
+        return None if incident is None else (incident, [])
 
     def tick(self, incident_id: int, key: str) -> bool:
         """The bot ticks a checklist item it has done itself (audited as Rollbot's); True when it

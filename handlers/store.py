@@ -200,6 +200,10 @@ class Steps(Protocol):
 
     def steps(self, incident_id: int) -> list[StepRun]: ...
 
+    def incident_with_steps(self, incident_id: int) -> tuple[Incident, list[StepRun]] | None:
+        """``get`` and ``steps`` together (one round trip): what a redraw reads, several times a
+        rollback; None when there is no such incident."""
+
 
 MESSAGE_IN_FLIGHT = timedelta(seconds=90)
 """How long an attempt to post a message may hold it; a poster gives up well before."""

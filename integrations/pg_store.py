@@ -15,12 +15,12 @@ from psycopg_pool import ConnectionPool
 from pydantic import ValidationError
 
 from handlers.kind import PART_SEPARATOR, PlanLoader, lock_names
-from handlers.model import Incident, NewFollowUp, Resolution, Status
+from handlers.model import Incident, NewFollowUp, Resolution, Status, StepRun
 from handlers.plans import PlanBase
 from handlers.ports import ApprovalOutcome, LockHeld, NewIncident, NewJob
 from handlers.summary import Summary
 from integrations.pg_followups import FollowUpTables
-from integrations.pg_rows import INCIDENT_FIELDS, incident_from_row
+from integrations.pg_rows import INCIDENT_FIELDS, incident_from_row, step_from_row
 from integrations.pg_standing import StandingTables
 from integrations.pg_work import JOBS_CHANNEL, WorkTables
 
@@ -343,6 +343,14 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
         with ClientCursor(conn, row_factory=dict_row) as cur:  # both queries in one round trip
             cur.execute(_INCIDENT_SQL, (incident_id, incident_id))
             return self._incident_from_sets(cur)
+
+    def incident_with_steps(self, incident_id: int) -> tuple[Incident, list[StepRun]] | None:
+        with self.pool.connection() as conn, ClientCursor(conn, row_factory=dict_row) as cur:
+            cur.execute(_INCIDENT_SQL + "; SELECT * FROM step_runs WHERE incident_id = %s ORDER BY started_at, name",
+                        (incident_id, incident_id, incident_id))
+            incident = self._incident_from_sets(cur)
+            cur.nextset()
+            return None if incident is None else (incident, [step_from_row(r) for r in cur.fetchall()])
 
     def _incident_from_sets(self, cur: ClientCursor[DictRow]) -> Incident | None:
         """The incident and its approvals from the current result set of ``cur`` and the next

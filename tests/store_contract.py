@@ -286,6 +286,21 @@ class StoreContract:
         [step] = store.steps(incident.id)
         assert (step.status, step.detail) == ("ok", "done")
 
+    def test_an_incident_and_its_steps_are_read_together(self, store: IncidentStore) -> None:
+        incident = store.create_incident(new())
+        other = store.create_incident(new(env="staging"))
+        assert store.approve(incident.id, "U01CAROL", incident.plan_hash, T0).decided
+        store.start_step(incident.id, "b", T0 + timedelta(seconds=1))
+        store.start_step(incident.id, "a", T0 + timedelta(seconds=1))
+        store.start_step(other.id, "c", T0)
+        store.finish_step(incident.id, "b", "ok", "done", T0 + timedelta(seconds=2))
+        found, steps = store.incident_with_steps(incident.id)
+        assert found == store.get(incident.id) and found.approvals
+        assert steps == store.steps(incident.id) and [(s.name, s.status) for s in steps] == [("a", "running"),
+                                                                                             ("b", "ok")]
+        assert store.incident_with_steps(other.id)[1] == store.steps(other.id)
+        assert store.incident_with_steps(incident.id + other.id + 100) is None
+
     def test_an_approval_does_not_count_while_a_required_item_is_unticked(self, store: IncidentStore) -> None:
         incident = store.create_incident(new(checklist={"root_cause": False, "type": True}))
         refused = store.approve(incident.id, "U01CAROL", incident.plan_hash, T0, required=["root_cause"])

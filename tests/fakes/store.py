@@ -405,6 +405,11 @@ class FakeStore(FakeStandingTables, FakeFollowUps):
             return sorted((s for (i, _), s in self.step_runs.items() if i == incident_id),
                           key=lambda s: (s.started_at, s.name))
 
+    def incident_with_steps(self, incident_id: int) -> tuple[Incident, list[StepRun]] | None:
+        with self.lock:
+            incident = self._view(incident_id)
+            return None if incident is None else (incident, self.steps(incident_id))
+
     # -- audit -------------------------------------------------------------------------------
 
     def audit(self, incident_id: int | None, actor: str, action: str, outcome: str, detail: dict[str, Any],

@@ -51,7 +51,8 @@ def test_a_job_stopped_by_a_passing_outage_is_retried_with_one_line_and_no_trace
     def restarting(*args: object) -> None:
         raise ConnectionError("the database system is shutting down")
 
-    monkeypatch.setattr(w.store, "get", restarting)
+    for read in ("get", "incident_with_steps"):  # every read the redraw could make
+        monkeypatch.setattr(w.store, read, restarting)
     caplog.set_level(logging.WARNING)
     assert monitoring.process(w.svc, job, passing=lambda error: isinstance(error, ConnectionError)) == "retry"
     [record] = [r for r in caplog.records if "could not run now" in r.getMessage()]
