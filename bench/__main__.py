@@ -54,6 +54,8 @@ class Results:
     slow: dict[tuple[int, str, int, str], int] = field(default_factory=lambda: defaultdict(int))
     rss: dict[str, dict[str, float]] = field(default_factory=dict)
     cpu: dict[tuple[int, str, int, str], list[float]] = field(default_factory=lambda: defaultdict(list))
+    # (latency, c) -> per run: the worker's CPU (ms), Slack and Vercel calls, per rollback
+    work: dict[tuple[int, int], list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -201,6 +203,10 @@ def one_level(stack: Stack, results: Results, latency: int, run: int, concurrenc
                                                                     action_id="approve"))}).encode()
               for n, root in roots.items()]
     for app in order:
+        if app == "rollbot":
+            worker_cpu = stack.worker.cpu_seconds()
+            slack_calls = stack.slack.calls_since(1 << 62)[1]
+            vercel_calls = len(stack.vercel.calls)
         outcome = fire(stack, app, clicks, concurrency, results.cpu[(latency, "approve", concurrency, app)])
         _record(results, (latency, "approve", concurrency, app), outcome)
         if app == "rollbot":
@@ -208,6 +214,10 @@ def one_level(stack: Stack, results: Results, latency: int, run: int, concurrenc
             to_call, to_verified = _wait_verified(stack, started)
             results.to_call[(latency, concurrency)].append(percentiles(to_call))
             results.to_verified[(latency, concurrency)].append(percentiles(to_verified))
+            results.work[(latency, concurrency)].append({
+                "worker_ms": (stack.worker.cpu_seconds() - worker_cpu) * 1000 / count,
+                "slack": (stack.slack.calls_since(1 << 62)[1] - slack_calls) / count,
+                "vercel": (len(stack.vercel.calls) - vercel_calls) / count})
     if reminders and count >= reminders:
         results.reminders[latency].append(_reminders(stack, reminders))
 
@@ -252,6 +262,16 @@ def report(results: Results, levels: list[int], latencies: list[int], runs: int,
             cells = [" / ".join(f"{statistics.median(results.cpu[(latency, request, c, app)]):.2f}" for app in APPS)
                      for c in levels]
             out.append(f"| {request} | " + " | ".join(cells) + " |")
+        out.append("")
+        out.append("Work per rollback, from the deciding click to the \"Verified\" message (the worker's CPU, "
+                   "and the calls it made to the emulators):")
+        out.append("")
+        out.append("| | " + " | ".join(f"c={c}" for c in levels) + " |")
+        out.append("|---|" + "---|" * len(levels))
+        for key, label, digits in (("worker_ms", "worker CPU (ms)", 1), ("slack", "Slack calls", 1),
+                                   ("vercel", "Vercel calls", 1)):
+            cells = [f"{statistics.median(run[key] for run in results.work[(latency, c)]):.{digits}f}" for c in levels]
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
         out.append("")
         out.append("Growth of p99 from c=1 (Rollbot / bare):")
         out.append("")
