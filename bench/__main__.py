@@ -263,8 +263,8 @@ def report(results: Results, levels: list[int], latencies: list[int], runs: int,
                      for c in levels]
             out.append(f"| {request} | " + " | ".join(cells) + " |")
         out.append("")
-        out.append("Work per rollback, from the deciding click to the \"Verified\" message (the worker's CPU, "
-                   "and the calls it made to the emulators):")
+        out.append("Work per rollback, from the deciding click to the last \"Verified\" message (the worker's "
+                   "CPU, and the calls the emulators received meanwhile):")
         out.append("")
         out.append("| | " + " | ".join(f"c={c}" for c in levels) + " |")
         out.append("|---|" + "---|" * len(levels))

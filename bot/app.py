@@ -11,6 +11,7 @@ from psycopg_pool import PoolTimeout
 from slack_bolt import App, BoltRequest, Respond
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
+from slack_sdk import WebClient
 
 from bot.ack_first import AckFirst
 from bot.bootstrap import Container
@@ -29,13 +30,20 @@ class _NoTokenNotice(logging.Filter):
 
 
 class RollbotApp(App):
-    """Bolt's App, with the request context built for less: Bolt's ``_init_context`` makes a new
-    WebClient for every request (about a fifth of a slash command's CPU in the web), which
-    Rollbot would only replace with its own client (bot.slack_api: every Slack call measured).
-    Listeners get the bot's one client; it holds no per-request state: the token is the bot's,
-    no listener changes it, and Bolt's middleware that would put a workflow function's token on
-    the request's client is off (``attaching_function_token_enabled=False``: Rollbot has no
-    workflow functions)."""
+    """Bolt's App for one workspace with the bot's static token, with the request context built
+    for less: Bolt's ``_init_context`` makes a new WebClient for every request (about a fifth of
+    a slash command's request-thread CPU, 0.58 -> 0.47 ms), which Rollbot would only replace with
+    its own client (bot.slack_api: every Slack call measured). Listeners get the bot's one
+    client. No Bolt code path in this configuration changes it: the token is the bot's, Bolt's
+    middleware that would put a workflow function's token on the request's client is off
+    (``attaching_function_token_enabled=False``: Rollbot has no workflow functions), and
+    multi-workspace authorization (which sets each request's token on its client) is refused.
+    tests/integration/test_bolt_context.py checks that the context holds what Bolt's own would."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self._authorize is not None or self._oauth_flow is not None:
+            raise ValueError("RollbotApp shares one Slack client: it serves one workspace with a static token")
 
     def _init_context(self, req: BoltRequest) -> None:
         req.context["logger"] = self._framework_logger
@@ -44,18 +52,15 @@ class RollbotApp(App):
         req.context["listener_runner"] = self.listener_runner
 
 
-def create_app(container: Container) -> App:
-    settings = container.settings
-    # The default executor has 5 threads: a few slow rollbacks would starve every ack.
-    container.executor = ThreadPoolExecutor(max_workers=settings.rollbot_listener_threads,
-                                            thread_name_prefix="rollbot-listener")
+def bolt_app(signing_secret: str, client: WebClient, executor: ThreadPoolExecutor) -> RollbotApp:
+    """The Bolt app as Rollbot runs it, without listeners (``create_app`` registers them)."""
     bolt_log = logging.getLogger("slack_bolt.App")
     bolt_log.addFilter(_NoTokenNotice())
-    app = RollbotApp(
+    return RollbotApp(
         logger=bolt_log,
-        signing_secret=secret(settings.slack_signing_secret),
-        client=container.slack,
-        listener_executor=container.executor,
+        signing_secret=signing_secret,
+        client=client,
+        listener_executor=executor,
         token_verification_enabled=False,
         # bot.edge's gate verified the signature (and the replay window) before Bolt sees the
         # request; Socket Mode has no signature. Verifying twice cost every request a second HMAC.
@@ -64,6 +69,14 @@ def create_app(container: Container) -> App:
         attaching_function_token_enabled=False,  # see RollbotApp: the client is shared
         process_before_response=True,  # bot.ack_first: the answer leaves when ack() is called, unpolled
     )
+
+
+def create_app(container: Container) -> App:
+    settings = container.settings
+    # The default executor has 5 threads: a few slow rollbacks would starve every ack.
+    container.executor = ThreadPoolExecutor(max_workers=settings.rollbot_listener_threads,
+                                            thread_name_prefix="rollbot-listener")
+    app = bolt_app(secret(settings.slack_signing_secret), container.slack, container.executor)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], respond: Respond | None) -> BoltResponse | None:

@@ -36,7 +36,7 @@ log = logging.getLogger("rollbot.metrics")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what generate_latest writes; every Prometheus reads it
 
-SLACK_REQUESTS = Counter("rollbot_slack_requests", "Signed Slack requests that reached Bolt, by kind", ["kind"])
+SLACK_REQUESTS = Counter("rollbot_slack_requests", "Slack requests handed to Bolt (signed, well-formed, first deliveries), by kind", ["kind"])
 LISTENER_ERRORS = Counter("rollbot_listener_errors", "Listener failures, by exception type", ["error"])
 ACK_SECONDS = Histogram("rollbot_slack_ack_seconds", "From a Slack request's arrival to its ack leaving, by kind "
                         "(Slack shows an error at 3 s)", ["kind"],

@@ -29,7 +29,8 @@ def test_the_benchmark_smoke_run_prints_every_table_with_no_failed_request(datab
     # The web's CPU per request, both apps, c=1 and 4 (read in clock ticks: a short batch may read 0).
     assert sorted(request for request, *_ in cpu) == ["approve", "code", "help"], out
     # The work per rollback: every rollback made its Vercel rollback call and read it back, and
-    # told Slack (the counts are exact; the worker's CPU is in clock ticks).
+    # told Slack (lower bounds: how often a redraw is drawn again depends on timing; the
+    # worker's CPU is in clock ticks).
     found = re.findall(r"^\| (worker CPU \(ms\)|Slack calls|Vercel calls) \| ([\d.]+) \| ([\d.]+) \|$", out,
                        re.MULTILINE)
     work = {name: (float(c1), float(c4)) for name, c1, c4 in found}
