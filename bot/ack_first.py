@@ -80,7 +80,7 @@ class AckFirst:
                 kwargs["ack"] = ack
             else:
                 acked.set()
-            self._executor.submit(contextvars.copy_context().run, self._call, listener, kwargs, acked, received)
+            self._submit(self._call, listener, kwargs, acked, received)
             if not acked.wait(ACK_WAIT_SECONDS):
                 log.warning("listener %s did not ack within %.1f s; Slack gets an empty ack", listener.__name__,
                             ACK_WAIT_SECONDS)
@@ -108,18 +108,22 @@ class AckFirst:
             except Exception as error:
                 if not acked:
                     real_ack()  # an empty 200 (never Bolt's 404); the user hears by response_url
-                self._executor.submit(contextvars.copy_context().run, self._on_error, error, body)  # off the request thread
+                self._submit(self._on_error, error, body)  # off the request thread
                 request_done(body, received)
                 return
             if not acked:
                 log.warning("listener %s returned without acking; Slack gets an empty ack", listener.__name__)
                 real_ack()
             if after is not None:
-                self._executor.submit(contextvars.copy_context().run, self._after, after, body, received)
+                self._submit(self._after, after, body, received)
             else:
                 request_done(body, received)
 
         return run
+
+    def _submit(self, fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn`` on the listener executor in a copy of this request's context (its log fields)."""
+        self._executor.submit(contextvars.copy_context().run, fn, *args)
 
     def _after(self, after: Callable[[], object], body: dict[str, Any], received: float | None) -> None:
         try:

@@ -8,7 +8,7 @@ and call ``begin`` first there."""
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from structlog.contextvars import bind_contextvars
 
 from bot import metrics
 from bot.edge import sender
+from handlers.kind import RollbackKind
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,9 @@ def begin(body: dict[str, Any], words: Collection[str], received: float | None =
     user = sender(body)
     bind_contextvars(request=scope.kind, **({"user": user} if user else {}), **fields)
     return scope
+
+
+def command_words(kinds: Iterable[RollbackKind]) -> frozenset[str]:
+    """The ``/rollback`` words that name a kind (``code``, ``db``, ``code+env``): these, and the
+    fixed commands, may be a request's label; nothing a user types otherwise."""
+    return frozenset(word for kind in kinds for word in (kind.name, *kind.words))

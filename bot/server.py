@@ -41,8 +41,8 @@ def serve_socket_mode(settings: Settings) -> int:
     if not settings.slack_app_token:
         raise ConfigError("SLACK_APP_TOKEN (xapp-…) is required for Socket Mode")
     from bot.metrics import serve_metrics, state_gauges
+    from bot.request_scope import command_words
     from bot.socket_mode import RollbotSocketMode
-    from bot.wsgi import command_words
 
     container = build(settings)
     # No HTTP for Slack in Socket Mode: PORT serves the metrics (with the Postgres gauges) instead.

@@ -18,7 +18,7 @@ from bot import request_scope
 
 
 class RollbotSocketMode(SocketModeHandler):
-    words: frozenset[str] = frozenset()  # the kinds' words (bot.wsgi.command_words)
+    words: frozenset[str] = frozenset()  # the kinds' words (bot.request_scope.command_words)
 
     def handle(self, client: BaseSocketModeClient, req: SocketModeRequest) -> None:
         contextvars.Context().run(self._handle, client, req)

@@ -22,7 +22,6 @@ from bot.delivery import FIRST_DELIVERY
 from bot.edge import MAX_BODY, Admitted, Refusal, SlackGate
 from bot.replay import ReplayFilter
 from bot.settings import secret
-from handlers.kind import RollbackKind
 from integrations.pg_replay import ReplayLedger
 
 log = logging.getLogger("rollbot.web")
@@ -36,7 +35,7 @@ class RollbotWSGI:
         self.bolt = create_app(container)
         if container.replay is None:
             container.replay = ReplayLedger(container.store.pool)
-        self.words = command_words(container.services.kinds)
+        self.words = request_scope.command_words(container.services.kinds)
         self.gate = SlackGate(secret(container.settings.slack_signing_secret),
                               ReplayFilter(container.redis, container.replay).admit)
 
@@ -122,8 +121,3 @@ def _json(start_response: StartResponse, status: int, data: dict[str, Any]) -> I
     start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
-
-def command_words(kinds: Iterable[RollbackKind]) -> frozenset[str]:
-    """The ``/rollback`` words that name a kind (``code``, ``db``, ``code+env``): these, and the
-    fixed commands, may be a request's label; nothing a user types otherwise."""
-    return frozenset(word for kind in kinds for word in (kind.name, *kind.words))

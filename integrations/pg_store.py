@@ -22,7 +22,7 @@ from handlers.summary import Summary
 from integrations.pg_followups import FollowUpTables
 from integrations.pg_rows import INCIDENT_FIELDS, incident_from_row, step_from_row
 from integrations.pg_standing import StandingTables
-from integrations.pg_work import JOBS_CHANNEL, WorkTables
+from integrations.pg_work import JOBS_CHANNEL, STEPS_SQL, WorkTables
 
 FRESH = 2.0  # seconds: a connection used this recently is handed out without a round trip
 
@@ -346,7 +346,7 @@ class PostgresStore(WorkTables, StandingTables, FollowUpTables):
 
     def incident_with_steps(self, incident_id: int) -> tuple[Incident, list[StepRun]] | None:
         with self.pool.connection() as conn, ClientCursor(conn, row_factory=dict_row) as cur:
-            cur.execute(_INCIDENT_SQL + "; SELECT * FROM step_runs WHERE incident_id = %s ORDER BY started_at, name",
+            cur.execute(_INCIDENT_SQL + "; " + STEPS_SQL,
                         (incident_id, incident_id, incident_id))
             incident = self._incident_from_sets(cur)
             cur.nextset()

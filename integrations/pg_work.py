@@ -37,6 +37,10 @@ JOBS_CHANNEL = "rollbot_jobs"  # NOTIFY channel: due work was written
 MAX_JOB_ATTEMPTS = 50  # with backoff capped at 10 minutes: hours of retries before a job is dead
 
 
+STEPS_SQL = "SELECT * FROM step_runs WHERE incident_id = %s ORDER BY started_at, name"
+"""An incident's steps, in the order they started (``WorkTables.steps``, ``incident_with_steps``)."""
+
+
 class WorkTables:
     pool: ConnectionPool[Connection[DictRow]]
 
@@ -116,9 +120,7 @@ class WorkTables:
 
     def steps(self, incident_id: int) -> list[StepRun]:
         with self.pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT * FROM step_runs WHERE incident_id = %s ORDER BY started_at, name", (incident_id,)
-            ).fetchall()
+            rows = conn.execute(STEPS_SQL, (incident_id,)).fetchall()
             return [step_from_row(r) for r in rows]
 
     # -- audit -------------------------------------------------------------------------------

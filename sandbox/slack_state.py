@@ -2,8 +2,9 @@
 
 :class:`SlackState` owns everything the emulated workspace remembers:
 messages, ephemeral messages, views, issued trigger ids and response URLs,
-the user directory; the log of every API call and the scripted rate limits and faults are
-:class:`sandbox.slack_calls.CallLedger`'s.  One
+the user directory; the channel messages are
+:class:`sandbox.slack_channel_messages.ChannelMessages`', the log of every API call and the
+scripted rate limits and faults :class:`sandbox.slack_calls.CallLedger`'s.  One
 re-entrant lock guards all of it; every public inspection method takes the
 lock and returns deep copies, so tests may freely mutate what they get back.
 
@@ -24,6 +25,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sandbox.slack_calls import CallLedger, Record
+from sandbox.slack_channel_messages import ChannelMessages
 
 RESPONSE_URL_MAX_USES: Final = 5
 """Slack accepts at most five posts to one response_url."""
@@ -52,7 +54,7 @@ class ResponseUrlGrant:
 
 
 
-class SlackState(CallLedger):
+class SlackState(CallLedger, ChannelMessages):
     """Thread-safe store behind :class:`sandbox.slack_emulator.SlackEmulator`.
 
     Args:
@@ -93,11 +95,7 @@ class SlackState(CallLedger):
 
     def _clear_activity(self) -> None:
         """Forget messages, views, calls and grants (not the directory)."""
-        self._messages: list[Record] = []
-        # Indexes over _messages: a long run (the benchmark posts tens of thousands) must not make
-        # every chat.update and thread reply scan all of them under the lock.
-        self._by_ts: dict[tuple[str, str], Record] = {}
-        self._threads: dict[tuple[str, str], list[Record]] = {}
+        self._clear_messages()
         self._ephemerals: list[Record] = []
         self._views: dict[str, Record] = {}
         self._homes: dict[str, Record] = {}
@@ -204,32 +202,6 @@ class SlackState(CallLedger):
     # ------------------------------------------------------------------
     # Inspection (copies)
 
-    def messages(self, channel: str | None = None) -> list[Record]:
-        """Channel messages (top level and thread replies) in posting order."""
-        with self.lock:
-            found = [m for m in self._messages if channel is None or m["channel"] == channel]
-            return copy.deepcopy(found)
-
-    def messages_since(self, start: int) -> tuple[list[Record], int]:
-        """The messages posted from index ``start`` on (copies, as they are now), and the index to
-        read from next."""
-        with self.lock:
-            return copy.deepcopy(self._messages[start:]), len(self._messages)
-
-    def thread(self, channel: str, ts: str) -> list[Record]:
-        """Replies (without the parent) in the thread started by ``ts``."""
-        with self.lock:
-            return copy.deepcopy(self._replies(channel, ts))
-
-    def message(self, channel: str, ts: str) -> Record:
-        """One channel message; raises ``KeyError`` if there is none."""
-        with self.lock:
-            found = self.find_message(channel, ts)
-            if found is None:
-                known = [m["ts"] for m in self._messages if m["channel"] == channel]
-                raise KeyError(f"no message {ts!r} in channel {channel!r}; known ts: {known}")
-            return copy.deepcopy(found)
-
     def ephemerals(self, user: str | None = None, channel: str | None = None) -> list[Record]:
         """Ephemeral messages, optionally only those shown to ``user`` / in ``channel``.
 
@@ -292,47 +264,12 @@ class SlackState(CallLedger):
         """Whether ``archive_channel`` was called for ``channel``."""
         return channel in self._archived
 
-    def find_message(self, channel: str, ts: str) -> Record | None:
-        """The live (uncopied) channel message, or ``None``."""
-        return self._by_ts.get((channel, ts))
-
     def find_ephemeral(self, ts: str) -> Record | None:
         """The live ephemeral record with ``ts``, or ``None``."""
         for ephemeral in self._ephemerals:
             if ephemeral["ts"] == ts:
                 return ephemeral
         return None
-
-    def append_message(self, message: Record) -> None:
-        """Store a channel message and maintain its thread parent's reply metadata."""
-        self._messages.append(message)
-        self._by_ts[(message["channel"], message["ts"])] = message
-        thread_ts = message.get("thread_ts")
-        if thread_ts is None or thread_ts == message["ts"]:
-            return
-        self._threads.setdefault((message["channel"], thread_ts), []).append(message)
-        parent = self.find_message(message["channel"], thread_ts)
-        if parent is None:
-            return
-        replies = self._replies(message["channel"], thread_ts)
-        parent["thread_ts"] = thread_ts
-        parent["reply_count"] = len(replies)
-        parent["latest_reply"] = message["ts"]
-        users = sorted({str(r.get("user")) for r in replies})
-        parent["reply_users"] = users
-        parent["reply_users_count"] = len(users)
-
-    def remove_message(self, message: Record) -> None:
-        """Delete a channel message (and fix its parent's ``reply_count``)."""
-        self._messages.remove(message)
-        self._by_ts.pop((message["channel"], message["ts"]), None)
-        thread_ts = message.get("thread_ts")
-        replies = self._threads.get((message["channel"], thread_ts or ""))
-        if replies is not None:
-            replies[:] = [reply for reply in replies if reply is not message]
-        parent = self.find_message(message["channel"], thread_ts) if thread_ts else None
-        if parent is not None and parent is not message:
-            parent["reply_count"] = len(self._replies(message["channel"], thread_ts or ""))
 
     def append_ephemeral(self, ephemeral: Record) -> None:
         """Store an ephemeral message record."""
@@ -397,9 +334,6 @@ class SlackState(CallLedger):
         """The grant behind a response URL token, or ``None``."""
         return self._response_urls.get(token)
 
-    def _replies(self, channel: str, ts: str) -> list[Record]:
-        """Live replies to ``ts`` in ``channel`` (parent excluded)."""
-        return list(self._threads.get((channel, ts), ()))
 
 
 def _tz_offset(tz: str) -> int:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from bot.metrics import request_kind
-from bot.wsgi import command_words
+from bot.request_scope import command_words
 from integrations.http import TimedTransport, path_template
 from tests.fakes.world import fake_world
 
