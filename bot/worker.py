@@ -1,7 +1,9 @@
 """`rollbot worker`: executions, reminders, expiries and summaries, from rows in Postgres.
 
-Due work is claimed with ``FOR UPDATE SKIP LOCKED`` and run on a bounded pool, so independent
-jobs (200 reminders in 200 channels, an execution next to them) run side by side. The worker is
+Due work is claimed with ``FOR UPDATE SKIP LOCKED`` and run on bounded pools, so independent
+jobs (200 reminders in 200 channels, an execution next to them) run side by side. Executions have
+a pool of their own, so an approved rollback never waits for a slot behind reminders and posts;
+until its change goes out, the rest of the worker's work gives way to it (handlers.precedence). The worker is
 woken at once by Postgres ``LISTEN/NOTIFY`` when work is written; an APScheduler tick is the
 fallback and runs the housekeeping (orphaned requests, executions whose lease ran out). A Redis
 leader lock keeps an accidental second worker idle; Postgres guards keep it safe either way.
@@ -28,12 +30,15 @@ from bot.bootstrap import Container
 from bot.metrics import JOBS_CLAIMED
 from bot.settings import secret
 from handlers import execution, monitoring
+from handlers.services import Services
+from handlers.store import DueJob
 from integrations.pg_wakeups import JobWakeups
 
 log = logging.getLogger("rollbot.worker")
 LEADER = "worker"
 DEFAULT_CONCURRENCY = 64  # jobs mostly wait: on Slack, on Vercel, on a channel's posting pace
 WORKER_POOL = 16  # Postgres connections, taken per query (no job holds one while it waits)
+EXECUTIONS_PER_SLOT = 2  # executions have a pool of their own, this many times the jobs': one never waits for a slot
 
 
 class Worker:
@@ -45,8 +50,11 @@ class Worker:
         self.tick_seconds = max(tick, 0.05)
         self._lock_ttl_ms = int(max(self.tick_seconds * 3, 30) * 1000)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rollbot-job")
+        self._execution_slots = concurrency * EXECUTIONS_PER_SLOT
+        self._executions = ThreadPoolExecutor(max_workers=self._execution_slots, thread_name_prefix="rollbot-execute")
         self._concurrency = concurrency
         self._running: set[Future[object]] = set()
+        self._executing: set[Future[object]] = set()  # of _running, those on the executions' pool
         self._resuming: set[int] = set()  # incidents being taken over by this worker
         self._maintaining: set[str] = set()  # upkeep tasks running now
         self._upkept: dict[str, float] = {}  # when each upkeep task last started (monotonic)
@@ -71,27 +79,37 @@ class Worker:
         started = 0
         while True:
             with self._running_lock:
-                free = self._concurrency - len(self._running)
-            if free <= 0 or not self._lead():
+                executing = len(self._executing)
+                free = self._concurrency - (len(self._running) - executing)
+                free_executions = self._execution_slots - executing
+            if (free <= 0 and free_executions <= 0) or not self._lead():
                 return started
-            jobs = svc.store.claim_due(svc.clock.now(), self.id, limit=free)
+            jobs = svc.store.claim_due(svc.clock.now(), self.id, limit=max(free, 0),
+                                       executions=max(free_executions, 0))
             if not jobs:
                 return started
             for job in jobs:
                 JOBS_CLAIMED.labels(kind=job.kind).inc()
-                self._submit(monitoring.process, svc, job, passing)
+                if job.kind == "execute":
+                    self._submit(monitoring.process, svc, job, passing, execution=True)
+                else:
+                    self._submit(_after_executions, svc, job)
             started += len(jobs)
 
-    def _submit(self, fn: Callable[..., object], *args: object) -> None:
+    def _submit(self, fn: Callable[..., object], *args: object, execution: bool = False) -> None:
         # A fresh context per job: what it binds for the logs (its incident) ends with it.
-        future = self._pool.submit(contextvars.Context().run, fn, *args)
+        pool = self._executions if execution else self._pool
+        future = pool.submit(contextvars.Context().run, fn, *args)
         with self._running_lock:
             self._running.add(future)
+            if execution:
+                self._executing.add(future)
         future.add_done_callback(self._done)
 
     def _done(self, future: Future[object]) -> None:
         with self._running_lock:
             self._running.discard(future)
+            self._executing.discard(future)
         self._wake.set()  # a free slot: claim more if more is due
 
     def _housekeeping(self) -> tuple[set[str], bool]:
@@ -103,7 +121,7 @@ class Worker:
                 if incident_id in self._resuming:
                     continue
                 self._resuming.add(incident_id)
-            self._submit(self._resume, incident_id)
+            self._submit(self._resume, incident_id, execution=True)
         return upkeep
 
     def _upkeep(self, skip: frozenset[str] | set[str] = frozenset()) -> tuple[set[str], bool]:
@@ -220,6 +238,7 @@ class Worker:
     def close(self) -> None:
         """Let running jobs finish (their leases cover a hard stop), then release everything."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._executions.shutdown(wait=True, cancel_futures=True)
         self.container.redis.release_leader(LEADER)
         self.container.close()
 
@@ -236,6 +255,13 @@ def lower_priority(nice: int) -> None:
         log.warning("could not lower the worker's CPU priority (%s)", error)
         return
     log.info("worker runs at CPU priority nice %d (ROLLBOT_WORKER_NICE)", now)
+
+
+def _after_executions(svc: Services, job: DueJob) -> str:
+    """A job other than an execution: it starts once the executions on their way to a change
+    have sent it (at most handlers.precedence.WINDOW later)."""
+    svc.precedence.give_way()
+    return monitoring.process(svc, job, passing)
 
 
 def passing(error: Exception) -> bool:

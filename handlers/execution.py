@@ -70,6 +70,7 @@ class _Run:
             raise LeaseLost() from None
         if not held:
             raise LeaseLost()
+        self._svc.precedence.relax()  # the change goes out now: the rest need not wait for it any more
 
     def audit(self, action: str, outcome: str, **detail: Any) -> None:
         self._svc.audit(self._incident.id, "rollbot", action, outcome, **detail)
@@ -107,6 +108,7 @@ class ProgressUpdates:
             self._pool.submit(contextvars.copy_context().run, self._redraw)  # the incident's log context
 
     def _redraw(self) -> None:
+        self._svc.precedence.give_way()  # executions still on their way to a change go first
         self._queued.clear()
         try:
             progress(self._svc, self._incident_id)
@@ -155,6 +157,12 @@ def execute(svc: Services, incident_id: int, owner: str | None = None, *, resume
     until execution ends (verified or failed); ``heartbeat=False`` leaves it to run out unless the
     kind's own ``hold()`` calls renew it (a frozen process, in the tests).
     """
+    with svc.precedence.urgent():  # ahead of the worker's other work until its change goes out
+        return _take_and_execute(svc, incident_id, owner, resume, heartbeat)
+
+
+def _take_and_execute(svc: Services, incident_id: int, owner: str | None, resume: bool,
+                      heartbeat: bool) -> Incident | None:
     incident = svc.store.get(incident_id)
     if incident is None or incident.status is not Status.EXECUTING:
         return None
@@ -176,38 +184,50 @@ def _execute(svc: Services, incident: Incident, kind: RollbackKind, owner: str) 
         if reopened is not None:
             return reopened
     updates = ProgressUpdates(svc, incident_id)
-    run = _Run(svc, incident, owner, kind, _unresolved_attempt(svc, incident_id, kind), updates)
-    failure: str | None = None
+    try:
+        run = _Run(svc, incident, owner, kind, _unresolved_attempt(svc, incident_id, kind), updates)
+        lost, failure = _run_kind(svc, incident, kind, run)
+        # Stamped before the last redraw lands: that may wait for other executions' changes.
+        marked = not lost and failure is None and svc.store.mark_rolled_back(incident_id, owner, svc.clock.now())
+    finally:
+        svc.precedence.relax()  # the redraws waiting for it go now
+        updates.close()  # the last redraw lands before anything that follows draws the end
+    if lost:
+        _quietly(svc, incident_id, "lease_lost")
+        return None
+    if failure is not None:
+        return fail(svc, incident_id, failure, owner)
+    if not marked:
+        return None  # fenced: another executor owns it now
+    return verify(svc, incident_id, owner)
+
+
+def _run_kind(svc: Services, incident: Incident, kind: RollbackKind, run: _Run) -> tuple[bool, str | None]:
+    """Run the kind's change: (the lease was lost, why it failed; None when it took effect)."""
+    incident_id = incident.id
     try:
         done = kind.execute(incident.plan, run)
         svc.audit(incident_id, "rollbot", "execute", "ok", result=done)
     except LeaseLost:
-        updates.close()
-        _quietly(svc, incident_id, "lease_lost")
-        return None
+        return True, None
     except RollbackFailed as failed:
-        failure = failed.message
+        return False, failed.message
     except ProviderError as error:
         svc.audit(incident_id, "rollbot", incident.kind, "error", error=error.message, uncertain=error.uncertain)
-        if _took_effect(svc, incident, kind):
-            svc.audit(incident_id, "rollbot", "execute", "ok", why="took effect despite the error (read back)")
-            done_steps = {s.name for s in svc.store.steps(incident_id) if s.status == "ok"}
-            for step in kind.steps:
-                if step.name not in done_steps:
-                    run.finish(step.name, "ok", "took effect (read back after an error)")
-        else:
-            failure = error.message
+        if not _took_effect(svc, incident, kind):
+            return False, error.message
+        svc.audit(incident_id, "rollbot", "execute", "ok", why="took effect despite the error (read back)")
+        done_steps = {s.name for s in svc.store.steps(incident_id) if s.status == "ok"}
+        for step in kind.steps:
+            if step.name not in done_steps:
+                run.finish(step.name, "ok", "took effect (read back after an error)")
     except Exception as error:  # unexpected: fail loudly, keep the record
         log.exception("execution crashed", extra={"incident": incident_id})
         if not _took_effect(svc, incident, kind):
-            failure = f"unexpected error ({type(error).__name__}); see the bot's logs."
+            return False, f"unexpected error ({type(error).__name__}); see the bot's logs."
     finally:
-        updates.close()  # the last redraw lands before anything that follows draws the end
-    if failure is not None:
-        return fail(svc, incident_id, failure, owner)
-    if not svc.store.mark_rolled_back(incident_id, owner, svc.clock.now()):
-        return None  # fenced: another executor owns it now
-    return verify(svc, incident_id, owner)
+        svc.precedence.relax()  # its change went out (or never will)
+    return False, None
 
 
 def _quietly(svc: Services, incident_id: int, outcome: str) -> None:
@@ -270,6 +290,7 @@ def verify(svc: Services, incident_id: int, owner: str) -> Incident | None:
     assert incident is not None
     kind = svc.kinds[incident.kind]
     env = svc.policy.environments[incident.env]
+    svc.precedence.give_way()  # other executions' changes go out before this one's read-back
     svc.store.start_step(incident_id, STEP_VERIFY, svc.clock.now())
     progress(svc, incident_id)
     try:

@@ -13,6 +13,7 @@ from handlers.config import Policy
 from handlers.kind import KindRegistry
 from handlers.model import Incident, StepRun
 from handlers.ports import Directory, HealthChecker, IncidentStore, LiveState, NoTelemetry, Notifier, Telemetry
+from handlers.precedence import Precedence
 from handlers.roles import Roles
 
 log = logging.getLogger("rollbot.core")
@@ -44,6 +45,7 @@ class Services:
     directory: Directory
     clock: Clock
     telemetry: Telemetry = field(default_factory=NoTelemetry)
+    precedence: Precedence = field(default_factory=Precedence)  # provider calls first (handlers.precedence)
     roles: Roles = field(init=False)
 
     def __post_init__(self) -> None:

@@ -287,9 +287,11 @@ class Jobs(Protocol):
     """Due work, claimed without blocking other workers."""
 
     def schedule(self, incident_id: int | None, kind: str, due_at: datetime, payload: dict[str, Any]) -> None: ...
-    def claim_due(self, now: datetime, worker: str, limit: int = 20) -> list[DueJob]:
+    def claim_due(self, now: datetime, worker: str, limit: int = 20, executions: int | None = None) -> list[DueJob]:
         """Up to ``limit`` due jobs, claimed: executions first (an approved rollback waits for
-        nothing else), then by due time; in that order."""
+        nothing else), then by due time; in that order. With ``executions``, executions have a
+        limit of their own and ``limit`` counts the other jobs (a worker that runs executions on
+        a pool of their own claims for both pools at once)."""
     def finish_job(self, job_id: int, outcome: str) -> None: ...
     def retry_job(self, job_id: int, due_at: datetime, outcome: str) -> None: ...
     def cancel_jobs(self, incident_id: int, kind: str) -> None: ...

@@ -40,6 +40,32 @@ MAX_JOB_ATTEMPTS = 50  # with backoff capped at 10 minutes: hours of retries bef
 STEPS_SQL = "SELECT * FROM step_runs WHERE incident_id = %s ORDER BY started_at, name"
 """An incident's steps, in the order they started (``WorkTables.steps``, ``incident_with_steps``)."""
 
+# Claiming due jobs: the dead-marking of rows whose lease ran out on their last attempt, the
+# claim of the rest (``ready``: ids locked with SKIP LOCKED) and the claimed rows read back.
+_DEAD = """WITH dead AS (
+       UPDATE due_jobs SET status = 'dead', outcome = 'too many attempts'
+       WHERE status = 'running' AND lease_until < %(now)s AND attempts >= %(max)s),"""
+_DUE = """((status = 'due' AND due_at <= %(now)s)
+          OR (status = 'running' AND lease_until < %(now)s AND attempts < %(max)s))"""
+_CLAIMED = """
+   UPDATE due_jobs j SET status = 'running', claimed_by = %(worker)s, attempts = j.attempts + 1,
+       lease_until = %(lease)s
+   FROM ready WHERE j.id = ready.id
+   RETURNING j.*, (SELECT i.kind FROM incidents i WHERE i.id = j.incident_id) AS incident_kind,
+             (SELECT i.env FROM incidents i WHERE i.id = j.incident_id) AS incident_env"""
+CLAIM_SQL = _DEAD + """
+   ready AS (
+       SELECT id FROM due_jobs WHERE """ + _DUE + """
+       ORDER BY kind <> 'execute', due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)""" + _CLAIMED
+CLAIM_APART_SQL = _DEAD + """
+   executions AS (
+       SELECT id FROM due_jobs WHERE kind = 'execute' AND """ + _DUE + """
+       ORDER BY due_at LIMIT %(executions)s FOR UPDATE SKIP LOCKED),
+   others AS (
+       SELECT id FROM due_jobs WHERE kind <> 'execute' AND """ + _DUE + """
+       ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED),
+   ready AS (SELECT id FROM executions UNION ALL SELECT id FROM others)""" + _CLAIMED
+
 
 class WorkTables:
     pool: ConnectionPool[Connection[DictRow]]
@@ -158,26 +184,15 @@ class WorkTables:
         with self.pool.connection() as conn:  # autocommit: the job and its NOTIFY are one statement
             self._insert_jobs(conn, incident_id, [NewJob(kind, due_at, payload)])
 
-    def claim_due(self, now: datetime, worker: str, limit: int = 20) -> list[DueJob]:
+    def claim_due(self, now: datetime, worker: str, limit: int = 20, executions: int | None = None) -> list[DueJob]:
         """Claim due rows (and rows whose lease ran out after a crash) without blocking other
         workers; a row whose lease ran out on its last attempt is marked dead instead. One
         statement (one round trip, atomic on its own): the worker claims on every wake-up."""
         with self.pool.connection() as conn:
             rows = conn.execute(
-                """WITH dead AS (
-                       UPDATE due_jobs SET status = 'dead', outcome = 'too many attempts'
-                       WHERE status = 'running' AND lease_until < %(now)s AND attempts >= %(max)s),
-                   ready AS (
-                       SELECT id FROM due_jobs
-                       WHERE (status = 'due' AND due_at <= %(now)s)
-                          OR (status = 'running' AND lease_until < %(now)s AND attempts < %(max)s)
-                       ORDER BY kind <> 'execute', due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
-                   UPDATE due_jobs j SET status = 'running', claimed_by = %(worker)s, attempts = j.attempts + 1,
-                       lease_until = %(lease)s
-                   FROM ready WHERE j.id = ready.id
-                   RETURNING j.*, (SELECT i.kind FROM incidents i WHERE i.id = j.incident_id) AS incident_kind,
-                             (SELECT i.env FROM incidents i WHERE i.id = j.incident_id) AS incident_env""",
-                {"now": now, "limit": limit, "worker": worker, "lease": now + JOB_LEASE, "max": MAX_JOB_ATTEMPTS},
+                CLAIM_SQL if executions is None else CLAIM_APART_SQL,
+                {"now": now, "limit": limit, "executions": executions, "worker": worker, "lease": now + JOB_LEASE,
+                 "max": MAX_JOB_ATTEMPTS},
             ).fetchall()
         return sorted((job_from_row(r) for r in rows), key=claim_order)
 

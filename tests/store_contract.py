@@ -199,6 +199,20 @@ class StoreContract:
         assert [j.kind for j in first] == ["execute"]
         assert [j.kind for j in rest if j.kind in ("monitor", "request")] == ["monitor", "request"]
 
+    def test_executions_can_be_claimed_with_a_limit_of_their_own(self, store: IncidentStore) -> None:
+        incidents = [store.create_incident(new(env=env)) for env in ("prod", "staging", "dev")]
+        store.schedule(incidents[0].id, "monitor", T0, {"index": 1, "total": 3})
+        store.schedule(None, "request", T0 + timedelta(seconds=1), {})
+        for n, incident in enumerate(incidents):
+            store.schedule(incident.id, "execute", T0 + timedelta(seconds=2 + n), {"plan_hash": incident.plan_hash})
+        now = T0 + timedelta(seconds=10)
+        first = store.claim_due(now, "w1", limit=1, executions=2)
+        assert [(j.kind, j.incident_id) for j in first] == [
+            ("execute", incidents[0].id), ("execute", incidents[1].id), ("monitor", incidents[0].id)]
+        assert [(j.kind, j.incident_id) for j in store.claim_due(now, "w1", limit=0, executions=5)] == [
+            ("execute", incidents[2].id)]
+        assert [j.kind for j in store.claim_due(now, "w1", limit=5, executions=0)] == ["request"]
+
     def test_an_approval_of_an_unknown_incident_is_a_key_error_and_writes_nothing(self, store: IncidentStore) -> None:
         incident = store.create_incident(new())
         with pytest.raises(KeyError):

@@ -427,7 +427,7 @@ class FakeStore(FakeStandingTables, FakeFollowUps):
         with self.lock:
             self._insert_jobs(incident_id, [NewJob(kind, due_at, payload)])
 
-    def claim_due(self, now: datetime, worker: str, limit: int = 20) -> list[DueJob]:
+    def claim_due(self, now: datetime, worker: str, limit: int = 20, executions: int | None = None) -> list[DueJob]:
         with self.lock:
             for job in self.jobs.values():
                 if job.status == "running" and job.lease_until and job.lease_until < now \
@@ -435,7 +435,12 @@ class FakeStore(FakeStandingTables, FakeFollowUps):
                     job.status, job.outcome = "dead", "too many attempts"
             ready = [j for j in self.jobs.values() if (j.status == "due" and j.due_at <= now)
                      or (j.status == "running" and j.lease_until is not None and j.lease_until < now)]
-            claimed = sorted(ready, key=lambda j: claim_order(j.view()))[:limit]
+            claimed = sorted(ready, key=lambda j: claim_order(j.view()))
+            if executions is None:
+                claimed = claimed[:limit]
+            else:
+                claimed = ([j for j in claimed if j.kind == "execute"][:executions]
+                           + [j for j in claimed if j.kind != "execute"][:limit])
             for job in claimed:
                 job.status, job.attempts, job.lease_until = "running", job.attempts + 1, now + JOB_LEASE
             about = {j.id: self.rows[j.incident_id].incident for j in claimed if j.incident_id in self.rows}

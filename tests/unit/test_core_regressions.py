@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.notifier import SlackNotifier
 from bot.worker import Worker
-from handlers import approvals
+from handlers import approvals, precedence
 from handlers.execution import execute, fail
 from handlers.model import Status
 from tests.fakes.ports import deployment
@@ -83,10 +83,15 @@ def test_a_takeover_runs_on_the_pool_not_in_the_workers_way(tmp_path: Path) -> N
     assert approvals.approve(w.svc, CAROL, other.id, other.plan_hash).decided
     assert worker.dispatch() == 1  # the dispatcher is free while the takeover waits on Vercel
     time.sleep(0.3)
+    assert w.store.get(other.id).rolled_back_at is not None  # its change went out meanwhile
+    # Its read-back gave way to the takeover, still on its way to a change, for at most the window.
+    deadline = time.monotonic() + precedence.WINDOW + 2
+    while w.store.get(other.id).status is not Status.MONITORING and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert w.store.get(other.id).status is Status.MONITORING
     worker._tick()  # the takeover is in flight: not started twice
     gate.set()
-    worker._pool.shutdown(wait=True)
+    worker._executions.shutdown(wait=True)  # the takeover, on the executions' pool
     assert w.store.get(stale.id).status is Status.MONITORING and w.vercel.rollbacks == ["dpl_good"]
 
 
