@@ -3,6 +3,10 @@ snapshots readable, a wrong or malformed key is a clear error, fingerprints tell
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from integrations.secret_box import SecretBox, SecretKeyError, fingerprint, new_key
@@ -47,3 +51,35 @@ def test_fingerprints_match_equal_values_differ_otherwise_and_depend_on_the_key_
     assert len(fingerprint(key, "prj/A", "on")) == 8
     assert fingerprint(b"j" * 32, "prj/A", "on") != fingerprint(key, "prj/A", "on")
     assert fingerprint(key, "prj/B", "on") != fingerprint(key, "prj/A", "on")  # equal values of two variables
+
+
+@pytest.mark.parametrize("key", [
+    new_key(), new_key().rstrip("="), "A" * 43 + "=", "A" * 44 + "=", "+" * 43 + "=", "-" * 43 + "=", "_" * 43,
+    "A" * 42 + "==", "A" * 42 + "B", "A" * 43 + "==", "é" * 43 + "=", "AAAA", "A" * 43 + "=" + "A",
+    " " + "A" * 43 + "= ", "A" * 21 + "." + "A" * 21,
+])
+def test_a_key_is_checked_at_start_up_exactly_as_fernet_checks_it(key: str) -> None:
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(key.strip().encode())  # each key of the list is stripped
+        fernet_takes_it = True
+    except ValueError:  # binascii.Error is one
+        fernet_takes_it = False
+    try:
+        SecretBox(key)
+        we_take_it = True
+    except SecretKeyError:
+        we_take_it = False
+    assert we_take_it == fernet_takes_it
+
+
+def test_the_encryption_library_loads_on_the_first_seal_not_at_start_up() -> None:
+    """The web checks the key and never seals: it does not carry cryptography's 7 MiB."""
+    probe = ("import sys; from integrations.secret_box import SecretBox; "
+             "box = SecretBox('A' * 43 + '='); "
+             "loaded = lambda: any(m.startswith('cryptography.hazmat') for m in sys.modules); "
+             "before = loaded(); box.open(box.seal(b'x')); print(before, loaded())")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.split() == ["False", "True"]
