@@ -19,9 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from handlers.db_effects import Effects, Expectation
 from handlers.db_ports import AppliedMigration, Backup, MigrationFile
-from handlers.db_sql import Effects, Expectation, effects, parses, reverted
-from handlers.db_txn import transaction_problem
 from handlers.plans import PlanBase
 from handlers.services import Refused
 from handlers.text import escape
@@ -100,6 +99,8 @@ def sha256(text: str) -> str:
 
 
 def applied_effects(migration: AppliedMigration) -> Effects:
+    from handlers.db_sql import effects  # the parser loads where plans are made (the worker), not where drawn
+
     if not any(s.strip() for s in migration.statements):
         return Effects(doubts=["its history row records no statements (written by `migration repair`?)"])
     return effects(";\n".join(migration.statements))
@@ -137,6 +138,9 @@ def check_revert(version: str, history: Sequence[AppliedMigration], files: dict[
         raise Refused(f"`{escape(version)}_{escape(file.name)}` has no reverse SQL: add "
                       f"`{escape(version)}_{escape(file.name)}.down.sql` beside it, or a `-- rollback` section at its "
                       "end (each line commented out).")
+    from handlers.db_sql import parses
+    from handlers.db_txn import transaction_problem
+
     unreadable = parses(file.reverse_sql) or transaction_problem(file.reverse_sql)
     if unreadable:
         raise Refused(f"the reverse SQL of `{escape(version)}` ({escape(file.reverse_source or '')}) does not parse: "
@@ -165,6 +169,8 @@ def later_dependents(target: AppliedMigration, forward: Effects, history: Sequen
 
 
 def facts_after(forward: Effects) -> tuple[Fact, ...]:
+    from handlers.db_sql import reverted
+
     return tuple(Fact(check=e.check, target=e.target, column=e.column) for e in reverted(forward))
 
 

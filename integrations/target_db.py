@@ -42,7 +42,6 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict
 
 from handlers.db_ports import AppliedMigration, DatabaseError
-from handlers.db_txn import transaction_problem
 from integrations.pg_tools import secrets_of
 
 HISTORY = "supabase_migrations.schema_migrations"
@@ -281,6 +280,8 @@ class PostgresTarget:
 
     def revert(self, database: str, version: str, sql: str, lock_timeout: timedelta,
                statement_timeout: timedelta, key: int) -> None:
+        from handlers.db_txn import transaction_problem  # pglast: loaded on the first revert, not with the web
+
         problem = transaction_problem(sql)
         if problem is not None:
             raise DatabaseError(f"the reverse SQL cannot run inside Rollbot's one transaction: {problem}. "
