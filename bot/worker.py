@@ -38,7 +38,7 @@ log = logging.getLogger("rollbot.worker")
 LEADER = "worker"
 DEFAULT_CONCURRENCY = 64  # jobs mostly wait: on Slack, on Vercel, on a channel's posting pace
 WORKER_POOL = 16  # Postgres connections, taken per query (no job holds one while it waits)
-EXECUTIONS_PER_SLOT = 2  # executions have a pool of their own, this many times the jobs': one never waits for a slot
+EXECUTIONS_PER_SLOT = 2  # executions have a pool of their own, this many times the jobs', never filled by them
 
 
 class Worker:
@@ -73,7 +73,7 @@ class Worker:
         return leading
 
     def dispatch(self) -> int:
-        """Claim as many due jobs as the pool has free slots and start them; returns how many.
+        """Claim as many due jobs as the pools have free slots and start them; returns how many.
         Does not wait for them (a long execution must not hold up the reminders)."""
         svc = self.container.services
         started = 0
@@ -150,6 +150,7 @@ class Worker:
 
     def _maintain(self, key: str, task: Callable[[], None]) -> None:
         try:
+            self.container.services.precedence.give_way()  # standing work waits for executions' changes too
             task()
         finally:
             with self._running_lock:

@@ -206,7 +206,10 @@ def _run_kind(svc: Services, incident: Incident, kind: RollbackKind, run: _Run) 
     """Run the kind's change: (the lease was lost, why it failed; None when it took effect)."""
     incident_id = incident.id
     try:
-        done = kind.execute(incident.plan, run)
+        try:
+            done = kind.execute(incident.plan, run)
+        finally:
+            svc.precedence.relax()  # its change went out, or never will: what follows waits its turn
         svc.audit(incident_id, "rollbot", "execute", "ok", result=done)
     except LeaseLost:
         return True, None
@@ -225,8 +228,6 @@ def _run_kind(svc: Services, incident: Incident, kind: RollbackKind, run: _Run) 
         log.exception("execution crashed", extra={"incident": incident_id})
         if not _took_effect(svc, incident, kind):
             return False, f"unexpected error ({type(error).__name__}); see the bot's logs."
-    finally:
-        svc.precedence.relax()  # its change went out (or never will)
     return False, None
 
 
@@ -254,6 +255,7 @@ def _recheck_plan(svc: Services, incident: Incident, kind: RollbackKind, owner: 
     # A new revision: its hash differs from every earlier one, even if the plan later changes
     # back, so approvals voided here never count again. The request gets a fresh window.
     fresh = fresh.model_copy(update={"revision": incident.plan.revision + 1})
+    svc.precedence.relax()  # no change goes out now: the notes below wait their turn like any other
     reopened = svc.store.reopen(incident.id, owner, incident.plan_hash, fresh,
                                 svc.clock.now() + svc.policy.environments[incident.env].approval_timeout)
     if reopened is None:
@@ -330,6 +332,7 @@ def fail(svc: Services, incident_id: int, error: str, owner: str) -> Incident | 
     """Mark the incident failed, tell the thread what went wrong and the runbook's next step.
     Only the lease holder can (a stale executor is fenced off). The lock is released by the
     status change; nothing in the audit log is lost; Slack trouble never raises here."""
+    svc.precedence.relax()  # an execution that fails sends no change: nothing need wait for it
     now = svc.clock.now()
     failed = svc.store.transition(
         incident_id, [Status.EXECUTING], Status.FAILED, owner=owner, failure=error, finished_at=now
