@@ -17,6 +17,7 @@ from handlers.model import Resolution, Status
 from handlers.store import (
     MESSAGE_IN_FLIGHT,
     STEP_STALE,
+    DueJob,
     IncidentStore,
     LockHeld,
     MessageRecord,
@@ -430,6 +431,22 @@ class StoreContract:
             batches = list(pool.map(lambda w: store.claim_due(T0, f"w{w}", limit=7), range(6)))
         claimed = [j.payload["n"] for batch in batches for j in batch]
         assert sorted(claimed) == list(range(30))
+
+    def test_executions_and_other_jobs_are_claimed_apart_by_one_of_many_workers(self, store: IncidentStore) -> None:
+        for n in range(24):
+            store.schedule(None, "execute" if n % 2 else "sweep", T0, {"n": n})
+
+        def claim(worker: int) -> list[list[DueJob]]:
+            batches = []
+            while batch := store.claim_due(T0, f"w{worker}", limit=2, executions=3):
+                batches.append(batch)
+            return batches
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            batches = [batch for found in pool.map(claim, range(6)) for batch in found]
+        assert sorted(j.payload["n"] for batch in batches for j in batch) == list(range(24))
+        assert all(sum(j.kind == "execute" for j in batch) <= 3 and sum(j.kind == "sweep" for j in batch) <= 2
+                   for batch in batches)
 
     def test_resolve_once_with_its_summary_delivery_queued(self, store: IncidentStore) -> None:
         from handlers.code import CodeKind
