@@ -108,7 +108,9 @@ def _roots(stack: Stack, count: int, since: float) -> dict[int, dict[str, Any]]:
         if all(n in found for n in range(count)):
             return {n: found[n] for n in range(count)}
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(found)} of {count} root messages were posted (of {cursor} messages)")
+            missing = [env_name(n) for n in range(count) if n not in found]
+            raise RuntimeError(f"only {len(found)} of {count} root messages were posted (of {cursor} messages); "
+                               f"missing {', '.join(missing[:10])}:\n{stack.why_not(missing, since)}")
         time.sleep(0.05)
 
 
@@ -145,7 +147,9 @@ def _wait_verified(stack: Stack, started: dict[int, float]) -> tuple[list[float]
         if all(n in seen for n in started):
             break
         if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(seen)} of {len(started)} rollbacks were verified")
+            missing = [env_name(n) for n in started if n not in seen]
+            raise RuntimeError(f"only {len(seen)} of {len(started)} rollbacks were verified; missing "
+                               f"{', '.join(missing[:10])}:\n{stack.why_not(missing, since)}")
         time.sleep(0.1)
     calls = _first_calls(stack.vercel.calls, since, vercel)
     return ([(calls[n] - started[n]) * 1000 for n in started if n in calls],

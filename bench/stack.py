@@ -221,6 +221,22 @@ class Stack:
                          "AND payload->>'index' = '1' AND incident_id = ANY(%s)", (incident_ids,))
             conn.execute("SELECT pg_notify(%s, 'monitor')", (JOBS_CHANNEL,))
 
+    def why_not(self, envs: list[str], since: float) -> str:
+        """What Rollbot recorded since ``since`` (epoch seconds) about these environments: refused
+        requests with the reason, incidents that did not reach monitoring with their failure."""
+        lines: list[str] = []
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            for at, action, detail in conn.execute(
+                    "SELECT at, action, detail FROM audit_log WHERE outcome = 'refused' AND at >= to_timestamp(%s) "
+                    "AND detail->>'env' = ANY(%s) ORDER BY id", (since, envs)).fetchall():
+                lines.append(f"{at:%H:%M:%S} {action} refused: {json.dumps(detail)[:500]}")
+            for ref, env, status, failure in conn.execute(
+                    "SELECT 'RB-' || id, env, status, failure FROM incidents WHERE env = ANY(%s) "
+                    "AND created_at >= to_timestamp(%s) AND status NOT IN ('monitoring', 'resolved') ORDER BY id",
+                    (envs, since)).fetchall():
+                lines.append(f"{ref} ({env}) {status}: {failure or ''}")
+        return "\n".join(lines) or "nothing recorded"
+
     def incident_ids(self, envs: list[str]) -> dict[str, int]:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             rows = conn.execute("SELECT env, max(id) FROM incidents WHERE env = ANY(%s) GROUP BY env",
