@@ -1,7 +1,8 @@
 """The one way adapters talk HTTP: a client factory and two ways to call.
 
-* ``read``: an idempotent call (a GET), retried a bounded number of times on 429, 5xx, timeouts
-  and refused connections, waiting what ``Retry-After`` / ``X-RateLimit-Reset`` say (capped) or
+* ``read``: an idempotent call (a GET), retried a bounded number of times on 429, 5xx, timeouts,
+  refused connections and dropped ones (a pooled keep-alive connection the server closed just as
+  it was used again shows as a disconnect or a reset), waiting what ``Retry-After`` / ``X-RateLimit-Reset`` say (capped) or
   an exponential backoff with jitter (0.25 s, 0.5 s, 1 s, ...). Retries are tenacity's.
 * ``send_once``: a call that changes something. Never retried here: the caller decides, after
   reading the provider back (an uncertain outcome is never resent blindly).
@@ -48,7 +49,7 @@ class _Again(Exception):
 
 
 def _retryable(error: BaseException) -> bool:
-    return isinstance(error, (_Again, httpx.TimeoutException, httpx.ConnectError))
+    return isinstance(error, (_Again, httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError))
 
 
 def retry_after(response: httpx.Response) -> float | None:

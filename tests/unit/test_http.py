@@ -54,16 +54,33 @@ def test_a_read_retries_timeouts_then_raises() -> None:
     assert len(seen) == 3
 
 
+@pytest.mark.parametrize("dropped", [httpx.RemoteProtocolError("Server disconnected without sending a response."),
+                                     httpx.ReadError("[Errno 104] Connection reset by peer"),
+                                     httpx.WriteError("[Errno 32] Broken pipe")])
+def test_a_read_on_a_connection_the_server_dropped_is_asked_again(dropped: Exception) -> None:
+    """A pooled keep-alive connection the server closed just as it was used again."""
+    client, seen = _client([dropped])
+    assert http.read(client, "GET", "/x", sleep=lambda _: None).status_code == 200 and len(seen) == 2
+
+
+def test_a_protocol_error_of_our_own_is_not_retried() -> None:
+    client, seen = _client([httpx.LocalProtocolError("bad header")])
+    with pytest.raises(httpx.LocalProtocolError):
+        http.read(client, "GET", "/x", sleep=lambda _: None)
+    assert len(seen) == 1
+
+
 def test_client_errors_are_not_retried() -> None:
     client, seen = _client([httpx.Response(404)])
     assert http.read(client, "GET", "/x", sleep=lambda _: None).status_code == 404 and len(seen) == 1
 
 
-@pytest.mark.parametrize("answer", [httpx.Response(500), httpx.Response(429), httpx.ReadTimeout("slow")])
+@pytest.mark.parametrize("answer", [httpx.Response(500), httpx.Response(429), httpx.ReadTimeout("slow"),
+                                    httpx.RemoteProtocolError("Server disconnected without sending a response.")])
 def test_a_change_is_sent_once_whatever_happens(answer: httpx.Response | Exception) -> None:
     client, seen = _client([answer])
     if isinstance(answer, Exception):
-        with pytest.raises(httpx.ReadTimeout):
+        with pytest.raises(type(answer)):
             http.send_once(client, "POST", "/x")
     else:
         assert http.send_once(client, "POST", "/x").status_code == answer.status_code
