@@ -222,19 +222,23 @@ class Stack:
             conn.execute("SELECT pg_notify(%s, 'monitor')", (JOBS_CHANNEL,))
 
     def why_not(self, envs: list[str], since: float) -> str:
-        """What Rollbot recorded since ``since`` (epoch seconds) about these environments: refused
-        requests with the reason, incidents that did not reach monitoring with their failure."""
+        """What Rollbot recorded about these environments: the requests refused since ``since``
+        (epoch seconds) with the reason; the newest incident of each, its status, failure and last
+        audit entries."""
         lines: list[str] = []
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             for at, action, detail in conn.execute(
                     "SELECT at, action, detail FROM audit_log WHERE outcome = 'refused' AND at >= to_timestamp(%s) "
                     "AND detail->>'env' = ANY(%s) ORDER BY id", (since, envs)).fetchall():
                 lines.append(f"{at:%H:%M:%S} {action} refused: {json.dumps(detail)[:500]}")
-            for ref, env, status, failure in conn.execute(
-                    "SELECT 'RB-' || id, env, status, failure FROM incidents WHERE env = ANY(%s) "
-                    "AND created_at >= to_timestamp(%s) AND status NOT IN ('monitoring', 'resolved') ORDER BY id",
-                    (envs, since)).fetchall():
-                lines.append(f"{ref} ({env}) {status}: {failure or ''}")
+            for incident, env, status, failure in conn.execute(
+                    "SELECT DISTINCT ON (env) id, env, status, failure FROM incidents WHERE env = ANY(%s) "
+                    "ORDER BY env, id DESC", (envs[:10],)).fetchall():
+                lines.append(f"RB-{incident} ({env}, the newest) {status}{': ' + failure if failure else ''}")
+                for at, action, outcome, detail in reversed(conn.execute(
+                        "SELECT at, action, outcome, detail FROM audit_log WHERE incident_id = %s ORDER BY id DESC "
+                        "LIMIT 4", (incident,)).fetchall()):
+                    lines.append(f"  {at:%H:%M:%S} {action} {outcome} {json.dumps(detail)[:300]}")
         return "\n".join(lines) or "nothing recorded"
 
     def incident_ids(self, envs: list[str]) -> dict[str, int]:

@@ -1,4 +1,8 @@
-"""Health checks over HTTP: each URL must answer 2xx within the timeout."""
+"""Health checks over HTTP: each URL must answer 2xx within the timeout.
+
+Each check opens a connection of its own, as a user's first request would: a pooled keep-alive
+connection the server closed while it sat idle (between a rollback and its first reminder) would
+otherwise fail a healthy service's check, and say a rollback did not help when it did."""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from integrations import http
 
 class HttpHealthChecker:
     def __init__(self, *, timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
-        self._client = http.client(timeout=timeout, transport=transport, follow_redirects=True,
+        fresh = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))  # nothing kept to go stale
+        self._client = http.client(timeout=timeout, transport=transport or fresh, follow_redirects=True,
                                    headers={"User-Agent": "rollbot-health-check"})
 
     def check(self, urls: Sequence[str]) -> list[HealthResult]:
