@@ -7,6 +7,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING, cast
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -16,6 +17,7 @@ from bot.blocks.db_plan import DatabasePlanRenderer
 from bot.blocks.env_plan import EnvPlanRenderer
 from bot.blocks.plans import PlanRenderer
 from bot.config_file import ConfigError, load_policy
+from bot.deferred import Deferred
 from bot.directory import SlackDirectory
 from bot.metrics import PrometheusTelemetry, provider_call
 from bot.notifier import SlackNotifier
@@ -32,8 +34,6 @@ from handlers.kind import KindRegistry, RollbackKind
 from handlers.plans import PlanBase
 from handlers.services import Services
 from integrations.edge_config import EdgeConfigClient
-from integrations.health import HttpHealthChecker
-from integrations.http import TimedTransport
 from integrations.migration_files import MigrationFolder
 from integrations.pg_backups import PgBackups
 from integrations.pg_replay import ReplayLedger
@@ -41,8 +41,11 @@ from integrations.pg_snapshots import PostgresSnapshots
 from integrations.pg_store import PostgresStore, thread_refs_from
 from integrations.redis_state import RedisState
 from integrations.target_db import PostgresTarget
-from integrations.vercel import VercelClient
 from integrations.vercel_env import VercelEnvClient
+
+if TYPE_CHECKING:  # built in vercel_client() and health_checker(), where httpx is imported
+    from integrations.health import HttpHealthChecker
+    from integrations.vercel import VercelClient
 
 log = logging.getLogger("rollbot")
 
@@ -90,8 +93,17 @@ def slack_client(settings: Settings, *, timeout: int = 10, retry_429: bool = Tru
 
 
 def vercel_client(settings: Settings) -> VercelClient:
+    from integrations.http import TimedTransport
+    from integrations.vercel import VercelClient
+
     return VercelClient(secret(settings.vercel_token), base_url=settings.vercel_api_url,
                         team_id=settings.vercel_team_id, transport=TimedTransport(_vercel_call))
+
+
+def health_checker() -> HttpHealthChecker:
+    from integrations.health import HttpHealthChecker
+
+    return HttpHealthChecker()
 
 
 def _vercel_call(method: str, path: str, status: str, seconds: float) -> None:
@@ -139,13 +151,17 @@ def _plugin(spec: str, settings: Settings) -> RollbackKind:
 
 
 def build(settings: Settings, *, clock: Clock | None = None, policy: Policy | None = None,
-          pool_size: int = 10, pool_wait: float = 5.0) -> Container:
+          pool_size: int = 10, pool_wait: float = 5.0, http_on_first_use: bool = False) -> Container:
+    """Every adapter and the services on them. With ``http_on_first_use`` (the web) the Vercel
+    client and the health checker are built when first called (``bot.deferred``): a web worker
+    that only answers Slack and writes jobs never imports httpx."""
     missing = settings.missing(*REQUIRED)
     if missing:
         raise ConfigError("missing environment variables: " + ", ".join(missing) + " (see .env.example)")
     policy = policy or load_policy(settings.rollbot_config)
     clock = clock or SystemClock()
-    vercel = vercel_client(settings)
+    vercel = (cast("VercelClient", Deferred(partial(vercel_client, settings))) if http_on_first_use
+              else vercel_client(settings))
     registry: list[KindRegistry] = []  # the store reads plans with the kinds, which need its pool
     store = PostgresStore(secret(settings.database_url), lambda data: registry[0].load_plan(data), max_size=pool_size,
                           wait=pool_wait)
@@ -158,7 +174,7 @@ def build(settings: Settings, *, clock: Clock | None = None, policy: Policy | No
     registry.append(kinds)
     redis = RedisState(secret(settings.redis_url), rebuild=partial(thread_refs_from, store))
     slack = slack_client(settings)
-    health = HttpHealthChecker()
+    health = cast("HttpHealthChecker", Deferred(health_checker)) if http_on_first_use else health_checker()
     services = Services(
         policy=policy,
         store=store,

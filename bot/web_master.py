@@ -54,7 +54,8 @@ class RollbotWeb(BaseApplication):
         logs.configure(settings.rollbot_log_level, secrets=secrets_of(settings))
         # A connection for every request thread (each checks the replay ledger) and a few for the
         # listeners' work after the ack; fewer made the 16th concurrent request queue for one.
-        self.container = build(settings, pool_size=settings.rollbot_web_threads + 4, pool_wait=POOL_WAIT)
+        self.container = build(settings, pool_size=settings.rollbot_web_threads + 4, pool_wait=POOL_WAIT,
+                               http_on_first_use=True)  # Vercel and health checks are the worker's
         return RollbotWSGI(self.container)
 
     def worker_exit(self, _server: object, _worker: object) -> None:

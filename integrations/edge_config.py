@@ -4,10 +4,12 @@ PATCH sent once, its failure marked ``uncertain`` when it may have taken effect.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handlers.ports import ProviderError
-from integrations.vercel import VercelClient
+
+if TYPE_CHECKING:  # a type only: a web worker builds the client, and loads httpx, on first use
+    from integrations.vercel import VercelClient
 
 
 class EdgeConfigClient:

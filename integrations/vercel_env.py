@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handlers.env_redeploy import Production
 from handlers.env_snapshots import SENSITIVE, EnvVar
 from handlers.ports import ProviderError
-from integrations.vercel import VercelClient
+
+if TYPE_CHECKING:  # a type only: a web worker builds the client, and loads httpx, on first use
+    from integrations.vercel import VercelClient
 
 TAG = "rollbotTag"  # the deployment meta key that carries a redeploy's tag
 

@@ -43,9 +43,9 @@ def test_mypy_is_clean() -> None:
 def test_a_web_worker_does_not_load_what_only_the_worker_uses() -> None:
     """Each web worker imports what `bot.web_master` loads; the SQL parser (pglast, 3 MiB) and
     cryptography's bindings (7 MiB) load only where a migration is planned or reverted and a
-    snapshot sealed or opened."""
+    snapshot sealed or opened, httpx (6 MiB) where Vercel or a health check is first called."""
     probe = ("import sys; from bot import logs; from bot.bootstrap import build; from bot.cli import secrets_of; "
              "from bot.settings import Settings; from bot.wsgi import RollbotWSGI; "
-             "print(sorted(m for m in ('pglast', 'cryptography.hazmat') if m in sys.modules))")
+             "print(sorted(m for m in ('pglast', 'cryptography.hazmat', 'httpx') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
