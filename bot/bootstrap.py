@@ -154,12 +154,15 @@ def build(settings: Settings, *, clock: Clock | None = None, policy: Policy | No
           pool_size: int = 10, pool_wait: float = 5.0, http_on_first_use: bool = False) -> Container:
     """Every adapter and the services on them. With ``http_on_first_use`` (the web) the Vercel
     client and the health checker are built when first called (``bot.deferred``): a web worker
-    that only answers Slack and writes jobs never imports httpx."""
+    imports httpx only when a listener reads Vercel (the Decide form's suggestions), never to
+    answer a request or an approval."""
     missing = settings.missing(*REQUIRED)
     if missing:
         raise ConfigError("missing environment variables: " + ", ".join(missing) + " (see .env.example)")
     policy = policy or load_policy(settings.rollbot_config)
     clock = clock or SystemClock()
+    # A Deferred stands in for the client it builds (every name but get, built and close is the
+    # client's); the cast says so to mypy. Nothing checks these adapters' types at run time.
     vercel = (cast("VercelClient", Deferred(partial(vercel_client, settings))) if http_on_first_use
               else vercel_client(settings))
     registry: list[KindRegistry] = []  # the store reads plans with the kinds, which need its pool

@@ -82,6 +82,9 @@ def suggestions(svc: Services, decided: Decision, env_name: str) -> dict[str, st
         except (ProviderError, Refused) as error:
             log.info("no %s suggestion for %s: %s", name, env_name, getattr(error, "message", error))
             continue
+        except Exception:  # e.g. the provider's client could not be built: the field stays for the person
+            log.warning("no %s suggestion for %s", name, env_name, exc_info=True)
+            continue
         if words:
             found[name] = words
     return found

@@ -85,6 +85,18 @@ def test_a_provider_error_in_a_suggestion_is_not_raised(w: FakeWorld) -> None:
     assert decide.suggestions(w.svc, decide.decision(w.svc, "Feature broken", None), "prod") == {}
 
 
+def test_a_client_that_cannot_be_built_leaves_the_field_to_the_person(w: FakeWorld,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_client(*_args: object) -> None:  # as the web's Vercel client does when its build fails
+        raise OSError("could not load the CA certificates")
+
+    feature = decide.decision(w.svc, "Feature broken", None)
+    w.flags.items["promo_banner"] = "50% off"
+    assert decide.suggestions(w.svc, feature, "prod") == {"flag": "promo_banner"}
+    monkeypatch.setattr(w.flags, "flag_items", no_client)
+    assert decide.suggestions(w.svc, feature, "prod") == {}
+
+
 def test_the_incident_records_the_row_and_is_measured_against_its_target(w: FakeWorld) -> None:
     incident = request_rollback(w.svc, ALICE, Rollback("code", "prod", "slow", {}, issue="Performance",
                                                        severity="Critical"))

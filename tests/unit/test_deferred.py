@@ -90,3 +90,25 @@ def test_an_unknown_attribute_is_the_built_objects_error_and_copying_does_not_re
         raise AssertionError("expected AttributeError")
     copied = copy.copy(deferred)
     assert copied.call(3) == 6
+
+
+def test_nothing_is_built_after_close() -> None:
+    Adapter.built = 0
+    deferred = Deferred(Adapter)
+    deferred.close()
+    try:
+        deferred.call(1)
+    except RuntimeError as error:
+        assert "after close" in str(error)
+    else:
+        raise AssertionError("a closed Deferred must not build a client nobody will close")
+    assert Adapter.built == 0
+
+
+def test_the_adapters_the_web_defers_have_no_names_the_stand_in_shadows() -> None:
+    from integrations.health import HttpHealthChecker
+    from integrations.vercel import VercelClient
+
+    own = {"get", "built"}  # close() is meant to be the stand-in's: it closes only what was built
+    for adapter in (VercelClient, HttpHealthChecker):
+        assert not own & set(dir(adapter)), adapter.__name__
