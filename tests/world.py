@@ -176,7 +176,7 @@ class BotServer:
         return self.log_path.read_text(errors="replace")
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> float:
+def stop_process(process: subprocess.Popen[Any], timeout: float = 20) -> float:
     """SIGTERM, then wait; killed if it has not stopped within ``timeout``. Seconds it took to
     stop (infinity when it had to be killed)."""
     started = time.monotonic()

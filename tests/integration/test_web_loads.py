@@ -65,10 +65,9 @@ def test_a_web_worker_answers_a_whole_rollback_without_loading_httpx(world: Worl
             assert client.click(CAROL, channel=CHANNEL, message_ts=root["ts"], action_id="approve").status_code == 200
             world.work_until(lambda: any("Verified" in _text(m) for m in world.slack.thread(CHANNEL, root["ts"])),
                              message="the verification")
-        assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1
-        assert _loaded(process) == []
+            assert len(world.vercel.calls_to("POST", f"/v1/projects/{PROJECT}/rollback")) == 1
+            assert _loaded(process) == []
 
-        with SignedSlackClient(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, world.slack) as client:
             assert client.command(ALICE, "decide", channel_id=CHANNEL).status_code == 200
             matrix = _view(world, "decide_modal")
             client.click_in_view(ALICE, matrix["id"], "decide_issue", "Security")
@@ -78,6 +77,6 @@ def test_a_web_worker_answers_a_whole_rollback_without_loading_httpx(world: Worl
             form = _view(world, "decided_request")
             world.work_until(lambda: any(b.get("block_id") == "args-env-filled"
                                          for b in world.slack.views[form["id"]]["blocks"]), message="the suggestion")
-        assert _loaded(process) == ["httpx", "integrations.vercel"]  # built on first use; health checks are not
+            assert _loaded(process) == ["httpx", "integrations.vercel"]  # built on first use; health checks are not
     finally:
-        stop_process(process)  # type: ignore[arg-type]
+        stop_process(process)
