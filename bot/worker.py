@@ -29,7 +29,7 @@ from psycopg_pool import PoolTimeout
 from bot.bootstrap import Container
 from bot.metrics import JOBS_CLAIMED
 from bot.settings import secret
-from handlers import execution, monitoring
+from handlers import monitoring, takeover
 from handlers.services import Services
 from handlers.store import DueJob
 from integrations.pg_wakeups import JobWakeups
@@ -158,7 +158,7 @@ class Worker:
 
     def _resume(self, incident_id: int) -> None:
         try:
-            execution.resume(self.container.services, incident_id)
+            takeover.resume(self.container.services, incident_id)
         finally:
             with self._running_lock:
                 self._resuming.discard(incident_id)

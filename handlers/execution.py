@@ -6,7 +6,7 @@ transaction; a worker claims that job and takes the *execution lease* (``claim_e
 a fresh token. A heartbeat renews the lease while the kind works (each kind declares its lease),
 and the kind renews it again right before every provider call that changes something, so a
 stalled executor that wakes up finds it gone and stops (``LeaseLost``). A lease that runs out
-(the executor died) is taken over by the worker (``resume_stale``); the kind reads the provider
+(the executor died) is taken over by the worker (``handlers.takeover``); the kind reads the provider
 back before it acts again.
 """
 
@@ -17,18 +17,15 @@ import html
 import threading
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from typing import Any
 
 from handlers.kind import LeaseLost, RollbackFailed, RollbackKind
 from handlers.model import Incident, Status
 from handlers.ports import NewJob, ProviderError
+from handlers.progress import STEP_VERIFY, ProgressUpdates, progress
 from handlers.runbook import POST_CHECKLIST, matrix_target
 from handlers.services import Refused, Services, bind_incident, log
-
-STEP_VERIFY = "verify"
-MAX_RESUMES = 3
 
 
 def new_owner() -> str:
@@ -90,34 +87,6 @@ class _Run:
     def tick(self, key: str) -> None:
         if self._svc.tick(self._incident.id, key):
             self._svc.redraw_root(self._incident.id)
-
-
-class ProgressUpdates:
-    """Redraws the progress message beside the work, never in its way: Slack's posting pace (a
-    second per message in a busy channel) must not delay a provider call. Pokes that arrive
-    while a redraw is queued fold into it (each redraw shows the steps as they are then)."""
-
-    def __init__(self, svc: Services, incident_id: int) -> None:
-        self._svc, self._incident_id = svc, incident_id
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"rollbot-progress-{incident_id}")
-        self._queued = threading.Event()
-
-    def poke(self) -> None:
-        if not self._queued.is_set():
-            self._queued.set()
-            self._pool.submit(contextvars.copy_context().run, self._redraw)  # the incident's log context
-
-    def _redraw(self) -> None:
-        self._svc.precedence.give_way()  # executions still on their way to a change go first
-        self._queued.clear()
-        try:
-            progress(self._svc, self._incident_id)
-        except Exception:  # best effort, like every thread note
-            log.warning("progress message not updated", extra={"incident": self._incident_id})
-
-    def close(self) -> None:
-        """Wait for the last redraw (so the message never shows an older state than the thread)."""
-        self._pool.shutdown(wait=True)
 
 
 class Heartbeat:
@@ -350,48 +319,6 @@ def fail(svc: Services, incident_id: int, error: str, owner: str) -> Incident | 
     svc.notifier.failure(failed, error, svc.kinds[failed.kind].next_step)
     svc.redraw_root(incident_id)
     return failed
-
-
-def stale_to_resume(svc: Services) -> list[int]:
-    """Executions whose lease ran out (the executor died or stalled), for the worker to take over
-    on its pool; one that keeps crashing is failed after MAX_RESUMES takeovers instead."""
-    resumable = []
-    for incident_id in svc.store.stale_executions():
-        tries = sum(1 for e in svc.store.audit_log(incident_id) if e.action == "execute.resume")
-        if tries < MAX_RESUMES:
-            resumable.append(incident_id)
-            continue
-        incident = svc.store.get(incident_id)
-        owner = new_owner()
-        if incident and svc.store.claim_execution(incident_id, owner, svc.kinds[incident.kind].lease):
-            fail(svc, incident_id, f"gave up after {tries} attempts to resume the execution; "
-                 "check the provider by hand.", owner)
-    return resumable
-
-
-def resume(svc: Services, incident_id: int) -> Incident | None:
-    """Take over one stale execution (None when another executor got there first)."""
-    try:
-        return execute(svc, incident_id, resume=True)
-    except Exception:
-        log.exception("resuming failed", extra={"incident": incident_id})
-        return None
-
-
-def resume_stale(svc: Services) -> list[int]:
-    """Every stale execution taken over, one after another (the worker runs them side by side)."""
-    return [i for i in stale_to_resume(svc) if resume(svc, i) is not None]
-
-
-def progress(svc: Services, incident_id: int) -> None:
-    found = svc.store.incident_with_steps(incident_id)
-    assert found is not None
-    incident, stored = found
-    order = [step.name for step in svc.kinds[incident.kind].steps] + [STEP_VERIFY]
-    steps = sorted((s for s in stored if s.name in order), key=lambda s: order.index(s.name))
-    ts = svc.notifier.progress(incident, steps)
-    if ts and ts != incident.progress_ts:
-        svc.store.set_refs(incident_id, progress_ts=ts)
 
 
 def _report(svc: Services, incident: Incident, outcome: str) -> None:

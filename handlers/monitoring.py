@@ -12,7 +12,7 @@ from structlog.contextvars import bind_contextvars
 
 from handlers import drills, follow_ups
 from handlers.approvals import ANNOUNCE_JOB, announce_job, expire
-from handlers.execution import execute, stale_to_resume
+from handlers.execution import execute
 from handlers.kind import Maintained, RollbackKind
 from handlers.model import Status
 from handlers.ports import DeliveryFailed, DueJob
@@ -21,6 +21,7 @@ from handlers.requests import adopt_root
 from handlers.resolution import deliver_summary
 from handlers.services import Services, bind_incident, log
 from handlers.store import FOLLOW_UP_JOB
+from handlers.takeover import stale_to_resume
 
 
 class RetryLater(Exception):

@@ -21,13 +21,14 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlencode
 
 import httpx
 
+from sandbox.block_kit import MULTI_SELECTS, SINGLE_SELECTS, check_lengths, find_action, option
 from sandbox.slack_emulator import SlackEmulator
 
 Record = dict[str, Any]
@@ -35,8 +36,6 @@ Record = dict[str, Any]
 VERIFICATION_TOKEN = "sandbox-verification-token"
 """The (deprecated) verification token Slack still puts into payloads."""
 
-_SINGLE_SELECTS = frozenset({"static_select", "radio_buttons", "overflow", "external_select"})
-_MULTI_SELECTS = frozenset({"checkboxes", "multi_static_select", "multi_external_select"})
 
 
 class SignedSlackClient:
@@ -219,10 +218,10 @@ class SignedSlackClient:
             "action_ts": f"{time.time():.6f}",
         }
         chosen = value if value is not None else element.get("value")
-        if action_type in _MULTI_SELECTS or selected_options is not None:
+        if action_type in MULTI_SELECTS or selected_options is not None:
             action["selected_options"] = copy.deepcopy(selected_options or [])
-        elif action_type in _SINGLE_SELECTS:
-            action["selected_option"] = _option(element, chosen)
+        elif action_type in SINGLE_SELECTS:
+            action["selected_option"] = option(element, chosen)
         else:
             if "text" in element:
                 action["text"] = copy.deepcopy(element["text"])
@@ -263,8 +262,8 @@ class SignedSlackClient:
         element = find_action(view, action_id)
         action: Record = {"action_id": action_id, "block_id": element["block_id"], "type": element.get("type"),
                           "action_ts": f"{time.time():.6f}"}
-        if element.get("type") in _SINGLE_SELECTS:
-            action["selected_option"] = _option(element, value)
+        if element.get("type") in SINGLE_SELECTS:
+            action["selected_option"] = option(element, value)
         else:
             action["value"] = value
         payload: Record = {
@@ -316,7 +315,7 @@ class SignedSlackClient:
         if unknown:
             known = sorted(map(str, known_blocks))
             raise AssertionError(f"view {view_id!r} has no blocks {unknown}; its block_ids: {known}")
-        _check_lengths(view, values)
+        check_lengths(view, values)
         view["state"] = {"values": copy.deepcopy(values)}
         payload: Record = {
             "type": "view_submission",
@@ -334,7 +333,7 @@ class SignedSlackClient:
 
     @staticmethod
     def find_action(message: Mapping[str, Any], action_id: str) -> Record:
-        """Alias of :func:`find_action`."""
+        """Alias of :func:`sandbox.block_kit.find_action`."""
         return find_action(message, action_id)
 
     # ------------------------------------------------------------------
@@ -361,62 +360,6 @@ class SignedSlackClient:
         return {"id": user_id, "username": name, "name": name, "team_id": self.team_id}
 
 
-def rich_text(text: str) -> Record:
-    """A ``rich_text_input``'s state as Slack sends it for ``text`` typed in it: paragraphs as
-    sections, a line starting with "- " as a bullet list item."""
-    elements: list[Record] = []
-    for line in text.split("\n"):
-        if line.startswith("- "):
-            item = {"type": "rich_text_section", "elements": [{"type": "text", "text": line[2:]}]}
-            if elements and elements[-1]["type"] == "rich_text_list":
-                elements[-1]["elements"].append(item)
-            else:
-                elements.append({"type": "rich_text_list", "style": "bullet", "indent": 0, "elements": [item]})
-        else:
-            elements.append({"type": "rich_text_section", "elements": [{"type": "text", "text": line}]})
-    return {"type": "rich_text_input", "rich_text_value": {"type": "rich_text", "elements": elements}}
-
-
-def find_action(message: Mapping[str, Any], action_id: str) -> Record:
-    """Find the interactive element with ``action_id`` in a message's blocks.
-
-    Looks into ``actions`` blocks, section accessories and input elements.
-
-    Returns:
-        A copy of the element with its block's ``block_id`` added.
-
-    Raises:
-        AssertionError: listing the action_ids present, if there is no such element.
-    """
-    found = [element for element in _elements(message) if element.get("action_id") == action_id]
-    if not found:
-        available = [str(e.get("action_id")) for e in _elements(message)]
-        raise AssertionError(
-            f"no element with action_id {action_id!r} in message {message.get('ts')!r}; available: {available}"
-        )
-    return found[0]
-
-
-def _elements(message: Mapping[str, Any]) -> Iterator[Record]:
-    """Every element carrying an action_id, each a copy with ``block_id`` set."""
-    for block in message.get("blocks") or []:
-        if not isinstance(block, dict):
-            continue
-        candidates = list(block.get("elements") or [])
-        candidates += [block[key] for key in ("accessory", "element") if isinstance(block.get(key), dict)]
-        for element in candidates:
-            if isinstance(element, dict) and "action_id" in element:
-                yield {**copy.deepcopy(element), "block_id": block.get("block_id")}
-
-
-def _option(element: Mapping[str, Any], value: str | None) -> Record | None:
-    """The option of a select/overflow/radio element whose value is ``value``."""
-    for option in element.get("options") or []:
-        if isinstance(option, dict) and option.get("value") == value:
-            return copy.deepcopy(option)
-    return None
-
-
 def _channel_name(channel_id: str) -> str:
     """A stable, plausible channel name for payloads."""
     return "rollbot-sandbox" if channel_id == "C0SANDBOX" else channel_id.lower()
@@ -431,16 +374,3 @@ def _ack_body(response: httpx.Response) -> Record | None:
     except ValueError:
         return {"text": response.text}
     return body if isinstance(body, dict) and (body.get("text") or body.get("blocks")) else None
-
-
-def _check_lengths(view: Mapping[str, Any], values: Mapping[str, Any]) -> None:
-    """Slack's client does not submit a text input holding more than its ``max_length`` (at most
-    3,000): neither does this one."""
-    for block in view.get("blocks", []):
-        element = block.get("element") if isinstance(block, dict) else None
-        if not isinstance(element, dict) or element.get("type") != "plain_text_input":
-            continue
-        given = (values.get(block.get("block_id")) or {}).get(element.get("action_id")) or {}
-        most = min(int(element.get("max_length") or 3000), 3000)
-        if len(str(given.get("value") or "")) > most:
-            raise AssertionError(f"Slack does not submit more than {most} characters in {block.get('block_id')!r}")

@@ -24,7 +24,8 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
 from bot.slack_api import MeasuredWebClient
-from sandbox.slack_client import SignedSlackClient, find_action
+from sandbox.block_kit import find_action
+from sandbox.slack_client import SignedSlackClient
 from sandbox.slack_emulator import SlackEmulator
 from sandbox.socket_mode import SocketModeServer
 

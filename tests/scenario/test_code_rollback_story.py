@@ -8,7 +8,8 @@ import subprocess
 import sys
 from datetime import timedelta
 
-from sandbox.slack_client import SignedSlackClient, rich_text
+from sandbox.block_kit import rich_text
+from sandbox.slack_client import SignedSlackClient
 from sandbox.team import ALICE, BOB, CAROL, CHANNEL, PROJECT
 from tests.world import BotServer, World, wait_until
 

@@ -19,7 +19,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from sandbox.slack_client import rich_text
+from sandbox.block_kit import rich_text
 from sandbox.slack_limits import DISPLAYED_TEXT, message_errors, view_errors
 from sandbox.slack_validation import validate_view
 from sandbox.team import ALICE, BOB, CHANNEL, PROJECT

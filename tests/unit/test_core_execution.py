@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from handlers import approvals
-from handlers.execution import execute, fail, resume_stale
+from handlers.execution import execute, fail
 from handlers.model import Status
+from handlers.takeover import resume_stale
 from tests.fakes.ports import deployment
 from tests.fakes.world import ALICE, CAROL, FakeWorld, fake_world
 

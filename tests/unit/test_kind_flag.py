@@ -183,7 +183,7 @@ def test_an_off_value_of_another_type_than_the_flag_is_refused(tmp_path: Path) -
 def test_an_executor_that_died_after_an_unanswered_update_is_read_back_before_sending(w: FakeWorld) -> None:
     from datetime import timedelta
 
-    from handlers.execution import resume
+    from handlers.takeover import resume
 
     incident_id = _flag(w)
     assert w.store.claim_execution(incident_id, "crashed-worker", timedelta(seconds=30))

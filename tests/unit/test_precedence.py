@@ -12,10 +12,11 @@ from typing import Any
 
 from bot.worker import Worker
 from handlers import approvals, monitoring
-from handlers.execution import ProgressUpdates, execute, verify
+from handlers.execution import execute, verify
 from handlers.model import Status
 from handlers.ports import ProviderError
 from handlers.precedence import Precedence
+from handlers.progress import ProgressUpdates
 from handlers.services import Refused
 from tests.fakes.world import ALICE, CAROL, fake_world
 

@@ -4,7 +4,7 @@ person gave them, nothing lost, nothing executable."""
 from __future__ import annotations
 
 from bot.listeners.rich_text import rich_text_to_text
-from sandbox.slack_client import rich_text
+from sandbox.block_kit import rich_text
 
 
 def test_paragraphs_lists_quotes_code_and_mentions_keep_their_shape() -> None:
