@@ -93,11 +93,10 @@ def slack_client(settings: Settings, *, timeout: int = 10, retry_429: bool = Tru
 
 
 def vercel_client(settings: Settings) -> VercelClient:
-    from integrations.http import TimedTransport
     from integrations.vercel import VercelClient
 
     return VercelClient(secret(settings.vercel_token), base_url=settings.vercel_api_url,
-                        team_id=settings.vercel_team_id, transport=TimedTransport(_vercel_call))
+                        team_id=settings.vercel_team_id, report=_vercel_call)
 
 
 def health_checker() -> HttpHealthChecker:

@@ -18,8 +18,7 @@ from integrations import http
 
 class HttpHealthChecker:
     def __init__(self, *, timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
-        fresh = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))  # nothing kept to go stale
-        self._client = http.client(timeout=timeout, transport=transport or fresh, follow_redirects=True,
+        self._client = http.client(timeout=timeout, transport=transport or http.fresh_transport(), follow_redirects=True,
                                    headers={"User-Agent": "rollbot-health-check"})
 
     def check(self, urls: Sequence[str]) -> list[HealthResult]:

@@ -2,7 +2,8 @@
 
 Reads go through ``integrations.http.read`` (bounded retries on 429, 5xx and timeouts, honouring
 ``Retry-After`` / ``X-RateLimit-Reset``). The rollback call is not idempotent: it is sent exactly
-once per call (``http.send_once``). A 429 or a refused connection comes back as a definite
+once per call (``http.send_once``), on a connection of its own (a pooled one the server closes
+just as the change goes out on it would leave a change that never arrived uncertain). A 429 or a refused connection comes back as a definite
 ProviderError (with ``retry_after``) for the caller to send again under its lease; after a 5xx, a
 timeout or a broken connection the error is ``uncertain``, so the caller reads Vercel back first.
 """
@@ -35,10 +36,22 @@ class VercelClient:
         max_attempts: int = 4,
         max_wait: float = 20.0,
         transport: httpx.BaseTransport | None = None,
+        report: http.Report | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._client = http.client(base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout,
-                                   transport=transport)
+        """``transport`` (tests) carries reads and changes alike; by default reads share a pool of
+        keep-alive connections and each change opens its own. ``report`` hears of every exchange."""
+        def timed(inner: httpx.BaseTransport) -> httpx.BaseTransport:
+            return http.TimedTransport(report, inner) if report else inner
+
+        if transport is None:
+            tls = httpx.create_ssl_context()  # one for both transports
+            reads, changes = timed(httpx.HTTPTransport(verify=tls)), timed(http.fresh_transport(verify=tls))
+        else:
+            reads = changes = transport
+        headers = {"Authorization": f"Bearer {token}"}
+        self._client = http.client(base_url, headers=headers, timeout=timeout, transport=reads)
+        self._changes = http.client(base_url, headers=headers, timeout=timeout, transport=changes)
         self._team_id = team_id
         self._max_attempts = max_attempts
         self._max_wait = max_wait
@@ -46,6 +59,7 @@ class VercelClient:
 
     def close(self) -> None:
         self._client.close()
+        self._changes.close()
 
     # -- CodeProvider ------------------------------------------------------------------------
 
@@ -99,7 +113,7 @@ class VercelClient:
     def send_json(self, method: str, path: str, params: dict[str, Any], body: Any = None) -> Any:
         """A change: sent once. Whether a failure may have taken effect is in ``uncertain``."""
         try:
-            response = http.send_once(self._client, method, path, params=self._query(params), json=body)
+            response = http.send_once(self._changes, method, path, params=self._query(params), json=body)
         except httpx.TimeoutException:
             raise ProviderError(f"Vercel did not answer {method} {path} in time", code="timeout",
                                 uncertain=True) from None
