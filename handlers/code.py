@@ -26,6 +26,7 @@ from handlers.text import escape
 
 STEP_ROLLBACK = Step("vercel.rollback", "Ask Vercel to roll back")
 STEP_ALIAS = Step("vercel.alias", "Production alias moves")
+FRESH_READ = 1.0  # seconds: how old the re-check's read of the alias may be to stand as the read before the send
 
 
 class Deployment(BaseModel):
@@ -73,6 +74,18 @@ class CodePlan(PlanBase):
     from_deployment: Deployment
     to_deployment: Deployment
     requested: str | None = None  # the dpl_… the requester named, if any
+
+    @property
+    def seen(self) -> tuple[float, AliasState] | None:
+        """The alias state this plan was resolved from, and when (monotonic), if it was resolved
+        in this process: kept beside the fields (pydantic stores, hashes and compares only
+        those, as with a cached_property), so a plan loaded from the database has none."""
+        seen: tuple[float, AliasState] | None = self.__dict__.get("_seen")
+        return seen
+
+    def saw(self, at: float, state: AliasState) -> CodePlan:
+        self.__dict__["_seen"] = (at, state)
+        return self
 
     def binding(self) -> dict[str, Any]:
         return {"kind": self.kind, "env": self.env, "project": self.project, "from": self.from_deployment.uid,
@@ -141,7 +154,8 @@ class CodeKind:
     def _resolve(self, env: str, project: str, explicit: str | None) -> CodePlan:
         """The last known good deployment is the newest READY production deployment older than
         the current one; an explicit ``dpl_…`` must be a former production deployment."""
-        current_id = self.provider.alias_state(project).production_id
+        read_at, state = self._monotonic(), self.provider.alias_state(project)
+        current_id = state.production_id
         history = self.provider.production_deployments(project, limit=20)
         if not current_id:
             raise Refused(f"Vercel reports no production deployment for project `{project}`; nothing to roll back.")
@@ -167,7 +181,8 @@ class CodeKind:
                               "moved production away from. Name the one to go back to: `/rollback code "
                               f"{escape(env)} dpl_…`.")
             target = max(good, key=lambda d: d.created_at)
-        return CodePlan(env=env, project=project, from_deployment=current, to_deployment=target, requested=explicit)
+        return CodePlan(env=env, project=project, from_deployment=current, to_deployment=target,
+                        requested=explicit).saw(read_at, state)
 
     # -- execution ---------------------------------------------------------------------------
 
@@ -175,9 +190,9 @@ class CodeKind:
         assert isinstance(plan, CodePlan)
         project, target = plan.project, plan.to_deployment.uid
         run.step(STEP_ROLLBACK.name)
-        state = self.provider.alias_state(project)
+        state, when = self._read_before(plan, run)
         run.audit("vercel.read_alias", "ok", production=state.production_id, job_status=state.job_status,
-                  job_to=state.job_to)
+                  job_to=state.job_to, read=when)
         if _applied(state, target):
             run.audit(STEP_ROLLBACK.name, "skipped", why="production already serves the target")
             done = "production already served the target"
@@ -197,6 +212,15 @@ class CodeKind:
             raise RollbackFailed("Vercel reported the alias job as failed; production did not move.")
         run.finish(STEP_ALIAS.name, "ok", "production alias moved")
         return done
+
+    def _read_before(self, plan: CodePlan, run: Run) -> tuple[AliasState, str]:
+        """Where production stands before the send: what the plan's re-check read, when that was
+        a moment ago (one round trip to Vercel fewer on the way to the change), else read now."""
+        rechecked = run.rechecked
+        seen = rechecked.seen if isinstance(rechecked, CodePlan) and rechecked.project == plan.project else None
+        if seen is not None and self._monotonic() - seen[0] <= FRESH_READ:
+            return seen[1], "at the re-check"
+        return self.provider.alias_state(plan.project), "now"
 
     def _send(self, plan: CodePlan, run: Run, before: AliasState, attempts: int = 4) -> str:
         """Send the rollback. A definite refusal (429, no connection) is sent again after the

@@ -55,11 +55,13 @@ def verify_step(part: str) -> Step:
 
 class _PartRun:
     """The run lent to one part: the same lease and audit log; an unresolved attempt is one of
-    this part's own steps."""
+    this part's own steps; only the first part may use what the re-check read (a later part's
+    reads came before the earlier parts' changes)."""
 
-    def __init__(self, run: Run, kind: RollbackKind) -> None:
+    def __init__(self, run: Run, kind: RollbackKind, rechecked: PlanBase | None) -> None:
         self._run = run
         self.unresolved_attempt = run.unresolved([s.name for s in kind.steps])
+        self.rechecked = rechecked
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._run, name)
@@ -156,7 +158,8 @@ class CombinedKind:
                 continue
             where = f"{kind.title} (part {index} of {len(parts)})"
             try:
-                result = kind.execute(part, _PartRun(run, kind))
+                rechecked = self._parts(run.rechecked)[0] if index == 1 and run.rechecked is not None else None
+                result = kind.execute(part, _PartRun(run, kind, rechecked))
                 run.step(step.name)
                 verification = kind.verify(part)
             except RollbackFailed as failed:

@@ -22,6 +22,7 @@ from typing import Any
 
 from handlers.kind import LeaseLost, RollbackFailed, RollbackKind
 from handlers.model import Incident, Status
+from handlers.plans import PlanBase
 from handlers.ports import NewJob, ProviderError
 from handlers.progress import STEP_VERIFY, ProgressUpdates, progress
 from handlers.runbook import POST_CHECKLIST, matrix_target
@@ -36,9 +37,10 @@ class _Run:
     """What a kind may do while it executes (``handlers.kind.Run``)."""
 
     def __init__(self, svc: Services, incident: Incident, owner: str, kind: RollbackKind, unresolved: bool,
-                 progress: ProgressUpdates) -> None:
+                 progress: ProgressUpdates, rechecked: PlanBase | None) -> None:
         self._svc, self._incident, self._owner, self._kind = svc, incident, owner, kind
         self.unresolved_attempt = unresolved
+        self.rechecked = rechecked
         self._progress = progress
 
     @property
@@ -148,13 +150,13 @@ def _take_and_execute(svc: Services, incident_id: int, owner: str | None, resume
 
 def _execute(svc: Services, incident: Incident, kind: RollbackKind, owner: str) -> Incident | None:
     incident_id = incident.id
-    if not svc.store.steps(incident_id):  # nothing started yet: is the approved plan still the plan?
-        reopened = _recheck_plan(svc, incident, kind, owner)
-        if reopened is not None:
-            return reopened
+    # Nothing started yet: is the approved plan still the plan?
+    rechecked = None if svc.store.steps(incident_id) else _recheck_plan(svc, incident, kind, owner)
+    if isinstance(rechecked, Incident):
+        return rechecked  # it no longer holds: reopened for approval, or failed
     updates = ProgressUpdates(svc, incident_id)
     try:
-        run = _Run(svc, incident, owner, kind, _unresolved_attempt(svc, incident_id, kind), updates)
+        run = _Run(svc, incident, owner, kind, _unresolved_attempt(svc, incident_id, kind), updates, rechecked)
         lost, failure = _run_kind(svc, incident, kind, run)
         # Stamped before the last redraw lands: that may wait for other executions' changes.
         marked = not lost and failure is None and svc.store.mark_rolled_back(incident_id, owner, svc.clock.now())
@@ -208,19 +210,23 @@ def _quietly(svc: Services, incident_id: int, outcome: str) -> None:
         log.warning("could not audit execute %s", outcome, extra={"incident": incident_id})
 
 
-def _recheck_plan(svc: Services, incident: Incident, kind: RollbackKind, owner: str) -> Incident | None:
+def _recheck_plan(svc: Services, incident: Incident, kind: RollbackKind,
+                  owner: str) -> Incident | PlanBase | None:
     """Re-resolve the plan before the first provider call. If the provider moved since the
     request (someone shipped meanwhile), the incident goes back to PENDING with the new plan,
-    every approval given so far is void, and the thread says so; returns that incident. None
-    when the plan still holds (or cannot be read now: the kind reads again before any change)."""
+    every approval given so far is void, and the thread says so; returns that incident (or the
+    failed one, when no plan holds now). When the plan still holds, returns it as just resolved
+    (the kind may use what it read, ``Run.rechecked``); None when the provider cannot be read
+    now (the kind reads again before any change)."""
     try:
         fresh = kind.replan(incident.plan, svc.policy.environments[incident.env])
     except Refused as refused:  # its message is already escaped for Slack; the failure note escapes it again
         return fail(svc, incident.id, f"the approved plan no longer holds: {html.unescape(refused.message)}", owner)
     except ProviderError:
         return None
-    if fresh.model_copy(update={"revision": incident.plan.revision}).hash == incident.plan_hash:
-        return None
+    same = fresh.model_copy(update={"revision": incident.plan.revision})
+    if same.hash == incident.plan_hash:
+        return same
     # A new revision: its hash differs from every earlier one, even if the plan later changes
     # back, so approvals voided here never count again. The request gets a fresh window.
     fresh = fresh.model_copy(update={"revision": incident.plan.revision + 1})

@@ -72,6 +72,13 @@ class Run(Protocol):
         """An earlier executor audited an ``attempt`` of a change and stopped before recording its
         outcome: the change may have been sent. Read the provider back; never resend blindly."""
 
+    @property
+    def rechecked(self) -> PlanBase | None:
+        """The approved plan as the provider showed it a moment before this execution began (the
+        re-check's ``replan``; equal to the approved plan by hash), or None: a resumed execution,
+        a re-check that could not read the provider, a later part of a combined rollback. A kind
+        may use what it read then as its read before a change, while that read is fresh."""
+
     def unresolved(self, steps: Sequence[str]) -> bool:
         """``unresolved_attempt`` for the named steps only (one part of a combined rollback)."""
 

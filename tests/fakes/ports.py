@@ -198,6 +198,7 @@ class FakeVercel:
     script: list[str] = field(default_factory=list)
     rollbacks: list[str] = field(default_factory=list)  # every POST, applied or not
     reads: int = 0
+    reads_at_send: list[int] = field(default_factory=list)  # ``reads`` as each POST went out
     unreadable: bool = False
     _clock: int = 1000
 
@@ -227,6 +228,7 @@ class FakeVercel:
 
     def rollback(self, project: str, deployment_uid: str, description: str) -> None:
         self.rollbacks.append(deployment_uid)
+        self.reads_at_send.append(self.reads)
         step = self.script.pop(0) if self.script else "ok"
         if step == "429":
             raise ProviderError("Vercel answered 429", status=429, code="rate_limited", retry_after=0.0)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from handlers import approvals
+from handlers.code import FRESH_READ
 from handlers.execution import execute, fail
 from handlers.model import Status
 from handlers.takeover import resume_stale
@@ -221,3 +222,40 @@ def test_each_kind_says_what_the_runbook_advises_on_failure(w: FakeWorld, kind: 
     assert w.store.claim_execution(incident_id, "me", timedelta(seconds=30))
     fail(w.svc, incident_id, "boom", "me")
     assert w.notifier.sent["failure"][0][2] == w.svc.kinds[kind].next_step
+
+
+def _read_before_send(w: FakeWorld, incident_id: int) -> list[str]:
+    return [e.detail["read"] for e in w.store.audit_log(incident_id) if e.action == "vercel.read_alias"]
+
+
+def test_the_plans_recheck_is_the_read_of_vercel_before_the_send(w: FakeWorld) -> None:
+    incident_id = _approved(w)
+    before = w.vercel.reads
+    assert execute(w.svc, incident_id).status is Status.MONITORING
+    # The re-check read the alias and the deployments; the send went out on those, not a third read.
+    assert [n - before for n in w.vercel.reads_at_send] == [2]
+    assert _read_before_send(w, incident_id) == ["at the re-check"]
+
+
+def test_a_recheck_read_that_is_no_longer_fresh_is_read_again_before_the_send(w: FakeWorld) -> None:
+    incident_id = _approved(w)
+    listed = w.vercel.production_deployments
+
+    def slow(project: str, limit: int = 20) -> list:  # the alias was read FRESH_READ and more before this
+        w.time.now += FRESH_READ + 0.5
+        return listed(project, limit)
+
+    w.vercel.production_deployments = slow  # type: ignore[method-assign]
+    before = w.vercel.reads
+    assert execute(w.svc, incident_id).status is Status.MONITORING
+    assert [n - before for n in w.vercel.reads_at_send] == [3]
+    assert _read_before_send(w, incident_id) == ["now"]
+
+
+def test_a_resumed_execution_reads_vercel_before_it_sends(w: FakeWorld) -> None:
+    incident_id = _approved(w)
+    assert w.store.claim_execution(incident_id, "A", timedelta(seconds=30))
+    w.store.start_step(incident_id, "vercel.rollback", w.clock.now())  # A started, then died before sending
+    w.clock.advance(31)
+    assert execute(w.svc, incident_id, resume=True).status is Status.MONITORING
+    assert w.vercel.rollbacks == ["dpl_good"] and _read_before_send(w, incident_id) == ["now"]

@@ -119,6 +119,9 @@ def test_one_approval_executes_code_then_env_each_verified(w: FakeWorld) -> None
     order = [entry for entry in log if entry[0] in ("vercel.rollback", "read_back", "env.restore", "env.snapshot")]
     assert order.index(("read_back", "ok", "code")) < order.index(("env.snapshot", "ok", None))
     assert ("read_back", "ok", "env") in order
+    # The code part, first, sent on the re-check's read of the alias.
+    assert [e.detail["read"] for e in w.store.audit_log(incident_id) if e.action == "vercel.read_alias"] == [
+        "at the re-check"]
     steps = {s.name: s.status for s in w.store.steps(incident_id)}
     assert steps["code.verified"] == steps["env.verified"] == steps["verify"] == "ok"
     [(_, result, ok)] = w.notifier.sent["verification"]
