@@ -8,11 +8,13 @@ serves the target. Only this module, its adapter (``integrations.vercel``) and i
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -24,6 +26,8 @@ from handlers.ports import ProviderError
 from handlers.services import Refused
 from handlers.text import escape
 
+A = TypeVar("A")
+B = TypeVar("B")
 STEP_ROLLBACK = Step("vercel.rollback", "Ask Vercel to roll back")
 STEP_ALIAS = Step("vercel.alias", "Production alias moves")
 FRESH_READ = 1.0  # seconds: how old the re-check's read of the alias may be to stand as the read before the send
@@ -154,9 +158,10 @@ class CodeKind:
     def _resolve(self, env: str, project: str, explicit: str | None) -> CodePlan:
         """The last known good deployment is the newest READY production deployment older than
         the current one; an explicit ``dpl_…`` must be a former production deployment."""
-        read_at, state = self._monotonic(), self.provider.alias_state(project)
+        read_at = self._monotonic()
+        state, history = _alongside(lambda: self.provider.alias_state(project),
+                                    lambda: self.provider.production_deployments(project, limit=20))
         current_id = state.production_id
-        history = self.provider.production_deployments(project, limit=20)
         if not current_id:
             raise Refused(f"Vercel reports no production deployment for project `{project}`; nothing to roll back.")
         current = next((d for d in history if d.uid == current_id), None) or self.provider.deployment(current_id)
@@ -309,6 +314,30 @@ class CodeKind:
         if state.production_id != target.uid:
             return Verification(False, f"production serves {state.production_id}, not {target.uid}", facts)
         return Verification(True, f"production serves {target.describe()}", facts)
+
+
+def _alongside(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """Both reads at once, ``second`` on a thread of its own (in this context, for the logs): two
+    round trips to the provider in the time of one. Either one's error is raised, ``first``'s
+    when both fail."""
+    result: list[B] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(second())
+        except BaseException as error:  # handed to the caller, raised there
+            failed.append(error)
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="rollbot-read", daemon=True)
+    thread.start()
+    try:
+        answer = first()
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return answer, result[0]
 
 
 def _applied(state: AliasState, target: str) -> bool:

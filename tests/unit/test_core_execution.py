@@ -3,6 +3,7 @@ plan changes, resumption after a crash, and the runbook's advice on failure."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from handlers import approvals
 from handlers.code import FRESH_READ
 from handlers.execution import execute, fail
 from handlers.model import Status
+from handlers.ports import ProviderError
 from handlers.takeover import resume_stale
 from tests.fakes.ports import deployment
 from tests.fakes.world import ALICE, CAROL, FakeWorld, fake_world
@@ -259,3 +261,28 @@ def test_a_resumed_execution_reads_vercel_before_it_sends(w: FakeWorld) -> None:
     w.clock.advance(31)
     assert execute(w.svc, incident_id, resume=True).status is Status.MONITORING
     assert w.vercel.rollbacks == ["dpl_good"] and _read_before_send(w, incident_id) == ["now"]
+
+
+def test_a_plan_reads_the_alias_and_the_deployments_at_once(w: FakeWorld) -> None:
+    both = threading.Barrier(2, timeout=5)  # each read waits for the other: only side by side do both finish
+    alias, listed = w.vercel.alias_state, w.vercel.production_deployments
+
+    def meeting(read):  # type: ignore[no-untyped-def]
+        def wrapped(*args, **kwargs):  # type: ignore[no-untyped-def]
+            both.wait()
+            return read(*args, **kwargs)
+        return wrapped
+
+    w.vercel.alias_state, w.vercel.production_deployments = meeting(alias), meeting(listed)  # type: ignore[method-assign]
+    incident = w.request(ALICE, "code")
+    assert incident.plan.change == ("dpl_bad", "dpl_good")
+
+
+@pytest.mark.parametrize("unreadable", ["alias_state", "production_deployments"])
+def test_either_read_of_a_plan_failing_fails_the_plan_with_its_error(w: FakeWorld, unreadable: str) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ProviderError(f"Vercel answered 503 on {unreadable}", status=503)
+
+    setattr(w.vercel, unreadable, refuse)
+    with pytest.raises(ProviderError, match=unreadable):
+        w.svc.kinds["code"].plan("prod", w.svc.policy.environments["prod"], {})
