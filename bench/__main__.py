@@ -5,8 +5,10 @@ signed requests over loopback HTTP, one new connection per request, from a load 
 own process (bench.load). For each network latency of the emulators (0 and 200 ms), each run,
 each concurrency and each request (`/rollback help`, `/rollback code <env>`, an Approve click),
 the two apps take turns (the order flips every run); each number printed is the median over runs.
-Every timed code request is a real one (its own environment, so a new incident and root message),
-and every timed Approve click decides one of those incidents, which the worker then executes:
+First, per latency, a few code rollbacks one at a time (`--alone`): the click -> call and click ->
+"Verified" times no burst shares. Every timed code request is a real one (its own environment, so
+a new incident and root message), and every timed Approve click decides one of those incidents,
+which the worker then executes:
 approve -> Vercel call and approve -> "Verified" message are measured on those. Then 200
 monitoring reminders in 200 channels are made due at once. Peak memory is read from /proc.
 
@@ -53,6 +55,8 @@ class Results:
     failures: dict[tuple[int, str, int, str], int] = field(default_factory=lambda: defaultdict(int))
     slow: dict[tuple[int, str, int, str], int] = field(default_factory=lambda: defaultdict(int))
     rss: dict[str, dict[str, float]] = field(default_factory=dict)
+    # latency -> (approve -> Vercel call, approve -> "Verified"), ms, one rollback at a time
+    alone: dict[int, tuple[list[float], list[float]]] = field(default_factory=dict)
     cpu: dict[tuple[int, str, int, str], list[float]] = field(default_factory=lambda: defaultdict(list))
     # (latency, c) -> per run: the worker's CPU (ms), Slack and Vercel calls, per rollback
     work: dict[tuple[int, int], list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
@@ -177,6 +181,30 @@ def _reminders(stack: Stack, count: int, timeout: float = 60) -> float:
         time.sleep(0.02)
 
 
+def alone(stack: Stack, results: Results, latency: int, rounds: int) -> None:
+    """One code rollback at a time, the machine otherwise idle: the time from the deciding click
+    to Vercel's rollback call and to the "Verified" message that no burst shares (a team's usual
+    incident). Each round requests, waits for the root message and for the worker to be idle,
+    then approves and waits for "Verified"."""
+    client, to_call, to_verified = stack.client, [], []
+    for round_ in range(rounds):
+        stack.settle()
+        since = time.time()
+        fire(stack, "rollbot", [client.command_body(ALICE, f"code {env_name(0)} alone {latency} {round_}",
+                                                    channel_id=channel_of(0))], 1)
+        root = _roots(stack, 1, since)[0]
+        time.sleep(1.5)  # the request's thread notes and redraws are done: the click has the worker to itself
+        click = urlencode({"payload": json.dumps(client.click_payload(CAROL, channel=channel_of(0),
+                                                                      message_ts=root["ts"],
+                                                                      action_id="approve"))}).encode()
+        outcome = fire(stack, "rollbot", [click], 1)
+        call, verified = _wait_verified(stack, {0: outcome["started"][0]})
+        to_call += call
+        to_verified += verified
+    stack.settle()
+    results.alone[latency] = (to_call, to_verified)
+
+
 def one_level(stack: Stack, results: Results, latency: int, run: int, concurrency: int, count: int,
               reminders: int) -> None:
     order = APPS if run % 2 == 0 else tuple(reversed(APPS))
@@ -243,6 +271,12 @@ def report(results: Results, levels: list[int], latencies: list[int], runs: int,
                 out.append(f"| {request} | {c} | {ours['p50']:.1f} / {ours['p95']:.1f} / {ours['p99']:.1f} | "
                            f"{bare['p50']:.1f} / {bare['p95']:.1f} / {bare['p99']:.1f} | "
                            f"{ours['p99'] / bare['p99']:.2f} | {slow} | {failed} |")
+        if results.alone.get(latency):
+            call, verified = results.alone[latency]
+            out.append("")
+            out.append(f"One rollback at a time ({len(call)}), the machine otherwise idle: approve -> Vercel rollback "
+                       f"call {statistics.median(call):.0f} ms (max {max(call):.0f}), approve -> \"Verified\" message "
+                       f"{statistics.median(verified):.0f} ms (max {max(verified):.0f})")
         out.append("")
         out.append("| after the request or the deciding click | c | p50 | p95 | p99 |")
         out.append("|---|---|---|---|---|")
@@ -309,9 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--min-requests", type=int, default=100, help="requests per batch at least (2 x c otherwise)")
     parser.add_argument("--reminders", type=int, default=200)
+    parser.add_argument("--alone", type=int, default=5, help="rollbacks one at a time, before the bursts")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.levels, args.latencies, args.runs, args.min_requests, args.reminders = "1,4", "0", 1, 8, 8
+        args.levels, args.latencies, args.runs, args.min_requests, args.reminders, args.alone = "1,4", "0", 1, 8, 8, 1
     levels = sorted({int(c) for c in args.levels.split(",")})
     latencies = [int(ms) for ms in args.latencies.split(",")]
     counts = {c: max(args.min_requests, 2 * c) for c in levels}
@@ -320,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for latency in latencies:
             stack.set_latency(latency / 1000)
+            print(f"… {latency} ms latency, one rollback at a time", file=sys.stderr, flush=True)
+            alone(stack, results, latency, args.alone)
             for run in range(args.runs):
                 for c in levels:
                     print(f"… {latency} ms latency, run {run + 1}/{args.runs}, c={c}", file=sys.stderr, flush=True)

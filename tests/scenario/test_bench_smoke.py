@@ -24,6 +24,9 @@ def test_the_benchmark_smoke_run_prints_every_table_with_no_failed_request(datab
     for c in (1, 4):  # every request was planned, and every deciding click reached Vercel and was verified
         for name in ("request -> root message", "approve -> Vercel rollback call", 'approve -> "Verified" message'):
             assert re.search(rf"^\| {re.escape(name)} \| {c} \| \d+ \| \d+ \| \d+ \|$", out, re.MULTILINE), out
+    # One rollback alone (one round in the smoke run) reached Vercel and was verified.
+    assert re.search(r"^One rollback at a time \(1\), the machine otherwise idle: approve -> Vercel rollback call "
+                     r"\d+ ms \(max \d+\), approve -> \"Verified\" message \d+ ms \(max \d+\)$", out, re.MULTILINE), out
     assert re.search(r"^Reminders due at once, each in its own channel: all sent in [\d.]+ s", out, re.MULTILINE), out
     cpu = re.findall(r"^\| (help|code|approve) \| ([\d.]+) / ([\d.]+) \| ([\d.]+) / ([\d.]+) \|$", out, re.MULTILINE)
     # The web's CPU per request, both apps, c=1 and 4 (read in clock ticks: a short batch may read 0).
