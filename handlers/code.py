@@ -23,7 +23,7 @@ from handlers.config import Environment
 from handlers.kind import RollbackFailed, Run, Step, Verification
 from handlers.plans import PlanBase
 from handlers.ports import ProviderError
-from handlers.services import Refused
+from handlers.services import Refused, log
 from handlers.text import escape
 
 A = TypeVar("A")
@@ -195,9 +195,9 @@ class CodeKind:
         assert isinstance(plan, CodePlan)
         project, target = plan.project, plan.to_deployment.uid
         run.step(STEP_ROLLBACK.name)
-        state, when = self._read_before(plan, run)
+        state, when, age = self._read_before(plan, run)
         run.audit("vercel.read_alias", "ok", production=state.production_id, job_status=state.job_status,
-                  job_to=state.job_to, read=when)
+                  job_to=state.job_to, read=when, age_ms=age)
         if _applied(state, target):
             run.audit(STEP_ROLLBACK.name, "skipped", why="production already serves the target")
             done = "production already served the target"
@@ -218,14 +218,16 @@ class CodeKind:
         run.finish(STEP_ALIAS.name, "ok", "production alias moved")
         return done
 
-    def _read_before(self, plan: CodePlan, run: Run) -> tuple[AliasState, str]:
-        """Where production stands before the send: what the plan's re-check read, when that was
-        a moment ago (one round trip to Vercel fewer on the way to the change), else read now."""
+    def _read_before(self, plan: CodePlan, run: Run) -> tuple[AliasState, str, int]:
+        """Where production stands before the send, which read that was, and its age (ms): what
+        the plan's re-check read, when that was a moment ago (one round trip to Vercel fewer on
+        the way to the change), else read now."""
         rechecked = run.rechecked
         seen = rechecked.seen if isinstance(rechecked, CodePlan) and rechecked.project == plan.project else None
-        if seen is not None and self._monotonic() - seen[0] <= FRESH_READ:
-            return seen[1], "at the re-check"
-        return self.provider.alias_state(plan.project), "now"
+        age = self._monotonic() - seen[0] if seen is not None else None
+        if seen is not None and age is not None and age <= FRESH_READ:
+            return seen[1], "at the re-check", round(age * 1000)
+        return self.provider.alias_state(plan.project), "now", 0
 
     def _send(self, plan: CodePlan, run: Run, before: AliasState, attempts: int = 4) -> str:
         """Send the rollback. A definite refusal (429, no connection) is sent again after the
@@ -330,11 +332,18 @@ def _alongside(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
             failed.append(error)
 
     thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="rollbot-read", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # no thread to be had now: one after the other
+        return first(), second()
     try:
         answer = first()
-    finally:
+    except BaseException:
         thread.join()
+        if failed:
+            log.warning("the other read failed too: %s: %s", type(failed[0]).__name__, failed[0])
+        raise
+    thread.join()
     if failed:
         raise failed[0]
     return answer, result[0]

@@ -75,9 +75,10 @@ class Run(Protocol):
     @property
     def rechecked(self) -> PlanBase | None:
         """The approved plan as the provider showed it a moment before this execution began (the
-        re-check's ``replan``; equal to the approved plan by hash), or None: a resumed execution,
-        a re-check that could not read the provider, a later part of a combined rollback. A kind
-        may use what it read then as its read before a change, while that read is fresh."""
+        re-check's ``replan``, by this executor; equal to the approved plan by hash), or None: an
+        execution taken over after a step was recorded, a re-check that could not read the
+        provider, a later part of a combined rollback. A kind may use what it read then as its
+        read before a change, while that read is fresh."""
 
     def unresolved(self, steps: Sequence[str]) -> bool:
         """``unresolved_attempt`` for the named steps only (one part of a combined rollback)."""

@@ -114,6 +114,8 @@ class VercelClient:
         """A change: sent once. Whether a failure may have taken effect is in ``uncertain``."""
         try:
             response = http.send_once(self._changes, method, path, params=self._query(params), json=body)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):  # no connection was had: nothing was sent
+            raise ProviderError("cannot reach Vercel (no connection in time)", code="unreachable") from None
         except httpx.TimeoutException:
             raise ProviderError(f"Vercel did not answer {method} {path} in time", code="timeout",
                                 uncertain=True) from None

@@ -237,6 +237,8 @@ def test_the_plans_recheck_is_the_read_of_vercel_before_the_send(w: FakeWorld) -
     # The re-check read the alias and the deployments; the send went out on those, not a third read.
     assert [n - before for n in w.vercel.reads_at_send] == [2]
     assert _read_before_send(w, incident_id) == ["at the re-check"]
+    [age] = [e.detail["age_ms"] for e in w.store.audit_log(incident_id) if e.action == "vercel.read_alias"]
+    assert 0 <= age <= FRESH_READ * 1000
 
 
 def test_a_recheck_read_that_is_no_longer_fresh_is_read_again_before_the_send(w: FakeWorld) -> None:
@@ -286,3 +288,31 @@ def test_either_read_of_a_plan_failing_fails_the_plan_with_its_error(w: FakeWorl
     setattr(w.vercel, unreadable, refuse)
     with pytest.raises(ProviderError, match=unreadable):
         w.svc.kinds["code"].plan("prod", w.svc.policy.environments["prod"], {})
+
+
+def test_a_takeover_before_any_step_rechecks_and_sends_on_its_own_read(w: FakeWorld) -> None:
+    incident_id = _approved(w)
+    assert w.store.claim_execution(incident_id, "A", timedelta(seconds=30))  # A died before its first step
+    w.clock.advance(31)
+    before = w.vercel.reads
+    assert execute(w.svc, incident_id, resume=True).status is Status.MONITORING
+    assert [n - before for n in w.vercel.reads_at_send] == [2]  # the new executor's own re-check
+    assert _read_before_send(w, incident_id) == ["at the re-check"]
+
+
+def test_a_plan_without_a_thread_to_spare_reads_one_after_the_other(w: FakeWorld,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    plan = w.svc.kinds["code"].plan("prod", w.svc.policy.environments["prod"], {})
+    assert plan.change == ("dpl_bad", "dpl_good")
+
+
+def test_when_both_reads_of_a_plan_fail_the_first_is_raised_and_the_other_logged(
+        w: FakeWorld, caplog: pytest.LogCaptureFixture) -> None:
+    w.vercel.unreadable = True
+    with pytest.raises(ProviderError, match="503"):
+        w.svc.kinds["code"].plan("prod", w.svc.policy.environments["prod"], {})
+    assert "the other read failed too: ProviderError" in caplog.text

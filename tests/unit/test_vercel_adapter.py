@@ -120,3 +120,25 @@ def test_env_answers_of_an_unexpected_shape_are_clear_errors() -> None:
         env.find_redeploy("prj", "tag")
     with pytest.raises(ProviderError, match="in a shape Rollbot does not know"):
         env.env_vars("prj")
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ConnectError])
+def test_a_change_that_found_no_connection_is_a_definite_refusal_not_an_uncertain_one(error: type) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error("no connection", request=request)
+
+    client, _ = _client(handler)
+    with pytest.raises(ProviderError) as raised:
+        client.rollback("prj", "dpl_a", "RB-1")
+    assert raised.value.code == "unreachable" and not raised.value.uncertain  # nothing was sent
+
+
+@pytest.mark.parametrize("error", [httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError])
+def test_a_change_whose_answer_did_not_come_is_uncertain(error: type) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error("lost", request=request)
+
+    client, _ = _client(handler)
+    with pytest.raises(ProviderError) as raised:
+        client.rollback("prj", "dpl_a", "RB-1")
+    assert raised.value.uncertain  # it may have reached Vercel: read back, never resend blindly
