@@ -184,25 +184,39 @@ def _reminders(stack: Stack, count: int, timeout: float = 60) -> float:
 def alone(stack: Stack, results: Results, latency: int, rounds: int) -> None:
     """One code rollback at a time, the machine otherwise idle: the time from the deciding click
     to Vercel's rollback call and to the "Verified" message that no burst shares (a team's usual
-    incident). Each round requests, waits for the root message and for the worker to be idle,
-    then approves and waits for "Verified"."""
+    incident). Each round has an environment and a channel of its own (so no round spends the
+    next one's posting budget), requests, waits for the root message and 3 s more (a person
+    approves seconds after the request, by which time its thread notes are out), then approves
+    and waits for "Verified"."""
     client, to_call, to_verified = stack.client, [], []
-    for round_ in range(rounds):
+    for n in range(rounds):
         stack.settle()
         since = time.time()
-        fire(stack, "rollbot", [client.command_body(ALICE, f"code {env_name(0)} alone {latency} {round_}",
-                                                    channel_id=channel_of(0))], 1)
-        root = _roots(stack, 1, since)[0]
-        time.sleep(1.5)  # the request's thread notes and redraws are done: the click has the worker to itself
-        click = urlencode({"payload": json.dumps(client.click_payload(CAROL, channel=channel_of(0),
+        fire(stack, "rollbot", [client.command_body(ALICE, f"code {env_name(n)} alone {latency}",
+                                                    channel_id=channel_of(n))], 1)
+        root = _root(stack, n, since)
+        time.sleep(3.0)
+        click = urlencode({"payload": json.dumps(client.click_payload(CAROL, channel=channel_of(n),
                                                                       message_ts=root["ts"],
                                                                       action_id="approve"))}).encode()
         outcome = fire(stack, "rollbot", [click], 1)
-        call, verified = _wait_verified(stack, {0: outcome["started"][0]})
+        call, verified = _wait_verified(stack, {n: outcome["started"][0]})
         to_call += call
         to_verified += verified
     stack.settle()
     results.alone[latency] = (to_call, to_verified)
+
+
+def _root(stack: Stack, n: int, since: float, timeout: float = 30) -> dict[str, Any]:
+    """The root message posted after ``since`` in environment ``n``'s channel."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in stack.slack.messages(channel_of(n)):
+            if (float(message["ts"]) >= since and message.get("thread_ts", message["ts"]) == message["ts"]
+                    and "approve" in json.dumps(message.get("blocks"))):
+                return message
+        time.sleep(0.02)
+    raise RuntimeError(f"no root message in {channel_of(n)}:\n{stack.why_not([env_name(n)], since)}")
 
 
 def one_level(stack: Stack, results: Results, latency: int, run: int, concurrency: int, count: int,
