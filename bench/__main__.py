@@ -285,8 +285,8 @@ def report(results: Results, levels: list[int], latencies: list[int], runs: int,
                 out.append(f"| {request} | {c} | {ours['p50']:.1f} / {ours['p95']:.1f} / {ours['p99']:.1f} | "
                            f"{bare['p50']:.1f} / {bare['p95']:.1f} / {bare['p99']:.1f} | "
                            f"{ours['p99'] / bare['p99']:.2f} | {slow} | {failed} |")
-        if results.alone.get(latency):
-            call, verified = results.alone[latency]
+        call, verified = results.alone.get(latency, ([], []))
+        if call and verified:
             out.append("")
             out.append(f"One rollback at a time ({len(call)}), the machine otherwise idle: approve -> Vercel rollback "
                        f"call {statistics.median(call):.0f} ms (max {max(call):.0f}), approve -> \"Verified\" message "

@@ -5,10 +5,11 @@
   it was used again shows as a disconnect or a reset), waiting what ``Retry-After`` / ``X-RateLimit-Reset`` say (capped) or
   an exponential backoff with jitter (0.25 s, 0.5 s, 1 s, ...). Retries are tenacity's.
 * ``send_once``: a call that changes something. Never retried here: the caller decides, after
-  reading the provider back (an uncertain outcome is never resent blindly). Adapters send changes
-  on a client of ``fresh_transport()``: a keep-alive connection the server closes just as a change
-  goes out on it would make a change that never arrived look uncertain, and hold the rollback in
-  a read-back window for nothing.
+  reading the provider back (an uncertain outcome is never resent blindly). It goes out on a
+  kept-alive connection when the pool has one (the reads before it used it a moment ago): a new
+  one would cost two round trips (TCP, TLS) on the way to the change. httpx drops a connection
+  idle for over 5 s before it is used again; a server that closes one just as a change goes out
+  on it makes the outcome uncertain, which the caller reads back.
 
 Both return the final ``httpx.Response`` or raise ``httpx.HTTPError``; turning those into
 ``ProviderError`` is each adapter's job, since only it knows the provider's error body.
@@ -17,7 +18,6 @@ Both return the final ``httpx.Response`` or raise ``httpx.HTTPError``; turning t
 from __future__ import annotations
 
 import re
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -44,10 +44,10 @@ def client(base_url: str = "", *, headers: Mapping[str, str] | None = None, time
                         transport=transport, follow_redirects=follow_redirects)
 
 
-def fresh_transport(verify: ssl.SSLContext | bool = True) -> httpx.HTTPTransport:
-    """A transport that keeps no connection: every request opens its own, so none has gone stale.
-    ``verify`` may be a TLS context another transport uses too (each costs memory)."""
-    return httpx.HTTPTransport(verify=verify, limits=httpx.Limits(max_keepalive_connections=0))
+def fresh_transport() -> httpx.HTTPTransport:
+    """A transport that keeps no connection: every request opens its own, so none has gone stale
+    (health checks: a user's first request after a quiet spell opens one too)."""
+    return httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
 
 
 class _Again(Exception):

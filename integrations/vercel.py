@@ -2,8 +2,7 @@
 
 Reads go through ``integrations.http.read`` (bounded retries on 429, 5xx and timeouts, honouring
 ``Retry-After`` / ``X-RateLimit-Reset``). The rollback call is not idempotent: it is sent exactly
-once per call (``http.send_once``), on a connection of its own (a pooled one the server closes
-just as the change goes out on it would leave a change that never arrived uncertain). A 429 or a refused connection comes back as a definite
+once per call (``http.send_once``). A 429 or a refused connection comes back as a definite
 ProviderError (with ``retry_after``) for the caller to send again under its lease; after a 5xx, a
 timeout or a broken connection the error is ``uncertain``, so the caller reads Vercel back first.
 """
@@ -39,19 +38,13 @@ class VercelClient:
         report: http.Report | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        """``transport`` (tests) carries reads and changes alike; by default reads share a pool of
-        keep-alive connections and each change opens its own. ``report`` hears of every exchange."""
-        def timed(inner: httpx.BaseTransport) -> httpx.BaseTransport:
-            return http.TimedTransport(report, inner) if report else inner
-
-        if transport is None:
-            tls = httpx.create_ssl_context()  # one for both transports
-            reads, changes = timed(httpx.HTTPTransport(verify=tls)), timed(http.fresh_transport(verify=tls))
-        else:
-            reads = changes = transport
-        headers = {"Authorization": f"Bearer {token}"}
-        self._client = http.client(base_url, headers=headers, timeout=timeout, transport=reads)
-        self._changes = http.client(base_url, headers=headers, timeout=timeout, transport=changes)
+        """``report`` hears of every exchange (``http.TimedTransport``); ``transport`` is for tests.
+        Reads and changes share one pool of kept-alive connections: a change goes out on the one
+        the reads before it used a moment ago, not on a new one (TCP and TLS, two round trips
+        more between the click and the change)."""
+        inner = transport or httpx.HTTPTransport()
+        self._client = http.client(base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout,
+                                   transport=http.TimedTransport(report, inner) if report else inner)
         self._team_id = team_id
         self._max_attempts = max_attempts
         self._max_wait = max_wait
@@ -59,7 +52,6 @@ class VercelClient:
 
     def close(self) -> None:
         self._client.close()
-        self._changes.close()
 
     # -- CodeProvider ------------------------------------------------------------------------
 
@@ -113,7 +105,7 @@ class VercelClient:
     def send_json(self, method: str, path: str, params: dict[str, Any], body: Any = None) -> Any:
         """A change: sent once. Whether a failure may have taken effect is in ``uncertain``."""
         try:
-            response = http.send_once(self._changes, method, path, params=self._query(params), json=body)
+            response = http.send_once(self._client, method, path, params=self._query(params), json=body)
         except (httpx.ConnectTimeout, httpx.PoolTimeout):  # no connection was had: nothing was sent
             raise ProviderError("cannot reach Vercel (no connection in time)", code="unreachable") from None
         except httpx.TimeoutException:
