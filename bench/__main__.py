@@ -5,10 +5,10 @@ signed requests over loopback HTTP, one new connection per request, from a load 
 own process (bench.load). For each network latency of the emulators (0 and 200 ms), each run,
 each concurrency and each request (`/rollback help`, `/rollback code <env>`, an Approve click),
 the two apps take turns (the order flips every run); each number printed is the median over runs.
-First, per latency, a few code rollbacks one at a time (`--alone`): the click -> call and click ->
-"Verified" times no burst shares. Every timed code request is a real one (its own environment, so
-a new incident and root message), and every timed Approve click decides one of those incidents,
-which the worker then executes:
+First, per latency, a few code rollbacks one at a time (`--alone`): the request -> root message,
+click -> call and click -> "Verified" times no burst shares. Every timed code request is a real
+one (its own environment, so a new incident and root message), and every timed Approve click
+decides one of those incidents, which the worker then executes:
 approve -> Vercel call and approve -> "Verified" message are measured on those. Then 200
 monitoring reminders in 200 channels are made due at once. Peak memory is read from /proc.
 
@@ -55,8 +55,8 @@ class Results:
     failures: dict[tuple[int, str, int, str], int] = field(default_factory=lambda: defaultdict(int))
     slow: dict[tuple[int, str, int, str], int] = field(default_factory=lambda: defaultdict(int))
     rss: dict[str, dict[str, float]] = field(default_factory=dict)
-    # latency -> (approve -> Vercel call, approve -> "Verified"), ms, one rollback at a time
-    alone: dict[int, tuple[list[float], list[float]]] = field(default_factory=dict)
+    # latency -> (request -> root message, approve -> Vercel call, approve -> "Verified"), ms, one rollback at a time
+    alone: dict[int, tuple[list[float], list[float], list[float]]] = field(default_factory=dict)
     cpu: dict[tuple[int, str, int, str], list[float]] = field(default_factory=lambda: defaultdict(list))
     # (latency, c) -> per run: the worker's CPU (ms), Slack and Vercel calls, per rollback
     work: dict[tuple[int, int], list[dict[str, float]]] = field(default_factory=lambda: defaultdict(list))
@@ -188,13 +188,14 @@ def alone(stack: Stack, results: Results, latency: int, rounds: int) -> None:
     next one's posting budget), requests, waits for the root message and 3 s more (a person
     approves seconds after the request, by which time its thread notes are out), then approves
     and waits for "Verified"."""
-    client, to_call, to_verified = stack.client, [], []
+    client, to_root, to_call, to_verified = stack.client, [], [], []
     for n in range(rounds):
         stack.settle()
         since = time.time()
-        fire(stack, "rollbot", [client.command_body(ALICE, f"code {env_name(n)} alone {latency}",
-                                                    channel_id=channel_of(n))], 1)
+        requested = fire(stack, "rollbot", [client.command_body(ALICE, f"code {env_name(n)} alone {latency}",
+                                                                channel_id=channel_of(n))], 1)
         root = _root(stack, n, since)
+        to_root.append((float(root["ts"]) - requested["started"][0]) * 1000)
         time.sleep(3.0)
         click = urlencode({"payload": json.dumps(client.click_payload(CAROL, channel=channel_of(n),
                                                                       message_ts=root["ts"],
@@ -204,7 +205,7 @@ def alone(stack: Stack, results: Results, latency: int, rounds: int) -> None:
         to_call += call
         to_verified += verified
     stack.settle()
-    results.alone[latency] = (to_call, to_verified)
+    results.alone[latency] = (to_root, to_call, to_verified)
 
 
 def _root(stack: Stack, n: int, since: float, timeout: float = 30) -> dict[str, Any]:
@@ -285,10 +286,11 @@ def report(results: Results, levels: list[int], latencies: list[int], runs: int,
                 out.append(f"| {request} | {c} | {ours['p50']:.1f} / {ours['p95']:.1f} / {ours['p99']:.1f} | "
                            f"{bare['p50']:.1f} / {bare['p95']:.1f} / {bare['p99']:.1f} | "
                            f"{ours['p99'] / bare['p99']:.2f} | {slow} | {failed} |")
-        call, verified = results.alone.get(latency, ([], []))
-        if call and verified:
+        root, call, verified = results.alone.get(latency, ([], [], []))
+        if root and call and verified:
             out.append("")
-            out.append(f"One rollback at a time ({len(call)}), the machine otherwise idle: approve -> Vercel rollback "
+            out.append(f"One rollback at a time ({len(call)}), the machine otherwise idle: request -> root message "
+                       f"{statistics.median(root):.0f} ms (max {max(root):.0f}), approve -> Vercel rollback "
                        f"call {statistics.median(call):.0f} ms (max {max(call):.0f}), approve -> \"Verified\" message "
                        f"{statistics.median(verified):.0f} ms (max {max(verified):.0f})")
         out.append("")

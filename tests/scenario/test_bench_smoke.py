@@ -25,7 +25,8 @@ def test_the_benchmark_smoke_run_prints_every_table_with_no_failed_request(datab
         for name in ("request -> root message", "approve -> Vercel rollback call", 'approve -> "Verified" message'):
             assert re.search(rf"^\| {re.escape(name)} \| {c} \| \d+ \| \d+ \| \d+ \|$", out, re.MULTILINE), out
     # One rollback alone (one round in the smoke run) reached Vercel and was verified.
-    assert re.search(r"^One rollback at a time \(1\), the machine otherwise idle: approve -> Vercel rollback call "
+    assert re.search(r"^One rollback at a time \(1\), the machine otherwise idle: request -> root message \d+ ms "
+                     r"\(max \d+\), approve -> Vercel rollback call "
                      r"\d+ ms \(max \d+\), approve -> \"Verified\" message \d+ ms \(max \d+\)$", out, re.MULTILINE), out
     assert re.search(r"^Reminders due at once, each in its own channel: all sent in [\d.]+ s", out, re.MULTILINE), out
     cpu = re.findall(r"^\| (help|code|approve) \| ([\d.]+) / ([\d.]+) \| ([\d.]+) / ([\d.]+) \|$", out, re.MULTILINE)
