@@ -1,8 +1,9 @@
 """Health checks over HTTP: each URL must answer 2xx within the timeout.
 
-Each check opens a connection of its own, as a user's first request would: a pooled keep-alive
-connection the server closed while it sat idle (between a rollback and its first reminder) would
-otherwise fail a healthy service's check, and say a rollback did not help when it did."""
+Each check opens a connection of its own, as a user's first request would, and asks the server to
+close it after answering: a pooled keep-alive connection the server closed while it sat idle
+(between a rollback and its first reminder) would otherwise fail a healthy service's check, and
+say a rollback did not help when it did."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from integrations import http
 
 class HttpHealthChecker:
     def __init__(self, *, timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
+        # The server closes it after answering, rather than hold it open for a next request.
         self._client = http.client(timeout=timeout, transport=transport or http.fresh_transport(), follow_redirects=True,
-                                   headers={"User-Agent": "rollbot-health-check"})
+                                   headers={"User-Agent": "rollbot-health-check", "Connection": "close"})
 
     def check(self, urls: Sequence[str]) -> list[HealthResult]:
         if not urls:
