@@ -126,8 +126,10 @@ def _first_calls(calls: list[dict[str, Any]], after: float, match: Any) -> dict[
     return first
 
 
-def _wait_verified(stack: Stack, started: dict[int, float]) -> tuple[list[float], list[float]]:
-    """Approve -> Vercel rollback call and approve -> the "Verified" message, in ms, per incident."""
+def _wait_verified(stack: Stack, started: dict[int, float], cursor: int = 0) -> tuple[list[float], list[float]]:
+    """Approve -> Vercel rollback call and approve -> the "Verified" message, in ms, per incident.
+    Slack's calls are read from index ``cursor`` on: the calls before the clicks are never copied
+    (under the emulator's lock, which every Web API call needs) while the rollbacks run."""
     since = min(started.values())
     deadline = time.monotonic() + 60 + len(started)  # generous: this waits, it does not judge
 
@@ -144,7 +146,6 @@ def _wait_verified(stack: Stack, started: dict[int, float]) -> tuple[list[float]
         return None
 
     seen: dict[int, float] = {}
-    cursor = 0
     while True:
         calls, cursor = stack.slack.calls_since(cursor)
         seen = {**_first_calls(calls, since, verified), **seen}  # the first sighting stays
@@ -191,10 +192,12 @@ def alone(stack: Stack, results: Results, latency: int, rounds: int) -> None:
     client, to_root, to_call, to_verified = stack.client, [], [], []
     for n in range(rounds):
         stack.settle()
-        since = time.time()
+        stack.slack.forget_calls()  # nothing earlier is copied while this round is timed
+        stack.vercel.forget_calls()
+        messages = stack.slack.messages_since(1 << 62)[1]
         requested = fire(stack, "rollbot", [client.command_body(ALICE, f"code {env_name(n)} alone {latency}",
                                                                 channel_id=channel_of(n))], 1)
-        root = _root(stack, n, since)
+        root = _root(stack, n, messages)
         to_root.append((float(root["ts"]) - requested["started"][0]) * 1000)
         time.sleep(3.0)
         click = urlencode({"payload": json.dumps(client.click_payload(CAROL, channel=channel_of(n),
@@ -208,16 +211,17 @@ def alone(stack: Stack, results: Results, latency: int, rounds: int) -> None:
     results.alone[latency] = (to_root, to_call, to_verified)
 
 
-def _root(stack: Stack, n: int, since: float, timeout: float = 30) -> dict[str, Any]:
-    """The root message posted after ``since`` in environment ``n``'s channel."""
-    deadline = time.monotonic() + timeout
+def _root(stack: Stack, n: int, cursor: int, timeout: float = 30) -> dict[str, Any]:
+    """The root message posted in environment ``n``'s channel from message index ``cursor`` on."""
+    started, deadline = time.time(), time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for message in stack.slack.messages(channel_of(n)):
-            if (float(message["ts"]) >= since and message.get("thread_ts", message["ts"]) == message["ts"]
+        posted, cursor = stack.slack.messages_since(cursor)
+        for message in posted:
+            if (message.get("channel") == channel_of(n) and message.get("thread_ts", message["ts"]) == message["ts"]
                     and "approve" in json.dumps(message.get("blocks"))):
                 return message
         time.sleep(0.02)
-    raise RuntimeError(f"no root message in {channel_of(n)}:\n{stack.why_not([env_name(n)], since)}")
+    raise RuntimeError(f"no root message in {channel_of(n)}:\n{stack.why_not([env_name(n)], started)}")
 
 
 def one_level(stack: Stack, results: Results, latency: int, run: int, concurrency: int, count: int,
@@ -258,7 +262,7 @@ def one_level(stack: Stack, results: Results, latency: int, run: int, concurrenc
         _record(results, (latency, "approve", concurrency, app), outcome)
         if app == "rollbot":
             started = dict(zip(roots, outcome["started"], strict=True))
-            to_call, to_verified = _wait_verified(stack, started)
+            to_call, to_verified = _wait_verified(stack, started, slack_calls)
             results.to_call[(latency, concurrency)].append(percentiles(to_call))
             results.to_verified[(latency, concurrency)].append(percentiles(to_verified))
             results.work[(latency, concurrency)].append({
@@ -366,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     levels = sorted({int(c) for c in args.levels.split(",")})
     latencies = [int(ms) for ms in args.latencies.split(",")]
     counts = {c: max(args.min_requests, 2 * c) for c in levels}
-    stack = Stack(max(max(counts.values()), args.reminders))
+    stack = Stack(max(max(counts.values()), args.reminders, args.alone))
     results = Results()
     try:
         for latency in latencies:
