@@ -224,8 +224,7 @@ class CodeKind:
         the way to the change), else read now."""
         rechecked = run.rechecked
         seen = rechecked.seen if isinstance(rechecked, CodePlan) and rechecked.project == plan.project else None
-        age = self._monotonic() - seen[0] if seen is not None else None
-        if seen is not None and age is not None and age <= FRESH_READ:
+        if seen is not None and (age := self._monotonic() - seen[0]) <= FRESH_READ:
             return seen[1], "at the re-check", round(age * 1000)
         return self.provider.alias_state(plan.project), "now", 0
 
