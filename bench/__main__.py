@@ -29,12 +29,14 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 for _name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
     os.environ[_name] = ""
 
+from bench.runtime import runtime_python  # noqa: E402
 from bench.stack import SIGNING_SECRET, Stack, channel_of, env_name  # noqa: E402
 from sandbox.team import ALICE, CAROL  # noqa: E402
 
@@ -273,10 +275,23 @@ def one_level(stack: Stack, results: Results, latency: int, run: int, concurrenc
         results.reminders[latency].append(_reminders(stack, reminders))
 
 
-def report(results: Results, levels: list[int], latencies: list[int], runs: int, command: str) -> str:
+def _placement(stack: Stack) -> str:
+    where = Path(stack.python)
+    try:
+        where = where.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    cores = (f"both webs on core {min(stack.web_cores)}, everything else on the other cores"
+             if stack.web_cores is not None else "every process on every core")
+    return f"servers on {where}; {cores}"
+
+
+def report(results: Results, levels: list[int], latencies: list[int], runs: int, command: str,
+           placement: str = "") -> str:
     out = [f"Rollbot vs a bare Bolt app: {command}",
            f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}, "
-           f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; medians of {runs} run(s); ms unless stated", ""]
+           f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; medians of {runs} run(s); ms unless stated",
+           *([placement] if placement else []), ""]
     for latency in latencies:
         out.append(f"## Emulators at {latency} ms latency")
         out.append("")
@@ -364,13 +379,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-requests", type=int, default=100, help="requests per batch at least (2 x c otherwise)")
     parser.add_argument("--reminders", type=int, default=200)
     parser.add_argument("--alone", type=int, default=5, help="rollbacks one at a time, before the bursts")
+    parser.add_argument("--isolate", action="store_true",
+                        help="both webs on the first core, everything else the benchmark starts on the others")
+    parser.add_argument("--current-python", action="store_true",
+                        help="servers on this interpreter, not a production install (bench.runtime; the smoke "
+                             "run's choice)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.levels, args.latencies, args.runs, args.min_requests, args.reminders, args.alone = "1,4", "0", 1, 8, 8, 1
+        args.current_python = True
     levels = sorted({int(c) for c in args.levels.split(",")})
     latencies = [int(ms) for ms in args.latencies.split(",")]
     counts = {c: max(args.min_requests, 2 * c) for c in levels}
-    stack = Stack(max(max(counts.values()), args.reminders, args.alone))
+    python = sys.executable if args.current_python else runtime_python()
+    stack = Stack(max(max(counts.values()), args.reminders, args.alone), python=python, isolate=args.isolate)
     results = Results()
     try:
         for latency in latencies:
@@ -387,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.close()
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(report(results, levels, latencies, args.runs, command.strip()))
+    print(report(results, levels, latencies, args.runs, command.strip(), _placement(stack)))
     return 0
 
 

@@ -132,6 +132,29 @@ class Process:
         self._log.close()
 
 
+def _move_off_first_core() -> set[int]:
+    """Move this process (every thread) off its first core; that core, for the webs."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise RuntimeError("--isolate needs at least two cores")
+    for task in Path("/proc/self/task").iterdir():
+        os.sched_setaffinity(int(task.name), set(cores[1:]))
+    return {cores[0]}
+
+
+def _pin_tree(pid: int, cores: set[int]) -> None:
+    """Every thread of ``pid`` and of its descendants on ``cores`` (threads and processes they
+    start later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cores)
+            children = (task / "children").read_text().split()
+        except (ProcessLookupError, FileNotFoundError):
+            continue  # a thread that ended meanwhile
+        for child in children:
+            _pin_tree(int(child), cores)
+
+
 def _free_port() -> int:
     import socket
 
@@ -141,13 +164,24 @@ def _free_port() -> int:
 
 
 class Stack:
-    """Both apps, the emulators and the databases; ``close()`` stops everything."""
+    """Both apps, the emulators and the databases; ``close()`` stops everything.
 
-    def __init__(self, environments: int) -> None:
+    ``python`` is the interpreter both apps and the worker run on (bench.runtime's for the
+    production install). ``isolate`` gives both webs the first core and everything else the
+    benchmark starts (the load generator, the worker, Postgres and Redis when embedded, the
+    emulators) the others: what the acks cost with the work they start elsewhere, as when the
+    worker and the databases run on machines of their own.
+    """
+
+    def __init__(self, environments: int, *, python: str = sys.executable, isolate: bool = False) -> None:
         self.environments = environments
+        self.python = python
+        self.web_cores: set[int] | None = None
         self.tmp = Path(tempfile.mkdtemp(prefix="rollbot-bench-"))
         self._servers: list[EmbeddedServer] = []
         self._processes: list[Process] = []
+        if isolate:
+            self.web_cores = _move_off_first_core()  # before anything starts: what follows inherits it
         self.database_url, self.redis_url, self._servers = services_from_env(os.environ)
         try:
             self._start_all(environments)
@@ -173,15 +207,18 @@ class Stack:
                "ROLLBOT_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"), "ROLLBOT_SECRET_KEY": SECRET_KEY, "PYTHONUNBUFFERED": "1",
                "HTTP_PROXY": "", "HTTPS_PROXY": "", "http_proxy": "", "https_proxy": ""}
         self.rollbot_port, self.bare_port = _free_port(), _free_port()
-        self.web = self._start("rollbot-web", [sys.executable, "-m", "bot.cli", "web", "--host", "127.0.0.1",
+        self.web = self._start("rollbot-web", [self.python, "-m", "bot.cli", "web", "--host", "127.0.0.1",
                                                "--port", str(self.rollbot_port)], env)
-        self.worker = self._start("rollbot-worker", [sys.executable, "-m", "bot.cli", "worker"], env)
-        self.bare = self._start("bare-bolt", [sys.executable, "-m", "gunicorn", "--worker-class", "gthread",
+        self.worker = self._start("rollbot-worker", [self.python, "-m", "bot.cli", "worker"], env)
+        self.bare = self._start("bare-bolt", [self.python, "-m", "gunicorn", "--worker-class", "gthread",
                                               "--workers", "2", "--threads", "16", "--bind",
                                               f"127.0.0.1:{self.bare_port}", "--log-level", "warning",
                                               "bench.bare_bolt:app"], env)
         self.web.wait_healthy(f"http://127.0.0.1:{self.rollbot_port}/healthz")
         self.bare.wait_healthy(f"http://127.0.0.1:{self.bare_port}/healthz")
+        if self.web_cores is not None:
+            for server in (self.web, self.bare):  # the masters and their workers, every thread
+                _pin_tree(server.process.pid, self.web_cores)
         self.client = SignedSlackClient(f"http://127.0.0.1:{self.rollbot_port}/slack/events", SIGNING_SECRET,
                                         self.slack)
 

@@ -9,14 +9,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_benchmark_smoke_run_prints_every_table_with_no_failed_request(database_url: str, redis_url: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "bench", "--smoke"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url})
+@pytest.mark.parametrize("isolate", [False, True], ids=["shared", "isolated"])
+def test_the_benchmark_smoke_run_prints_every_table_with_no_failed_request(database_url: str, redis_url: str,
+                                                                           isolate: bool) -> None:
+    if isolate and len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("--isolate needs two cores")
+    done = subprocess.run([sys.executable, "-m", "bench", "--smoke", *(["--isolate"] if isolate else [])], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url})
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
+    # The smoke run's servers run on this interpreter; --isolate gives the webs a core of their own.
+    placement = ("both webs on core \\d+, everything else on the other cores" if isolate
+                 else "every process on every core")
+    assert re.search(rf"^servers on \S*python\S*; {placement}$", out, re.MULTILINE), out[:600]
     rows = re.findall(r"^\| (help|code|approve) \| (\d+) \| .* \| (\d+) \| (\d+) \|$", out, re.MULTILINE)
     assert sorted((request, int(c)) for request, c, _, _ in rows) == sorted(
         (request, c) for request in ("help", "code", "approve") for c in (1, 4))
