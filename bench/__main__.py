@@ -275,15 +275,13 @@ def one_level(stack: Stack, results: Results, latency: int, run: int, concurrenc
         results.reminders[latency].append(_reminders(stack, reminders))
 
 
-def _placement(stack: Stack) -> str:
+def _placement(stack: Stack, measured: str) -> str:
     where = Path(stack.python)
     try:
         where = where.relative_to(Path.cwd())
     except ValueError:
         pass
-    cores = (f"both webs on core {min(stack.web_cores)}, everything else on the other cores"
-             if stack.web_cores is not None else "every process on every core")
-    return f"servers on {where}; {cores}"
+    return f"servers on {where}; {measured}"
 
 
 def report(results: Results, levels: list[int], latencies: list[int], runs: int, command: str,
@@ -385,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="servers on this interpreter, not a production install (bench.runtime; the smoke "
                              "run's choice)")
     args = parser.parse_args(argv)
+    if args.isolate and len(os.sched_getaffinity(0)) < 2:
+        parser.error("--isolate needs at least two cores")
     if args.smoke:
         args.levels, args.latencies, args.runs, args.min_requests, args.reminders, args.alone = "1,4", "0", 1, 8, 8, 1
         args.current_python = True
@@ -406,10 +406,11 @@ def main(argv: list[str] | None = None) -> int:
                               args.reminders if c == levels[-1] else 0)
         for process in (stack.web, stack.worker, stack.bare):
             results.rss[process.name] = process.peak_rss_mib()
+        placement = _placement(stack, stack.placement())
     finally:
         stack.close()
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(report(results, levels, latencies, args.runs, command.strip(), _placement(stack)))
+    print(report(results, levels, latencies, args.runs, command.strip(), placement))
     return 0
 
 

@@ -70,7 +70,9 @@ class Process:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        # In the repository: `bench.bare_bolt` is not installed, it imports from there.
+        self.process = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                        cwd=Path(__file__).resolve().parents[1])
 
     def wait_healthy(self, url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -137,22 +139,59 @@ def _move_off_first_core() -> set[int]:
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         raise RuntimeError("--isolate needs at least two cores")
-    for task in Path("/proc/self/task").iterdir():
-        os.sched_setaffinity(int(task.name), set(cores[1:]))
+    for tid in _tasks(os.getpid()):
+        _set_affinity(tid, set(cores[1:]))
     return {cores[0]}
 
 
 def _pin_tree(pid: int, cores: set[int]) -> None:
     """Every thread of ``pid`` and of its descendants on ``cores`` (threads and processes they
-    start later inherit it)."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    start later inherit it). Twice: a thread started by one not yet moved in the first pass is
+    moved in the second."""
+    for _ in range(2):
+        for tid in _tree(pid):
+            _set_affinity(tid, cores)
+
+
+def _tasks(pid: int) -> list[int]:
+    """The threads of ``pid``; none when it has ended."""
+    try:
+        return [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def _tree(pid: int) -> list[int]:
+    """The threads of ``pid`` and of its descendants (``/proc/<pid>/task/<tid>/children`` lists
+    the children each thread forked)."""
+    found: list[int] = []
+    for tid in _tasks(pid):
+        found.append(tid)
         try:
-            os.sched_setaffinity(int(task.name), cores)
-            children = (task / "children").read_text().split()
-        except (ProcessLookupError, FileNotFoundError):
+            children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
             continue  # a thread that ended meanwhile
         for child in children:
-            _pin_tree(int(child), cores)
+            found += _tree(int(child))
+    return found
+
+
+def _set_affinity(tid: int, cores: set[int]) -> None:
+    try:
+        os.sched_setaffinity(tid, cores)
+    except ProcessLookupError:
+        pass  # it ended meanwhile
+
+
+def cores_of(pid: int, *, descendants: bool = True) -> set[int]:
+    """The cores the threads of ``pid`` (and of its descendants) may run on, read now."""
+    cores: set[int] = set()
+    for tid in _tree(pid) if descendants else _tasks(pid):
+        try:
+            cores |= os.sched_getaffinity(tid)
+        except ProcessLookupError:
+            continue
+    return cores
 
 
 def _free_port() -> int:
@@ -177,11 +216,11 @@ class Stack:
         self.environments = environments
         self.python = python
         self.web_cores: set[int] | None = None
+        if isolate:
+            self.web_cores = _move_off_first_core()  # before anything starts: what follows inherits it
         self.tmp = Path(tempfile.mkdtemp(prefix="rollbot-bench-"))
         self._servers: list[EmbeddedServer] = []
         self._processes: list[Process] = []
-        if isolate:
-            self.web_cores = _move_off_first_core()  # before anything starts: what follows inherits it
         self.database_url, self.redis_url, self._servers = services_from_env(os.environ)
         try:
             self._start_all(environments)
@@ -226,6 +265,19 @@ class Stack:
         process = Process(name, argv, env, self.tmp)
         self._processes.append(process)
         return process
+
+    def placement(self) -> str:
+        """Where the servers ran, read from /proc now (call it before ``close()``)."""
+        def cores(pid: int, descendants: bool = True) -> str:
+            found = sorted(cores_of(pid, descendants=descendants))
+            return ",".join(map(str, found)) if found else "?"
+
+        parts = [f"{p.name} on cores {cores(p.process.pid)}" for p in self._processes]
+        parts.append(f"the emulators and the load generator on {cores(os.getpid(), descendants=False)}")
+        parts += [f"{server.name} on {cores(server.process.pid)}" for server in self._servers]
+        if not self._servers:
+            parts.append("Postgres and Redis given by URL, not placed")
+        return "; ".join(parts)
 
     def port(self, app: str) -> int:
         return self.rollbot_port if app == "rollbot" else self.bare_port
