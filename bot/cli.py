@@ -84,6 +84,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         preflight(settings)
         lower_priority(settings.rollbot_worker_nice)
+        if settings.rollbot_worker_one_core:  # before its threads start: they inherit it
+            from integrations.cores import OneCore
+
+            OneCore().start()
         if settings.rollbot_worker_metrics_port:
             from bot.metrics import serve_metrics
 

