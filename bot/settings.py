@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     rollbot_worker_nice: int = Field(default=10, ge=0, le=19)
     """How far `rollbot worker` lowers its CPU priority (Unix nice), so on a host it shares with `rollbot web` Slack's 3-second acks come first; 0 keeps it."""
     rollbot_worker_one_core: bool = True
-    """`rollbot worker` keeps its threads on one CPU core at a time, the least busy it may use (Linux, two cores or more): its threads share one interpreter lock, and handing it between cores cost as much CPU again; the tools it starts (pg_dump, pg_restore) get every core. false lets the kernel spread them."""
+    """`rollbot worker` keeps its threads on one CPU core at a time, the least busy it may use, looked at again every 2 s (Linux, two cores or more): its threads share one interpreter lock, and handing it between cores cost about as much CPU again as the work. It never uses more than one core; the tools it starts (pg_dump, pg_restore) get back the cores it started with. false lets the kernel spread it."""
     rollbot_worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     """The port `rollbot worker` serves its own Prometheus `/metrics` on (rollbacks, jobs, Slack and Vercel calls); unset, it serves none. The web's `/metrics` has the web's series and the Postgres gauges."""
     rollbot_metrics_host: str = "0.0.0.0"

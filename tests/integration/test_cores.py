@@ -14,10 +14,13 @@ SCRIPT = """
 import json, os, subprocess, threading, time
 from integrations import pg_tools
 from integrations.cores import OneCore
+earlier = threading.Thread(target=time.sleep, args=(3,))  # running before: it must be moved
+earlier.start()
 assert OneCore().start()
 later = threading.Thread(target=time.sleep, args=(1,))  # started after: it inherits the one core
 later.start()
 threads = {int(t): sorted(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task")}
+assert earlier.native_id in threads and later.native_id in threads
 with open(os.devnull, "wb") as errors:
     child = pg_tools.start(["sleep", "5"], dict(os.environ), errors)
 try:
