@@ -29,7 +29,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -275,15 +274,6 @@ def one_level(stack: Stack, results: Results, latency: int, run: int, concurrenc
         results.reminders[latency].append(_reminders(stack, reminders))
 
 
-def _placement(stack: Stack, measured: str) -> str:
-    where = Path(stack.python)
-    try:
-        where = where.relative_to(Path.cwd())
-    except ValueError:
-        pass
-    return f"servers on {where}; {measured}"
-
-
 def report(results: Results, levels: list[int], latencies: list[int], runs: int, command: str,
            placement: str = "") -> str:
     out = [f"Rollbot vs a bare Bolt app: {command}",
@@ -406,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
                               args.reminders if c == levels[-1] else 0)
         for process in (stack.web, stack.worker, stack.bare):
             results.rss[process.name] = process.peak_rss_mib()
-        placement = _placement(stack, stack.placement())
+        placement = stack.placement()
     finally:
         stack.close()
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -12,6 +12,7 @@ incident, a deciding approval, a rollback the worker executes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from integrations import cores
 from integrations.pg_work import JOBS_CHANNEL
 from integrations.schema import migrate
 from sandbox.embedded import EmbeddedServer, services_from_env
@@ -136,36 +138,26 @@ class Process:
 
 def _move_off_first_core() -> set[int]:
     """Move this process (every thread) off its first core; that core, for the webs."""
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) < 2:
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
         raise RuntimeError("--isolate needs at least two cores")
-    for tid in _tasks(os.getpid()):
-        _set_affinity(tid, set(cores[1:]))
-    return {cores[0]}
+    cores.place(cores.threads(os.getpid()), set(allowed[1:]))
+    return {allowed[0]}
 
 
-def _pin_tree(pid: int, cores: set[int]) -> None:
-    """Every thread of ``pid`` and of its descendants on ``cores`` (threads and processes they
+def _pin_tree(pid: int, where: set[int]) -> None:
+    """Every thread of ``pid`` and of its descendants on ``where`` (threads and processes they
     start later inherit it). Twice: a thread started by one not yet moved in the first pass is
     moved in the second."""
     for _ in range(2):
-        for tid in _tree(pid):
-            _set_affinity(tid, cores)
-
-
-def _tasks(pid: int) -> list[int]:
-    """The threads of ``pid``; none when it has ended."""
-    try:
-        return [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
-    except (FileNotFoundError, ProcessLookupError):
-        return []
+        cores.place(_tree(pid), where)
 
 
 def _tree(pid: int) -> list[int]:
     """The threads of ``pid`` and of its descendants (``/proc/<pid>/task/<tid>/children`` lists
     the children each thread forked)."""
     found: list[int] = []
-    for tid in _tasks(pid):
+    for tid in cores.threads(pid):
         found.append(tid)
         try:
             children = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
@@ -174,24 +166,6 @@ def _tree(pid: int) -> list[int]:
         for child in children:
             found += _tree(int(child))
     return found
-
-
-def _set_affinity(tid: int, cores: set[int]) -> None:
-    try:
-        os.sched_setaffinity(tid, cores)
-    except ProcessLookupError:
-        pass  # it ended meanwhile
-
-
-def cores_of(pid: int, *, descendants: bool = True) -> set[int]:
-    """The cores the threads of ``pid`` (and of its descendants) may run on, read now."""
-    cores: set[int] = set()
-    for tid in _tree(pid) if descendants else _tasks(pid):
-        try:
-            cores |= os.sched_getaffinity(tid)
-        except ProcessLookupError:
-            continue
-    return cores
 
 
 def _free_port() -> int:
@@ -267,14 +241,18 @@ class Stack:
         return process
 
     def placement(self) -> str:
-        """Where the servers ran, read from /proc now (call it before ``close()``)."""
-        def cores(pid: int, descendants: bool = True) -> str:
-            found = sorted(cores_of(pid, descendants=descendants))
-            return ",".join(map(str, found)) if found else "?"
+        """The interpreter the servers ran on, and where each ran, read from /proc now (call it
+        before ``close()``)."""
+        def on(tids: list[int]) -> str:
+            return ",".join(map(str, sorted(cores.cores_of(tids)))) or "?"
 
-        parts = [f"{p.name} on cores {cores(p.process.pid)}" for p in self._processes]
-        parts.append(f"the emulators and the load generator on {cores(os.getpid(), descendants=False)}")
-        parts += [f"{server.name} on {cores(server.process.pid)}" for server in self._servers]
+        python = Path(self.python)
+        with contextlib.suppress(ValueError):
+            python = python.relative_to(Path.cwd())
+        parts = [f"servers on {python}"]
+        parts += [f"{p.name} on cores {on(_tree(p.process.pid))}" for p in self._processes]
+        parts.append(f"the emulators and the load generator on {on(cores.threads(os.getpid()))}")
+        parts += [f"{server.name} on {on(_tree(server.process.pid))}" for server in self._servers]
         if not self._servers:
             parts.append("Postgres and Redis given by URL, not placed")
         return "; ".join(parts)

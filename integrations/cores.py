@@ -165,18 +165,42 @@ def release(pid: int) -> None:
             continue  # none of those is left to it (a cpuset changed): try every core
 
 
-def _move_all_threads(core: int) -> None:
-    """Every thread of this process onto ``core``; raises the first refusal (after trying all)."""
+def threads(pid: int) -> list[int]:
+    """The thread ids of process ``pid``; none when it has ended."""
+    try:
+        return [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def place(tids: list[int], cores: set[int]) -> None:
+    """Every thread of ``tids`` onto ``cores``; a thread that ended meanwhile is skipped, and the
+    first refusal is raised after trying them all."""
     refused: OSError | None = None
-    for task in Path("/proc/self/task").iterdir():
+    for tid in tids:
         try:
-            os.sched_setaffinity(int(task.name), {core})
-        except (ProcessLookupError, FileNotFoundError):
-            continue  # a thread that ended meanwhile
-        except OSError as error:  # the core is no longer this process's (a cpuset changed)
+            os.sched_setaffinity(tid, cores)
+        except ProcessLookupError:
+            continue
+        except OSError as error:  # the cores are no longer this process's (a cpuset changed)
             refused = refused or error
     if refused is not None:
         raise refused
+
+
+def cores_of(tids: list[int]) -> set[int]:
+    """The cores any of these threads may run on, read now."""
+    found: set[int] = set()
+    for tid in tids:
+        try:
+            found |= os.sched_getaffinity(tid)
+        except ProcessLookupError:
+            continue
+    return found
+
+
+def _move_all_threads(core: int) -> None:
+    place(threads(os.getpid()), {core})
 
 
 def _allowed_now() -> set[int]:

@@ -18,6 +18,7 @@ from handlers import approvals
 from handlers.commands import Rollback
 from handlers.execution import execute
 from handlers.requests import request_rollback
+from integrations.cores import cores_of, threads
 from sandbox.team import ALICE, CAROL, CHANNEL
 from tests.world import BotServer, World, metric_samples, wait_until
 
@@ -44,17 +45,6 @@ def _nice(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
-def _cores(pid: int) -> set[int]:
-    """The cores any thread of a process may run on."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found |= os.sched_getaffinity(int(task.name))
-        except ProcessLookupError:
-            continue
-    return found
-
-
 def test_worker_process_sends_due_reminders(world: World) -> None:
     svc = world.container().services
     incident = request_rollback(svc, ALICE, Rollback("code", "prod", "slow pages"))
@@ -77,7 +67,7 @@ def test_worker_process_sends_due_reminders(world: World) -> None:
                    message="both workers at a lower CPU priority")
         allowed = os.sched_getaffinity(0)
         if len(allowed) > 1:  # ROLLBOT_WORKER_ONE_CORE's default: every thread of each on one core
-            wait_until(lambda: all(len(_cores(p.pid)) == 1 and _cores(p.pid) <= allowed for p in (worker, second)),
+            wait_until(lambda: all(len(on := cores_of(threads(p.pid))) == 1 and on <= allowed for p in (worker, second)),
                        timeout=20, message="each worker's threads on one core")
         time.sleep(2.5)  # two more ticks: an accidental second worker must not send it again
         reminders = [m for m in world.slack.thread(CHANNEL, incident.root_ts) if "Monitoring 1/3" in json.dumps(m.get("blocks"))]
